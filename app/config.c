@@ -1,0 +1,262 @@
+/* config: the option table and what reads it (see config.h). */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL };
+
+struct option_def {
+    const char *flag, *env;
+    enum opt_type type;
+    size_t offset;  /* of the field in struct config */
+    long min, max;  /* OPT_LONG bounds */
+    const char *def; /* NULL: no default value to apply */
+    const char *metavar, *help;
+};
+
+#define FIELD(f) offsetof(struct config, f)
+static const struct option_def options[] = {
+    {"--port", "SWITCHBOARD_PORT", OPT_PORT, FIELD(port), 0, 0, "8080", "N|HOST:PORT",
+     "where to listen (all interfaces when no HOST)"},
+    {"--root", "SWITCHBOARD_ROOT", OPT_PATH, FIELD(root), 0, 0, NULL, "DIR",
+     "static files (default: www beside the build dir, then ./www)"},
+    {"--allow-origin", "SWITCHBOARD_ALLOW_ORIGINS", OPT_ORIGIN, FIELD(allow_origins), 0, 0, NULL, "ORIGIN",
+     "also accept WebSockets from this page origin; repeatable, '*' = any (env: comma list)"},
+    {"--max-message", "SWITCHBOARD_MAX_MESSAGE", OPT_LONG, FIELD(max_message), 1, 1L << 30, "65536", "BYTES",
+     "largest message accepted; bigger ones are closed 1009"},
+    {"--max-connections", "SWITCHBOARD_MAX_CONNECTIONS", OPT_LONG, FIELD(max_connections), 1, 60000, "1000", "N",
+     "WebSockets open at once; more get HTTP 503"},
+    {"--outbox", "SWITCHBOARD_OUTBOX", OPT_LONG, FIELD(outbox), 1024, 1L << 32, "1048576", "BYTES",
+     "unsent bytes per connection before it is closed 1008"},
+    {"--ping-interval", "SWITCHBOARD_PING_INTERVAL", OPT_LONG, FIELD(ping_interval), 1, 86400, "20", "SECONDS",
+     "server ping period; 3 silent periods close 1001"},
+    {"--rate-limit", "SWITCHBOARD_RATE_LIMIT", OPT_LONG, FIELD(rate_limit), 0, 1000000, "0", "N",
+     "messages per second per connection, 0 = off"},
+    {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
+     "error, warn, info or debug"},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+void config_usage(FILE *out) {
+    fprintf(out, "usage: switchboard [OPTIONS]\n\nA WebSocket message hub: static files, JSON routing to "
+                 "users, rooms and everyone.\n\nOptions (each also read from its environment variable):\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct option_def *o = &options[i];
+        fprintf(out, "  %s %s\n      %s [%s%s%s]\n", o->flag, o->metavar, o->help, o->env,
+                o->def ? ", default " : "", o->def ? o->def : "");
+    }
+    fprintf(out, "  --healthcheck [URL]\n      probe a running server's /healthz; exit 0 if it answers 200\n"
+                 "  --help, --version\n");
+}
+
+static int set_long(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < o->min || n > o->max) {
+        snprintf(err, cap, "%s: '%s' is not a whole number from %ld to %ld", o->flag, v, o->min, o->max);
+        return -1;
+    }
+    *(long *)((char *)cfg + o->offset) = n;
+    return 0;
+}
+
+static int port_number_ok(const char *s) {
+    char *end;
+    long n = strtol(s, &end, 10);
+    return *s && !*end && n >= 1 && n <= 65535;
+}
+
+static int set_port(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    const char *colon = strrchr(v, ':');
+    char host[64];
+    struct in_addr addr;
+    int ok = strlen(v) < sizeof cfg->port;
+    if (ok && colon) {
+        size_t hlen = (size_t)(colon - v);
+        ok = hlen < sizeof host && port_number_ok(colon + 1);
+        if (ok) {
+            memcpy(host, v, hlen);
+            host[hlen] = '\0';
+            ok = inet_pton(AF_INET, host, &addr) == 1;
+        }
+    } else if (ok) ok = port_number_ok(v);
+    if (!ok) {
+        snprintf(err, cap, "%s: '%s' is not a port (1-65535) or IPV4:PORT", o->flag, v);
+        return -1;
+    }
+    snprintf(cfg->port, sizeof cfg->port, "%s", v);
+    return 0;
+}
+
+static int set_path(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    struct stat st;
+    if (strlen(v) >= sizeof cfg->root || stat(v, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, cap, "%s: '%s' is not a directory", o->flag, v);
+        return -1;
+    }
+    snprintf(cfg->root, sizeof cfg->root, "%s", v);
+    return 0;
+}
+
+static int add_origin(struct config *cfg, const struct option_def *o, const char *v, size_t len, char *err,
+                      size_t cap) {
+    if (len == 0) return 0;
+    if (cfg->nallow == CONFIG_MAX_ORIGINS || len >= CONFIG_TEXT_MAX) {
+        snprintf(err, cap, "%s: at most %d origins of under %d characters", o->flag, CONFIG_MAX_ORIGINS,
+                 CONFIG_TEXT_MAX);
+        return -1;
+    }
+    if (!(len == 1 && v[0] == '*') && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+        snprintf(err, cap, "%s: '%.*s' is not '*' or an origin like http://example.com:8080", o->flag,
+                 (int)len, v);
+        return -1;
+    }
+    memcpy(cfg->allow_origins[cfg->nallow], v, len);
+    cfg->allow_origins[cfg->nallow++][len] = '\0';
+    return 0;
+}
+
+/* A flag adds one origin; the environment variable is a comma-separated list. */
+static int set_origins(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    for (const char *p = v;; p++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len && *p == ' ') p++, len--;
+        while (len && p[len - 1] == ' ') len--;
+        if (add_origin(cfg, o, p, len, err, cap) < 0) return -1;
+        if (!comma) return 0;
+        p = comma;
+    }
+}
+
+static int set_level(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    if (log_level_parse(v, &cfg->log_level) == 0) return 0;
+    snprintf(err, cap, "%s: '%s' is not one of error, warn, info, debug", o->flag, v);
+    return -1;
+}
+
+static int set_option(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    switch (o->type) {
+    case OPT_PORT: return set_port(cfg, o, v, err, cap);
+    case OPT_PATH: return set_path(cfg, o, v, err, cap);
+    case OPT_ORIGIN: return set_origins(cfg, o, v, err, cap);
+    case OPT_LONG: return set_long(cfg, o, v, err, cap);
+    case OPT_LEVEL: return set_level(cfg, o, v, err, cap);
+    }
+    return -1;
+}
+
+static const struct option_def *find_flag(const char *arg, size_t len) {
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].flag) == len && strncmp(arg, options[i].flag, len) == 0) return &options[i];
+    return NULL;
+}
+
+static int load_defaults_and_env(struct config *cfg, char *err, size_t cap) {
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (options[i].def && set_option(cfg, &options[i], options[i].def, err, cap) < 0) return -1;
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (v && set_option(cfg, &options[i], v, err, cap) < 0) {
+            snprintf(err + strlen(err), cap - strlen(err), " (from %s)", options[i].env);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --healthcheck takes an optional URL: the next argument, unless it is another flag. */
+static int take_healthcheck(struct config *cfg, int argc, char **argv, int i) {
+    cfg->healthcheck = 1;
+    if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+        snprintf(cfg->healthcheck_url, sizeof cfg->healthcheck_url, "%s", argv[i + 1]);
+        return i + 1;
+    }
+    return i;
+}
+
+/* Returns CONFIG_RUN, or what main should exit with after --help/--version or an error. */
+static enum config_result parse_args(struct config *cfg, int argc, char **argv, char *err, size_t cap) {
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *eq = strchr(arg, '=');
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            config_usage(stdout);
+            return CONFIG_EXIT_OK;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("switchboard %s\n", SB_VERSION);
+            return CONFIG_EXIT_OK;
+        }
+        if (strcmp(arg, "--healthcheck") == 0) {
+            i = take_healthcheck(cfg, argc, argv, i);
+            continue;
+        }
+        const struct option_def *o = find_flag(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        if (!o) {
+            snprintf(err, cap, "unknown option '%s'", arg);
+            return CONFIG_EXIT_USAGE;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            snprintf(err, cap, "%s needs a value (%s)", o->flag, o->metavar);
+            return CONFIG_EXIT_USAGE;
+        }
+        if (set_option(cfg, o, v, err, cap) < 0) return CONFIG_EXIT_USAGE;
+    }
+    return CONFIG_RUN;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The default root: www beside the directory holding the binary (build/ in a checkout), then ./www. */
+static void default_root(struct config *cfg) {
+    char exe[PATH_MAX], candidate[PATH_MAX + 8];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        snprintf(candidate, sizeof candidate, "%s/../www", dirname(exe));
+        if (is_dir(candidate) && realpath(candidate, exe)) {
+            snprintf(cfg->root, sizeof cfg->root, "%s", exe);
+            return;
+        }
+    }
+    snprintf(cfg->root, sizeof cfg->root, "www");
+}
+
+static void default_healthcheck_url(struct config *cfg) {
+    const char *colon = strrchr(cfg->port, ':');
+    if (!colon || strncmp(cfg->port, "0.0.0.0:", 8) == 0)
+        snprintf(cfg->healthcheck_url, sizeof cfg->healthcheck_url, "http://127.0.0.1:%s/healthz",
+                 colon ? colon + 1 : cfg->port);
+    else snprintf(cfg->healthcheck_url, sizeof cfg->healthcheck_url, "http://%s/healthz", cfg->port);
+}
+
+enum config_result config_load(struct config *cfg, int argc, char **argv) {
+    char err[CONFIG_TEXT_MAX + 256] = "";
+    enum config_result r = load_defaults_and_env(cfg, err, sizeof err) < 0
+                               ? CONFIG_EXIT_USAGE
+                               : parse_args(cfg, argc, argv, err, sizeof err);
+    if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
+    if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);
+    if (r == CONFIG_EXIT_USAGE) {
+        fprintf(stderr, "switchboard: %s\n\n", err);
+        config_usage(stderr);
+    }
+    return r;
+}
+
+void config_origin_list(const struct config *cfg, const char **out) {
+    for (size_t i = 0; i < cfg->nallow; i++) out[i] = cfg->allow_origins[i];
+}

@@ -1,0 +1,43 @@
+/* config: every setting of the server, from one declarative table.
+ *
+ * The table in config.c names each option once (flag, environment variable, type, default, bounds,
+ * help) and drives --flag parsing, the SWITCHBOARD_* environment, --help and validation, so a new
+ * option is one row. Precedence: default, then environment, then command line. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_MAX_ORIGINS 32
+#define CONFIG_TEXT_MAX 512
+
+struct config {
+    char port[64];               /* CivetWeb listening_ports: "8080" or "127.0.0.1:8080" */
+    char root[PATH_MAX];         /* static files; "" until config_load picks the default */
+    char allow_origins[CONFIG_MAX_ORIGINS][CONFIG_TEXT_MAX];
+    size_t nallow;
+    long max_message;            /* bytes */
+    long max_connections;
+    long outbox;                 /* bytes per connection */
+    long ping_interval;          /* seconds */
+    long rate_limit;             /* messages per second per connection; 0 = off */
+    enum sb_log_level log_level;
+    int healthcheck;             /* run as a health probe instead of a server */
+    char healthcheck_url[CONFIG_TEXT_MAX];
+};
+
+enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
+
+/* Fills cfg from the environment and argv. On CONFIG_EXIT_OK (--help, --version) the text is already
+ * printed to stdout; on CONFIG_EXIT_USAGE the error and the usage are printed to stderr. */
+enum config_result config_load(struct config *cfg, int argc, char **argv);
+/* Prints the usage, generated from the option table. */
+void config_usage(FILE *out);
+/* The origins as a pointer array, for origin_allowed(). */
+void config_origin_list(const struct config *cfg, const char **out);
+
+#endif

@@ -1,0 +1,20 @@
+/* http: complete HTTP responses written by hand.
+ *
+ * CivetWeb 1.15's own error path (mg_send_http_error) writes a body with no status line when the
+ * request is a WebSocket upgrade, and its error_pages option answers 200. Every response switchboard
+ * makes itself (handshake refusals, 404s, /healthz, /metrics) goes through http_reply, which writes
+ * the status line, headers and body in one piece and closes the connection. */
+#ifndef SB_HTTP_H
+#define SB_HTTP_H
+
+#include <stddef.h>
+
+struct mg_connection;
+
+/* Writes the response; `body` of `len` bytes; `content_type` e.g. "text/plain; charset=utf-8". */
+void http_reply(struct mg_connection *conn, int status, const char *content_type, const char *body, size_t len);
+/* A short text/plain response: the reason phrase and `detail` (may be NULL) as the body. */
+void http_reply_text(struct mg_connection *conn, int status, const char *detail);
+const char *http_reason(int status);
+
+#endif

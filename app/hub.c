@@ -1,0 +1,395 @@
+/* hub: connections, users, rooms, presence and delivery (see hub.h). */
+#include "hub.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dict.h"
+#include "log.h"
+
+/* A set of connections: a user's, or a room's members. */
+struct conn_set {
+    struct conn **items;
+    size_t n, cap;
+};
+
+struct user {
+    struct conn_set conns;
+};
+
+struct room {
+    char name[SB_NAME_MAX + 1];
+    struct conn_set members;
+};
+
+struct hub {
+    pthread_mutex_t lock; /* guards everything below and the hub fields of each conn */
+    struct outbox *ob;
+    struct hub_options opt;
+    struct dict *users;   /* name -> struct user */
+    struct dict *rooms;   /* name -> struct room */
+    struct conn *head;    /* every registered connection */
+    size_t count;
+    uint64_t next_id;
+    int shutting_down;
+};
+
+int64_t hub_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int set_add(struct conn_set *s, struct conn *c) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4;
+        struct conn **items = realloc(s->items, cap * sizeof *items);
+        if (!items) return -1;
+        s->items = items;
+        s->cap = cap;
+    }
+    s->items[s->n++] = c;
+    return 0;
+}
+
+static int set_remove(struct conn_set *s, const struct conn *c) {
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->items[i] == c) {
+            s->items[i] = s->items[--s->n];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
+    struct hub *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->users = dict_new();
+    h->rooms = dict_new();
+    if (!h->users || !h->rooms) {
+        hub_free(h);
+        return NULL;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    h->ob = ob;
+    h->opt = *opt;
+    return h;
+}
+
+static void free_user(const char *key, void *value, void *arg) {
+    struct user *u = value;
+    free(u->conns.items);
+    free(u);
+}
+
+static void free_room(const char *key, void *value, void *arg) {
+    struct room *r = value;
+    free(r->members.items);
+    free(r);
+}
+
+void hub_free(struct hub *h) {
+    if (!h) return;
+    if (h->users) dict_each(h->users, free_user, NULL);
+    if (h->rooms) dict_each(h->rooms, free_room, NULL);
+    dict_free(h->users);
+    dict_free(h->rooms);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+void hub_conn_init(struct hub *h, struct conn *c, const char *user, int echo, void *sink, size_t outbox_limit) {
+    pthread_mutex_lock(&h->lock);
+    uint64_t n = ++h->next_id;
+    pthread_mutex_unlock(&h->lock);
+    snprintf(c->id, sizeof c->id, SB_ID_PREFIX "%llu", (unsigned long long)n);
+    snprintf(c->user, sizeof c->user, "%s", user ? user : c->id);
+    c->named = user != NULL;
+    c->echo = echo;
+    c->last_rx_ms = c->last_ping_ms = hub_now_ms();
+    outq_init(&c->out, sink, outbox_limit);
+}
+
+/* Queues f to c. Called with the hub lock held. Returns 1 if queued. */
+static int deliver(struct hub *h, struct conn *c, struct frame *f) {
+    if (outbox_push(h->ob, &c->out, f) != OUTQ_QUEUED) return 0;
+    metrics_add(M_MESSAGES_OUT, 1);
+    return 1;
+}
+
+/* To every router connection but `except`. Called with the hub lock held. */
+static size_t deliver_all(struct hub *h, const struct conn *except, struct frame *f) {
+    size_t n = 0;
+    for (struct conn *c = h->head; c; c = c->next)
+        if (c != except && !c->echo) n += (size_t)deliver(h, c, f);
+    return n;
+}
+
+static void collect_name(const char *key, void *value, void *arg) { cJSON_AddItemToArray(arg, cJSON_CreateString(key)); }
+
+static int by_string(const void *a, const void *b) {
+    return strcmp((*(cJSON *const *)a)->valuestring, (*(cJSON *const *)b)->valuestring);
+}
+
+/* The online users, sorted, as a JSON array. Called with the hub lock held. */
+static cJSON *user_list(struct hub *h) {
+    cJSON *unsorted = cJSON_CreateArray(), *sorted = cJSON_CreateArray();
+    dict_each(h->users, collect_name, unsorted);
+    int n = cJSON_GetArraySize(unsorted);
+    cJSON **items = malloc((size_t)(n ? n : 1) * sizeof *items);
+    if (!items) {
+        cJSON_Delete(sorted);
+        return unsorted;
+    }
+    for (int i = 0; i < n; i++) items[i] = cJSON_DetachItemFromArray(unsorted, 0);
+    qsort(items, (size_t)n, sizeof *items, by_string);
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(sorted, items[i]);
+    free(items);
+    cJSON_Delete(unsorted);
+    return sorted;
+}
+
+static void send_object(struct hub *h, struct conn *c, cJSON *obj) {
+    struct frame *f = frame_json(obj);
+    if (f) deliver(h, c, f);
+    frame_unref(f);
+    cJSON_Delete(obj);
+}
+
+static void send_welcome(struct hub *h, struct conn *c) {
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddStringToObject(w, "type", "welcome");
+    cJSON_AddStringToObject(w, "id", c->id);
+    cJSON_AddStringToObject(w, "user", c->user);
+    if (h->opt.presence) cJSON_AddItemToObject(w, "users", user_list(h));
+    send_object(h, c, w);
+}
+
+static void send_presence(struct hub *h, const struct conn *except, const char *event, const char *user) {
+    if (!h->opt.presence) return;
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "type", "presence");
+    cJSON_AddStringToObject(p, "event", event);
+    cJSON_AddStringToObject(p, "user", user);
+    struct frame *f = frame_json(p);
+    if (f) deliver_all(h, except, f);
+    frame_unref(f);
+    cJSON_Delete(p);
+}
+
+/* Adds c to its user's connections; 1 if it is the user's first, 0 if not, -1 out of memory. */
+static int user_attach(struct hub *h, struct conn *c) {
+    struct user *u = dict_get(h->users, c->user);
+    int first = u == NULL;
+    if (first && (!(u = calloc(1, sizeof *u)) || dict_add(h->users, c->user, u) < 0)) {
+        free(u);
+        return -1;
+    }
+    if (set_add(&u->conns, c) < 0) {
+        if (first) free(dict_remove(h->users, c->user));
+        return -1;
+    }
+    c->u = u;
+    return first;
+}
+
+/* Removes c from its user; returns 1 if that was the user's last connection. */
+static int user_detach(struct hub *h, struct conn *c) {
+    struct user *u = c->u;
+    c->u = NULL;
+    if (!u) return 0;
+    set_remove(&u->conns, c);
+    if (u->conns.n) return 0;
+    dict_remove(h->users, c->user);
+    free_user(NULL, u, NULL);
+    return 1;
+}
+
+int hub_add(struct hub *h, struct conn *c) {
+    pthread_mutex_lock(&h->lock);
+    int first = 0;
+    if (h->shutting_down || (!c->echo && (first = user_attach(h, c)) < 0)) {
+        pthread_mutex_unlock(&h->lock);
+        return -1;
+    }
+    c->prev = NULL;
+    c->next = h->head;
+    if (h->head) h->head->prev = c;
+    h->head = c;
+    h->count++;
+    if (!c->echo) send_welcome(h, c);
+    if (first) send_presence(h, c, "join", c->user);
+    pthread_mutex_unlock(&h->lock);
+    metrics_add(M_CONNECTIONS_TOTAL, 1);
+    return 0;
+}
+
+static void room_drop_member(struct hub *h, struct room *r, struct conn *c) {
+    set_remove(&r->members, c);
+    if (r->members.n == 0) {
+        dict_remove(h->rooms, r->name);
+        free_room(NULL, r, NULL);
+    }
+}
+
+void hub_remove(struct hub *h, struct conn *c) {
+    pthread_mutex_lock(&h->lock);
+    if (c->prev) c->prev->next = c->next;
+    else if (h->head == c) h->head = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    h->count--;
+    while (c->nrooms) room_drop_member(h, c->rooms[--c->nrooms], c);
+    if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
+    pthread_mutex_unlock(&h->lock);
+}
+
+long hub_send_user(struct hub *h, const char *user, struct frame *f) {
+    pthread_mutex_lock(&h->lock);
+    struct user *u = dict_get(h->users, user);
+    long n = u ? 0 : -1;
+    for (size_t i = 0; u && i < u->conns.n; i++) n += deliver(h, u->conns.items[i], f);
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {
+    pthread_mutex_lock(&h->lock);
+    size_t n = deliver_all(h, from, f);
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+/* c's index in its room list, or -1. Called with the hub lock held. */
+static long member_index(const struct conn *c, const char *room) {
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i]->name, room) == 0) return (long)i;
+    return -1;
+}
+
+long hub_publish(struct hub *h, const struct conn *from, const char *room, struct frame *f) {
+    pthread_mutex_lock(&h->lock);
+    long i = member_index(from, room), n = 0;
+    struct conn_set *m = i < 0 ? NULL : &from->rooms[i]->members;
+    for (size_t k = 0; m && k < m->n; k++)
+        if (m->items[k] != from) n += deliver(h, m->items[k], f);
+    pthread_mutex_unlock(&h->lock);
+    return i < 0 ? -1 : n;
+}
+
+void hub_reply(struct hub *h, struct conn *c, struct frame *f) {
+    pthread_mutex_lock(&h->lock);
+    deliver(h, c, f);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static enum hub_status join_locked(struct hub *h, struct conn *c, const char *name) {
+    if (member_index(c, name) >= 0) return HUB_OK;
+    if (c->nrooms == HUB_MAX_ROOMS_PER_CONN) return HUB_TOO_MANY_ROOMS;
+    struct room *r = dict_get(h->rooms, name);
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) return HUB_NO_MEMORY;
+        snprintf(r->name, sizeof r->name, "%s", name);
+        if (dict_add(h->rooms, name, r) < 0) {
+            free(r);
+            return HUB_NO_MEMORY;
+        }
+    }
+    if (set_add(&r->members, c) < 0) {
+        if (r->members.n == 0) room_drop_member(h, r, c);
+        return HUB_NO_MEMORY;
+    }
+    c->rooms[c->nrooms++] = r;
+    return HUB_OK;
+}
+
+enum hub_status hub_join(struct hub *h, struct conn *c, const char *room) {
+    pthread_mutex_lock(&h->lock);
+    enum hub_status s = join_locked(h, c, room);
+    pthread_mutex_unlock(&h->lock);
+    return s;
+}
+
+enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room) {
+    pthread_mutex_lock(&h->lock);
+    long i = member_index(c, room);
+    if (i >= 0) {
+        struct room *r = c->rooms[i];
+        c->rooms[i] = c->rooms[--c->nrooms];
+        room_drop_member(h, r, c);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return i >= 0 ? HUB_OK : HUB_NOT_MEMBER;
+}
+
+enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
+    pthread_mutex_lock(&h->lock);
+    enum hub_status s = c->named ? HUB_ALREADY_NAMED : HUB_OK;
+    if (s == HUB_OK) {
+        if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
+        snprintf(c->user, sizeof c->user, "%s", user);
+        c->named = 1;
+        int first = user_attach(h, c);
+        if (first < 0) s = HUB_NO_MEMORY;
+        if (first > 0) send_presence(h, c, "join", c->user);
+        send_welcome(h, c);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return s;
+}
+
+void hub_reply_users(struct hub *h, struct conn *c) {
+    pthread_mutex_lock(&h->lock);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "type", "users");
+    cJSON_AddItemToObject(r, "users", user_list(h));
+    send_object(h, c, r);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void hub_tick(struct hub *h, int64_t now_ms) {
+    long interval = h->opt.ping_interval_ms;
+    struct frame *ping = frame_new(WS_OP_PING, NULL, 0);
+    pthread_mutex_lock(&h->lock);
+    for (struct conn *c = h->head; c && ping; c = c->next) {
+        int64_t silent = now_ms - __atomic_load_n(&c->last_rx_ms, __ATOMIC_RELAXED);
+        if (silent >= 3 * interval) {
+            if (outbox_close(h->ob, &c->out, 1001, "ping timeout")) metrics_add(M_PING_TIMEOUTS, 1);
+        } else if (silent >= interval && now_ms - c->last_ping_ms >= interval) {
+            c->last_ping_ms = now_ms;
+            outbox_push(h->ob, &c->out, ping);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    frame_unref(ping);
+}
+
+void hub_shutdown(struct hub *h, uint16_t code, const char *reason) {
+    pthread_mutex_lock(&h->lock);
+    h->shutting_down = 1;
+    for (struct conn *c = h->head; c; c = c->next) outbox_close(h->ob, &c->out, code, reason);
+    pthread_mutex_unlock(&h->lock);
+}
+
+size_t hub_count(struct hub *h) {
+    pthread_mutex_lock(&h->lock);
+    size_t n = h->count;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+void hub_gauges(struct hub *h, struct metrics_gauges *g) {
+    pthread_mutex_lock(&h->lock);
+    g->connections_open = h->count;
+    g->users_online = dict_size(h->users);
+    g->rooms = dict_size(h->rooms);
+    g->outbox_bytes = 0;
+    for (struct conn *c = h->head; c; c = c->next) g->outbox_bytes += outq_bytes(&c->out);
+    pthread_mutex_unlock(&h->lock);
+    g->writer_threads = outbox_threads(h->ob);
+}

@@ -1,0 +1,89 @@
+/* hub: who is connected, under which user, in which rooms, and delivery to them.
+ *
+ * The hub is the one shared table of the server. It maps user names to their connections (a user may
+ * have several: tabs, devices), room names to member connections, and keeps every connection in a
+ * list for pings and shutdown. Delivery never writes to a socket: it queues a shared frame on each
+ * recipient's outbox (outbox.h), so no caller ever waits on another client.
+ *
+ * Lock: `lock` guards every table and the hub fields of every registered connection (user, named,
+ * rooms, links). A connection's own worker thread may read its own `user` without the lock, because
+ * only that thread changes it (hello), and it does so under the lock.
+ *
+ * Ownership: the caller (ws.c) allocates a struct conn, registers it with hub_add and frees it after
+ * hub_remove and outbox_detach; other threads reach it only through the hub's tables under the lock,
+ * so a pointer found there is valid while the lock is held. */
+#ifndef SB_HUB_H
+#define SB_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metrics.h"
+#include "names.h"
+#include "outbox.h"
+
+#define HUB_ID_MAX 32
+#define HUB_MAX_ROOMS_PER_CONN 64
+
+struct room;
+struct user;
+
+struct conn {
+    char id[HUB_ID_MAX];          /* "conn-N", unique for the life of the process */
+    char user[SB_NAME_MAX + 1];   /* the user's name, or the id while anonymous */
+    int named;                    /* the user came from ?user= or hello */
+    int echo;                     /* echo-protocol: no user, no presence, no routing */
+    struct outq out;
+    int64_t last_rx_ms;           /* atomic: when the peer last sent anything */
+    int64_t last_ping_ms;         /* hub lock: when the hub last pinged it */
+    struct conn *prev, *next;     /* hub lock: every registered connection */
+    struct user *u;               /* hub lock */
+    struct room *rooms[HUB_MAX_ROOMS_PER_CONN]; /* hub lock */
+    size_t nrooms;
+};
+
+struct hub_options {
+    int presence;          /* send presence events and user lists */
+    long ping_interval_ms;
+};
+
+struct hub;
+
+struct hub *hub_new(struct outbox *ob, const struct hub_options *opt);
+void hub_free(struct hub *h);
+
+/* Fills c->id and c->user (the id unless `user` is given) and prepares its outbox queue. */
+void hub_conn_init(struct hub *h, struct conn *c, const char *user, int echo, void *sink, size_t outbox_limit);
+/* Registers c: a router connection gets its welcome and the others a presence join, atomically.
+ * Returns -1 (nothing registered) when the hub is shutting down. */
+int hub_add(struct hub *h, struct conn *c);
+/* Unregisters c: leaves its rooms, and others get a presence leave if it was its user's last. */
+void hub_remove(struct hub *h, struct conn *c);
+
+/* Delivery. Each returns the number of connections the frame was queued to. */
+/* To every connection of `user`; -1 if the user is not online. */
+long hub_send_user(struct hub *h, const char *user, struct frame *f);
+/* To every router connection except `from`. */
+size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f);
+/* To every member of `room` except `from`; -1 if `from` is not a member. */
+long hub_publish(struct hub *h, const struct conn *from, const char *room, struct frame *f);
+/* To c itself (replies, errors, echo). */
+void hub_reply(struct hub *h, struct conn *c, struct frame *f);
+
+enum hub_status { HUB_OK, HUB_NOT_MEMBER, HUB_TOO_MANY_ROOMS, HUB_ALREADY_NAMED, HUB_NO_MEMORY };
+enum hub_status hub_join(struct hub *h, struct conn *c, const char *room);
+enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room);
+/* Names an anonymous connection: presence leave of the id, join of the name, a new welcome. */
+enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user);
+/* Queues {"type":"users","users":[...]} to c. */
+void hub_reply_users(struct hub *h, struct conn *c);
+
+/* Once a second: pings connections silent for a ping interval, closes those silent for three. */
+void hub_tick(struct hub *h, int64_t now_ms);
+/* Refuses new connections and sends close `code` to every open one. */
+void hub_shutdown(struct hub *h, uint16_t code, const char *reason);
+size_t hub_count(struct hub *h);
+void hub_gauges(struct hub *h, struct metrics_gauges *g);
+int64_t hub_now_ms(void);
+
+#endif

@@ -1,0 +1,107 @@
+/* main: the process's lifetime: configuration, start, the tick loop, signals and shutdown.
+ *
+ * Signals are blocked in every thread and taken synchronously by the main thread with
+ * sigtimedwait, which doubles as the once-a-second tick that drives server pings. Shutdown runs on
+ * this ordinary thread, never in a signal handler: refuse new handshakes, send 1001 to every client,
+ * give them a moment to answer, then stop CivetWeb and the writers, all within SHUTDOWN_BUDGET_MS. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "healthcheck.h"
+#include "hub.h"
+#include "log.h"
+#include "outbox.h"
+#include "server.h"
+#include "ws.h"
+
+#define SHUTDOWN_DRAIN_MS 2500  /* wait for clients to answer our 1001; mg_stop takes up to 2 s more */
+#define WRITER_BASE 2           /* outbox writers kept free of stuck writes */
+
+struct app {
+    struct outbox *ob;
+    struct hub *hub;
+    struct ws_server *ws;
+    struct server *srv;
+};
+
+static void block_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* The ws settings point at these for the whole run; the strings live in the config. */
+static const char *origins[CONFIG_MAX_ORIGINS];
+
+static int app_start(struct app *a, const struct config *cfg) {
+    config_origin_list(cfg, origins);
+    struct hub_options hopt = {1, cfg->ping_interval * 1000};
+    struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit, NULL, cfg->nallow};
+    char err[256] = "";
+    a->ob = outbox_start(ws_outbox_io(), WRITER_BASE, (size_t)cfg->max_connections + WRITER_BASE);
+    a->hub = a->ob ? hub_new(a->ob, &hopt) : NULL;
+    wset.origins = origins;
+    a->ws = a->hub ? ws_new(a->hub, a->ob, &wset) : NULL;
+    a->srv = a->ws ? server_start(cfg, a->ws, a->hub, err, sizeof err) : NULL;
+    if (!a->srv) {
+        log_error("cannot start: %s", err[0] ? err : "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void app_stop(struct app *a) {
+    if (a->ws) ws_stop_accepting(a->ws);
+    if (a->hub) {
+        hub_shutdown(a->hub, 1001, "server shutting down");
+        int64_t until = hub_now_ms() + SHUTDOWN_DRAIN_MS;
+        while (hub_count(a->hub) > 0 && hub_now_ms() < until) usleep(20 * 1000);
+    }
+    server_stop(a->srv);
+    outbox_stop(a->ob);
+    ws_free(a->ws);
+    hub_free(a->hub);
+}
+
+/* Ticks once a second until SIGINT or SIGTERM. */
+static void run(struct app *a, const sigset_t *signals) {
+    struct timespec second = {1, 0};
+    for (;;) {
+        int sig = sigtimedwait(signals, NULL, &second);
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_info("signal %d: shutting down", sig);
+            return;
+        }
+        hub_tick(a->hub, hub_now_ms());
+    }
+}
+
+int main(int argc, char **argv) {
+    static struct config cfg;
+    enum config_result r = config_load(&cfg, argc, argv);
+    if (r == CONFIG_EXIT_OK) return 0;
+    if (r == CONFIG_EXIT_USAGE) return 2;
+    if (cfg.healthcheck) return healthcheck_run(cfg.healthcheck_url);
+    log_set_level(cfg.log_level);
+
+    sigset_t signals;
+    block_signals(&signals);
+    struct app a = {0};
+    if (app_start(&a, &cfg) < 0) {
+        app_stop(&a);
+        return 1;
+    }
+    log_info("switchboard %s listening on http://%s%s/ (root %s)", SB_VERSION, strchr(cfg.port, ':') ? "" : "0.0.0.0:",
+             cfg.port, cfg.root);
+    run(&a, &signals);
+    app_stop(&a);
+    log_info("stopped");
+    return 0;
+}

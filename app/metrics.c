@@ -1,0 +1,102 @@
+/* metrics: counters and their Prometheus rendering (see metrics.h). */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+const char *const sb_error_names[ERR__COUNT] = {
+    "bad_json", "bad_request", "unknown_type", "not_found", "too_large", "rate_limited", "unauthorized",
+};
+
+static const struct {
+    const char *name, *help;
+} metric_info[M__COUNT] = {
+    [M_CONNECTIONS_TOTAL] = {"switchboard_connections_total", "WebSocket connections accepted since start"},
+    [M_MESSAGES_IN] = {"switchboard_messages_in_total", "Whole messages received from clients"},
+    [M_MESSAGES_OUT] = {"switchboard_messages_out_total", "Messages queued to clients (one per recipient)"},
+    [M_BYTES_IN] = {"switchboard_bytes_in_total", "Message payload bytes received"},
+    [M_BYTES_OUT] = {"switchboard_bytes_out_total", "Frame bytes written to sockets"},
+    [M_SLOW_CONSUMERS] = {"switchboard_slow_consumers_total", "Connections closed 1008 because their outbox overflowed"},
+    [M_PING_TIMEOUTS] = {"switchboard_ping_timeouts_total", "Connections closed after 3 silent ping intervals"},
+    [M_RATE_LIMIT_CLOSES] = {"switchboard_rate_limit_closes_total", "Connections closed 1008 for ignoring rate_limited"},
+    [M_OUTBOX_FRAMES_DROPPED] = {"switchboard_outbox_frames_dropped_total", "Queued frames discarded when their connection closed"},
+    [M_HTTP_REQUESTS] = {"switchboard_http_requests_total", "HTTP requests answered (not WebSocket upgrades)"},
+};
+
+static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown"};
+static const uint16_t close_codes[] = {1000, 1001, 1002, 1007, 1008, 1009};
+#define NCLOSE (sizeof close_codes / sizeof close_codes[0])
+
+static uint64_t counters[M__COUNT];
+static uint64_t rejects[REJECT__COUNT];
+static uint64_t errors[ERR__COUNT];
+static uint64_t closes[NCLOSE + 1]; /* the last slot: any other code */
+
+static void bump(uint64_t *c, uint64_t n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
+static uint64_t load(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
+
+void metrics_add(enum metric m, uint64_t n) { bump(&counters[m], n); }
+void metrics_reject(enum reject_reason r) { bump(&rejects[r], 1); }
+void metrics_error(enum sb_error e) { bump(&errors[e], 1); }
+uint64_t metrics_get(enum metric m) { return load(&counters[m]); }
+
+void metrics_close(uint16_t code) {
+    size_t i = 0;
+    while (i < NCLOSE && close_codes[i] != code) i++;
+    bump(&closes[i], 1);
+}
+
+/* A bounded appender: once buf is full the rest is dropped, never overrun. */
+struct out {
+    char *buf;
+    size_t cap, len;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...) {
+    if (o->len + 1 >= o->cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (n > 0) o->len = o->len + (size_t)n < o->cap ? o->len + (size_t)n : o->cap - 1;
+}
+
+static void put_gauge(struct out *o, const char *name, const char *help, double v) {
+    put(o, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
+}
+
+static void put_labelled(struct out *o, const char *name, const char *help, const char *label,
+                         const char *const *keys, const uint64_t *vals, size_t n) {
+    put(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t i = 0; i < n; i++)
+        put(o, "%s{%s=\"%s\"} %llu\n", name, label, keys[i], (unsigned long long)load(&vals[i]));
+}
+
+static void put_closes(struct out *o) {
+    const char *name = "switchboard_closes_sent_total";
+    put(o, "# HELP %s Close frames sent by the server, by code\n# TYPE %s counter\n", name, name);
+    for (size_t i = 0; i < NCLOSE; i++)
+        put(o, "%s{code=\"%u\"} %llu\n", name, close_codes[i], (unsigned long long)load(&closes[i]));
+    put(o, "%s{code=\"other\"} %llu\n", name, (unsigned long long)load(&closes[NCLOSE]));
+}
+
+size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, double uptime_s) {
+    struct out o = {buf, cap, 0};
+    if (cap) buf[0] = '\0';
+    put_gauge(&o, "switchboard_connections_open", "WebSocket connections open now", (double)g->connections_open);
+    put_gauge(&o, "switchboard_users_online", "Distinct users with a connection", (double)g->users_online);
+    put_gauge(&o, "switchboard_rooms", "Rooms with at least one member", (double)g->rooms);
+    put_gauge(&o, "switchboard_outbox_bytes", "Bytes queued in all outboxes", (double)g->outbox_bytes);
+    put_gauge(&o, "switchboard_writer_threads", "Threads in the outbox writer pool", (double)g->writer_threads);
+    put_gauge(&o, "switchboard_uptime_seconds", "Seconds since start", uptime_s);
+    for (int m = 0; m < M__COUNT; m++) {
+        put(&o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", metric_info[m].name, metric_info[m].help,
+            metric_info[m].name, metric_info[m].name, (unsigned long long)load(&counters[m]));
+    }
+    put_labelled(&o, "switchboard_handshakes_rejected_total", "WebSocket handshakes refused, by reason",
+                 "reason", reject_names, rejects, REJECT__COUNT);
+    put_labelled(&o, "switchboard_errors_total", "Error replies sent, by code", "code", sb_error_names, errors,
+                 ERR__COUNT);
+    put_closes(&o);
+    return o.len;
+}

@@ -1,0 +1,59 @@
+/* metrics: process-wide counters, rendered as Prometheus text at GET /metrics.
+ *
+ * Every limit and every failure path has a counter here, so an operator can see what the server
+ * refused and why. Counters are relaxed atomics: any thread bumps them without a lock, and a scrape
+ * reads each one independently (a scrape is not a snapshot of all of them at one instant). */
+#ifndef SB_METRICS_H
+#define SB_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum metric {
+    M_CONNECTIONS_TOTAL,
+    M_MESSAGES_IN,
+    M_MESSAGES_OUT,
+    M_BYTES_IN,
+    M_BYTES_OUT,
+    M_SLOW_CONSUMERS,
+    M_PING_TIMEOUTS,
+    M_RATE_LIMIT_CLOSES,
+    M_OUTBOX_FRAMES_DROPPED,
+    M_HTTP_REQUESTS,
+    M__COUNT
+};
+
+enum reject_reason { REJECT_ORIGIN, REJECT_CAPACITY, REJECT_BAD_USER, REJECT_SHUTDOWN, REJECT__COUNT };
+
+/* The protocol's error codes (docs/PROTOCOL.md), counted by code. */
+enum sb_error {
+    ERR_BAD_JSON,
+    ERR_BAD_REQUEST,
+    ERR_UNKNOWN_TYPE,
+    ERR_NOT_FOUND,
+    ERR_TOO_LARGE,
+    ERR_RATE_LIMITED,
+    ERR_UNAUTHORIZED,
+    ERR__COUNT
+};
+extern const char *const sb_error_names[ERR__COUNT];
+
+void metrics_add(enum metric m, uint64_t n);
+void metrics_reject(enum reject_reason r);
+void metrics_error(enum sb_error e);
+/* Counts a close frame the server sent, by code. */
+void metrics_close(uint16_t code);
+uint64_t metrics_get(enum metric m);
+
+/* Live values the hub owns; passed in so metrics does not depend on the hub. */
+struct metrics_gauges {
+    size_t connections_open;
+    size_t users_online;
+    size_t rooms;
+    size_t outbox_bytes;
+    size_t writer_threads;
+};
+/* Writes the Prometheus text into buf; returns its length (cut at cap - 1). */
+size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, double uptime_s);
+
+#endif

@@ -1,0 +1,262 @@
+/* router: the JSON command protocol (see router.h and docs/PROTOCOL.md). */
+#include "router.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "names.h"
+
+#define ROUTER_TEXT_MAX 512 /* error message text */
+
+/* A command handler returns the ack's `delivered` count, or -1 when it already sent an error. */
+typedef long (*command_fn)(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id);
+
+int router_depth_ok(const char *text, size_t len, int max_depth) {
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (in_string) {
+            if (ch == '\\') i++;
+            else if (ch == '"') in_string = 0;
+        } else if (ch == '"') in_string = 1;
+        else if ((ch == '[' || ch == '{') && ++depth > max_depth) return 0;
+        else if (ch == ']' || ch == '}') depth--;
+    }
+    return 1;
+}
+
+static void reply(struct hub *h, struct conn *c, cJSON *obj) {
+    struct frame *f = frame_json(obj);
+    if (f) hub_reply(h, c, f);
+    frame_unref(f);
+    cJSON_Delete(obj);
+}
+
+void router_error(struct hub *h, struct conn *c, enum sb_error code, const char *message, const cJSON *id) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "type", "error");
+    cJSON_AddStringToObject(e, "code", sb_error_names[code]);
+    cJSON_AddStringToObject(e, "message", message);
+    if (id) cJSON_AddItemToObject(e, "id", cJSON_Duplicate(id, 0));
+    metrics_error(code);
+    reply(h, c, e);
+}
+
+static void ack(struct hub *h, struct conn *c, const cJSON *id, long delivered) {
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "type", "ack");
+    cJSON_AddItemToObject(a, "id", cJSON_Duplicate(id, 0));
+    cJSON_AddNumberToObject(a, "delivered", (double)delivered);
+    reply(h, c, a);
+}
+
+/* The envelope of a delivery: `key` ("to" or "room", or NULL for a broadcast) names where it went;
+ * `data` is referenced, not copied. */
+static cJSON *message_to(const struct conn *from, const char *key, const char *value, const cJSON *data) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "type", "message");
+    cJSON_AddStringToObject(m, "from", from->user);
+    if (key) cJSON_AddStringToObject(m, key, value);
+    cJSON_AddItemReferenceToObject(m, "data", (cJSON *)data);
+    return m;
+}
+
+static struct frame *frame_of(cJSON *obj) {
+    struct frame *f = frame_json(obj);
+    cJSON_Delete(obj);
+    return f;
+}
+
+/* A field that must be a valid name; sends bad_request and returns NULL otherwise. */
+static const char *name_field(struct hub *h, struct conn *c, const cJSON *msg, const char *field,
+                              const char *what, const cJSON *id) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(msg, field);
+    if (cJSON_IsString(v) && name_valid(v->valuestring)) return v->valuestring;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "invalid %s name", what);
+    router_error(h, c, ERR_BAD_REQUEST, text, id);
+    return NULL;
+}
+
+static const cJSON *data_field(struct hub *h, struct conn *c, const cJSON *msg, const char *cmd, const cJSON *id) {
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(msg, "data");
+    if (!data) {
+        char text[ROUTER_TEXT_MAX];
+        snprintf(text, sizeof text, "%s needs data", cmd);
+        router_error(h, c, ERR_BAD_REQUEST, text, id);
+    }
+    return data;
+}
+
+/* Checks `to` (a name or 1..ROUTER_MAX_TARGETS of them); returns the count, or -1 after an error. */
+static int check_targets(struct hub *h, struct conn *c, const cJSON *to, const cJSON *id) {
+    int n = cJSON_IsArray(to) ? cJSON_GetArraySize(to) : cJSON_IsString(to) ? 1 : 0;
+    if (n > ROUTER_MAX_TARGETS) {
+        router_error(h, c, ERR_TOO_LARGE, "send to at most 100 users", id);
+        return -1;
+    }
+    const cJSON *t = cJSON_IsArray(to) ? to->child : to;
+    for (int i = 0; i < n; i++, t = t->next) {
+        if (!cJSON_IsString(t)) n = 0;
+        else if (!name_valid(t->valuestring)) {
+            router_error(h, c, ERR_BAD_REQUEST, "invalid user name", id);
+            return -1;
+        }
+    }
+    if (n == 0) router_error(h, c, ERR_BAD_REQUEST, "send needs to: a user name or an array of them", id);
+    return n ? n : -1;
+}
+
+static int seen_before(const cJSON *to, const cJSON *t) {
+    for (const cJSON *p = to->child; p && p != t; p = p->next)
+        if (strcmp(p->valuestring, t->valuestring) == 0) return 1;
+    return 0;
+}
+
+/* Appends `name` to the comma-separated list in buf, within its size. */
+static void list_append(char *buf, size_t cap, const char *name) {
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%s%s", len > strlen("not online: ") ? ", " : "", name);
+}
+
+static long cmd_send(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *data;
+    int n = check_targets(h, c, to, id);
+    if (n < 0 || !(data = data_field(h, c, msg, "send", id))) return -1;
+    char missing[ROUTER_TEXT_MAX] = "not online: ";
+    size_t base = strlen(missing);
+    long delivered = 0;
+    const cJSON *t = cJSON_IsArray(to) ? to->child : to;
+    for (int i = 0; i < n; i++, t = t->next) {
+        if (cJSON_IsArray(to) && seen_before(to, t)) continue;
+        struct frame *f = frame_of(message_to(c, "to", t->valuestring, data));
+        long got = f ? hub_send_user(h, t->valuestring, f) : 0;
+        frame_unref(f);
+        if (got < 0) list_append(missing, sizeof missing, t->valuestring);
+        else delivered += got;
+    }
+    if (strlen(missing) == base) return delivered;
+    router_error(h, c, ERR_NOT_FOUND, missing, id);
+    return -1;
+}
+
+static long cmd_broadcast(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+    const cJSON *data = data_field(h, c, msg, "broadcast", id);
+    if (!data) return -1;
+    struct frame *f = frame_of(message_to(c, NULL, NULL, data));
+    long n = f ? (long)hub_broadcast(h, c, f) : 0;
+    frame_unref(f);
+    return n;
+}
+
+static long cmd_publish(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+    const char *room = name_field(h, c, msg, "room", "room", id);
+    const cJSON *data = room ? data_field(h, c, msg, "publish", id) : NULL;
+    if (!data) return -1;
+    struct frame *f = frame_of(message_to(c, "room", room, data));
+    long n = f ? hub_publish(h, c, room, f) : 0;
+    frame_unref(f);
+    if (n >= 0) return n;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "not a member of room %s", room);
+    router_error(h, c, ERR_UNAUTHORIZED, text, id);
+    return -1;
+}
+
+static long cmd_join(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+    const char *room = name_field(h, c, msg, "room", "room", id);
+    if (!room) return -1;
+    enum hub_status s = hub_join(h, c, room);
+    if (s == HUB_OK) return 0;
+    router_error(h, c, ERR_BAD_REQUEST, s == HUB_TOO_MANY_ROOMS ? "at most 64 rooms per connection" : "out of memory", id);
+    return -1;
+}
+
+static long cmd_leave(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+    const char *room = name_field(h, c, msg, "room", "room", id);
+    if (!room) return -1;
+    if (hub_leave(h, c, room) == HUB_OK) return 0;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "not a member of room %s", room);
+    router_error(h, c, ERR_NOT_FOUND, text, id);
+    return -1;
+}
+
+static long cmd_users(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+    hub_reply_users(h, c);
+    return 0;
+}
+
+static long cmd_ping(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "type", "pong");
+    reply(h, c, p);
+    return 0;
+}
+
+static long cmd_hello(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+    const char *user = name_field(h, c, msg, "user", "user", id);
+    if (!user) return -1;
+    if (!name_claimable(user)) {
+        router_error(h, c, ERR_BAD_REQUEST, "user names starting with " SB_ID_PREFIX " are reserved", id);
+        return -1;
+    }
+    enum hub_status s = hub_rename(h, c, user);
+    if (s == HUB_OK) return 0;
+    router_error(h, c, ERR_BAD_REQUEST,
+                 s == HUB_ALREADY_NAMED ? "this connection already has a name" : "out of memory", id);
+    return -1;
+}
+
+static const struct {
+    const char *type;
+    command_fn fn;
+} commands[] = {
+    {"send", cmd_send}, {"broadcast", cmd_broadcast}, {"publish", cmd_publish}, {"join", cmd_join},
+    {"leave", cmd_leave}, {"users", cmd_users}, {"ping", cmd_ping}, {"hello", cmd_hello},
+};
+
+static command_fn find_command(const char *type) {
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].type, type) == 0) return commands[i].fn;
+    return NULL;
+}
+
+/* An id must be a number or a short string; returns 0, or -1 after an error. */
+static int check_id(struct hub *h, struct conn *c, const cJSON *id) {
+    if (!id || cJSON_IsNumber(id) || (cJSON_IsString(id) && strlen(id->valuestring) <= ROUTER_MAX_ID)) return 0;
+    router_error(h, c, ERR_BAD_REQUEST, "id must be a number or a string of at most 64 characters", NULL);
+    return -1;
+}
+
+static void dispatch(struct hub *h, struct conn *c, const cJSON *msg) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(msg, "type");
+    if (check_id(h, c, id) < 0) return;
+    if (!cJSON_IsString(type)) {
+        router_error(h, c, ERR_BAD_REQUEST, "type must be a string", id);
+        return;
+    }
+    command_fn fn = find_command(type->valuestring);
+    if (!fn) {
+        char text[ROUTER_TEXT_MAX];
+        snprintf(text, sizeof text, "unknown type %.64s", type->valuestring);
+        router_error(h, c, ERR_UNKNOWN_TYPE, text, id);
+        return;
+    }
+    long delivered = fn(h, c, msg, id);
+    if (delivered >= 0 && id) ack(h, c, id, delivered);
+}
+
+void router_handle(struct hub *h, struct conn *c, const char *text, size_t len) {
+    if (!router_depth_ok(text, len, ROUTER_MAX_DEPTH)) {
+        router_error(h, c, ERR_BAD_JSON, "message is nested more than 64 levels deep", NULL);
+        return;
+    }
+    cJSON *msg = cJSON_ParseWithLength(text, len);
+    if (!msg) router_error(h, c, ERR_BAD_JSON, "message is not valid JSON", NULL);
+    else if (!cJSON_IsObject(msg)) router_error(h, c, ERR_BAD_REQUEST, "message must be a JSON object", NULL);
+    else dispatch(h, c, msg);
+    cJSON_Delete(msg);
+}

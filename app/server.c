@@ -1,0 +1,126 @@
+/* server: CivetWeb options, /healthz, /metrics, error pages and the request log (see server.h). */
+#include "server.h"
+
+#include <civetweb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+
+#define SERVER_METRICS_MAX (16 * 1024)
+
+struct server {
+    struct mg_context *ctx;
+    struct hub *hub;
+    int64_t started_ms;
+};
+
+static double uptime_s(const struct server *srv) { return (double)(hub_now_ms() - srv->started_ms) / 1000.0; }
+
+static int method_is_get(struct mg_connection *conn) {
+    const char *m = mg_get_request_info(conn)->request_method;
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return 1;
+    http_reply_text(conn, 405, "use GET");
+    return 0;
+}
+
+static int handle_healthz(struct mg_connection *conn, void *cbdata) {
+    struct server *srv = cbdata;
+    if (!method_is_get(conn)) return 405;
+    char body[128];
+    int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"connections\":%zu,\"uptime_s\":%.0f}\n",
+                     hub_count(srv->hub), uptime_s(srv));
+    http_reply(conn, 200, "application/json", body, (size_t)n);
+    return 200;
+}
+
+static int handle_metrics(struct mg_connection *conn, void *cbdata) {
+    struct server *srv = cbdata;
+    if (!method_is_get(conn)) return 405;
+    char *body = malloc(SERVER_METRICS_MAX);
+    if (!body) {
+        http_reply_text(conn, 500, "out of memory");
+        return 500;
+    }
+    struct metrics_gauges g;
+    hub_gauges(srv->hub, &g);
+    size_t n = metrics_render(body, SERVER_METRICS_MAX, &g, uptime_s(srv));
+    http_reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body, n);
+    free(body);
+    return 200;
+}
+
+/* Replaces every CivetWeb error response with a complete one. A directory without an index is
+ * 403 in CivetWeb; it is reported as 404 like any other path that serves nothing. */
+static int on_http_error(struct mg_connection *conn, int status, const char *msg) {
+    if (status == 403) status = 404;
+    http_reply_text(conn, status, NULL);
+    return 0;
+}
+
+static void on_end_request(const struct mg_connection *conn, int status) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (status <= 0 || status == 101) return; /* a WebSocket: ws.c logs its open and close */
+    metrics_add(M_HTTP_REQUESTS, 1);
+    log_info("http %s %s %d %s", ri->request_method, ri->local_uri ? ri->local_uri : "-", status, ri->remote_addr);
+}
+
+static int on_log_message(const struct mg_connection *conn, const char *message) {
+    log_warn("civetweb: %s", message);
+    return 1;
+}
+
+struct server *server_start(const struct config *cfg, struct ws_server *ws, struct hub *h, char *err, size_t cap) {
+    char threads[32];
+    snprintf(threads, sizeof threads, "%ld", cfg->max_connections + SERVER_HTTP_WORKERS);
+    const char *options[] = {
+        "listening_ports", cfg->port,
+        "document_root", cfg->root,
+        "num_threads", threads,
+        "index_files", "index.html",
+        "enable_directory_listing", "no",
+        "cgi_pattern", "",
+        "ssi_pattern", "",
+        "access_control_allow_origin", "",
+        "additional_header", "X-Content-Type-Options: nosniff",
+        "static_file_cache_control", "no-cache",
+        "tcp_nodelay", "1",
+        "request_timeout_ms", "10000",
+        "websocket_timeout_ms", "1000",
+        "enable_websocket_ping_pong", "no",
+        "listen_backlog", "1024",
+        NULL,
+    };
+    struct server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    srv->hub = h;
+    srv->started_ms = hub_now_ms();
+    struct mg_callbacks callbacks = {0};
+    callbacks.http_error = on_http_error;
+    callbacks.end_request = on_end_request;
+    callbacks.log_message = on_log_message;
+    struct mg_init_data init = {&callbacks, srv, options};
+    unsigned code = 0;
+    struct mg_error_data error = {&code, err, cap};
+    srv->ctx = mg_start2(&init, &error);
+    if (!srv->ctx) {
+        free(srv);
+        return NULL;
+    }
+    mg_set_request_handler(srv->ctx, "/healthz$", handle_healthz, srv);
+    mg_set_request_handler(srv->ctx, "/metrics$", handle_metrics, srv);
+    ws_register(ws, srv->ctx);
+    return srv;
+}
+
+void server_stop(struct server *srv) {
+    if (!srv) return;
+    mg_stop(srv->ctx);
+    free(srv);
+}

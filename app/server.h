@@ -1,0 +1,26 @@
+/* server: CivetWeb's setup and switchboard's own HTTP endpoints.
+ *
+ * One CivetWeb context serves static files from the root, /healthz, /metrics and the WebSocket
+ * endpoints (ws.h). CivetWeb's unsafe defaults are turned off here (CGI, SSI, directory listing,
+ * CORS "*"), its error responses are replaced by complete ones (http.h), and each request is logged.
+ * Its worker pool is sized to --max-connections plus a reserve, so plain HTTP keeps working while
+ * every WebSocket slot is taken (each WebSocket holds a worker for its whole life). */
+#ifndef SB_SERVER_H
+#define SB_SERVER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "hub.h"
+#include "ws.h"
+
+#define SERVER_HTTP_WORKERS 16 /* workers kept for plain HTTP beyond --max-connections */
+
+struct server;
+
+/* Starts listening. Returns NULL and an explanation in err on failure (port busy, bad root). */
+struct server *server_start(const struct config *cfg, struct ws_server *ws, struct hub *h, char *err, size_t cap);
+/* Stops CivetWeb: closes every connection (close handlers run) and joins its threads. */
+void server_stop(struct server *srv);
+
+#endif

@@ -1,0 +1,43 @@
+/* ws: the WebSocket endpoints: CivetWeb's four callbacks and the framing rules around them.
+ *
+ * connect: the handshake checks (shutdown, Origin, ?user=, capacity), each refusal a real HTTP
+ *          response; the subprotocol choice (echo-protocol or the router).
+ * ready:   a session is created and registered with the hub (welcome, presence).
+ * data:    every frame goes through the assembler (assembler.h); whole messages go to the router,
+ *          or straight back in echo mode; pings are answered, closes echoed, violations closed.
+ * close:   the session leaves the hub, waits for its writer and is freed.
+ *
+ * Each callback runs on the connection's own CivetWeb worker thread, which owns the session's
+ * `mg` pointer: other threads never hold it, they reach a connection through the hub and write
+ * through the outbox, whose writers use `mg` only until the close handler's outbox_detach. */
+#ifndef SB_WS_H
+#define SB_WS_H
+
+#include <stddef.h>
+
+#include "hub.h"
+#include "outbox.h"
+
+struct mg_context;
+
+struct ws_settings {
+    long max_message;     /* bytes */
+    long max_connections; /* WebSockets at once */
+    long outbox;          /* bytes per connection */
+    long rate_limit;      /* messages per second per connection; 0 = off */
+    const char *const *origins; /* --allow-origin list */
+    size_t norigins;
+};
+
+struct ws_server;
+
+/* The outbox's way to reach a CivetWeb connection. */
+const struct outbox_io *ws_outbox_io(void);
+struct ws_server *ws_new(struct hub *h, struct outbox *ob, const struct ws_settings *s);
+void ws_free(struct ws_server *ws);
+/* Installs the handlers for "/ws" and "/". */
+void ws_register(struct ws_server *ws, struct mg_context *ctx);
+/* From now on every handshake gets 503. */
+void ws_stop_accepting(struct ws_server *ws);
+
+#endif
