@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL };
+enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH };
 
 struct option_def {
     const char *flag, *env;
@@ -39,6 +39,10 @@ static const struct option_def options[] = {
      "server ping period; 3 silent periods close 1001"},
     {"--rate-limit", "SWITCHBOARD_RATE_LIMIT", OPT_LONG, FIELD(rate_limit), 0, 1000000, "0", "N",
      "messages per second per connection, 0 = off"},
+    {"--max-per-ip", "SWITCHBOARD_MAX_PER_IP", OPT_LONG, FIELD(max_per_ip), 0, 60000, "0", "N",
+     "WebSockets per client address, 0 = off; more get HTTP 429"},
+    {"--presence", "SWITCHBOARD_PRESENCE", OPT_SWITCH, FIELD(presence), 0, 0, "on", "on|off",
+     "presence events and user lists (off for very many connections)"},
     {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
      "error, warn, info or debug"},
 };
@@ -143,6 +147,16 @@ static int set_level(struct config *cfg, const struct option_def *o, const char 
     return -1;
 }
 
+static int set_switch(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    int *field = (int *)((char *)cfg + o->offset);
+    if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+        *field = strcmp(v, "on") == 0;
+        return 0;
+    }
+    snprintf(err, cap, "%s: '%s' is not on or off", o->flag, v);
+    return -1;
+}
+
 static int set_option(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
     switch (o->type) {
     case OPT_PORT: return set_port(cfg, o, v, err, cap);
@@ -150,6 +164,7 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
     case OPT_ORIGIN: return set_origins(cfg, o, v, err, cap);
     case OPT_LONG: return set_long(cfg, o, v, err, cap);
     case OPT_LEVEL: return set_level(cfg, o, v, err, cap);
+    case OPT_SWITCH: return set_switch(cfg, o, v, err, cap);
     }
     return -1;
 }

@@ -25,6 +25,8 @@ struct config {
     long outbox;                 /* bytes per connection */
     long ping_interval;          /* seconds */
     long rate_limit;             /* messages per second per connection; 0 = off */
+    long max_per_ip;             /* WebSockets per client address; 0 = off */
+    int presence;                /* presence events and user lists */
     enum sb_log_level log_level;
     int healthcheck;             /* run as a health probe instead of a server */
     char healthcheck_url[CONFIG_TEXT_MAX];

@@ -182,10 +182,12 @@ static void send_presence(struct hub *h, const struct conn *except, const char *
     cJSON_Delete(p);
 }
 
-/* Adds c to its user's connections; 1 if it is the user's first, 0 if not, -1 out of memory. */
+/* Adds c to its user's connections; 1 if it is the user's first, 0 if not, -1 when the user is
+ * full or out of memory. */
 static int user_attach(struct hub *h, struct conn *c) {
     struct user *u = dict_get(h->users, c->user);
     int first = u == NULL;
+    if (u && u->conns.n >= HUB_MAX_CONNS_PER_USER) return -1;
     if (first && (!(u = calloc(1, sizeof *u)) || dict_add(h->users, c->user, u) < 0)) {
         free(u);
         return -1;
@@ -210,12 +212,20 @@ static int user_detach(struct hub *h, struct conn *c) {
     return 1;
 }
 
-int hub_add(struct hub *h, struct conn *c) {
+/* Why user_attach failed. Called with the hub lock held. */
+static enum hub_status attach_failure(struct hub *h, const char *user) {
+    struct user *u = dict_get(h->users, user);
+    return u && u->conns.n >= HUB_MAX_CONNS_PER_USER ? HUB_USER_FULL : HUB_NO_MEMORY;
+}
+
+enum hub_status hub_add(struct hub *h, struct conn *c) {
     pthread_mutex_lock(&h->lock);
     int first = 0;
-    if (h->shutting_down || (!c->echo && (first = user_attach(h, c)) < 0)) {
+    enum hub_status s = h->shutting_down ? HUB_SHUTTING_DOWN : HUB_OK;
+    if (s == HUB_OK && !c->echo && (first = user_attach(h, c)) < 0) s = attach_failure(h, c->user);
+    if (s != HUB_OK) {
         pthread_mutex_unlock(&h->lock);
-        return -1;
+        return s;
     }
     c->prev = NULL;
     c->next = h->head;
@@ -226,7 +236,7 @@ int hub_add(struct hub *h, struct conn *c) {
     if (first) send_presence(h, c, "join", c->user);
     pthread_mutex_unlock(&h->lock);
     metrics_add(M_CONNECTIONS_TOTAL, 1);
-    return 0;
+    return HUB_OK;
 }
 
 static void room_drop_member(struct hub *h, struct room *r, struct conn *c) {
@@ -329,7 +339,9 @@ enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room) {
 
 enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
     pthread_mutex_lock(&h->lock);
+    struct user *target = dict_get(h->users, user);
     enum hub_status s = c->named ? HUB_ALREADY_NAMED : HUB_OK;
+    if (s == HUB_OK && target && target->conns.n >= HUB_MAX_CONNS_PER_USER) s = HUB_USER_FULL;
     if (s == HUB_OK) {
         if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
         snprintf(c->user, sizeof c->user, "%s", user);

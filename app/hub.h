@@ -24,6 +24,7 @@
 
 #define HUB_ID_MAX 32
 #define HUB_MAX_ROOMS_PER_CONN 64
+#define HUB_MAX_CONNS_PER_USER 64
 
 struct room;
 struct user;
@@ -54,9 +55,19 @@ void hub_free(struct hub *h);
 
 /* Fills c->id and c->user (the id unless `user` is given) and prepares its outbox queue. */
 void hub_conn_init(struct hub *h, struct conn *c, const char *user, int echo, void *sink, size_t outbox_limit);
+enum hub_status {
+    HUB_OK,
+    HUB_NOT_MEMBER,
+    HUB_TOO_MANY_ROOMS,
+    HUB_ALREADY_NAMED,
+    HUB_USER_FULL,     /* the user has HUB_MAX_CONNS_PER_USER connections already */
+    HUB_SHUTTING_DOWN,
+    HUB_NO_MEMORY,
+};
+
 /* Registers c: a router connection gets its welcome and the others a presence join, atomically.
- * Returns -1 (nothing registered) when the hub is shutting down. */
-int hub_add(struct hub *h, struct conn *c);
+ * Anything but HUB_OK means nothing was registered. */
+enum hub_status hub_add(struct hub *h, struct conn *c);
 /* Unregisters c: leaves its rooms, and others get a presence leave if it was its user's last. */
 void hub_remove(struct hub *h, struct conn *c);
 
@@ -70,7 +81,6 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
 /* To c itself (replies, errors, echo). */
 void hub_reply(struct hub *h, struct conn *c, struct frame *f);
 
-enum hub_status { HUB_OK, HUB_NOT_MEMBER, HUB_TOO_MANY_ROOMS, HUB_ALREADY_NAMED, HUB_NO_MEMORY };
 enum hub_status hub_join(struct hub *h, struct conn *c, const char *room);
 enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room);
 /* Names an anonymous connection: presence leave of the id, join of the name, a new welcome. */

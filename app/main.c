@@ -42,12 +42,12 @@ static const char *origins[CONFIG_MAX_ORIGINS];
 
 static int app_start(struct app *a, const struct config *cfg) {
     config_origin_list(cfg, origins);
-    struct hub_options hopt = {1, cfg->ping_interval * 1000};
-    struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit, NULL, cfg->nallow};
+    struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000};
+    struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
+                               cfg->max_per_ip, origins, cfg->nallow};
     char err[256] = "";
     a->ob = outbox_start(ws_outbox_io(), WRITER_BASE, (size_t)cfg->max_connections + WRITER_BASE);
     a->hub = a->ob ? hub_new(a->ob, &hopt) : NULL;
-    wset.origins = origins;
     a->ws = a->hub ? ws_new(a->hub, a->ob, &wset) : NULL;
     a->srv = a->ws ? server_start(cfg, a->ws, a->hub, err, sizeof err) : NULL;
     if (!a->srv) {

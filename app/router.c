@@ -205,7 +205,10 @@ static long cmd_hello(struct hub *h, struct conn *c, const cJSON *msg, const cJS
     enum hub_status s = hub_rename(h, c, user);
     if (s == HUB_OK) return 0;
     router_error(h, c, ERR_BAD_REQUEST,
-                 s == HUB_ALREADY_NAMED ? "this connection already has a name" : "out of memory", id);
+                 s == HUB_ALREADY_NAMED ? "this connection already has a name"
+                 : s == HUB_USER_FULL   ? "that user has too many connections (64)"
+                                        : "out of memory",
+                 id);
     return -1;
 }
 

@@ -2,10 +2,13 @@
 #include "ws.h"
 
 #include <civetweb.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "assembler.h"
+#include "dict.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -26,6 +29,8 @@ struct session {
     char user[SB_NAME_MAX + 1]; /* from ?user=, "" if none */
     int echo;
     int registered;           /* in the hub */
+    int ip_counted;           /* holds a --max-per-ip slot for remote_ip */
+    char remote_ip[48];
     struct assembler in;      /* worker thread only */
     double tokens;            /* rate limiter: worker thread only */
     int64_t tokens_at_ms;
@@ -40,6 +45,8 @@ struct ws_server {
     struct ws_settings set;
     long active;    /* atomic: handshakes accepted and not yet closed, for --max-connections */
     int stopping;   /* atomic */
+    pthread_mutex_t ip_lock; /* guards per_ip */
+    struct dict *per_ip;     /* client address -> WebSockets open from it (as intptr_t), for --max-per-ip */
 };
 
 /* The session of the connection this worker thread serves: CivetWeb runs all four callbacks of a
@@ -72,13 +79,24 @@ const struct outbox_io *ws_outbox_io(void) { return &civetweb_io; }
 struct ws_server *ws_new(struct hub *h, struct outbox *ob, const struct ws_settings *set) {
     struct ws_server *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
+    ws->per_ip = dict_new();
+    if (!ws->per_ip) {
+        free(ws);
+        return NULL;
+    }
+    pthread_mutex_init(&ws->ip_lock, NULL);
     ws->hub = h;
     ws->ob = ob;
     ws->set = *set;
     return ws;
 }
 
-void ws_free(struct ws_server *ws) { free(ws); }
+void ws_free(struct ws_server *ws) {
+    if (!ws) return;
+    dict_free(ws->per_ip);
+    pthread_mutex_destroy(&ws->ip_lock);
+    free(ws);
+}
 
 void ws_stop_accepting(struct ws_server *ws) { __atomic_store_n(&ws->stopping, 1, __ATOMIC_RELEASE); }
 
@@ -92,6 +110,24 @@ static int take_slot(struct ws_server *ws) {
 }
 
 static void release_slot(struct ws_server *ws) { __atomic_sub_fetch(&ws->active, 1, __ATOMIC_ACQ_REL); }
+
+/* Counts one more WebSocket from `ip`; 0 when it already has --max-per-ip of them. */
+static int take_ip_slot(struct ws_server *ws, const char *ip) {
+    pthread_mutex_lock(&ws->ip_lock);
+    intptr_t n = (intptr_t)dict_remove(ws->per_ip, ip);
+    int ok = n < ws->set.max_per_ip;
+    if (ok) n++;
+    if (n && dict_add(ws->per_ip, ip, (void *)n) < 0) ok = 0;
+    pthread_mutex_unlock(&ws->ip_lock);
+    return ok;
+}
+
+static void release_ip_slot(struct ws_server *ws, const char *ip) {
+    pthread_mutex_lock(&ws->ip_lock);
+    intptr_t n = (intptr_t)dict_remove(ws->per_ip, ip) - 1;
+    if (n > 0) dict_add(ws->per_ip, ip, (void *)n);
+    pthread_mutex_unlock(&ws->ip_lock);
+}
 
 static int refuse(struct mg_connection *mg, enum reject_reason why, int status, const char *detail) {
     const struct mg_request_info *ri = mg_get_request_info(mg);
@@ -129,13 +165,21 @@ static int on_connect(const struct mg_connection *cmg, void *cbdata) {
         return refuse(mg, REJECT_ORIGIN, 403, "origin not allowed");
     if (!query_user(ri, user, sizeof user))
         return refuse(mg, REJECT_BAD_USER, 400, "user must be 1-64 of A-Z a-z 0-9 _ . - and not start with conn-");
-    if (!take_slot(ws)) return refuse(mg, REJECT_CAPACITY, 503, "too many connections");
-
+    int per_ip = ws->set.max_per_ip > 0;
+    if (per_ip && !take_ip_slot(ws, ri->remote_addr))
+        return refuse(mg, REJECT_PER_IP, 429, "too many connections from this address");
+    if (!take_slot(ws)) {
+        if (per_ip) release_ip_slot(ws, ri->remote_addr);
+        return refuse(mg, REJECT_CAPACITY, 503, "too many connections");
+    }
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
+        if (per_ip) release_ip_slot(ws, ri->remote_addr);
         release_slot(ws);
         return refuse(mg, REJECT_CAPACITY, 503, "out of memory");
     }
+    s->ip_counted = per_ip;
+    snprintf(s->remote_ip, sizeof s->remote_ip, "%s", ri->remote_addr);
     clear_stale_subprotocol(mg);
     const char *proto = ri->acceptedWebSocketSubprotocol;
     s->ws = ws;
@@ -154,8 +198,11 @@ static void on_ready(struct mg_connection *mg, void *cbdata) {
     s->tokens = (double)ws->set.rate_limit;
     s->tokens_at_ms = hub_now_ms();
     hub_conn_init(ws->hub, &s->conn, s->user[0] ? s->user : NULL, s->echo, s, (size_t)ws->set.outbox);
-    s->registered = hub_add(ws->hub, &s->conn) == 0;
-    if (!s->registered) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "server shutting down");
+    enum hub_status st = hub_add(ws->hub, &s->conn);
+    s->registered = st == HUB_OK;
+    if (st == HUB_SHUTTING_DOWN) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "server shutting down");
+    else if (st == HUB_USER_FULL) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_POLICY, "too many connections for this user");
+    else if (st != HUB_OK) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "out of memory");
     log_info("ws open %s user=%s remote=%s protocol=%s", s->conn.id, s->conn.user, s->remote,
              s->echo ? WS_SUBPROTOCOL_ECHO : "json");
 }
@@ -252,6 +299,7 @@ static void on_close(const struct mg_connection *mg, void *cbdata) {
         outq_destroy(&s->conn.out);
         assembler_free(&s->in);
     }
+    if (s->ip_counted) release_ip_slot(ws, s->remote_ip);
     free(s);
     release_slot(ws);
 }

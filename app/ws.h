@@ -25,6 +25,7 @@ struct ws_settings {
     long max_connections; /* WebSockets at once */
     long outbox;          /* bytes per connection */
     long rate_limit;      /* messages per second per connection; 0 = off */
+    long max_per_ip;      /* WebSockets per client address; 0 = off */
     const char *const *origins; /* --allow-origin list */
     size_t norigins;
 };
