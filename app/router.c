@@ -226,9 +226,13 @@ static command_fn find_command(const char *type) {
     return NULL;
 }
 
+static int id_valid(const cJSON *id) {
+    return cJSON_IsNumber(id) || (cJSON_IsString(id) && strlen(id->valuestring) <= ROUTER_MAX_ID);
+}
+
 /* An id must be a number or a short string; returns 0, or -1 after an error. */
 static int check_id(struct hub *h, struct conn *c, const cJSON *id) {
-    if (!id || cJSON_IsNumber(id) || (cJSON_IsString(id) && strlen(id->valuestring) <= ROUTER_MAX_ID)) return 0;
+    if (!id || id_valid(id)) return 0;
     router_error(h, c, ERR_BAD_REQUEST, "id must be a number or a string of at most 64 characters", NULL);
     return -1;
 }
@@ -261,5 +265,12 @@ void router_handle(struct hub *h, struct conn *c, const char *text, size_t len) 
     if (!msg) router_error(h, c, ERR_BAD_JSON, "message is not valid JSON", NULL);
     else if (!cJSON_IsObject(msg)) router_error(h, c, ERR_BAD_REQUEST, "message must be a JSON object", NULL);
     else dispatch(h, c, msg);
+    cJSON_Delete(msg);
+}
+
+void router_refuse(struct hub *h, struct conn *c, const char *text, size_t len, enum sb_error code, const char *message) {
+    cJSON *msg = router_depth_ok(text, len, ROUTER_MAX_DEPTH) ? cJSON_ParseWithLength(text, len) : NULL;
+    const cJSON *id = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "id") : NULL;
+    router_error(h, c, code, message, id_valid(id) ? id : NULL);
     cJSON_Delete(msg);
 }

@@ -248,7 +248,8 @@ static int on_message(struct session *s, const struct asm_event *ev) {
             metrics_add(M_RATE_LIMIT_CLOSES, 1);
             return close_now(s, WS_CLOSE_POLICY, "rate limit exceeded");
         }
-        router_error(ws->hub, &s->conn, ERR_RATE_LIMITED, "more than --rate-limit messages per second", NULL);
+        router_refuse(ws->hub, &s->conn, (const char *)ev->data, ev->opcode == WS_OP_TEXT ? ev->len : 0,
+                      ERR_RATE_LIMITED, "more than --rate-limit messages per second");
         return 1;
     }
     if (ev->opcode == WS_OP_BINARY)
