@@ -369,6 +369,7 @@ void hub_tick(struct hub *h, int64_t now_ms) {
     struct frame *ping = frame_new(WS_OP_PING, NULL, 0);
     pthread_mutex_lock(&h->lock);
     for (struct conn *c = h->head; c && ping; c = c->next) {
+        outbox_expire(h->ob, &c->out, now_ms, HUB_CLOSE_GRACE_MS);
         int64_t silent = now_ms - __atomic_load_n(&c->last_rx_ms, __ATOMIC_RELAXED);
         if (silent >= 3 * interval) {
             if (outbox_close(h->ob, &c->out, 1001, "ping timeout")) metrics_add(M_PING_TIMEOUTS, 1);

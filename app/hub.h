@@ -25,6 +25,7 @@
 #define HUB_ID_MAX 32
 #define HUB_MAX_ROOMS_PER_CONN 64
 #define HUB_MAX_CONNS_PER_USER 64
+#define HUB_CLOSE_GRACE_MS 2000 /* how long a peer has to answer our close frame */
 
 struct room;
 struct user;
@@ -88,7 +89,8 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user);
 /* Queues {"type":"users","users":[...]} to c. */
 void hub_reply_users(struct hub *h, struct conn *c);
 
-/* Once a second: pings connections silent for a ping interval, closes those silent for three. */
+/* Once a second: pings connections silent for a ping interval, closes those silent for three, and
+ * ends those that did not answer our close frame within HUB_CLOSE_GRACE_MS. */
 void hub_tick(struct hub *h, int64_t now_ms);
 /* Refuses new connections and sends close `code` to every open one. */
 void hub_shutdown(struct hub *h, uint16_t code, const char *reason);

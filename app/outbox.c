@@ -191,7 +191,8 @@ static void drain(struct outbox *ob, struct writer *self, struct outq *q, uint8_
     int broken = n > 0 && write_batch(ob, self, q->sink, batch, n, buf) < 0;
 
     pthread_mutex_lock(&q->lock);
-    if ((broken || ends) && !q->detached) ob->io->close(q->sink); /* under the lock: see outbox_detach */
+    if (broken && !q->detached) ob->io->close(q->sink); /* under the lock: see outbox_detach */
+    if (ends && !broken) q->close_sent_ms = now_ns() / 1000000;
     if (broken && !q->closing) {
         q->closing = 1;
         drop_queued(q);
@@ -313,12 +314,13 @@ size_t outq_bytes(struct outq *q) {
     return n;
 }
 
-/* Queues the close frame as the last thing this queue will send. Called with q->lock held. */
-static void queue_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason) {
+/* Queues the close frame as the last thing this queue will send, after what is queued unless `drop`
+ * (a slow consumer: what is queued would never be read). Called with q->lock held. */
+static void queue_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason, int drop) {
     struct frame *f = frame_close(code, reason);
     q->closing = 1;
     q->close_code = code;
-    drop_queued(q);
+    if (drop) drop_queued(q);
     metrics_close(code);
     if (f && ring_push(q, f) == 0) q->close_frame = f;
     frame_unref(f);
@@ -335,7 +337,7 @@ enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f)
     else if (q->bytes + f->len > q->limit || ring_push(q, f) < 0) {
         r = OUTQ_OVERFLOW;
         metrics_add(M_SLOW_CONSUMERS, 1);
-        queue_close(ob, q, 1008, "slow consumer: outbox full");
+        queue_close(ob, q, 1008, "slow consumer: outbox full", 1);
     } else if (!q->scheduled) {
         q->scheduled = 1;
         make_ready(ob, q);
@@ -347,9 +349,18 @@ enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f)
 int outbox_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason) {
     pthread_mutex_lock(&q->lock);
     int started = !q->closing && !q->detached;
-    if (started) queue_close(ob, q, code, reason);
+    if (started) queue_close(ob, q, code, reason, 0);
     pthread_mutex_unlock(&q->lock);
     return started;
+}
+
+void outbox_expire(struct outbox *ob, struct outq *q, int64_t now_ms, long grace_ms) {
+    pthread_mutex_lock(&q->lock);
+    if (q->close_sent_ms && now_ms - q->close_sent_ms >= grace_ms && !q->detached) {
+        ob->io->close(q->sink);
+        q->close_sent_ms = 0;
+    }
+    pthread_mutex_unlock(&q->lock);
 }
 
 int outq_closing(struct outq *q) {

@@ -24,7 +24,7 @@
 struct outbox_io {
     /* Writes all of buf or fails: returns 0, or -1 when the connection is broken. */
     int (*write)(void *sink, const void *buf, size_t len);
-    /* Ends the connection after its close frame went out (or could not). */
+    /* Ends the connection: its peer did not answer our close frame in time, or the sink broke. */
     void (*close)(void *sink);
 };
 
@@ -39,6 +39,7 @@ struct outq {
     struct frame *close_frame; /* the close frame queued last, if closing */
     struct outq *next;    /* link in the pool's ready list */
     uint16_t close_code;  /* the code of the close this side sent, 0 = none yet */
+    int64_t close_sent_ms; /* when the close frame was written (monotonic), 0 = not yet */
     unsigned scheduled : 1; /* in the ready list, or being drained */
     unsigned draining : 1;  /* a writer is writing to the sink */
     unsigned closing : 1;   /* a close frame is queued or sent: nothing more is accepted */
@@ -61,9 +62,14 @@ enum outq_result { OUTQ_QUEUED, OUTQ_CLOSED, OUTQ_OVERFLOW };
 /* Queues a reference to f (the caller keeps its own). OUTQ_OVERFLOW: the queue would pass its limit,
  * so the connection is now being closed 1008 and f was not queued. OUTQ_CLOSED: already closing. */
 enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f);
-/* Sends a close frame after what a writer has already taken, drops the rest, then ends the
- * connection. Any thread. Returns 1, or 0 (and does nothing) if the queue was already closing. */
+/* Queues a close frame after what is already queued and accepts nothing more. The peer then answers
+ * with its own close, which ends the connection cleanly; outbox_expire ends it if it does not.
+ * Any thread. Returns 1, or 0 (and does nothing) if the queue was already closing. */
 int outbox_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason);
+/* Ends the connection (io->close) if its close frame was written more than grace_ms ago. Closing
+ * the socket before the peer's answer would reset the connection and lose what it had not yet read,
+ * so the peer gets this long to answer. */
+void outbox_expire(struct outbox *ob, struct outq *q, int64_t now_ms, long grace_ms);
 /* 1 once the queue has started closing (a close frame queued or sent) or was detached. */
 int outq_closing(struct outq *q);
 /* Waits up to timeout_ms until no writer holds the queue (what was queued has been written).

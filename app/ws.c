@@ -16,7 +16,7 @@
 #include "origin.h"
 #include "router.h"
 
-#define WS_CLOSE_WAIT_MS 2000   /* how long the worker waits for its close frame to go out */
+#define WS_CLOSE_WAIT_MS 2000   /* how long the worker waits for its answering close to go out */
 #define WS_RATE_STRIKES 20      /* rate_limited replies in a row before the connection is closed */
 #define WS_SUBPROTOCOL_ECHO "echo-protocol"
 
@@ -207,12 +207,20 @@ static void on_ready(struct mg_connection *mg, void *cbdata) {
              s->echo ? WS_SUBPROTOCOL_ECHO : "json");
 }
 
-/* Sends close `code` after what is already being written and returns 0, which tells CivetWeb to end
- * the connection once this handler returns. */
-static int close_now(struct session *s, uint16_t code, const char *reason) {
+/* Answers the peer's close: sends ours after what is queued and returns 0, which tells CivetWeb to
+ * end the connection once this handler returns. The peer's close was the last frame it sends, so
+ * nothing unread is left to turn the socket's close into a reset. */
+static int answer_close(struct session *s, uint16_t code, const char *reason) {
     outbox_close(s->ws->ob, &s->conn.out, code, reason);
     outbox_wait_idle(&s->conn.out, WS_CLOSE_WAIT_MS);
     return 0;
+}
+
+/* Starts the closing handshake from our side and keeps reading until the peer answers (on_data
+ * then returns 0) or the hub's tick gives up on it (outbox_expire). */
+static int start_close(struct session *s, uint16_t code, const char *reason) {
+    outbox_close(s->ws->ob, &s->conn.out, code, reason);
+    return 1;
 }
 
 /* Token bucket of --rate-limit messages per second, burst the same. 1 = may proceed. */
@@ -246,7 +254,7 @@ static int on_message(struct session *s, const struct asm_event *ev) {
     if (!rate_ok(s)) {
         if (s->strikes >= WS_RATE_STRIKES) {
             metrics_add(M_RATE_LIMIT_CLOSES, 1);
-            return close_now(s, WS_CLOSE_POLICY, "rate limit exceeded");
+            return start_close(s, WS_CLOSE_POLICY, "rate limit exceeded");
         }
         router_refuse(ws->hub, &s->conn, (const char *)ev->data, ev->opcode == WS_OP_TEXT ? ev->len : 0,
                       ERR_RATE_LIMITED, "more than --rate-limit messages per second");
@@ -277,10 +285,12 @@ static int on_data(struct mg_connection *mg, int bits, char *data, size_t len, v
     }
     case ASM_CLOSE:
         s->peer_close = ev.close_code;
-        return close_now(s, ev.close_code, NULL);
+        return answer_close(s, ev.close_code, NULL);
     case ASM_FAIL:
         log_debug("ws %s protocol error: %s (close %u)", s->conn.id, ev.reason, ev.close_code);
-        return close_now(s, ev.close_code, ev.reason);
+        if ((bits & 0x0F) == WS_OP_CLOSE) /* CivetWeb ends the connection after any close frame */
+            return answer_close(s, ev.close_code, ev.reason);
+        return start_close(s, ev.close_code, ev.reason);
     case ASM_MESSAGE:
         return on_message(s, &ev);
     }

@@ -1,0 +1,137 @@
+"""Command line and environment (docs/CLI.md)."""
+
+import os
+import re
+import subprocess
+import unittest
+
+import harness
+from harness import SLOW, OP_TEXT
+
+FLAGS = ["--port", "--root", "--allow-origin", "--max-message", "--max-connections", "--outbox",
+         "--ping-interval", "--rate-limit", "--log-level", "--healthcheck", "--help", "--version"]
+
+
+def project_version():
+    with open(os.path.join(harness.SB_SRC, "CMakeLists.txt")) as f:
+        m = re.search(r"project\(\s*switchboard\s+VERSION\s+([0-9.]+)", f.read())
+    assert m, "no project VERSION in CMakeLists.txt"
+    return m.group(1)
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SWITCHBOARD_") or k in ("SWITCHBOARD_BIN", "SWITCHBOARD_SRC")}
+    env.update(extra)
+    return env
+
+
+def run(args, env=None, timeout=None):
+    harness.require_binary()
+    return subprocess.run([harness.SB_BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                          env=env or clean_env(), timeout=timeout or 15 * SLOW, cwd=harness.SB_SRC)
+
+
+class CliTest(harness.FreshServerMixin, unittest.TestCase):
+    def test_help(self):
+        r = run(["--help"])
+        self.assertEqual(r.returncode, 0, r)
+        out = r.stdout.decode()
+        for flag in FLAGS:
+            self.assertIn(flag, out, "--help does not mention %s" % flag)
+
+    def test_version(self):
+        r = run(["--version"])
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn(project_version(), r.stdout.decode())
+
+    def assert_usage_error(self, r, mention=None):
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 2, "exit %r, stderr %r" % (r.returncode, err[-500:]))
+        self.assertTrue(err.strip(), "no message on stderr")
+        if mention:
+            self.assertIn(mention, err, "stderr does not say what is wrong")
+        self.assertIn("--port", err, "stderr lacks the usage")
+
+    def test_unknown_flag(self):
+        self.assert_usage_error(run(["--bogus"]), "--bogus")
+
+    def test_bad_values(self):
+        port = harness.free_port()
+        for args in (["--port", "abc"], ["--port", "70000"], ["--max-message", "0"],
+                     ["--max-message", "-5"], ["--max-message", "12x"], ["--log-level", "loud"],
+                     ["--max-connections", "0"], ["--ping-interval", "abc"], ["--rate-limit", "x"],
+                     ["--outbox", "abc"], ["--port"]):
+            with self.subTest(args=args):
+                a = list(args)
+                if a[0] != "--port":
+                    a = ["--port", "127.0.0.1:%d" % port] + a
+                self.assert_usage_error(run(a))
+
+    def test_bad_env(self):
+        port = harness.free_port()
+        for k, v in (("SWITCHBOARD_PORT", "abc"), ("SWITCHBOARD_MAX_MESSAGE", "0"),
+                     ("SWITCHBOARD_LOG_LEVEL", "loud")):
+            with self.subTest(env=k):
+                env = clean_env(**{k: v})
+                args = [] if k == "SWITCHBOARD_PORT" else ["--port", "127.0.0.1:%d" % port]
+                r = run(args, env=env)
+                self.assertEqual(r.returncode, 2, r)
+                self.assertTrue(r.stderr.strip())
+
+    def oversize_closes(self, port, size):
+        """Send an echo-mode text message of `size` bytes; returns ('echo', data) or ('close', code)."""
+        ws = harness.RawWS(port, "/ws", protocols=["echo-protocol"])
+        try:
+            ws.send_frame(OP_TEXT, b"m" * size)
+            f = ws.recv_frame()
+            self.assertIsNotNone(f, "TCP closed without a close frame")
+            if f.opcode == harness.OP_CLOSE:
+                return "close", f.close_code
+            self.assertEqual(f.opcode, OP_TEXT, f)
+            return "echo", len(f.payload)
+        finally:
+            ws.close_socket()
+
+    def test_env_max_message(self):
+        srv = self.start_server(env={"SWITCHBOARD_MAX_MESSAGE": "1000"})
+        self.assertEqual(self.oversize_closes(srv.port, 1000), ("echo", 1000))
+        self.assertEqual(self.oversize_closes(srv.port, 1001), ("close", 1009))
+
+    def test_flag_wins_over_env(self):
+        srv = self.start_server(["--max-message", "2000"], env={"SWITCHBOARD_MAX_MESSAGE": "1000"})
+        self.assertEqual(self.oversize_closes(srv.port, 1001), ("echo", 1001))
+        self.assertEqual(self.oversize_closes(srv.port, 2001), ("close", 1009))
+
+    def test_env_port(self):
+        srv = self.start_server(port_via_env=True)  # no --port flag: SWITCHBOARD_PORT only
+        self.assertEqual(srv.get("/healthz").status, 200)
+        self.assertIn("listening on http://127.0.0.1:%d/" % srv.port, srv.stderr_text())
+
+    def test_flag_port_wins_over_env(self):
+        srv = self.start_server(env={"SWITCHBOARD_PORT": "127.0.0.1:%d" % harness.free_port()})
+        self.assertEqual(srv.get("/healthz").status, 200)
+
+    def test_startup_line(self):
+        srv = self.start_server()
+        text = srv.stderr_text()
+        self.assertRegex(text, r"switchboard %s listening on http://127\.0\.0\.1:%d/ \(root [^)]+\)"
+                         % (re.escape(project_version()), srv.port))
+
+    def test_healthcheck(self):
+        srv = self.start_server()
+        r = run(["--healthcheck", "http://127.0.0.1:%d/healthz" % srv.port])
+        self.assertEqual(r.returncode, 0, r)
+        r = run(["--healthcheck"], env=clean_env(SWITCHBOARD_PORT="127.0.0.1:%d" % srv.port))
+        self.assertEqual(r.returncode, 0, r)
+        r = run(["--healthcheck", "http://127.0.0.1:%d/no-such-page" % srv.port])
+        self.assertEqual(r.returncode, 1, "non-200 must give exit 1: %r" % r)
+
+    def test_healthcheck_closed_port(self):
+        port = harness.closed_port()
+        r = run(["--healthcheck", "http://127.0.0.1:%d/healthz" % port])
+        self.assertEqual(r.returncode, 1, r)
+
+
+if __name__ == "__main__":
+    unittest.main()

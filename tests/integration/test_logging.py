@@ -1,0 +1,110 @@
+"""Logs on stderr: one line per HTTP request (method, path, status) and per WebSocket open/close."""
+
+import asyncio
+import os
+import re
+import time
+import unittest
+
+import harness
+from harness import SLOW, open_router
+
+
+def wait_for_lines(srv, pred, want=1, timeout=None):
+    """Poll the captured stderr until `want` lines satisfy pred (bounded); returns them."""
+    deadline = time.monotonic() + (timeout or 5 * SLOW)
+    lines = []
+    while time.monotonic() < deadline:
+        lines = [l for l in srv.stderr_text().splitlines() if pred(l)]
+        if len(lines) >= want:
+            return lines
+        time.sleep(0.05)
+    return lines
+
+
+class LoggingTest(harness.FreshServerMixin, unittest.TestCase):
+    def test_http_request_lines(self):
+        srv = self.start_server()
+        probe = "/log-probe-%s" % os.urandom(4).hex()
+        self.assertEqual(srv.get(probe).status, 404)
+        self.assertEqual(srv.get("/healthz").status, 200)
+        lines = wait_for_lines(srv, lambda l: probe in l)
+        self.assertEqual(len(lines), 1, "expected one log line for GET %s:\n%s" % (probe, srv.stderr_tail()))
+        self.assertRegex(lines[0], r"\bGET\b")
+        self.assertRegex(lines[0], r"\b404\b")
+        ok = wait_for_lines(srv, lambda l: re.search(r"\bGET\b", l) and "/healthz" in l
+                            and re.search(r"\b200\b", l))
+        self.assertTrue(ok, "no 'GET /healthz 200' line:\n%s" % srv.stderr_tail())
+        # exactly one line per request
+        before = len(wait_for_lines(srv, lambda l: probe in l))
+        srv.get(probe)
+        srv.get(probe)
+        lines = wait_for_lines(srv, lambda l: probe in l, want=before + 2)
+        time.sleep(0.2 * SLOW)
+        lines = [l for l in srv.stderr_text().splitlines() if probe in l]
+        self.assertEqual(len(lines), before + 2, "\n".join(lines))
+
+    def test_websocket_open_and_close_lines(self):
+        srv = self.start_server()
+        user = "logger_%s" % os.urandom(3).hex()
+
+        async def go():
+            ws, _ = await open_router(srv.port, user)
+            opened = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: wait_for_lines(srv, lambda l: user in l))
+            self.assertTrue(opened, "no log line naming %s after it connected:\n%s" % (user, srv.stderr_tail()))
+            await ws.close(code=1000)
+            await asyncio.sleep(0)
+
+        harness.run_async(go())
+        lines = wait_for_lines(srv, lambda l: user in l, want=2)
+        self.assertGreaterEqual(len(lines), 2, "expected an open and a close line for %s:\n%s"
+                                % (user, srv.stderr_tail()))
+        self.assertTrue(any("127.0.0.1" in l for l in lines), "remote address not logged:\n%s" % "\n".join(lines))
+        self.assertTrue(any(re.search(r"\b1000\b", l) for l in lines[1:]),
+                        "close line lacks the close code 1000:\n%s" % "\n".join(lines))
+
+    def test_rejected_handshake_logged(self):
+        srv = self.start_server()
+        resp, _, _ = harness.raw_handshake(srv.port, "/ws?user=logrej", origin="http://evil.example")
+        self.assertEqual(resp.status, 403)
+        lines = wait_for_lines(srv, lambda l: "/ws" in l and re.search(r"\b403\b", l))
+        self.assertTrue(lines, "no log line for the refused handshake:\n%s" % srv.stderr_tail())
+
+    def test_request_lines_carry_real_status(self):
+        # Every request line's status is an HTTP status, also for WebSocket upgrades (accepted or
+        # refused): no placeholder like -1.
+        srv = self.start_server()
+
+        async def go():
+            ws, _ = await open_router(srv.port, "status_probe")
+            await ws.close()
+            e = await harness.ws_open(srv.port, "/", subprotocols=["echo-protocol"])
+            await e.close()
+        harness.run_async(go())
+        harness.raw_handshake(srv.port, "/ws", origin="http://evil.example")
+        harness.raw_handshake(srv.port, "/ws?user=conn-1")
+        srv.get("/healthz")
+        srv.wait_connections(0)
+        time.sleep(0.2 * SLOW)
+        bad = []
+        seen = 0
+        for line in srv.stderr_text().splitlines():
+            m = re.search(r"\b(GET|HEAD|POST|PUT|DELETE|OPTIONS)\s+(/\S*)\s+(-?\d+)\b", line)
+            if m:
+                seen += 1
+                if not 100 <= int(m.group(3)) <= 599:
+                    bad.append(line)
+        self.assertGreater(seen, 0, "no request lines found:\n%s" % srv.stderr_tail())
+        self.assertEqual(bad, [], "request lines with a status that is not an HTTP status")
+
+    def test_log_level_error_is_quiet(self):
+        srv = self.start_server(["--log-level", "error"])
+        probe = "/quiet-probe-%s" % os.urandom(4).hex()
+        self.assertEqual(srv.get(probe).status, 404)
+        time.sleep(0.3 * SLOW)
+        self.assertNotIn(probe, srv.stderr_text(), "request logged at --log-level error")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,268 @@
+"""Replay every ```session block of docs/PROTOCOL.md against a fresh server.
+
+Line forms inside a block:
+  NAME: open PATH     open ws://127.0.0.1:PORT + PATH (router mode: no subprotocol offered)
+  NAME: close         normal close (1000)
+  NAME> TEXT          send TEXT as one text message, exactly as written
+  NAME< JSON          the next message NAME receives must equal JSON; the string "…" matches any value
+
+Messages are checked in order per connection. After the block (and before each `close`) the
+connection must have received nothing beyond what the block shows.
+
+One test per block, named after the block's section heading.
+"""
+
+import asyncio
+import json
+import os
+import re
+import unittest
+
+import websockets.exceptions
+
+import harness
+from harness import QUIET, RECV_TIMEOUT, SLOW
+
+DOC = os.path.join(harness.SB_SRC, "docs", "PROTOCOL.md")
+ANY = "\u2026"
+
+# A connection's own sends are ordered, but two connections are handled by two server threads: when
+# a line makes a *different* connection act right after a send that expects no reply (e.g. `bob> join`
+# then `alice> publish`), wait briefly so the first send is handled first. A bounded settle delay, not
+# an assertion on timing.
+SETTLE = 0.25 * SLOW
+
+LINE_RE = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(?:(?P<colon>:)\s*(?P<cmd>.*)|(?P<dir>[<>])\s?(?P<text>.*))$")
+
+
+class Block:
+    def __init__(self, index, heading, start_line):
+        self.index = index
+        self.heading = heading
+        self.start_line = start_line
+        self.lines = []  # (doc line number, raw text)
+
+    def label(self):
+        return "block %d (%r, PROTOCOL.md line %d)" % (self.index, self.heading, self.start_line)
+
+
+def parse_blocks(path):
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    blocks, heading, cur = [], "(no heading)", None
+    for n, line in enumerate(lines, 1):
+        if cur is None:
+            if line.startswith("#"):
+                heading = line.lstrip("#").strip()
+            if line.strip() == "```session":
+                cur = Block(len(blocks) + 1, heading, n)
+            continue
+        if line.strip() == "```":
+            blocks.append(cur)
+            cur = None
+            continue
+        if line.strip():
+            cur.lines.append((n, line))
+    if cur is not None:
+        raise AssertionError("unterminated ```session block at PROTOCOL.md line %d" % cur.start_line)
+    return blocks
+
+
+def parse_line(text):
+    """Returns (name, kind, arg): kind is 'open', 'close', 'send' or 'recv'."""
+    m = LINE_RE.match(text)
+    if not m:
+        raise ValueError("unrecognised session line")
+    name = m.group("name")
+    if m.group("colon"):
+        cmd = m.group("cmd").strip()
+        if cmd == "close":
+            return name, "close", None
+        if cmd.startswith("open "):
+            path = cmd[5:].strip()
+            if not path.startswith("/"):
+                raise ValueError("open needs a path starting with /")
+            return name, "open", path
+        raise ValueError("unknown command %r" % cmd)
+    if m.group("dir") == ">":
+        return name, "send", m.group("text")
+    expected = json.loads(m.group("text"))
+    return name, "recv", expected
+
+
+def matches(expected, actual):
+    """Structural equality where the string "…" matches any value (also inside arrays)."""
+    if expected == ANY:
+        return True
+    if isinstance(expected, dict):
+        return (isinstance(actual, dict) and set(expected) == set(actual)
+                and all(matches(expected[k], actual[k]) for k in expected))
+    if isinstance(expected, list):
+        return (isinstance(actual, list) and len(expected) == len(actual)
+                and all(matches(e, a) for e, a in zip(expected, actual)))
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
+        return expected == actual
+    return type(expected) is type(actual) and expected == actual
+
+
+def dump(v):
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+class Replay:
+    def __init__(self, block, port):
+        self.block = block
+        self.port = port
+        self.conns = {}  # name -> websocket
+        self.closed = set()
+        self.transcript = []  # what actually happened, for the failure message
+
+    def fail(self, lineno, text, why):
+        raise AssertionError("%s\n  at line %d: %s\n  %s\n  transcript so far:\n    %s" % (
+            self.block.label(), lineno, text, why, "\n    ".join(self.transcript[-25:]) or "(empty)"))
+
+    async def drain_extra(self, name, ws):
+        """Everything that arrives on ws within a short bounded wait (should be nothing)."""
+        extra = []
+        for _ in range(20):
+            try:
+                m = await asyncio.wait_for(ws.recv(), QUIET)
+            except (asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
+                break
+            extra.append(m)
+        return extra
+
+    async def run(self):
+        lines = self.block.lines
+        parsed = []
+        for lineno, text in lines:
+            try:
+                parsed.append((lineno, text) + parse_line(text))
+            except ValueError as e:
+                self.fail(lineno, text, "cannot parse: %s" % e)
+        try:
+            for i, (lineno, text, name, kind, arg) in enumerate(parsed):
+                await self.step(lineno, text, name, kind, arg)
+                if kind == "send" and i + 1 < len(parsed):
+                    nxt = parsed[i + 1]
+                    if nxt[2] != name and nxt[3] in ("send", "open", "close"):
+                        await asyncio.sleep(SETTLE)
+            # Nothing beyond what the block shows.
+            leftovers = []
+            for name, ws in self.conns.items():
+                if name in self.closed:
+                    continue
+                extra = await self.drain_extra(name, ws)
+                for m in extra:
+                    leftovers.append("%s< %s" % (name, m if isinstance(m, str) else repr(m)))
+            if leftovers:
+                self.fail(lines[-1][0], "(end of block)",
+                          "connections received messages the block does not show:\n    "
+                          + "\n    ".join(leftovers))
+        finally:
+            for name, ws in self.conns.items():
+                if name not in self.closed:
+                    try:
+                        await asyncio.wait_for(ws.close(), RECV_TIMEOUT)
+                    except Exception:
+                        pass
+
+    async def step(self, lineno, text, name, kind, arg):
+        if kind == "open":
+            if name in self.conns and name not in self.closed:
+                self.fail(lineno, text, "%s is already open" % name)
+            try:
+                ws = await harness.ws_open(self.port, arg)
+            except Exception as e:
+                self.fail(lineno, text, "open failed: %r" % e)
+            if ws.response_headers.get("Sec-WebSocket-Protocol") is not None:
+                self.fail(lineno, text, "server chose a subprotocol nobody offered: %r"
+                          % ws.response_headers.get("Sec-WebSocket-Protocol"))
+            self.conns[name] = ws
+            self.closed.discard(name)
+            self.transcript.append("%s: open %s -> ok" % (name, arg))
+            return
+        ws = self.conns.get(name)
+        if ws is None or name in self.closed:
+            self.fail(lineno, text, "%s is not open" % name)
+        if kind == "close":
+            extra = await self.drain_extra(name, ws)
+            if extra:
+                self.fail(lineno, text, "%s received messages the block does not show before closing: %s"
+                          % (name, extra))
+            await asyncio.wait_for(ws.close(), RECV_TIMEOUT)
+            self.closed.add(name)
+            self.transcript.append("%s: close" % name)
+            return
+        if kind == "send":
+            try:
+                await ws.send(arg)
+            except websockets.exceptions.ConnectionClosed as e:
+                self.fail(lineno, text, "connection closed by the server: %r" % e)
+            self.transcript.append("%s> %s" % (name, arg))
+            return
+        # recv
+        try:
+            msg = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.fail(lineno, text, "expected %s, but %s received nothing within %.0f s"
+                      % (dump(arg), name, RECV_TIMEOUT))
+        except websockets.exceptions.ConnectionClosed as e:
+            self.fail(lineno, text, "expected %s, but the connection closed: %r" % (dump(arg), e))
+        self.transcript.append("%s< %s" % (name, msg if isinstance(msg, str) else repr(msg)))
+        if not isinstance(msg, str):
+            self.fail(lineno, text, "expected a text message, got binary %r" % msg[:100])
+        try:
+            actual = json.loads(msg)
+        except ValueError:
+            self.fail(lineno, text, "received a message that is not JSON: %r" % msg)
+        if not matches(arg, actual):
+            self.fail(lineno, text, "message differs:\n    expected %s\n    received %s"
+                      % (dump(arg), dump(actual)))
+
+
+BLOCKS = parse_blocks(DOC) if os.path.exists(DOC) else []
+
+
+class ProtocolDocTest(harness.FreshServerMixin, unittest.TestCase):
+    def test_doc_has_session_blocks(self):
+        self.assertTrue(os.path.exists(DOC), "missing %s" % DOC)
+        self.assertGreaterEqual(len(BLOCKS), 1, "no ```session blocks found in PROTOCOL.md")
+        for b in BLOCKS:
+            self.assertTrue(b.lines, "%s is empty" % b.label())
+            for lineno, text in b.lines:
+                try:
+                    parse_line(text)
+                except ValueError as e:
+                    self.fail("%s line %d %r: %s" % (b.label(), lineno, text, e))
+
+    def test_matcher(self):
+        # The wildcard matcher itself: "…" matches any value, nothing else is loose.
+        self.assertTrue(matches({"a": ANY, "b": [1, ANY]}, {"b": [1, {"x": 2}], "a": None}))
+        self.assertFalse(matches({"a": 1}, {"a": 1, "b": 2}))
+        self.assertFalse(matches({"a": [1, ANY]}, {"a": [1]}))
+        self.assertFalse(matches({"a": 1}, {"a": True}))
+        self.assertFalse(matches({"a": "1"}, {"a": 1}))
+
+
+def _slug(text):
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40]
+
+
+def _make_test(block):
+    def test(self):
+        srv = self.start_server()
+        harness.run_async(Replay(block, srv.port).run(), timeout=60 * SLOW)
+
+    test.__doc__ = "PROTOCOL.md %s" % block.label()
+    return test
+
+
+for _b in BLOCKS:
+    setattr(ProtocolDocTest, "test_block_%02d_%s" % (_b.index, _slug(_b.heading)), _make_test(_b))
+
+
+if __name__ == "__main__":
+    unittest.main()
