@@ -59,6 +59,7 @@ static void control_frame(enum ws_opcode op, const uint8_t *data, size_t len, st
 
 /* Appends a fragment to the message in progress, within max_message. */
 static int append(struct assembler *a, const uint8_t *data, size_t len) {
+    if (len == 0) return 0; /* an empty fragment; buf may still be NULL */
     if (a->len + len > a->cap) {
         size_t cap = a->cap ? a->cap : 1024;
         while (cap < a->len + len) cap *= 2;

@@ -128,7 +128,7 @@ static int add_origin(struct config *cfg, const struct option_def *o, const char
     return 0;
 }
 
-/* A flag adds one origin; the environment variable is a comma-separated list. */
+/* Adds a comma-separated list of origins (a flag usually carries one; the variable, several). */
 static int set_origins(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
     for (const char *p = v;; p++) {
         const char *comma = strchr(p, ',');
@@ -201,6 +201,7 @@ static int take_healthcheck(struct config *cfg, int argc, char **argv, int i) {
 
 /* Returns CONFIG_RUN, or what main should exit with after --help/--version or an error. */
 static enum config_result parse_args(struct config *cfg, int argc, char **argv, char *err, size_t cap) {
+    int origin_flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *eq = strchr(arg, '=');
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -225,6 +226,7 @@ static enum config_result parse_args(struct config *cfg, int argc, char **argv, 
             snprintf(err, cap, "%s needs a value (%s)", o->flag, o->metavar);
             return CONFIG_EXIT_USAGE;
         }
+        if (o->type == OPT_ORIGIN && origin_flags++ == 0) cfg->nallow = 0; /* flags replace the variable's list */
         if (set_option(cfg, o, v, err, cap) < 0) return CONFIG_EXIT_USAGE;
     }
     return CONFIG_RUN;

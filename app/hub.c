@@ -107,6 +107,7 @@ void hub_conn_init(struct hub *h, struct conn *c, const char *user, int echo, vo
     pthread_mutex_lock(&h->lock);
     uint64_t n = ++h->next_id;
     pthread_mutex_unlock(&h->lock);
+    memset(c, 0, sizeof *c);
     snprintf(c->id, sizeof c->id, SB_ID_PREFIX "%llu", (unsigned long long)n);
     snprintf(c->user, sizeof c->user, "%s", user ? user : c->id);
     c->named = user != NULL;

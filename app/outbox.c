@@ -193,7 +193,7 @@ static void drain(struct outbox *ob, struct writer *self, struct outq *q, uint8_
     pthread_mutex_lock(&q->lock);
     if (broken && !q->detached) ob->io->close(q->sink); /* under the lock: see outbox_detach */
     if (ends && !broken) q->close_sent_ms = now_ns() / 1000000;
-    if (broken && !q->closing) {
+    if (broken) { /* nothing more can be written, not even a queued close frame */
         q->closing = 1;
         drop_queued(q);
     }

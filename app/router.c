@@ -220,6 +220,13 @@ static const struct {
     {"leave", cmd_leave}, {"users", cmd_users}, {"ping", cmd_ping}, {"hello", cmd_hello},
 };
 
+/* The length of s cut to at most max bytes without splitting a UTF-8 character. */
+static int utf8_prefix(const char *s, size_t max) {
+    size_t n = strnlen(s, max);
+    while (n > 0 && s[n] && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    return (int)n;
+}
+
 static command_fn find_command(const char *type) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(commands[i].type, type) == 0) return commands[i].fn;
@@ -248,7 +255,7 @@ static void dispatch(struct hub *h, struct conn *c, const cJSON *msg) {
     command_fn fn = find_command(type->valuestring);
     if (!fn) {
         char text[ROUTER_TEXT_MAX];
-        snprintf(text, sizeof text, "unknown type %.64s", type->valuestring);
+        snprintf(text, sizeof text, "unknown type %.*s", utf8_prefix(type->valuestring, 64), type->valuestring);
         router_error(h, c, ERR_UNKNOWN_TYPE, text, id);
         return;
     }
@@ -256,12 +263,24 @@ static void dispatch(struct hub *h, struct conn *c, const cJSON *msg) {
     if (delivered >= 0 && id) ack(h, c, id, delivered);
 }
 
+/* Parses exactly one JSON value that fills the text (cJSON alone would ignore what follows it). */
+static cJSON *parse_whole(const char *text, size_t len) {
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    while (v && end < text + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+    if (v && end != text + len) {
+        cJSON_Delete(v);
+        v = NULL;
+    }
+    return v;
+}
+
 void router_handle(struct hub *h, struct conn *c, const char *text, size_t len) {
     if (!router_depth_ok(text, len, ROUTER_MAX_DEPTH)) {
         router_error(h, c, ERR_BAD_JSON, "message is nested more than 64 levels deep", NULL);
         return;
     }
-    cJSON *msg = cJSON_ParseWithLength(text, len);
+    cJSON *msg = parse_whole(text, len);
     if (!msg) router_error(h, c, ERR_BAD_JSON, "message is not valid JSON", NULL);
     else if (!cJSON_IsObject(msg)) router_error(h, c, ERR_BAD_REQUEST, "message must be a JSON object", NULL);
     else dispatch(h, c, msg);
@@ -269,7 +288,7 @@ void router_handle(struct hub *h, struct conn *c, const char *text, size_t len) 
 }
 
 void router_refuse(struct hub *h, struct conn *c, const char *text, size_t len, enum sb_error code, const char *message) {
-    cJSON *msg = router_depth_ok(text, len, ROUTER_MAX_DEPTH) ? cJSON_ParseWithLength(text, len) : NULL;
+    cJSON *msg = router_depth_ok(text, len, ROUTER_MAX_DEPTH) ? parse_whole(text, len) : NULL;
     const cJSON *id = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "id") : NULL;
     router_error(h, c, code, message, id_valid(id) ? id : NULL);
     cJSON_Delete(msg);

@@ -1,0 +1,128 @@
+/* fuzz_router: one client text message through the JSON router (app/router.c) and the hub.
+ *
+ * Each input is one message from "alice" to a hub that also holds "bob" (two connections) and an
+ * anonymous connection, all with in-memory outboxes drained by the real writer pool. Checked after
+ * each message, beside ASan/UBSan's own checks:
+ *  - alice hears back (a reply, an ack or an error) unless the message was a successful send,
+ *    broadcast, join, leave or publish without an id, the only commands that answer nothing;
+ *  - every frame anyone receives is a whole, unmasked text frame holding a JSON object with a string
+ *    "type", and, when the message was valid UTF-8 (ws.c guarantees it), valid UTF-8 itself, since a
+ *    browser fails the connection (1007) on a text frame that is not. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_check.h"
+#include "hub.h"
+#include "router.h"
+#include "utf8.h"
+
+struct peer {
+    struct conn c;
+    pthread_mutex_t lock;
+    uint8_t *buf;
+    size_t len, cap;
+};
+
+static int mem_write(void *sink, const void *data, size_t len) {
+    struct peer *p = sink;
+    pthread_mutex_lock(&p->lock);
+    if (p->len + len > p->cap) {
+        p->cap = (p->len + len) * 2;
+        p->buf = realloc(p->buf, p->cap);
+    }
+    memcpy(p->buf + p->len, data, len);
+    p->len += len;
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+static void mem_close(void *sink) { (void)sink; }
+
+static const struct outbox_io mem_io = {mem_write, mem_close};
+static struct outbox *ob;
+static struct hub *hub;
+
+static void peer_open(struct peer *p, const char *user) {
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    hub_conn_init(hub, &p->c, user, 0, p, 1 << 20);
+    FUZZ_CHECK(hub_add(hub, &p->c) == HUB_OK);
+}
+
+static void peer_close(struct peer *p) {
+    outbox_detach(&p->c.out);
+    hub_remove(hub, &p->c);
+    outq_destroy(&p->c.out);
+    free(p->buf);
+    pthread_mutex_destroy(&p->lock);
+}
+
+/* Checks every frame from `from` on and returns how many there were. */
+static size_t check_frames(struct peer *p, size_t from, int want_utf8) {
+    FUZZ_CHECK(outbox_wait_idle(&p->c.out, 10000));
+    size_t n = 0, off = from;
+    while (off < p->len) {
+        const uint8_t *b = p->buf + off;
+        FUZZ_CHECK(p->len - off >= 2 && b[0] == 0x81 && !(b[1] & 0x80));
+        size_t hlen = 2, len = b[1];
+        if (len == 126) hlen = 4, len = (size_t)b[2] << 8 | b[3];
+        else if (len == 127) {
+            hlen = 10, len = 0;
+            for (int i = 0; i < 8; i++) len = len << 8 | b[2 + i];
+        }
+        FUZZ_CHECK(p->len - off >= hlen && p->len - off - hlen >= len);
+        if (want_utf8) FUZZ_CHECK(utf8_valid(b + hlen, len));
+        cJSON *msg = cJSON_ParseWithLength((const char *)b + hlen, len);
+        FUZZ_CHECK(cJSON_IsObject(msg) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "type")));
+        cJSON_Delete(msg);
+        off += hlen + len;
+        n++;
+    }
+    return n;
+}
+
+/* May this message get no answer at all? Only a command that succeeds silently. */
+static int may_be_silent(const uint8_t *data, size_t size) {
+    cJSON *msg = cJSON_ParseWithLength((const char *)data, size);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(msg, "type");
+    static const char *const silent[] = {"send", "broadcast", "join", "leave", "publish"};
+    int ok = 0;
+    if (cJSON_IsObject(msg) && cJSON_IsString(type) && !cJSON_GetObjectItemCaseSensitive(msg, "id"))
+        for (size_t i = 0; i < sizeof silent / sizeof silent[0]; i++) ok |= strcmp(type->valuestring, silent[i]) == 0;
+    cJSON_Delete(msg);
+    return ok;
+}
+
+static void start_once(void) {
+    static struct hub_options opt = {1, 20000};
+    if (hub) return;
+    ob = outbox_start(&mem_io, 2, 8);
+    hub = hub_new(ob, &opt);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    struct peer alice, bob, bob2, anon;
+    start_once();
+    peer_open(&alice, "alice");
+    peer_open(&bob, "bob");
+    peer_open(&bob2, "bob");
+    peer_open(&anon, NULL);
+    struct peer *all[] = {&alice, &bob, &bob2, &anon};
+    size_t seen[4];
+    for (int i = 0; i < 4; i++) seen[i] = (check_frames(all[i], 0, 1), all[i]->len);
+
+    char *text = malloc(size ? size : 1); /* exactly the message, no NUL after it */
+    memcpy(text, data, size);
+    router_handle(hub, &alice.c, text, size);
+    free(text);
+
+    int valid_utf8 = utf8_valid(data, size);
+    for (int i = 0; i < 4; i++) {
+        size_t n = check_frames(all[i], seen[i], valid_utf8);
+        if (all[i] == &alice && n == 0) FUZZ_CHECK(may_be_silent(data, size));
+    }
+    for (int i = 3; i >= 0; i--) peer_close(all[i]);
+    return 0;
+}

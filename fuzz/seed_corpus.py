@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed inputs of fuzz/corpus/<target>/ (seed-*); run from anywhere.
+
+The router seeds include every client line of the session blocks in docs/PROTOCOL.md, so the corpus
+follows the documented protocol. Old seed-* files are replaced; other files in the corpus directories
+(crash-*, regression inputs, anything libFuzzer found) are left alone."""
+import os
+import re
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def write(target, name, data):
+    os.makedirs(os.path.join(CORPUS, target), exist_ok=True)
+    with open(os.path.join(CORPUS, target, "seed-" + name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+# ---- assembler: byte 0 = max selector (1 + 4 * b, 0xFF = 65536), then (bits, len16, payload)... ----
+FIN, CONT, TEXT, BIN, CLOSE, PING, PONG = 0x80, 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def frames(max_sel, *fs):
+    out = bytes([max_sel])
+    for bits, payload in fs:
+        out += bytes([bits]) + struct.pack(">H", len(payload)) + payload
+    return out
+
+
+def close(code, reason=b""):
+    return struct.pack(">H", code) + reason
+
+
+def assembler_seeds():
+    s = {
+        "single-text": frames(0xFF, (FIN | TEXT, b'{"type":"ping"}')),
+        "single-binary": frames(0xFF, (FIN | BIN, b"\xff\x00\xc0")),
+        "empty-text": frames(0xFF, (FIN | TEXT, b"")),
+        "fragments-ping-pong-between": frames(0xFF, (TEXT, b"hel"), (FIN | PING, b"are you there"), (CONT, b"lo"),
+                                              (FIN | PONG, b""), (FIN | CONT, b" world")),
+        "fragments-binary": frames(0xFF, (BIN, b"\x01"), (CONT, b""), (FIN | CONT, b"\x02")),
+        "orphan-continuation": frames(0xFF, (FIN | CONT, b"x")),
+        "orphan-after-message": frames(0xFF, (FIN | TEXT, b"a"), (CONT, b"b")),
+        "new-message-inside-fragmented": frames(0xFF, (TEXT, b"first"), (FIN | TEXT, b"second")),
+        "rsv1": frames(0xFF, (FIN | 0x40 | TEXT, b"x")),
+        "rsv-on-control": frames(0xFF, (FIN | 0x10 | PING, b"")),
+        "reserved-opcode-3": frames(0xFF, (FIN | 0x3, b"")),
+        "reserved-opcode-b": frames(0xFF, (FIN | 0xB, b"")),
+        "ping-125": frames(0xFF, (FIN | PING, b"p" * 125)),
+        "ping-126": frames(0xFF, (FIN | PING, b"p" * 126)),
+        "close-126": frames(0xFF, (FIN | CLOSE, close(1000, b"r" * 124))),
+        "fragmented-ping": frames(0xFF, (PING, b"")),
+        "fragmented-close": frames(0xFF, (CLOSE, close(1000))),
+        "close-1000-reason": frames(0xFF, (FIN | CLOSE, close(1000, b"bye"))),
+        "close-empty": frames(0xFF, (FIN | CLOSE, b"")),
+        "close-1-byte": frames(0xFF, (FIN | CLOSE, b"\x03")),
+        "close-999": frames(0xFF, (FIN | CLOSE, close(999))),
+        "close-1005": frames(0xFF, (FIN | CLOSE, close(1005))),
+        "close-1015": frames(0xFF, (FIN | CLOSE, close(1015))),
+        "close-2999": frames(0xFF, (FIN | CLOSE, close(2999))),
+        "close-4999": frames(0xFF, (FIN | CLOSE, close(4999))),
+        "close-5000": frames(0xFF, (FIN | CLOSE, close(5000))),
+        "close-reason-bad-utf8": frames(0xFF, (FIN | CLOSE, close(1000, b"caf\xc3"))),
+        "close-inside-fragmented": frames(0xFF, (TEXT, b"part"), (FIN | CLOSE, close(1001))),
+        # max selector 15: --max-message 61
+        "max-exact-single": frames(15, (FIN | TEXT, b"m" * 61)),
+        "max-plus-one-single": frames(15, (FIN | TEXT, b"m" * 62)),
+        "max-exact-fragments": frames(15, (TEXT, b"f" * 30), (FIN | PING, b""), (FIN | CONT, b"f" * 31)),
+        "max-plus-one-fragments": frames(15, (TEXT, b"f" * 30), (CONT, b"f" * 31), (FIN | CONT, b"f")),
+        "utf8-split-valid": frames(0xFF, (TEXT, b"\xf0\x9f"), (CONT, b"\x98"), (FIN | CONT, b"\x80")),
+        "utf8-split-invalid": frames(0xFF, (TEXT, b"ok \xe2\x82"), (FIN | CONT, b"\x28")),
+        "utf8-surrogate-split": frames(0xFF, (TEXT, b"\xed"), (FIN | CONT, b"\xa0\x80")),
+        "utf8-incomplete-at-fin": frames(0xFF, (TEXT, b"abc"), (FIN | CONT, b"\xe2")),
+        "utf8-incomplete-single": frames(0xFF, (FIN | TEXT, b"abc\xe2\x82")),
+        "utf8-overlong": frames(0xFF, (FIN | TEXT, b"\xc0\x80")),
+        "binary-not-utf8-fragments": frames(0xFF, (BIN, b"\xe2"), (FIN | CONT, b"\xff")),
+        "many-messages": frames(0xFF, *[(FIN | TEXT, b"msg%d" % i) for i in range(20)]),
+    }
+    for name, data in s.items():
+        write("assembler", name, data)
+
+
+# ---- utf8: two split bytes, then the text ----
+def utf8_seeds():
+    texts = {
+        "ascii": b"plain ascii", "two-byte": b"\xc2\x80\xdf\xbf", "three-byte": b"\xe0\xa0\x80\xef\xbf\xbf",
+        "four-byte": b"\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", "mixed": "héllo € 😀!".encode(),
+        "overlong-2": b"\xc0\x80", "overlong-3": b"\xe0\x80\x80", "overlong-4": b"\xf0\x80\x80\x80",
+        "surrogate": b"\xed\xa0\x80", "above-max": b"\xf4\x90\x80\x80", "f5": b"\xf5\x80\x80\x80",
+        "ff": b"\xff", "lone-continuation": b"\x80", "truncated": b"\xf0\x9f\x98", "nul": b"a\x00b",
+    }
+    for name, t in texts.items():
+        write("utf8", name, bytes([1, 3]) + t)
+
+
+# ---- router: every client line of PROTOCOL.md's sessions, and malformed ones ----
+def router_seeds():
+    with open(os.path.join(HERE, "..", "docs", "PROTOCOL.md"), encoding="utf-8") as f:
+        doc = f.read()
+    lines = []
+    for block in re.findall(r"```session\n(.*?)```", doc, re.S):
+        for line in block.splitlines():
+            m = re.match(r"^\w+> (.*)$", line)
+            if m and m.group(1) not in lines:
+                lines.append(m.group(1))
+    for i, line in enumerate(lines):
+        write("router", "doc-%02d" % i, line)
+    extra = {
+        "trailing-garbage": '{"type":"ping"} x',
+        "two-objects": '{"type":"ping"}{"type":"ping"}',
+        "nested-100": '{"type":"broadcast","data":' + "[" * 99 + "1" + "]" * 99 + "}",
+        "nested-64": '{"type":"broadcast","data":' + "[" * 63 + "1" + "]" * 63 + "}",
+        "brackets-in-string": '{"type":"ping","x":"' + "[{" * 80 + '\\"]"}',
+        "too-large": '{"type":"send","data":1,"to":[' + ",".join(['"bob"'] * 101) + "]}",
+        "send-list-offline": '{"type":"send","to":["ghost","bob","spook"],"data":[1,{"k":null}],"id":5}',
+        "send-self-and-dupes": '{"type":"send","to":["bob","bob","alice"],"data":true,"id":"d"}',
+        "id-too-long": '{"type":"ping","id":"' + "i" * 65 + '"}',
+        "id-bool": '{"type":"ping","id":true}',
+        "id-float": '{"type":"ping","id":-3.5e10}',
+        "type-number": '{"type":5}',
+        "empty-object": "{}",
+        "not-object": '"text"',
+        "hello-reserved": '{"type":"hello","user":"conn-1"}',
+        "hello-ok": '{"type":"hello","user":"zed","id":"h"}',
+        "join-65-chars": '{"type":"join","room":"' + "r" * 65 + '"}',
+        "publish-unjoined": '{"type":"publish","room":"lobby","data":1,"id":3}',
+        "leave-unjoined": '{"type":"leave","room":"lobby","id":4}',
+        "broadcast-no-data": '{"type":"broadcast"}',
+        "users": '{"type":"users","id":0}',
+        "unicode-data": '{"type":"broadcast","data":"\\u00e9\\ud83d\\ude00 é","id":1}',
+        "lone-surrogate-escape": '{"type":"broadcast","data":"\\ud800","id":1}',
+        "nul-escape": '{"type":"send","to":"bob","data":"a\\u0000b","id":1}',
+        "empty": "",
+        "nul-after": '{"type":"ping"}\x00',
+    }
+    for name, text in extra.items():
+        write("router", name, text)
+
+
+# ---- origin: Origin NUL Host NUL allow... ----
+def origin_seeds():
+    s = {
+        "same": b"http://localhost:8080\0localhost:8080", "other-port": b"http://localhost:8081\0localhost:8080",
+        "default-http": b"http://example.com\0example.com", "default-https": b"https://example.com\0example.com:443",
+        "case": b"HTTP://LocalHost:8080\0localhost:8080", "ipv6": b"http://[::1]:8080\0[::1]:8080",
+        "null": b"null\0localhost:8080", "file": b"file://\0localhost:8080", "bare-scheme": b"http://\0",
+        "big-port": b"http://a:99999\0a:99999", "no-host": b"http://localhost:8080",
+        "listed": b"http://localhost:3000\0localhost:8080\0http://localhost:3000\0https://x/",
+        "listed-slash": b"http://localhost:3000/\0localhost:8080\0http://localhost:3000",
+        "star": b"http://evil.example\0localhost:8080\0*", "userinfo": b"http://a@localhost:8080\0localhost:8080",
+        "plus-port": b"http://a:+80\0a:80", "space-port": b"http://a: 80\0a:80",
+    }
+    for name, data in s.items():
+        write("origin", name, data)
+
+
+# ---- names: cap byte, key byte (0 user, 1 u, 2 "", 3 a=b), query ----
+def names_seeds():
+    s = {
+        "plain": (65, 0, b"user=bob"), "second": (65, 0, b"a=1&user=carol&b=2"), "suffix-key": (65, 0, b"xuser=a&user=b"),
+        "percent": (65, 0, b"user=a%62c%4A"), "plus": (65, 0, b"user=a+b"), "bad-escape": (65, 0, b"user=%zz"),
+        "short-escape": (65, 0, b"user=%4"), "nul": (65, 0, b"user=ab%00cd"), "too-long": (65, 0, b"user=" + b"x" * 65),
+        "exact": (65, 0, b"user=" + b"x" * 64), "no-equals": (65, 0, b"user"), "empty-key": (10, 2, b"=v&x=1"),
+        "tiny-cap": (1, 0, b"user=ab"), "conn-prefix": (65, 0, b"user=conn-5"), "amp-encoded": (65, 1, b"u=a%26b"),
+    }
+    for name, (cap, key, q) in s.items():
+        write("names", name, bytes([cap - 1, key]) + q)
+
+
+# ---- config: argv words separated by NUL ----
+def config_seeds():
+    s = {
+        "none": [], "help": ["--help"], "version": ["--version"], "port": ["--port", "9000"],
+        "port-host": ["--port=127.0.0.1:9001"], "port-bad": ["--port", "0"], "root": ["--root", "/tmp"],
+        "root-missing": ["--root", "/nonexistent"], "origins": ["--allow-origin", "http://a", "--allow-origin", "*"],
+        "origin-bad": ["--allow-origin", "ftp://a"], "numbers": ["--max-message", "1", "--max-connections=60000",
+                                                                 "--outbox", "1024", "--ping-interval", "86400",
+                                                                 "--rate-limit", "0", "--max-per-ip", "3"],
+        "number-overflow": ["--max-message", "99999999999999999999999"], "presence": ["--presence", "off"],
+        "log": ["--log-level=debug"], "healthcheck": ["--healthcheck"],
+        "healthcheck-url": ["--healthcheck", "http://10.0.0.2:9/healthz", "--port", "9"],
+        "unknown": ["--bogus"], "missing-value": ["--port"],
+    }
+    for name, words in s.items():
+        write("config", name, b"\0".join(w.encode() for w in words))
+
+
+def remove_old_seeds():
+    for target in os.listdir(CORPUS) if os.path.isdir(CORPUS) else []:
+        for name in os.listdir(os.path.join(CORPUS, target)):
+            if name.startswith("seed-"):
+                os.remove(os.path.join(CORPUS, target, name))
+
+
+if __name__ == "__main__":
+    remove_old_seeds()
+    assembler_seeds()
+    utf8_seeds()
+    router_seeds()
+    origin_seeds()
+    names_seeds()
+    config_seeds()
