@@ -191,8 +191,7 @@ static void drain(struct outbox *ob, struct writer *self, struct outq *q, uint8_
     int broken = n > 0 && write_batch(ob, self, q->sink, batch, n, buf) < 0;
 
     pthread_mutex_lock(&q->lock);
-    if (broken && !q->detached) ob->io->close(q->sink); /* under the lock: see outbox_detach */
-    if (ends && !broken) q->close_sent_ms = now_ns() / 1000000;
+    if (ends || broken) q->close_sent_ms = now_ns() / 1000000; /* outbox_expire takes it from here */
     if (broken) { /* nothing more can be written, not even a queued close frame */
         q->closing = 1;
         drop_queued(q);

@@ -24,7 +24,8 @@
 struct outbox_io {
     /* Writes all of buf or fails: returns 0, or -1 when the connection is broken. */
     int (*write)(void *sink, const void *buf, size_t len);
-    /* Ends the connection: its peer did not answer our close frame in time, or the sink broke. */
+    /* Ends the connection: its peer did not answer our close frame in time, or the sink broke.
+     * Called under the queue lock, never after outbox_detach began. */
     void (*close)(void *sink);
 };
 
@@ -66,9 +67,11 @@ enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f)
  * with its own close, which ends the connection cleanly; outbox_expire ends it if it does not.
  * Any thread. Returns 1, or 0 (and does nothing) if the queue was already closing. */
 int outbox_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason);
-/* Ends the connection (io->close) if its close frame was written more than grace_ms ago. Closing
- * the socket before the peer's answer would reset the connection and lose what it had not yet read,
- * so the peer gets this long to answer. */
+/* Ends the connection (io->close) if its close frame was written, or its socket broke, more than
+ * grace_ms ago. Closing the socket before the peer's answer would reset the connection and lose what
+ * it had not yet read, so the peer gets this long to answer. This is the only caller of io->close:
+ * CivetWeb's mg_close_connection is safe only while the worker is inside its read loop, which it
+ * enters just after the ready handler; grace_ms later it surely has. */
 void outbox_expire(struct outbox *ob, struct outq *q, int64_t now_ms, long grace_ms);
 /* 1 once the queue has started closing (a close frame queued or sent) or was detached. */
 int outq_closing(struct outq *q);

@@ -62,10 +62,11 @@ static int io_write(void *sink, const void *buf, size_t len) {
     return n == (int)len ? 0 : -1;
 }
 
-/* While the worker is in its read loop, CivetWeb only flags the connection here; the worker ends
- * it after its next read poll (websocket_timeout_ms), unless the peer's close echo arrives first.
- * The loop may end on its own just before this call (peer EOF); CivetWeb then closes the socket
- * here and clears its user data, which is why sessions are found through worker_session, never
+/* Called by outbox_expire only, seconds after the read loop began. While the worker is in its read
+ * loop, CivetWeb only flags the connection here, and the worker ends it after its next read poll
+ * (websocket_timeout_ms). The loop may end on its own just before this call (peer EOF, and the close
+ * handler not yet at outbox_detach); CivetWeb then closes the socket here, once (it marks it
+ * closed), and clears its user data, which is why sessions are found through worker_session, never
  * through CivetWeb's user connection data. */
 static void io_close(void *sink) {
     struct session *s = sink;
