@@ -23,7 +23,7 @@ static const struct {
     [M_HTTP_REQUESTS] = {"switchboard_http_requests_total", "HTTP requests answered (not WebSocket upgrades)"},
 };
 
-static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown", "per_ip"};
+static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown", "per_ip", "bad_request"};
 static const uint16_t close_codes[] = {1000, 1001, 1002, 1007, 1008, 1009};
 #define NCLOSE (sizeof close_codes / sizeof close_codes[0])
 

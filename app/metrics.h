@@ -23,7 +23,15 @@ enum metric {
     M__COUNT
 };
 
-enum reject_reason { REJECT_ORIGIN, REJECT_CAPACITY, REJECT_BAD_USER, REJECT_SHUTDOWN, REJECT_PER_IP, REJECT__COUNT };
+enum reject_reason {
+    REJECT_ORIGIN,
+    REJECT_CAPACITY,
+    REJECT_BAD_USER,
+    REJECT_SHUTDOWN,
+    REJECT_PER_IP,
+    REJECT_BAD_REQUEST,
+    REJECT__COUNT
+};
 
 /* The protocol's error codes (docs/PROTOCOL.md), counted by code. */
 enum sb_error {

@@ -68,6 +68,8 @@ static void on_end_request(const struct mg_connection *conn, int status) {
     log_info("http %s %s %d %s", ri->request_method, ri->local_uri ? ri->local_uri : "-", status, ri->remote_addr);
 }
 
+static void on_connection_close(const struct mg_connection *conn) { ws_connection_closed(); }
+
 static int on_log_message(const struct mg_connection *conn, const char *message) {
     log_warn("civetweb: %s", message);
     return 1;
@@ -105,6 +107,7 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     callbacks.http_error = on_http_error;
     callbacks.end_request = on_end_request;
     callbacks.log_message = on_log_message;
+    callbacks.connection_close = on_connection_close;
     struct mg_init_data init = {&callbacks, srv, options};
     unsigned code = 0;
     struct mg_error_data error = {&code, err, cap};

@@ -2,6 +2,7 @@
 #include "ws.h"
 
 #include <civetweb.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -147,6 +148,16 @@ static int query_user(const struct mg_request_info *ri, char *out, size_t cap) {
     return n > 0 && name_claimable(out);
 }
 
+/* RFC 6455 4.2.1: the key is 16 random bytes in base64, 24 characters ending in "==". CivetWeb
+ * 1.15 fails the upgrade without calling the ready or close handler when a key is 64 characters or
+ * longer, after the connect handler has accepted it, so anything else is refused here first. */
+static int key_valid(const char *key) {
+    if (!key || strlen(key) != 24 || strcmp(key + 22, "==") != 0) return 0;
+    for (int i = 0; i < 22; i++)
+        if (!isalnum((unsigned char)key[i]) && key[i] != '+' && key[i] != '/') return 0;
+    return 1;
+}
+
 /* CivetWeb 1.15 keeps the subprotocol a worker accepted for an earlier connection (#1091) and
  * would send it to a client that offered none; such a client (a browser) then fails the handshake. */
 static void clear_stale_subprotocol(const struct mg_connection *mg) {
@@ -164,6 +175,8 @@ static int on_connect(const struct mg_connection *cmg, void *cbdata) {
         return refuse(mg, REJECT_SHUTDOWN, 503, "server shutting down");
     if (!origin_allowed(mg_get_header(mg, "Origin"), mg_get_header(mg, "Host"), ws->set.origins, ws->set.norigins))
         return refuse(mg, REJECT_ORIGIN, 403, "origin not allowed");
+    if (!key_valid(mg_get_header(mg, "Sec-WebSocket-Key")))
+        return refuse(mg, REJECT_BAD_REQUEST, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
     if (!query_user(ri, user, sizeof user))
         return refuse(mg, REJECT_BAD_USER, 400, "user must be 1-64 of A-Z a-z 0-9 _ . - and not start with conn-");
     int per_ip = ws->set.max_per_ip > 0;
@@ -314,6 +327,17 @@ static void on_close(const struct mg_connection *mg, void *cbdata) {
     if (s->ip_counted) release_ip_slot(ws, s->remote_ip);
     free(s);
     release_slot(ws);
+}
+
+/* Frees the session of an upgrade that failed after on_connect accepted it, if CivetWeb found a
+ * reason to give up that key_valid did not foresee: it then calls neither on_ready nor on_close. */
+void ws_connection_closed(void) {
+    struct session *s = worker_session;
+    worker_session = NULL;
+    if (!s) return;
+    if (s->ip_counted) release_ip_slot(s->ws, s->remote_ip);
+    release_slot(s->ws);
+    free(s);
 }
 
 void ws_register(struct ws_server *ws, struct mg_context *ctx) {

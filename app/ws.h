@@ -38,6 +38,9 @@ struct ws_server *ws_new(struct hub *h, struct outbox *ob, const struct ws_setti
 void ws_free(struct ws_server *ws);
 /* Installs the handlers for "/ws" and "/". */
 void ws_register(struct ws_server *ws, struct mg_context *ctx);
+/* CivetWeb's connection_close callback for this worker's connection, WebSocket or not: a backstop
+ * that frees a session whose close handler never ran. */
+void ws_connection_closed(void);
 /* From now on every handshake gets 503. */
 void ws_stop_accepting(struct ws_server *ws);
 
