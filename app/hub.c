@@ -27,7 +27,8 @@ struct room {
 };
 
 struct hub {
-    pthread_mutex_t lock; /* guards everything below and the hub fields of each conn */
+    pthread_rwlock_t lock; /* guards everything below and the hub fields of each conn; delivery only
+                            * reads the tables, so concurrent senders share it */
     struct outbox *ob;
     struct hub_options opt;
     struct dict *users;   /* name -> struct user */
@@ -75,7 +76,12 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
         hub_free(h);
         return NULL;
     }
-    pthread_mutex_init(&h->lock, NULL);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* joins and leaves must not starve behind a steady stream of sends */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&h->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     h->ob = ob;
     h->opt = *opt;
     return h;
@@ -99,14 +105,12 @@ void hub_free(struct hub *h) {
     if (h->rooms) dict_each(h->rooms, free_room, NULL);
     dict_free(h->users);
     dict_free(h->rooms);
-    pthread_mutex_destroy(&h->lock);
+    pthread_rwlock_destroy(&h->lock);
     free(h);
 }
 
 void hub_conn_init(struct hub *h, struct conn *c, const char *user, int echo, void *sink, size_t outbox_limit) {
-    pthread_mutex_lock(&h->lock);
-    uint64_t n = ++h->next_id;
-    pthread_mutex_unlock(&h->lock);
+    uint64_t n = __atomic_add_fetch(&h->next_id, 1, __ATOMIC_RELAXED);
     memset(c, 0, sizeof *c);
     snprintf(c->id, sizeof c->id, SB_ID_PREFIX "%llu", (unsigned long long)n);
     snprintf(c->user, sizeof c->user, "%s", user ? user : c->id);
@@ -220,12 +224,12 @@ static enum hub_status attach_failure(struct hub *h, const char *user) {
 }
 
 enum hub_status hub_add(struct hub *h, struct conn *c) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     int first = 0;
     enum hub_status s = h->shutting_down ? HUB_SHUTTING_DOWN : HUB_OK;
     if (s == HUB_OK && !c->echo && (first = user_attach(h, c)) < 0) s = attach_failure(h, c->user);
     if (s != HUB_OK) {
-        pthread_mutex_unlock(&h->lock);
+        pthread_rwlock_unlock(&h->lock);
         return s;
     }
     c->prev = NULL;
@@ -235,7 +239,7 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
     h->count++;
     if (!c->echo) send_welcome(h, c);
     if (first) send_presence(h, c, "join", c->user);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     metrics_add(M_CONNECTIONS_TOTAL, 1);
     return HUB_OK;
 }
@@ -249,7 +253,7 @@ static void room_drop_member(struct hub *h, struct room *r, struct conn *c) {
 }
 
 void hub_remove(struct hub *h, struct conn *c) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     if (c->prev) c->prev->next = c->next;
     else if (h->head == c) h->head = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -257,22 +261,22 @@ void hub_remove(struct hub *h, struct conn *c) {
     h->count--;
     while (c->nrooms) room_drop_member(h, c->rooms[--c->nrooms], c);
     if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
 }
 
 long hub_send_user(struct hub *h, const char *user, struct frame *f) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_rdlock(&h->lock);
     struct user *u = dict_get(h->users, user);
     long n = u ? 0 : -1;
     for (size_t i = 0; u && i < u->conns.n; i++) n += deliver(h, u->conns.items[i], f);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     return n;
 }
 
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_rdlock(&h->lock);
     size_t n = deliver_all(h, from, f);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     return n;
 }
 
@@ -284,19 +288,19 @@ static long member_index(const struct conn *c, const char *room) {
 }
 
 long hub_publish(struct hub *h, const struct conn *from, const char *room, struct frame *f) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_rdlock(&h->lock);
     long i = member_index(from, room), n = 0;
     struct conn_set *m = i < 0 ? NULL : &from->rooms[i]->members;
     for (size_t k = 0; m && k < m->n; k++)
         if (m->items[k] != from) n += deliver(h, m->items[k], f);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     return i < 0 ? -1 : n;
 }
 
 void hub_reply(struct hub *h, struct conn *c, struct frame *f) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_rdlock(&h->lock);
     deliver(h, c, f);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
 }
 
 static enum hub_status join_locked(struct hub *h, struct conn *c, const char *name) {
@@ -320,26 +324,26 @@ static enum hub_status join_locked(struct hub *h, struct conn *c, const char *na
 }
 
 enum hub_status hub_join(struct hub *h, struct conn *c, const char *room) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     enum hub_status s = join_locked(h, c, room);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     return s;
 }
 
 enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     long i = member_index(c, room);
     if (i >= 0) {
         struct room *r = c->rooms[i];
         c->rooms[i] = c->rooms[--c->nrooms];
         room_drop_member(h, r, c);
     }
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     return i >= 0 ? HUB_OK : HUB_NOT_MEMBER;
 }
 
 enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     struct user *target = dict_get(h->users, user);
     enum hub_status s = c->named ? HUB_ALREADY_NAMED : HUB_OK;
     if (s == HUB_OK && target && target->conns.n >= HUB_MAX_CONNS_PER_USER) s = HUB_USER_FULL;
@@ -352,23 +356,23 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
         if (first > 0) send_presence(h, c, "join", c->user);
         send_welcome(h, c);
     }
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     return s;
 }
 
 void hub_reply_users(struct hub *h, struct conn *c) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_rdlock(&h->lock);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "type", "users");
     cJSON_AddItemToObject(r, "users", user_list(h));
     send_object(h, c, r);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
 }
 
 void hub_tick(struct hub *h, int64_t now_ms) {
     long interval = h->opt.ping_interval_ms;
     struct frame *ping = frame_new(WS_OP_PING, NULL, 0);
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     for (struct conn *c = h->head; c && ping; c = c->next) {
         outbox_expire(h->ob, &c->out, now_ms, HUB_CLOSE_GRACE_MS);
         int64_t silent = now_ms - __atomic_load_n(&c->last_rx_ms, __ATOMIC_RELAXED);
@@ -379,31 +383,31 @@ void hub_tick(struct hub *h, int64_t now_ms) {
             outbox_push(h->ob, &c->out, ping);
         }
     }
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     frame_unref(ping);
 }
 
 void hub_shutdown(struct hub *h, uint16_t code, const char *reason) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     h->shutting_down = 1;
     for (struct conn *c = h->head; c; c = c->next) outbox_close(h->ob, &c->out, code, reason);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
 }
 
 size_t hub_count(struct hub *h) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_rdlock(&h->lock);
     size_t n = h->count;
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     return n;
 }
 
 void hub_gauges(struct hub *h, struct metrics_gauges *g) {
-    pthread_mutex_lock(&h->lock);
+    pthread_rwlock_rdlock(&h->lock);
     g->connections_open = h->count;
     g->users_online = dict_size(h->users);
     g->rooms = dict_size(h->rooms);
     g->outbox_bytes = 0;
     for (struct conn *c = h->head; c; c = c->next) g->outbox_bytes += outq_bytes(&c->out);
-    pthread_mutex_unlock(&h->lock);
+    pthread_rwlock_unlock(&h->lock);
     g->writer_threads = outbox_threads(h->ob);
 }

@@ -34,6 +34,7 @@ struct outbox {
     pthread_cond_t tick;   /* wakes the watchdog early, to stop */
     struct outq *ready_head, *ready_tail;
     size_t base, max_threads, nthreads, idle;
+    size_t waking;         /* signals sent that no idle writer has taken yet */
     int stopping;
     struct writer *slots;  /* max_threads of them */
     pthread_t watchdog;
@@ -90,6 +91,7 @@ static struct outq *next_ready(struct outbox *ob) {
         ob->idle++;
         int rc = pthread_cond_timedwait(&ob->wake, &ob->lock, &until);
         ob->idle--;
+        if (ob->waking) ob->waking--;
         if (rc == ETIMEDOUT && !ob->ready_head && ob->nthreads > ob->base) break;
     }
     struct outq *q = ob->stopping ? NULL : ob->ready_head;
@@ -102,15 +104,23 @@ static struct outq *next_ready(struct outbox *ob) {
     return q;
 }
 
-/* Appends q to the ready list. Called with q->lock held and q->scheduled just set. */
-static void make_ready(struct outbox *ob, struct outq *q) {
+/* Appends q to the ready list. Called with q->lock held and q->scheduled just set. Returns 1 when
+ * an idle writer must be woken: the caller does it with wake_writer once it holds no lock, so the
+ * woken writer does not run only to block on a lock its waker still holds. */
+static int make_ready(struct outbox *ob, struct outq *q) {
     pthread_mutex_lock(&ob->lock);
     if (ob->ready_tail) ob->ready_tail->next = q;
     else ob->ready_head = q;
     ob->ready_tail = q;
-    if (ob->idle > 0) pthread_cond_signal(&ob->wake);
-    else if (ob->nthreads < ob->base) spawn_writer(ob);
+    int wake = ob->idle > ob->waking;
+    if (wake) ob->waking++;
+    else if (ob->idle == 0 && ob->nthreads < ob->base) spawn_writer(ob);
     pthread_mutex_unlock(&ob->lock);
+    return wake;
+}
+
+static void wake_writer(struct outbox *ob, int wake) {
+    if (wake) pthread_cond_signal(&ob->wake);
 }
 
 static struct frame *ring_pop(struct outq *q) {
@@ -197,10 +207,12 @@ static void drain(struct outbox *ob, struct writer *self, struct outq *q, uint8_
         drop_queued(q);
     }
     q->draining = 0;
-    if (q->count && !q->detached) make_ready(ob, q);
+    int wake = 0;
+    if (q->count && !q->detached) wake = make_ready(ob, q);
     else q->scheduled = 0;
     pthread_cond_broadcast(&q->idle);
     pthread_mutex_unlock(&q->lock);
+    wake_writer(ob, wake);
     for (size_t i = 0; i < n; i++) frame_unref(batch[i]);
 }
 
@@ -314,8 +326,9 @@ size_t outq_bytes(struct outq *q) {
 }
 
 /* Queues the close frame as the last thing this queue will send, after what is queued unless `drop`
- * (a slow consumer: what is queued would never be read). Called with q->lock held. */
-static void queue_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason, int drop) {
+ * (a slow consumer: what is queued would never be read). Called with q->lock held; returns
+ * make_ready's verdict. */
+static int queue_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason, int drop) {
     struct frame *f = frame_close(code, reason);
     q->closing = 1;
     q->close_code = code;
@@ -323,33 +336,35 @@ static void queue_close(struct outbox *ob, struct outq *q, uint16_t code, const 
     metrics_close(code);
     if (f && ring_push(q, f) == 0) q->close_frame = f;
     frame_unref(f);
-    if (!q->scheduled && q->count) {
-        q->scheduled = 1;
-        make_ready(ob, q);
-    }
+    if (q->scheduled || !q->count) return 0;
+    q->scheduled = 1;
+    return make_ready(ob, q);
 }
 
 enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f) {
     enum outq_result r = OUTQ_QUEUED;
+    int wake = 0;
     pthread_mutex_lock(&q->lock);
     if (q->closing || q->detached) r = OUTQ_CLOSED;
     else if (q->bytes + f->len > q->limit || ring_push(q, f) < 0) {
         r = OUTQ_OVERFLOW;
         metrics_add(M_SLOW_CONSUMERS, 1);
-        queue_close(ob, q, 1008, "slow consumer: outbox full", 1);
+        wake = queue_close(ob, q, 1008, "slow consumer: outbox full", 1);
     } else if (!q->scheduled) {
         q->scheduled = 1;
-        make_ready(ob, q);
+        wake = make_ready(ob, q);
     }
     pthread_mutex_unlock(&q->lock);
+    wake_writer(ob, wake);
     return r;
 }
 
 int outbox_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason) {
     pthread_mutex_lock(&q->lock);
-    int started = !q->closing && !q->detached;
-    if (started) queue_close(ob, q, code, reason, 0);
+    int started = !q->closing && !q->detached, wake = 0;
+    if (started) wake = queue_close(ob, q, code, reason, 0);
     pthread_mutex_unlock(&q->lock);
+    wake_writer(ob, wake);
     return started;
 }
 

@@ -8,6 +8,7 @@
  * queue would pass it is a slow consumer and is closed with 1008.
  *
  * Locks, always taken in this order: the hub's lock, then a queue's `lock`, then the pool's lock.
+ * A writer is woken only after its waker has dropped the queue and pool locks.
  * Ownership: the pool owns its threads; a queue is embedded in its connection, and outbox_detach
  * returns only when no writer will touch the queue or its sink again, so the connection may then be
  * freed. Frames are shared by reference (frame.h); a queue holds one reference per queued frame. */
