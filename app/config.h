@@ -26,6 +26,8 @@ struct config {
     long ping_interval;          /* seconds */
     long rate_limit;             /* messages per second per connection; 0 = off */
     long max_per_ip;             /* WebSockets per client address; 0 = off */
+    long max_rooms;              /* rooms per connection */
+    long max_user_conns;         /* connections per user */
     int presence;                /* presence events and user lists */
     enum sb_log_level log_level;
     int healthcheck;             /* run as a health probe instead of a server */

@@ -39,6 +39,9 @@ struct hub {
     int shutting_down;
 };
 
+long hub_max_rooms(const struct hub *h) { return h->opt.max_rooms; }
+long hub_max_user_conns(const struct hub *h) { return h->opt.max_user_conns; }
+
 int64_t hub_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -84,6 +87,8 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
     pthread_rwlockattr_destroy(&attr);
     h->ob = ob;
     h->opt = *opt;
+    if (h->opt.max_rooms <= 0) h->opt.max_rooms = HUB_MAX_ROOMS_PER_CONN;
+    if (h->opt.max_user_conns <= 0) h->opt.max_user_conns = HUB_MAX_CONNS_PER_USER;
     return h;
 }
 
@@ -192,7 +197,7 @@ static void send_presence(struct hub *h, const struct conn *except, const char *
 static int user_attach(struct hub *h, struct conn *c) {
     struct user *u = dict_get(h->users, c->user);
     int first = u == NULL;
-    if (u && u->conns.n >= HUB_MAX_CONNS_PER_USER) return -1;
+    if (u && u->conns.n >= (size_t)h->opt.max_user_conns) return -1;
     if (first && (!(u = calloc(1, sizeof *u)) || dict_add(h->users, c->user, u) < 0)) {
         free(u);
         return -1;
@@ -220,7 +225,7 @@ static int user_detach(struct hub *h, struct conn *c) {
 /* Why user_attach failed. Called with the hub lock held. */
 static enum hub_status attach_failure(struct hub *h, const char *user) {
     struct user *u = dict_get(h->users, user);
-    return u && u->conns.n >= HUB_MAX_CONNS_PER_USER ? HUB_USER_FULL : HUB_NO_MEMORY;
+    return u && u->conns.n >= (size_t)h->opt.max_user_conns ? HUB_USER_FULL : HUB_NO_MEMORY;
 }
 
 enum hub_status hub_add(struct hub *h, struct conn *c) {
@@ -228,6 +233,7 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
     int first = 0;
     enum hub_status s = h->shutting_down ? HUB_SHUTTING_DOWN : HUB_OK;
     if (s == HUB_OK && !c->echo && (first = user_attach(h, c)) < 0) s = attach_failure(h, c->user);
+    if (s == HUB_USER_FULL) metrics_add(M_USER_LIMIT_REFUSALS, 1);
     if (s != HUB_OK) {
         pthread_rwlock_unlock(&h->lock);
         return s;
@@ -260,6 +266,9 @@ void hub_remove(struct hub *h, struct conn *c) {
     c->prev = c->next = NULL;
     h->count--;
     while (c->nrooms) room_drop_member(h, c->rooms[--c->nrooms], c);
+    free(c->rooms);
+    c->rooms = NULL;
+    c->rooms_cap = 0;
     if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
     pthread_rwlock_unlock(&h->lock);
 }
@@ -305,7 +314,17 @@ void hub_reply(struct hub *h, struct conn *c, struct frame *f) {
 
 static enum hub_status join_locked(struct hub *h, struct conn *c, const char *name) {
     if (member_index(c, name) >= 0) return HUB_OK;
-    if (c->nrooms == HUB_MAX_ROOMS_PER_CONN) return HUB_TOO_MANY_ROOMS;
+    if (c->nrooms >= (size_t)h->opt.max_rooms) {
+        metrics_add(M_ROOM_LIMIT_REFUSALS, 1);
+        return HUB_TOO_MANY_ROOMS;
+    }
+    if (c->nrooms == c->rooms_cap) {
+        size_t cap = c->rooms_cap ? c->rooms_cap * 2 : 4;
+        struct room **rooms = realloc(c->rooms, cap * sizeof *rooms);
+        if (!rooms) return HUB_NO_MEMORY;
+        c->rooms = rooms;
+        c->rooms_cap = cap;
+    }
     struct room *r = dict_get(h->rooms, name);
     if (!r) {
         if (!(r = calloc(1, sizeof *r))) return HUB_NO_MEMORY;
@@ -346,7 +365,10 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
     pthread_rwlock_wrlock(&h->lock);
     struct user *target = dict_get(h->users, user);
     enum hub_status s = c->named ? HUB_ALREADY_NAMED : HUB_OK;
-    if (s == HUB_OK && target && target->conns.n >= HUB_MAX_CONNS_PER_USER) s = HUB_USER_FULL;
+    if (s == HUB_OK && target && target->conns.n >= (size_t)h->opt.max_user_conns) {
+        s = HUB_USER_FULL;
+        metrics_add(M_USER_LIMIT_REFUSALS, 1);
+    }
     if (s == HUB_OK) {
         if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
         snprintf(c->user, sizeof c->user, "%s", user);

@@ -25,8 +25,8 @@
 #include "outbox.h"
 
 #define HUB_ID_MAX 32
-#define HUB_MAX_ROOMS_PER_CONN 64
-#define HUB_MAX_CONNS_PER_USER 64
+#define HUB_MAX_ROOMS_PER_CONN 64 /* default of --max-rooms */
+#define HUB_MAX_CONNS_PER_USER 64 /* default of --max-user-connections */
 #define HUB_CLOSE_GRACE_MS 2000 /* how long a peer has to answer our close frame */
 
 struct room;
@@ -42,13 +42,15 @@ struct conn {
     int64_t last_ping_ms;         /* hub lock: when the hub last pinged it */
     struct conn *prev, *next;     /* hub lock: every registered connection */
     struct user *u;               /* hub lock */
-    struct room *rooms[HUB_MAX_ROOMS_PER_CONN]; /* hub lock */
-    size_t nrooms;
+    struct room **rooms;          /* hub lock: the rooms joined; owned, freed by hub_remove */
+    size_t nrooms, rooms_cap;
 };
 
 struct hub_options {
     int presence;          /* send presence events and user lists */
     long ping_interval_ms;
+    long max_rooms;        /* rooms per connection; 0 = HUB_MAX_ROOMS_PER_CONN */
+    long max_user_conns;   /* connections per user; 0 = HUB_MAX_CONNS_PER_USER */
 };
 
 struct hub;
@@ -63,7 +65,7 @@ enum hub_status {
     HUB_NOT_MEMBER,
     HUB_TOO_MANY_ROOMS,
     HUB_ALREADY_NAMED,
-    HUB_USER_FULL,     /* the user has HUB_MAX_CONNS_PER_USER connections already */
+    HUB_USER_FULL,     /* the user has max_user_conns connections already */
     HUB_SHUTTING_DOWN,
     HUB_NO_MEMORY,
 };
@@ -99,5 +101,8 @@ void hub_shutdown(struct hub *h, uint16_t code, const char *reason);
 size_t hub_count(struct hub *h);
 void hub_gauges(struct hub *h, struct metrics_gauges *g);
 int64_t hub_now_ms(void);
+/* The limits in force, for error messages. */
+long hub_max_rooms(const struct hub *h);
+long hub_max_user_conns(const struct hub *h);
 
 #endif

@@ -42,7 +42,7 @@ static const char *origins[CONFIG_MAX_ORIGINS];
 
 static int app_start(struct app *a, const struct config *cfg) {
     config_origin_list(cfg, origins);
-    struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000};
+    struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000, cfg->max_rooms, cfg->max_user_conns};
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
                                cfg->max_per_ip, origins, cfg->nallow};
     char err[256] = "";

@@ -21,6 +21,9 @@ static const struct {
     [M_RATE_LIMIT_CLOSES] = {"switchboard_rate_limit_closes_total", "Connections closed 1008 for ignoring rate_limited"},
     [M_OUTBOX_FRAMES_DROPPED] = {"switchboard_outbox_frames_dropped_total", "Queued frames discarded when their connection closed"},
     [M_HTTP_REQUESTS] = {"switchboard_http_requests_total", "HTTP requests answered (not WebSocket upgrades)"},
+    [M_ROOM_LIMIT_REFUSALS] = {"switchboard_room_limit_refusals_total", "joins refused by --max-rooms"},
+    [M_USER_LIMIT_REFUSALS] = {"switchboard_user_limit_refusals_total",
+                               "connections or hellos refused by --max-user-connections"},
 };
 
 static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown", "per_ip", "bad_request"};

@@ -169,7 +169,9 @@ static long cmd_join(struct hub *h, struct conn *c, const cJSON *msg, const cJSO
     if (!room) return -1;
     enum hub_status s = hub_join(h, c, room);
     if (s == HUB_OK) return 0;
-    router_error(h, c, ERR_BAD_REQUEST, s == HUB_TOO_MANY_ROOMS ? "at most 64 rooms per connection" : "out of memory", id);
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "at most %ld rooms per connection", hub_max_rooms(h));
+    router_error(h, c, ERR_BAD_REQUEST, s == HUB_TOO_MANY_ROOMS ? text : "out of memory", id);
     return -1;
 }
 
@@ -204,10 +206,10 @@ static long cmd_hello(struct hub *h, struct conn *c, const cJSON *msg, const cJS
     }
     enum hub_status s = hub_rename(h, c, user);
     if (s == HUB_OK) return 0;
+    char full[ROUTER_TEXT_MAX];
+    snprintf(full, sizeof full, "that user has too many connections (%ld)", hub_max_user_conns(h));
     router_error(h, c, ERR_BAD_REQUEST,
-                 s == HUB_ALREADY_NAMED ? "this connection already has a name"
-                 : s == HUB_USER_FULL   ? "that user has too many connections (64)"
-                                        : "out of memory",
+                 s == HUB_ALREADY_NAMED ? "this connection already has a name" : s == HUB_USER_FULL ? full : "out of memory",
                  id);
     return -1;
 }

@@ -96,7 +96,7 @@ static int may_be_silent(const uint8_t *data, size_t size) {
 }
 
 static void start_once(void) {
-    static struct hub_options opt = {1, 20000};
+    static struct hub_options opt = {1, 20000, 0, 0};
     if (hub) return;
     ob = outbox_start(&mem_io, 2, 8);
     hub = hub_new(ob, &opt);

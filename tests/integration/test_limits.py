@@ -381,5 +381,39 @@ class HandshakeFailureSlotTest(harness.ServerTestCase):
         self.assertEqual(ws.recv_json().get("type"), "welcome")
 
 
+class ConfiguredLimitsTest(harness.ServerTestCase):
+    """--max-rooms and --max-user-connections move the two per-connection and per-user bounds, and
+    each refusal is counted in /metrics."""
+
+    server_args = ["--max-rooms", "2", "--max-user-connections", "2"]
+
+    def test_flags_set_the_bounds(self):
+        async def go():
+            a, _ = await open_router(self.port, "cfg_a")
+            for i in range(2):
+                await send_json(a, {"type": "join", "room": "r%d" % i, "id": i})
+                self.assertEqual(await recv_json(a), {"type": "ack", "id": i, "delivered": 0})
+            await send_json(a, {"type": "join", "room": "r2", "id": 2})
+            m = await recv_json(a)
+            self.assertEqual((m.get("code"), m.get("id")), ("bad_request", 2), m)
+            self.assertIn("at most 2 rooms", m.get("message", ""))
+            await a.close()
+        harness.run_async(go())
+        first = [open_raw(self, "/ws?user=cfg_u", expect_welcome=False) for _ in range(2)]
+        for ws in first:
+            self.assertEqual(ws.recv_json().get("type"), "welcome")
+        third = open_raw(self, "/ws?user=cfg_u", expect_welcome=False)
+        f = third.recv_frame()
+        self.assertEqual((f.opcode, f.close_code), (OP_CLOSE, 1008), f)
+        third.send_close(1008)
+        third.expect_eof()
+        m = self.server.metrics()
+        self.assertEqual(m.get("switchboard_room_limit_refusals_total"), 1, m)
+        self.assertEqual(m.get("switchboard_user_limit_refusals_total"), 1, m)
+        for ws in first:
+            ws.close_socket()
+        self.server.wait_connections(0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -55,7 +55,7 @@ struct world {
 };
 
 static inline void world_start(struct world *w, int presence) {
-    struct hub_options opt = {presence, 20000};
+    struct hub_options opt = {presence, 20000, 0, 0};
     w->ob = outbox_start(&peer_io, 2, 16);
     w->hub = hub_new(w->ob, &opt);
 }
