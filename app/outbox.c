@@ -16,7 +16,7 @@
 
 #define OUTBOX_COALESCE (64 * 1024)     /* bytes copied into one write */
 #define OUTBOX_BATCH 256                /* frames taken from a queue per drain */
-#define OUTBOX_STUCK_NS (20 * 1000000L) /* a write this old is waiting on its peer */
+#define OUTBOX_STUCK_NS (100 * 1000000L) /* a write this old waits on its peer, not on a busy CPU */
 #define OUTBOX_WATCH_NS (10 * 1000000L) /* watchdog period */
 #define OUTBOX_SPARE_IDLE_S 5
 #define OUTBOX_STACK (256 * 1024)
@@ -227,6 +227,7 @@ static void writer_exit(struct outbox *ob, struct writer *self) {
 static void *writer_main(void *arg) {
     struct writer_start ws = *(struct writer_start *)arg;
     free(arg);
+    pthread_setname_np(pthread_self(), "sb-writer");
     uint8_t *buf = malloc(OUTBOX_COALESCE);
     struct outq *q;
     while (buf && (q = next_ready(ws.ob)) != NULL) drain(ws.ob, ws.slot, q, buf);

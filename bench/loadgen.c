@@ -1,0 +1,1241 @@
+/* loadgen: the load generator of switchboard's benchmark (bench/run).
+ *
+ * One thread, one epoll loop, non-blocking sockets, and a minimal RFC 6455 client: the handshake with
+ * Sec-WebSocket-Key (the server's Sec-WebSocket-Accept is checked), masked client frames, server
+ * frames parsed (text and fragments, ping answered with pong, close echoed). It speaks switchboard's
+ * protocol subset (docs/PROTOCOL.md: welcome, send, broadcast), which the peer servers in bench/peers
+ * speak too, so the same run measures every server the same way.
+ *
+ * Scenarios (one per run; `loadgen --help`):
+ *   fanout  N receivers and one sender; the sender broadcasts as fast as the server delivers, with at
+ *           most --window messages in flight (a message is in flight until all N got it). Reports
+ *           deliveries/s and latency p50/p99/max over the measured interval, and loss.
+ *   pairs   P sender->receiver pairs doing targeted `send` at a paced total rate; steps the rate up
+ *           (doubling, then bisecting) and reports the highest step whose p99 stayed under
+ *           --p99-limit-us with zero loss. A step that fails on latency alone is tried once more.
+ *   conns   opens N idle connections; reports the connect rate and the server's RSS and threads.
+ *
+ * Every message's data string carries its sequence number and send time (CLOCK_MONOTONIC, µs), padded
+ * with 'x' to --size bytes: "s:123:t:1700000000123456:xxxx...". A delivery whose data string is not
+ * exactly --size bytes counts as truncated. welcome and presence frames are counted and skipped.
+ *
+ * Throughout a scenario it probes GET /healthz once a second (its own connection, same loop) and
+ * samples /proc/PID/status of --pid (VmRSS, Threads). Every phase has a time cap and the whole run a
+ * global --deadline: the generator always exits by itself.
+ *
+ * Output: progress on stderr, and one line on stdout, "RESULT key=value ...", that bench/run collects.
+ *
+ * Build: gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o loadgen bench/loadgen.c -lm */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LG_MAX_EVENTS 1024
+#define LG_READ_MIN 4096             /* a read gets at least this much free buffer */
+#define LG_READ_MAX (256 * 1024)     /* a connection's buffer grows up to this while reads fill it */
+#define LG_OUT_BACKLOG (1024 * 1024) /* a sender stops queueing frames above this many unsent bytes */
+#define LG_PROBE_PERIOD_US 1000000
+#define LG_PROBE_TIMEOUT_US 5000000
+#define LG_STALE_US 2000000          /* fanout: a message not complete after this leaves the window */
+#define LG_MAX_DATA 65000
+
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/*---- time, random, output ----*/
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t rng_state = 88172645463325252ULL;
+
+static uint32_t rng32(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+static void say(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "loadgen: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "loadgen: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(2);
+}
+
+static void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) die("out of memory (%zu bytes)", n);
+    return q;
+}
+
+/*---- SHA-1 and base64, for Sec-WebSocket-Accept ----*/
+
+static uint32_t rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+static void sha1_block(uint32_t h[5], const uint8_t *p) {
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 80; i++) w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999;
+        else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1;
+        else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
+        else f = b ^ c ^ d, k = 0xCA62C1D6;
+        uint32_t t = rol32(a, 5) + f + e + k + w[i];
+        e = d, d = c, c = rol32(b, 30), b = a, a = t;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+}
+
+/* One-shot SHA-1 of a short input (the handshake's 60 bytes). */
+static void sha1(const uint8_t *data, size_t len, uint8_t out[20]) {
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    uint8_t block[128] = {0};
+    size_t full = len / 64 * 64;
+    for (size_t i = 0; i < full; i += 64) sha1_block(h, data + i);
+    size_t rest = len - full, padded = rest + 9 <= 64 ? 64 : 128;
+    memcpy(block, data + full, rest);
+    block[rest] = 0x80;
+    uint64_t bits = (uint64_t)len * 8;
+    for (size_t i = 0; i < 8; i++) block[padded - 1 - i] = (uint8_t)(bits >> (8 * i));
+    for (size_t i = 0; i < padded; i += 64) sha1_block(h, block + i);
+    for (int i = 0; i < 20; i++) out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+static void base64(const uint8_t *in, size_t len, char *out) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < len ? in[i + 2] : 0);
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+/*---- latency histogram: 1 µs buckets to 10 ms, 100 µs to 1 s, 10 ms to 61 s ----*/
+
+#define H_FINE 10000
+#define H_MID 9900
+#define H_COARSE 6000
+#define H_BUCKETS (H_FINE + H_MID + H_COARSE + 1)
+
+struct hist {
+    uint32_t b[H_BUCKETS];
+    uint64_t n;
+    int64_t max;
+};
+
+static void hist_add(struct hist *h, int64_t us) {
+    if (us < 0) us = 0;
+    size_t i;
+    if (us < 10000) i = (size_t)us;
+    else if (us < 1000000) i = H_FINE + (size_t)(us - 10000) / 100;
+    else i = H_FINE + H_MID + (size_t)(us - 1000000) / 10000;
+    if (i >= H_BUCKETS) i = H_BUCKETS - 1;
+    h->b[i]++;
+    h->n++;
+    if (us > h->max) h->max = us;
+}
+
+static int64_t bucket_floor(size_t i) {
+    if (i < H_FINE) return (int64_t)i;
+    if (i < H_FINE + H_MID) return 10000 + (int64_t)(i - H_FINE) * 100;
+    return 1000000 + (int64_t)(i - H_FINE - H_MID) * 10000;
+}
+
+/* The p-quantile (0 < p < 1) in µs, at bucket resolution; -1 when empty. */
+static int64_t hist_quantile(const struct hist *h, double p) {
+    if (!h->n) return -1;
+    uint64_t rank = (uint64_t)ceil(p * (double)h->n), seen = 0;
+    if (rank < 1) rank = 1;
+    for (size_t i = 0; i < H_BUCKETS; i++)
+        if ((seen += h->b[i]) >= rank) return bucket_floor(i) < h->max ? bucket_floor(i) : h->max;
+    return h->max;
+}
+
+/*---- connections ----*/
+
+enum io_kind { IO_WS, IO_PROBE };
+enum ws_state { WS_IDLE, WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_CLOSING, WS_DONE };
+enum role { ROLE_RECEIVER, ROLE_SENDER, ROLE_IDLE };
+
+struct buf {
+    uint8_t *p;
+    size_t off, len, cap; /* the data is p[off..len) */
+};
+
+struct ws {
+    enum io_kind kind; /* first: epoll data points at this or at a struct probe */
+    int fd;
+    enum ws_state state;
+    enum role role;
+    int index;         /* within its role */
+    int welcomed;
+    int out_armed;     /* EPOLLOUT is in the interest set */
+    int frag_op;       /* opcode of the fragmented message in `frag`, 0 = none */
+    char name[32];
+    char accept[32];   /* the Sec-WebSocket-Accept the server must answer */
+    struct buf in, out, frag;
+    int64_t last_seq;  /* receivers: the highest sequence number seen, for the order check */
+};
+
+struct probe {
+    enum io_kind kind;
+    int fd;
+    int64_t started;
+    size_t len;
+    char buf[1024];
+};
+
+struct stats {
+    uint64_t refused, failed, closes, eofs, errors, truncated, misordered, misrouted;
+    uint64_t welcomes, presence, other, frames, pings;
+};
+
+struct options {
+    const char *scenario, *host, *path;
+    int port, pid;
+    long n, pairs, size, window, concurrency;
+    double duration_s, warmup_s, deadline_s, step_s, settle_cap_s, hold_s;
+    long start_rate, max_rate, p99_limit_us, bisections;
+};
+
+static struct {
+    struct options o;
+    int ep;
+    int64_t t0, deadline;
+    struct sockaddr_in addr;
+    struct ws *conns;
+    size_t nconns, connecting, open;
+    int64_t last_rx;  /* when the last byte of any connection arrived */
+    struct stats st;
+    struct probe probe;
+    int64_t next_probe;
+    uint64_t probes, probe_fail, probe_ok;
+    int64_t probe_max_us;
+    int64_t probe_run_max_us;      /* the same, for probes started after the connect phase */
+    int64_t run_from;              /* when the connect phase ended */
+    int64_t rss_kb, rss_peak_kb, threads, threads_peak;
+    /* message accounting, indexed by sequence number */
+    uint32_t *got;
+    int64_t *sent_at;
+    size_t seq_cap;
+    uint64_t next_seq;
+    uint64_t expected;             /* deliveries per message: N for fanout, 1 for pairs */
+    int64_t route_mod;             /* pairs: message seq must reach receiver seq % route_mod */
+    uint64_t lat_lo, lat_hi;       /* sequence numbers whose latency goes into `lat` */
+    int64_t win_from, win_to;      /* deliveries received in this interval are counted in win_count */
+    uint64_t win_count, delivered;
+    struct hist *lat;
+    char *payload;                 /* scratch for building a message */
+} G;
+
+static void ep_ctl(int op, int fd, uint32_t events, void *ptr) {
+    struct epoll_event ev = {.events = events, .data.ptr = ptr};
+    if (epoll_ctl(G.ep, op, fd, &ev) < 0 && op != EPOLL_CTL_DEL) die("epoll_ctl: %s", strerror(errno));
+}
+
+static void buf_reserve(struct buf *b, size_t more) {
+    if (b->off && b->len + more > b->cap) {
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+    if (b->len + more > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + more) cap *= 2;
+        b->p = xrealloc(b->p, cap);
+        b->cap = cap;
+    }
+}
+
+static void buf_free(struct buf *b) {
+    free(b->p);
+    *b = (struct buf){0};
+}
+
+static void ws_finish(struct ws *c) {
+    if (c->fd >= 0) {
+        ep_ctl(EPOLL_CTL_DEL, c->fd, 0, NULL);
+        close(c->fd);
+    }
+    if (c->state == WS_CONNECTING || c->state == WS_HANDSHAKE) G.connecting--;
+    if (c->state == WS_OPEN || c->state == WS_CLOSING) G.open--;
+    c->fd = -1;
+    c->state = WS_DONE;
+    buf_free(&c->in);
+    buf_free(&c->out);
+    buf_free(&c->frag);
+}
+
+/* The connection broke: the server closed it or the socket failed. */
+static void ws_lost(struct ws *c, const char *why) {
+    if (c->state == WS_OPEN) {
+        G.st.eofs++;
+        if (G.st.eofs <= 5) say("%s: connection lost (%s)", c->name, why);
+    } else if (c->state == WS_CONNECTING || c->state == WS_HANDSHAKE) {
+        G.st.failed++;
+        if (G.st.failed <= 5) say("%s: connect failed (%s)", c->name, why);
+    }
+    ws_finish(c);
+}
+
+static void ws_arm(struct ws *c, int want_out) {
+    if (c->out_armed == want_out) return;
+    c->out_armed = want_out;
+    ep_ctl(EPOLL_CTL_MOD, c->fd, EPOLLIN | (want_out ? EPOLLOUT : 0), c);
+}
+
+static void ws_flush(struct ws *c) {
+    while (c->out.off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.p + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
+        if (n > 0) c->out.off += (size_t)n;
+        else if (n < 0 && errno == EINTR) continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ws_arm(c, 1);
+            return;
+        } else {
+            ws_lost(c, n < 0 ? strerror(errno) : "write returned 0");
+            return;
+        }
+    }
+    c->out.off = c->out.len = 0;
+    if (c->state != WS_CONNECTING) ws_arm(c, 0);
+}
+
+/* Appends one masked client frame (FIN set) to c's output; the caller flushes. */
+static void ws_queue_frame(struct ws *c, int opcode, const void *data, size_t len) {
+    uint8_t hdr[14];
+    size_t h = 0;
+    hdr[h++] = (uint8_t)(0x80 | opcode);
+    if (len < 126) hdr[h++] = (uint8_t)(0x80 | len);
+    else if (len < 65536) {
+        hdr[h++] = 0x80 | 126;
+        hdr[h++] = (uint8_t)(len >> 8);
+        hdr[h++] = (uint8_t)len;
+    } else {
+        hdr[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--) hdr[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    uint32_t key = rng32();
+    uint8_t mask[4] = {(uint8_t)key, (uint8_t)(key >> 8), (uint8_t)(key >> 16), (uint8_t)(key >> 24)};
+    memcpy(hdr + h, mask, 4);
+    h += 4;
+    buf_reserve(&c->out, h + len);
+    uint8_t *o = c->out.p + c->out.len;
+    memcpy(o, hdr, h);
+    const uint8_t *in = data;
+    for (size_t i = 0; i < len; i++) o[h + i] = in[i] ^ mask[i & 3];
+    c->out.len += h + len;
+}
+
+static void ws_send(struct ws *c, int opcode, const void *data, size_t len) {
+    if (c->state != WS_OPEN) return;
+    int idle = c->out.off == c->out.len;
+    ws_queue_frame(c, opcode, data, len);
+    if (idle) ws_flush(c);
+}
+
+static void ws_start(struct ws *c) {
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) die("socket: %s (raise ulimit -n)", strerror(errno));
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->state = WS_CONNECTING;
+    G.connecting++;
+    if (connect(c->fd, (struct sockaddr *)&G.addr, sizeof G.addr) < 0 && errno != EINPROGRESS) {
+        ep_ctl(EPOLL_CTL_ADD, c->fd, 0, c);
+        ws_lost(c, strerror(errno));
+        return;
+    }
+    c->out_armed = 1;
+    ep_ctl(EPOLL_CTL_ADD, c->fd, EPOLLIN | EPOLLOUT, c);
+}
+
+/* The socket connected: send the upgrade request. */
+static void ws_connected(struct ws *c) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+        ws_lost(c, strerror(err));
+        return;
+    }
+    uint8_t nonce[16], digest[20];
+    char key[32], cat[128];
+    for (int i = 0; i < 16; i++) nonce[i] = (uint8_t)rng32();
+    base64(nonce, sizeof nonce, key);
+    snprintf(cat, sizeof cat, "%s%s", key, ws_guid);
+    sha1((const uint8_t *)cat, strlen(cat), digest);
+    base64(digest, sizeof digest, c->accept);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET %s?user=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     G.o.path, c->name, G.o.host, G.o.port, key);
+    c->state = WS_HANDSHAKE;
+    buf_reserve(&c->out, (size_t)n);
+    memcpy(c->out.p + c->out.len, req, (size_t)n);
+    c->out.len += (size_t)n;
+    ws_flush(c);
+}
+
+/* Finds `name` among the header lines [p, end) (case-insensitively); its trimmed value, or NULL. */
+static const char *header_value(const char *p, const char *end, const char *name, size_t *vlen) {
+    size_t nl = strlen(name);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) eol = end;
+        if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (v < eol && *v == ' ') v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) ve--;
+            *vlen = (size_t)(ve - v);
+            return v;
+        }
+        p = eol + 1;
+    }
+    return NULL;
+}
+
+/* Parses the handshake answer once it is complete; 1 when the connection is open. */
+static int ws_handshake_done(struct ws *c) {
+    const char *start = (const char *)c->in.p + c->in.off;
+    size_t avail = c->in.len - c->in.off;
+    const char *end = memmem(start, avail, "\r\n\r\n", 4);
+    if (!end) {
+        if (avail > 16384) ws_lost(c, "handshake answer too long");
+        return 0;
+    }
+    int status = avail > 12 && strncmp(start, "HTTP/1.1 ", 9) == 0 ? atoi(start + 9) : 0;
+    size_t vlen = 0;
+    const char *accept = header_value(start, end, "Sec-WebSocket-Accept", &vlen);
+    if (status != 101 || !accept || vlen != strlen(c->accept) || memcmp(accept, c->accept, vlen) != 0) {
+        if (status == 503) {
+            G.st.refused++;
+            ws_finish(c);
+        } else {
+            char why[64];
+            snprintf(why, sizeof why, status == 101 ? "bad Sec-WebSocket-Accept" : "HTTP status %d", status);
+            ws_lost(c, why);
+        }
+        return 0;
+    }
+    c->in.off += (size_t)(end + 4 - start);
+    c->state = WS_OPEN;
+    G.connecting--;
+    G.open++;
+    return 1;
+}
+
+/* Parses a non-negative decimal at *p, advancing it; -1 if there is none. */
+static int64_t parse_num(const char **p, const char *end) {
+    int64_t v = 0;
+    const char *s = *p;
+    while (s < end && *s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
+    if (s == *p) return -1;
+    *p = s;
+    return v;
+}
+
+/* A `message` delivery: checks its data string and accounts for it. */
+static void on_delivery(struct ws *c, const char *msg, size_t len, int64_t now) {
+    const char *end = msg + len;
+    const char *d = memmem(msg, len, "\"data\":\"", 8);
+    if (!d) {
+        G.st.truncated++;
+        return;
+    }
+    const char *data = d + 8, *p = data;
+    const char *q = memchr(data, '"', (size_t)(end - data));
+    if (!q || end - p < 4 || memcmp(p, "s:", 2) != 0) {
+        G.st.truncated++;
+        return;
+    }
+    p += 2;
+    int64_t seq = parse_num(&p, q);
+    if (seq < 0 || q - p < 3 || memcmp(p, ":t:", 3) != 0) {
+        G.st.truncated++;
+        return;
+    }
+    p += 3;
+    int64_t ts = parse_num(&p, q);
+    if (ts < 0 || (long)(q - data) != G.o.size || q[-1] != 'x' || (uint64_t)seq >= G.next_seq) {
+        G.st.truncated++;
+        return;
+    }
+    if (seq <= c->last_seq) G.st.misordered++;
+    c->last_seq = seq;
+    if (G.route_mod && (int64_t)c->index != seq % G.route_mod) G.st.misrouted++;
+    G.got[seq]++;
+    G.delivered++;
+    if ((uint64_t)seq >= G.lat_lo && (uint64_t)seq < G.lat_hi) hist_add(G.lat, now - ts);
+    if (now >= G.win_from && now < G.win_to) G.win_count++;
+}
+
+/* One complete text message from the server. */
+static void on_text(struct ws *c, const char *msg, size_t len, int64_t now) {
+    static const char prefix[] = "{\"type\":\"";
+    const char *type = len > sizeof prefix && memcmp(msg, prefix, sizeof prefix - 1) == 0 ? msg + sizeof prefix - 1 : NULL;
+    if (!type) { /* another key order: look for the type anywhere */
+        const char *t = memmem(msg, len, "\"type\":\"", 8);
+        type = t ? t + 8 : "";
+    }
+    if (strncmp(type, "message\"", 8) == 0) on_delivery(c, msg, len, now);
+    else if (strncmp(type, "welcome\"", 8) == 0) {
+        if (!c->welcomed) G.st.welcomes++;
+        c->welcomed = 1;
+    } else if (strncmp(type, "presence\"", 9) == 0) G.st.presence++;
+    else if (strncmp(type, "error\"", 6) == 0) {
+        if (++G.st.errors <= 5) say("%s: error from server: %.*s", c->name, (int)(len < 200 ? len : 200), msg);
+    } else G.st.other++;
+}
+
+/* One complete frame from the server. Returns 0 if the connection was closed. */
+static int on_frame(struct ws *c, int fin, int op, const uint8_t *data, size_t len, int64_t now) {
+    G.st.frames++;
+    switch (op) {
+    case 0x0: /* continuation */
+    case 0x1:
+    case 0x2:
+        if (op && c->frag_op) G.st.truncated++; /* a new message inside a fragmented one */
+        if (op && fin) {
+            if (op == 1) on_text(c, (const char *)data, len, now);
+            return 1;
+        }
+        if (op) c->frag_op = op, c->frag.len = c->frag.off = 0;
+        if (!c->frag_op) return 1; /* an orphan continuation */
+        buf_reserve(&c->frag, len);
+        memcpy(c->frag.p + c->frag.len, data, len);
+        c->frag.len += len;
+        if (fin) {
+            if (c->frag_op == 1) on_text(c, (const char *)c->frag.p, c->frag.len, now);
+            c->frag_op = 0;
+        }
+        return 1;
+    case 0x8: /* close: echo the code, then the server ends the TCP connection */
+        if (c->state == WS_OPEN) {
+            unsigned code = len >= 2 ? (unsigned)data[0] << 8 | data[1] : 1005;
+            if (++G.st.closes <= 5) say("%s: server closed with %u %.*s", c->name, code, (int)(len > 2 ? len - 2 : 0), data + 2);
+            ws_send(c, 0x8, data, len >= 2 ? 2 : 0);
+            if (c->state == WS_OPEN) c->state = WS_CLOSING;
+        }
+        return 1;
+    case 0x9:
+        G.st.pings++;
+        ws_send(c, 0xA, data, len);
+        return c->state != WS_DONE;
+    default:
+        return 1;
+    }
+}
+
+/* Parses every complete frame in c->in. */
+static void ws_parse(struct ws *c, int64_t now) {
+    while (c->state == WS_OPEN || c->state == WS_CLOSING) {
+        const uint8_t *p = c->in.p + c->in.off;
+        size_t avail = c->in.len - c->in.off;
+        if (avail < 2) break;
+        size_t hdr = 2;
+        uint64_t len = p[1] & 0x7F;
+        if (len == 126) {
+            if (avail < 4) break;
+            len = (uint64_t)p[2] << 8 | p[3];
+            hdr = 4;
+        } else if (len == 127) {
+            if (avail < 10) break;
+            len = 0;
+            for (int i = 0; i < 8; i++) len = len << 8 | p[2 + i];
+            hdr = 10;
+        }
+        if (p[1] & 0x80) { /* servers must not mask */
+            ws_lost(c, "masked server frame");
+            return;
+        }
+        if (len > (uint64_t)64 << 20) {
+            ws_lost(c, "frame over 64 MiB");
+            return;
+        }
+        if (avail < hdr + len) {
+            buf_reserve(&c->in, hdr + (size_t)len - avail); /* room for the whole frame */
+            break;
+        }
+        c->in.off += hdr + (size_t)len;
+        if (!on_frame(c, p[0] & 0x80, p[0] & 0x0F, p + hdr, (size_t)len, now)) return;
+    }
+    if (c->state != WS_DONE && c->in.off == c->in.len) c->in.off = c->in.len = 0;
+}
+
+static void ws_readable(struct ws *c) {
+    if (c->in.cap - c->in.len < LG_READ_MIN) buf_reserve(&c->in, LG_READ_MIN);
+    size_t room = c->in.cap - c->in.len;
+    ssize_t n = recv(c->fd, c->in.p + c->in.len, room, 0);
+    if (n == 0) {
+        if (c->state == WS_CLOSING) ws_finish(c);
+        else ws_lost(c, "EOF");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ws_lost(c, strerror(errno));
+        return;
+    }
+    c->in.len += (size_t)n;
+    if ((size_t)n == room && c->in.cap < LG_READ_MAX) buf_reserve(&c->in, c->in.cap); /* a busy one: read more at once */
+    int64_t now = now_us();
+    G.last_rx = now;
+    if (c->state == WS_HANDSHAKE && !ws_handshake_done(c)) return;
+    ws_parse(c, now);
+}
+
+static void ws_event(struct ws *c, uint32_t events) {
+    if (c->state == WS_CONNECTING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        ws_connected(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ws_readable(c);
+    if (c->state != WS_DONE && (events & EPOLLOUT)) ws_flush(c);
+}
+
+/*---- /healthz probe and /proc sampling ----*/
+
+static int probe_quiet; /* --wait-ready: failures are expected until the server listens */
+
+static void probe_end(int ok) {
+    int64_t took = now_us() - G.probe.started;
+    if (ok) G.probe_ok++;
+    if (ok && took > G.probe_max_us) G.probe_max_us = took;
+    if (ok && G.run_from && G.probe.started >= G.run_from && took > G.probe_run_max_us) G.probe_run_max_us = took;
+    if (!ok) G.probe_fail++;
+    if (!ok && !probe_quiet) {
+        say("healthz probe failed after %.1f ms: %.60s", (double)took / 1000, G.probe.buf);
+    }
+    ep_ctl(EPOLL_CTL_DEL, G.probe.fd, 0, NULL);
+    close(G.probe.fd);
+    G.probe.fd = -1;
+}
+
+static void probe_start(void) {
+    G.probes++;
+    G.probe.kind = IO_PROBE;
+    G.probe.started = now_us();
+    G.probe.len = 0;
+    G.probe.buf[0] = '\0';
+    G.probe.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (G.probe.fd < 0) die("socket: %s", strerror(errno));
+    if (connect(G.probe.fd, (struct sockaddr *)&G.addr, sizeof G.addr) < 0 && errno != EINPROGRESS) {
+        ep_ctl(EPOLL_CTL_ADD, G.probe.fd, 0, &G.probe);
+        probe_end(0);
+        return;
+    }
+    ep_ctl(EPOLL_CTL_ADD, G.probe.fd, EPOLLOUT, &G.probe);
+}
+
+static void probe_event(uint32_t events) {
+    if (events & EPOLLOUT) {
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", G.o.host, G.o.port);
+        if (send(G.probe.fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+            probe_end(0);
+            return;
+        }
+        ep_ctl(EPOLL_CTL_MOD, G.probe.fd, EPOLLIN, &G.probe);
+        return;
+    }
+    ssize_t n = recv(G.probe.fd, G.probe.buf + G.probe.len, sizeof G.probe.buf - 1 - G.probe.len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n > 0) {
+        G.probe.len += (size_t)n;
+        G.probe.buf[G.probe.len] = '\0';
+        if (G.probe.len < sizeof G.probe.buf - 1) return;
+    }
+    probe_end(strncmp(G.probe.buf, "HTTP/1.1 200", 12) == 0 || strncmp(G.probe.buf, "HTTP/1.0 200", 12) == 0);
+}
+
+/* VmRSS (kB) and Threads of the server, from /proc/PID/status. */
+static void sample_server(void) {
+    if (!G.o.pid) return;
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", G.o.pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) G.rss_kb = atol(line + 6);
+        else if (strncmp(line, "Threads:", 8) == 0) G.threads = atol(line + 8);
+    }
+    fclose(f);
+    if (G.rss_kb > G.rss_peak_kb) G.rss_peak_kb = G.rss_kb;
+    if (G.threads > G.threads_peak) G.threads_peak = G.threads;
+}
+
+/* The server's CPU time (utime + stime) in seconds, from /proc/PID/stat; -1 if unknown. */
+static double server_cpu_s(void) {
+    if (!G.o.pid) return -1;
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", G.o.pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    const char *p = strrchr(line, ')'); /* fields after the command name */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds all processes of the machine have run (user, nice, system), from /proc/stat. Interrupt
+ * and softirq time (loopback TCP delivery) and steal are left out: they are not charged to processes. */
+static double machine_busy_s(void) {
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                       &v[6], &v[7])
+              : 0;
+    if (f) fclose(f);
+    if (n != 8) return -1;
+    return (double)(v[0] + v[1] + v[2]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU use over an interval: the server's, this generator's and everything else's (100 = one core). */
+struct cpu_mark {
+    double server, self, machine, steal;
+    int64_t t;
+};
+
+/* CPU seconds the hypervisor gave to others (steal), from /proc/stat. */
+static double steal_s(void) {
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                       &v[6], &v[7])
+              : 0;
+    if (f) fclose(f);
+    return n == 8 ? (double)v[7] / (double)sysconf(_SC_CLK_TCK) : 0;
+}
+
+static struct cpu_mark cpu_mark(void) {
+    return (struct cpu_mark){server_cpu_s(), self_cpu_s(), machine_busy_s(), steal_s(), now_us()};
+}
+
+static void print_cpu(const struct cpu_mark *a, const struct cpu_mark *b) {
+    double secs = (double)(b->t - a->t) / 1e6;
+    if (secs <= 0) secs = 1e-9;
+    double server = a->server >= 0 && b->server >= 0 ? b->server - a->server : 0, self = b->self - a->self;
+    double others = a->machine >= 0 && b->machine >= 0 ? b->machine - a->machine - server - self : -secs;
+    printf(" server_cpu_pct=%.0f gen_cpu_pct=%.0f others_cpu_pct=%.0f steal_pct=%.0f", 100 * server / secs,
+           100 * self / secs, others < 0 ? 0 : 100 * others / secs, 100 * (b->steal - a->steal) / secs);
+}
+
+/*---- the loop ----*/
+
+/* Waits up to timeout_ms for events and handles them, then runs the once-a-second chores. */
+static void loop_once(int timeout_ms) {
+    static struct epoll_event evs[LG_MAX_EVENTS];
+    int n = epoll_wait(G.ep, evs, LG_MAX_EVENTS, timeout_ms);
+    if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
+    for (int i = 0; i < n; i++) {
+        enum io_kind *kind = evs[i].data.ptr;
+        if (*kind == IO_PROBE) probe_event(evs[i].events);
+        else ws_event((struct ws *)kind, evs[i].events);
+    }
+    int64_t now = now_us();
+    if (G.probe.fd >= 0 && now - G.probe.started > LG_PROBE_TIMEOUT_US) probe_end(0);
+    if (now >= G.next_probe) {
+        G.next_probe = now + LG_PROBE_PERIOD_US;
+        sample_server();
+        if (G.probe.fd < 0) probe_start();
+    }
+}
+
+static int past_deadline(void) { return now_us() >= G.deadline; }
+
+/* Opens conns [from, to) with at most --concurrency handshakes at once, until each is open and
+ * welcomed or failed, or cap_us passes. Returns the time it took in µs. */
+static int64_t connect_range(size_t from, size_t to, int64_t cap_us) {
+    int64_t start = now_us(), until = start + cap_us;
+    size_t next = from;
+    for (;;) {
+        while (next < to && G.connecting < (size_t)G.o.concurrency) ws_start(&G.conns[next++]);
+        size_t pending = to - next;
+        for (size_t i = from; i < next; i++) {
+            struct ws *c = &G.conns[i];
+            if (c->state != WS_DONE && !c->welcomed) pending++;
+        }
+        if (!pending || now_us() >= until || past_deadline()) break;
+        loop_once(2);
+    }
+    return now_us() - start;
+}
+
+/* Handles traffic until nothing has arrived for quiet_ms (welcome and presence floods), or cap_us. */
+static int64_t settle(long quiet_ms, int64_t cap_us) {
+    int64_t start = now_us(), until = start + cap_us;
+    G.last_rx = start;
+    while (now_us() - G.last_rx < quiet_ms * 1000 && now_us() < until && !past_deadline()) loop_once(5);
+    return now_us() - start;
+}
+
+static void seq_reserve(uint64_t seq) {
+    if (seq < G.seq_cap) return;
+    size_t cap = G.seq_cap ? G.seq_cap * 2 : 65536;
+    while (cap <= seq) cap *= 2;
+    G.got = xrealloc(G.got, cap * sizeof *G.got);
+    G.sent_at = xrealloc(G.sent_at, cap * sizeof *G.sent_at);
+    memset(G.got + G.seq_cap, 0, (cap - G.seq_cap) * sizeof *G.got);
+    G.seq_cap = cap;
+}
+
+/* Sends message number G.next_seq from `from`: a broadcast, or a send to user `to`. */
+static void send_message(struct ws *from, const char *to) {
+    uint64_t seq = G.next_seq++;
+    seq_reserve(seq);
+    int64_t now = now_us();
+    G.sent_at[seq] = now;
+    int head = to ? snprintf(G.payload, 128, "{\"type\":\"send\",\"to\":\"%s\",\"data\":\"", to)
+                  : snprintf(G.payload, 128, "{\"type\":\"broadcast\",\"data\":\"");
+    char *data = G.payload + head;
+    int d = snprintf(data, 64, "s:%" PRIu64 ":t:%" PRId64 ":", seq, now);
+    memset(data + d, 'x', (size_t)(G.o.size - d));
+    memcpy(data + G.o.size, "\"}", 2);
+    ws_send(from, 0x1, G.payload, (size_t)head + (size_t)G.o.size + 2);
+}
+
+static uint64_t lost_deliveries(uint64_t lo, uint64_t hi) {
+    uint64_t lost = 0;
+    for (uint64_t s = lo; s < hi; s++) lost += G.got[s] < G.expected ? G.expected - G.got[s] : 0;
+    return lost;
+}
+
+/* Connection-level summary fields common to every scenario. */
+static void print_common(void) {
+    if (G.probe.fd >= 0 && now_us() - G.probe.started > LG_PROBE_PERIOD_US) probe_end(0); /* unanswered for 1 s at exit */
+    char max_all[32] = "none", max_run[32] = "none"; /* "none": no probe was answered */
+    if (G.probe_ok) snprintf(max_all, sizeof max_all, "%.1f", (double)G.probe_max_us / 1000.0);
+    if (G.probe_run_max_us) snprintf(max_run, sizeof max_run, "%.1f", (double)G.probe_run_max_us / 1000.0);
+    printf(" refused=%" PRIu64 " connect_failed=%" PRIu64 " server_closes=%" PRIu64 " eofs=%" PRIu64 " errors=%" PRIu64
+           " truncated=%" PRIu64 " misordered=%" PRIu64 " misrouted=%" PRIu64 " presence_frames=%" PRIu64 " pings=%" PRIu64
+           " healthz_probes=%" PRIu64 " healthz_fail=%" PRIu64 " healthz_max_ms=%s healthz_run_max_ms=%s"
+           " rss_peak_kb=%" PRId64
+           " threads_peak=%" PRId64 " timed_out=%d",
+           G.st.refused, G.st.failed, G.st.closes, G.st.eofs, G.st.errors, G.st.truncated, G.st.misordered,
+           G.st.misrouted, G.st.presence, G.st.pings, G.probes, G.probe_fail, max_all, max_run, G.rss_peak_kb,
+           G.threads_peak, past_deadline());
+}
+
+/* Opens `count` connections named prefix0.. with `role`, appended to G.conns. */
+static void add_conns(const char *prefix, size_t count, enum role role) {
+    G.conns = xrealloc(G.conns, (G.nconns + count) * sizeof *G.conns);
+    for (size_t i = 0; i < count; i++) {
+        struct ws *c = &G.conns[G.nconns + i];
+        *c = (struct ws){.kind = IO_WS, .fd = -1, .role = role, .index = (int)i, .last_seq = -1};
+        snprintf(c->name, sizeof c->name, "%s%zu", prefix, i);
+    }
+    G.nconns += count;
+}
+
+static size_t count_open(void) {
+    size_t n = 0;
+    for (size_t i = 0; i < G.nconns; i++) n += G.conns[i].state == WS_OPEN;
+    return n;
+}
+
+static size_t count_welcomed(void) {
+    size_t n = 0;
+    for (size_t i = 0; i < G.nconns; i++) n += G.conns[i].welcomed && G.conns[i].state == WS_OPEN;
+    return n;
+}
+
+/*---- scenarios ----*/
+
+static int scenario_fanout(void) {
+    long n = G.o.n;
+    add_conns("r", (size_t)n, ROLE_RECEIVER);
+    add_conns("s", 1, ROLE_SENDER);
+    struct ws *sender = &G.conns[n];
+    int64_t took = connect_range(0, (size_t)n + 1, 8000000);
+    size_t ok = count_welcomed();
+    int64_t settled = settle(200, 3000000);
+    G.run_from = now_us();
+    say("fanout: %zu/%ld connected in %.0f ms, settled in %.0f ms", ok, n + 1, (double)took / 1000, (double)settled / 1000);
+    if (ok != (size_t)n + 1) {
+        printf("RESULT scenario=fanout n=%ld size=%ld ok=0 connected=%zu", n, G.o.size, ok);
+        print_common();
+        printf("\n");
+        return 1;
+    }
+    G.expected = (uint64_t)n;
+    uint64_t oldest = 0;
+    int64_t start = now_us(), t_measure = start + (int64_t)(G.o.warmup_s * 1e6);
+    int64_t t_end = t_measure + (int64_t)(G.o.duration_s * 1e6);
+    G.lat_lo = UINT64_MAX;
+    G.lat_hi = UINT64_MAX;
+    G.win_from = t_measure;
+    G.win_to = t_end;
+    struct cpu_mark cpu0 = {0};
+    uint64_t stale = 0;
+    int measuring = 0;
+    while (!past_deadline()) {
+        int64_t now = now_us();
+        if (!measuring && now >= t_measure) {
+            measuring = 1;
+            G.lat_lo = G.next_seq;
+            cpu0 = cpu_mark();
+        }
+        if (now >= t_end) break;
+        while (oldest < G.next_seq && (G.got[oldest] >= G.expected || now - G.sent_at[oldest] > LG_STALE_US)) {
+            if (G.got[oldest] < G.expected) stale++;
+            oldest++;
+        }
+        while (sender->state == WS_OPEN && G.next_seq - oldest < (uint64_t)G.o.window &&
+               sender->out.len - sender->out.off < LG_OUT_BACKLOG)
+            send_message(sender, NULL);
+        if (sender->state != WS_OPEN) break;
+        loop_once(1);
+    }
+    int64_t t_stop = now_us();
+    struct cpu_mark cpu1 = cpu_mark();
+    G.lat_hi = G.next_seq;
+    uint64_t sent = G.next_seq, measured_msgs = G.lat_hi - G.lat_lo;
+    /* drain: wait for what is in flight */
+    int64_t drain_until = now_us() + 3000000;
+    while (oldest < G.next_seq && now_us() < drain_until && !past_deadline()) {
+        while (oldest < G.next_seq && G.got[oldest] >= G.expected) oldest++;
+        loop_once(2);
+    }
+    double secs = (double)((t_stop < t_end ? t_stop : t_end) - t_measure) / 1e6;
+    uint64_t lost = lost_deliveries(0, sent);
+    say("fanout %ld x %ld B: %.0f deliveries/s, p99 %.2f ms, lost %" PRIu64, n, G.o.size,
+        (double)G.win_count / secs, (double)hist_quantile(G.lat, 0.99) / 1000, lost);
+    printf("RESULT scenario=fanout n=%ld size=%ld window=%ld ok=%d seconds=%.2f messages_sent=%" PRIu64
+           " messages_measured=%" PRIu64 " deliveries=%" PRIu64 " deliveries_per_s=%.0f p50_ms=%.3f p99_ms=%.3f"
+           " max_ms=%.3f lost=%" PRIu64 " stale=%" PRIu64 " connect_ms=%.0f settle_ms=%.0f",
+           n, G.o.size, G.o.window, lost == 0 && secs > 0, secs, sent, measured_msgs, G.win_count,
+           secs > 0 ? (double)G.win_count / secs : 0, (double)hist_quantile(G.lat, 0.5) / 1000,
+           (double)hist_quantile(G.lat, 0.99) / 1000, (double)G.lat->max / 1000, lost, stale, (double)took / 1000,
+           (double)settled / 1000);
+    print_cpu(&cpu0, &cpu1);
+    print_common();
+    printf("\n");
+    return 0;
+}
+
+struct step {
+    long rate;
+    int64_t p50, p99, max;
+    uint64_t sent, late;
+    double achieved;
+    int pass;
+};
+
+/* One pairs step at `rate` messages/s in total for step_s seconds, then a drain. */
+static struct step pairs_step(long rate, double step_s, struct hist *h) {
+    long p = G.o.pairs;
+    struct step s = {.rate = rate};
+    memset(h, 0, sizeof *h);
+    G.lat = h;
+    uint64_t lo = G.next_seq;
+    G.lat_lo = lo;
+    G.lat_hi = UINT64_MAX;
+    int64_t start = now_us(), end = start + (int64_t)(step_s * 1e6);
+    uint64_t due = 0, sent = 0;
+    while (!past_deadline()) {
+        int64_t now = now_us();
+        if (now >= end) break;
+        due = (uint64_t)((double)(now - start) * (double)rate / 1e6) + 1;
+        while (sent < due) {
+            struct ws *from = &G.conns[G.next_seq % (uint64_t)p];
+            struct ws *to = &G.conns[(size_t)p + G.next_seq % (uint64_t)p];
+            if (from->out.len - from->out.off > LG_OUT_BACKLOG) break; /* the server is not reading */
+            send_message(from, to->name);
+            sent++;
+        }
+        loop_once(1);
+    }
+    uint64_t hi = G.next_seq;
+    G.lat_hi = hi;
+    s.sent = hi - lo;
+    s.achieved = (double)s.sent / step_s;
+    int64_t drain_until = now_us() + 3000000;
+    while (h->n < hi - lo && now_us() < drain_until && !past_deadline()) loop_once(2); /* h counts [lo, hi) */
+    s.late = lost_deliveries(lo, hi);
+    s.p50 = hist_quantile(h, 0.5);
+    s.p99 = hist_quantile(h, 0.99);
+    s.max = h->max;
+    s.pass = s.late == 0 && s.p99 >= 0 && s.p99 < G.o.p99_limit_us && s.achieved >= 0.95 * (double)rate &&
+             G.st.eofs == 0 && G.st.closes == 0;
+    say("pairs step %ld/s: sent %" PRIu64 " (%.0f/s) p50 %.2f p99 %.2f max %.2f ms, late %" PRIu64 " -> %s", rate, s.sent,
+        s.achieved, (double)s.p50 / 1000, (double)s.p99 / 1000, (double)s.max / 1000, s.late, s.pass ? "pass" : "fail");
+    return s;
+}
+
+static int scenario_pairs(void) {
+    long p = G.o.pairs;
+    add_conns("a", (size_t)p, ROLE_SENDER);
+    add_conns("b", (size_t)p, ROLE_RECEIVER);
+    int64_t took = connect_range(0, (size_t)p * 2, 8000000);
+    size_t ok = count_welcomed();
+    int64_t settled = settle(200, 3000000);
+    G.run_from = now_us();
+    say("pairs: %zu/%ld connected in %.0f ms, settled in %.0f ms", ok, 2 * p, (double)took / 1000, (double)settled / 1000);
+    if (ok != (size_t)p * 2) {
+        printf("RESULT scenario=pairs pairs=%ld size=%ld ok=0 connected=%zu", p, G.o.size, ok);
+        print_common();
+        printf("\n");
+        return 1;
+    }
+    G.expected = 1;
+    G.route_mod = p;
+    struct hist *h = G.lat;
+    pairs_step(G.o.start_rate, 0.3, h); /* warm-up, not reported */
+    struct step best = {0}, fail = {0}, steps[64];
+    int nsteps = 0, bisections = 0;
+    long rate = G.o.start_rate;
+    struct cpu_mark cpu0 = cpu_mark();
+    while (nsteps < 64 && now_us() + (int64_t)(G.o.step_s * 1e6) + 500000 < G.deadline) {
+        struct step s = pairs_step(rate, G.o.step_s, h);
+        steps[nsteps++] = s;
+        if (!s.pass && s.late == 0 && nsteps < 64) { /* one more try: a single scheduling hiccup is not a limit */
+            s = pairs_step(rate, G.o.step_s, h);
+            steps[nsteps++] = s;
+        }
+        if (s.pass && s.rate > best.rate) best = s;
+        if (!s.pass && (!fail.rate || s.rate < fail.rate)) fail = s;
+        if (!fail.rate) {
+            if (rate >= G.o.max_rate) break;
+            rate = rate * 2 > G.o.max_rate ? G.o.max_rate : rate * 2;
+        } else {
+            if (bisections++ >= G.o.bisections || fail.rate - best.rate <= best.rate / 20) break;
+            rate = (best.rate + fail.rate) / 2;
+        }
+    }
+    struct cpu_mark cpu1 = cpu_mark();
+    /* final drain: whatever never arrived is lost */
+    int64_t drain_until = now_us() + 1000000;
+    while (G.delivered < G.next_seq && now_us() < drain_until && !past_deadline()) loop_once(5);
+    uint64_t lost = lost_deliveries(0, G.next_seq);
+    printf("RESULT scenario=pairs pairs=%ld size=%ld ok=%d best_rate=%ld p50_ms=%.3f p99_ms=%.3f max_ms=%.3f"
+           " first_fail_rate=%ld first_fail_p99_ms=%.3f first_fail_late=%" PRIu64 " messages_sent=%" PRIu64
+           " lost=%" PRIu64 " connect_ms=%.0f",
+           p, G.o.size, best.rate > 0, best.rate, (double)best.p50 / 1000, (double)best.p99 / 1000,
+           (double)best.max / 1000, fail.rate, (double)fail.p99 / 1000, fail.late, G.next_seq, lost, (double)took / 1000);
+    print_cpu(&cpu0, &cpu1);
+    printf(" steps=");
+    for (int i = 0; i < nsteps; i++)
+        printf("%s%ld:%.2f:%" PRIu64 "%s", i ? "," : "", steps[i].rate, (double)steps[i].p99 / 1000, steps[i].late,
+               steps[i].pass ? "" : "!");
+    print_common();
+    printf("\n");
+    return 0;
+}
+
+static int scenario_conns(void) {
+    long n = G.o.n;
+    add_conns("c", (size_t)n, ROLE_IDLE);
+    sample_server();
+    int64_t rss0 = G.rss_kb, threads0 = G.threads;
+    struct cpu_mark cpu0 = cpu_mark();
+    int64_t took = connect_range(0, (size_t)n, (int64_t)(G.o.settle_cap_s * 1e6));
+    size_t ok = count_welcomed(), upgraded = count_open();
+    int64_t settled = settle(300, (int64_t)(G.o.settle_cap_s * 1e6) - took);
+    int quiet = now_us() - G.last_rx >= 300000;
+    G.run_from = now_us();
+    sample_server();
+    int64_t rss1 = G.rss_kb, threads1 = G.threads;
+    struct cpu_mark cpu1 = cpu_mark();
+    /* hold them open: probes keep running, nothing may close */
+    int64_t hold_until = now_us() + (int64_t)(G.o.hold_s * 1e6);
+    while (now_us() < hold_until && !past_deadline()) loop_once(20);
+    size_t still = count_welcomed();
+    double rate = took > 0 ? (double)ok / ((double)took / 1e6) : 0;
+    say("conns: %zu/%ld open in %.0f ms (%.0f/s), settle %.0f ms%s, rss %" PRId64 " -> %" PRId64 " kB, threads %" PRId64
+        " -> %" PRId64 ", %zu still open after %.1f s",
+        ok, n, (double)took / 1000, rate, (double)settled / 1000, quiet ? "" : " (not quiet)", rss0, rss1, threads0,
+        threads1, still, G.o.hold_s);
+    printf("RESULT scenario=conns n=%ld ok=%d upgraded=%zu opened=%zu still_open=%zu connect_ms=%.0f connect_per_s=%.0f settle_ms=%.0f"
+           " settled=%d rss0_kb=%" PRId64 " rss_kb=%" PRId64 " rss_per_1000_kb=%.0f threads0=%" PRId64 " threads=%" PRId64
+           " threads_per_1000=%.1f",
+           n, ok == (size_t)n && still == (size_t)n, upgraded, ok, still, (double)took / 1000, rate, (double)settled / 1000, quiet,
+           rss0, rss1, ok ? (double)(rss1 - rss0) * 1000.0 / (double)ok : 0, threads0, threads1,
+           ok ? (double)(threads1 - threads0) * 1000.0 / (double)ok : 0);
+    print_cpu(&cpu0, &cpu1);
+    print_common();
+    printf("\n");
+    return 0;
+}
+
+/*---- command line ----*/
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: loadgen --port PORT --scenario fanout|pairs|conns [options]\n"
+            "       loadgen --free-port          print a free 127.0.0.1 port\n"
+            "       loadgen --port PORT --wait-ready SECONDS   wait until GET /healthz answers 200\n"
+            "options:\n"
+            "  --host ADDR         server address (127.0.0.1)\n"
+            "  --path PATH         WebSocket path (/ws)\n"
+            "  --pid PID           the server's pid, for RSS, threads and CPU from /proc\n"
+            "  --n N               fanout receivers, or conns connections (100)\n"
+            "  --pairs P           pairs: sender->receiver pairs (100)\n"
+            "  --size BYTES        data string length of each message (64)\n"
+            "  --window M          fanout: messages in flight (16)\n"
+            "  --duration S        fanout: measured seconds (5)\n"
+            "  --warmup S          fanout: unmeasured seconds first (1)\n"
+            "  --step S            pairs: seconds per rate step (1)\n"
+            "  --start-rate R      pairs: first rate, messages/s in total (2000)\n"
+            "  --max-rate R        pairs: highest rate tried (1000000)\n"
+            "  --bisections K      pairs: bisection steps after the first failing rate (3)\n"
+            "  --p99-limit-us U    pairs: a step passes with p99 under this (10000)\n"
+            "  --hold S            conns: seconds to hold the connections open (1)\n"
+            "  --settle-cap S      conns: cap on connecting plus settling (12)\n"
+            "  --concurrency K     handshakes in progress at once (200)\n"
+            "  --deadline S        the whole run's cap; loadgen exits by then (20)\n");
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        die("cannot find a free port: %s", strerror(errno));
+    close(fd);
+    printf("%d\n", ntohs(a.sin_port));
+    return 0;
+}
+
+/* Probes /healthz until it answers 200 or `secs` pass. */
+static int wait_ready(double secs) {
+    int64_t until = now_us() + (int64_t)(secs * 1e6);
+    probe_quiet = 1;
+    while (now_us() < until) {
+        G.probes = G.probe_fail = 0;
+        probe_start();
+        while (G.probe.fd >= 0 && now_us() < until) loop_once(10);
+        if (G.probes && !G.probe_fail && G.probe.fd < 0) return 0;
+        usleep(50000);
+    }
+    say("server on port %d not ready after %.0f s", G.o.port, secs);
+    return 1;
+}
+
+static void raise_nofile(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv) {
+    struct options o = {.scenario = NULL, .host = "127.0.0.1", .path = "/ws", .n = 100, .pairs = 100, .size = 64,
+                        .window = 16, .concurrency = 200, .duration_s = 5, .warmup_s = 1, .deadline_s = 20,
+                        .step_s = 1, .settle_cap_s = 12, .hold_s = 1, .start_rate = 2000, .max_rate = 1000000,
+                        .p99_limit_us = 10000, .bisections = 3};
+    double ready_s = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int used = 1;
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--free-port") == 0) return free_port();
+        else if (!v) used = 0;
+        else if (strcmp(a, "--scenario") == 0) o.scenario = v;
+        else if (strcmp(a, "--host") == 0) o.host = v;
+        else if (strcmp(a, "--path") == 0) o.path = v;
+        else if (strcmp(a, "--port") == 0) o.port = atoi(v);
+        else if (strcmp(a, "--pid") == 0) o.pid = atoi(v);
+        else if (strcmp(a, "--n") == 0) o.n = atol(v);
+        else if (strcmp(a, "--pairs") == 0) o.pairs = atol(v);
+        else if (strcmp(a, "--size") == 0) o.size = atol(v);
+        else if (strcmp(a, "--window") == 0) o.window = atol(v);
+        else if (strcmp(a, "--duration") == 0) o.duration_s = atof(v);
+        else if (strcmp(a, "--warmup") == 0) o.warmup_s = atof(v);
+        else if (strcmp(a, "--step") == 0) o.step_s = atof(v);
+        else if (strcmp(a, "--start-rate") == 0) o.start_rate = atol(v);
+        else if (strcmp(a, "--max-rate") == 0) o.max_rate = atol(v);
+        else if (strcmp(a, "--bisections") == 0) o.bisections = atol(v);
+        else if (strcmp(a, "--p99-limit-us") == 0) o.p99_limit_us = atol(v);
+        else if (strcmp(a, "--hold") == 0) o.hold_s = atof(v);
+        else if (strcmp(a, "--settle-cap") == 0) o.settle_cap_s = atof(v);
+        else if (strcmp(a, "--concurrency") == 0) o.concurrency = atol(v);
+        else if (strcmp(a, "--deadline") == 0) o.deadline_s = atof(v);
+        else if (strcmp(a, "--wait-ready") == 0) ready_s = atof(v);
+        else used = 0;
+        if (!used) {
+            fprintf(stderr, "loadgen: bad argument %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    if (o.port <= 0 || o.port > 65535) die("--port is required");
+    if (o.size < 48 || o.size > LG_MAX_DATA) die("--size must be 48..%d", LG_MAX_DATA);
+    if (o.n < 1 || o.pairs < 1 || o.window < 1 || o.concurrency < 1) die("counts must be positive");
+    G.o = o;
+    raise_nofile();
+    rng_state ^= (uint64_t)now_us() * 2654435761u ^ (uint64_t)getpid();
+    G.t0 = now_us();
+    G.deadline = G.t0 + (int64_t)(o.deadline_s * 1e6);
+    G.probe.fd = -1;
+    G.addr.sin_family = AF_INET;
+    G.addr.sin_port = htons((uint16_t)o.port);
+    if (inet_pton(AF_INET, o.host, &G.addr.sin_addr) != 1) die("--host must be an IPv4 address");
+    G.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (G.ep < 0) die("epoll_create1: %s", strerror(errno));
+    if (ready_s > 0) return wait_ready(ready_s);
+    if (!o.scenario) die("--scenario is required");
+    G.payload = xrealloc(NULL, (size_t)o.size + 256);
+    G.lat = calloc(1, sizeof *G.lat);
+    if (!G.lat) die("out of memory");
+    G.next_probe = now_us();
+    int rc;
+    if (strcmp(o.scenario, "fanout") == 0) rc = scenario_fanout();
+    else if (strcmp(o.scenario, "pairs") == 0) rc = scenario_pairs();
+    else if (strcmp(o.scenario, "conns") == 0) rc = scenario_conns();
+    else die("unknown scenario %s", o.scenario);
+    fflush(stdout);
+    return rc;
+}
