@@ -127,9 +127,7 @@ void hub_conn_init(struct hub *h, struct conn *c, const char *user, int echo, vo
 
 /* Queues f to c. Called with the hub lock held. Returns 1 if queued. */
 static int deliver(struct hub *h, struct conn *c, struct frame *f) {
-    if (outbox_push(h->ob, &c->out, f) != OUTQ_QUEUED) return 0;
-    metrics_add(M_MESSAGES_OUT, 1);
-    return 1;
+    return outbox_push_message(h->ob, &c->out, f) == OUTQ_QUEUED;
 }
 
 /* To every router connection but `except`. Called with the hub lock held. */

@@ -342,7 +342,7 @@ static int queue_close(struct outbox *ob, struct outq *q, uint16_t code, const c
     return make_ready(ob, q);
 }
 
-enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f) {
+static enum outq_result push(struct outbox *ob, struct outq *q, struct frame *f, int message) {
     enum outq_result r = OUTQ_QUEUED;
     int wake = 0;
     pthread_mutex_lock(&q->lock);
@@ -351,14 +351,21 @@ enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f)
         r = OUTQ_OVERFLOW;
         metrics_add(M_SLOW_CONSUMERS, 1);
         wake = queue_close(ob, q, 1008, "slow consumer: outbox full", 1);
-    } else if (!q->scheduled) {
-        q->scheduled = 1;
-        wake = make_ready(ob, q);
+    } else {
+        if (message) metrics_add(M_MESSAGES_OUT, 1); /* before a writer can take it: never behind the peer */
+        if (!q->scheduled) {
+            q->scheduled = 1;
+            wake = make_ready(ob, q);
+        }
     }
     pthread_mutex_unlock(&q->lock);
     wake_writer(ob, wake);
     return r;
 }
+
+enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f) { return push(ob, q, f, 0); }
+
+enum outq_result outbox_push_message(struct outbox *ob, struct outq *q, struct frame *f) { return push(ob, q, f, 1); }
 
 int outbox_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason) {
     pthread_mutex_lock(&q->lock);

@@ -64,6 +64,9 @@ enum outq_result { OUTQ_QUEUED, OUTQ_CLOSED, OUTQ_OVERFLOW };
 /* Queues a reference to f (the caller keeps its own). OUTQ_OVERFLOW: the queue would pass its limit,
  * so the connection is now being closed 1008 and f was not queued. OUTQ_CLOSED: already closing. */
 enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f);
+/* outbox_push for a protocol message: also counts it in switchboard_messages_out_total, before any
+ * writer can send it, so the count is never behind what the peer has received. */
+enum outq_result outbox_push_message(struct outbox *ob, struct outq *q, struct frame *f);
 /* Queues a close frame after what is already queued and accepts nothing more. The peer then answers
  * with its own close, which ends the connection cleanly; outbox_expire ends it if it does not.
  * Any thread. Returns 1, or 0 (and does nothing) if the queue was already closing. */
