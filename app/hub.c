@@ -231,8 +231,7 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
     int first = 0;
     enum hub_status s = h->shutting_down ? HUB_SHUTTING_DOWN : HUB_OK;
     if (s == HUB_OK && !c->echo && (first = user_attach(h, c)) < 0) s = attach_failure(h, c->user);
-    if (s == HUB_USER_FULL) metrics_add(M_USER_LIMIT_REFUSALS, 1);
-    if (s != HUB_OK) {
+    if (s != HUB_OK && s != HUB_USER_FULL) {
         pthread_rwlock_unlock(&h->lock);
         return s;
     }
@@ -241,6 +240,12 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
     if (h->head) h->head->prev = c;
     h->head = c;
     __atomic_add_fetch(&h->count, 1, __ATOMIC_RELAXED);
+    if (s == HUB_USER_FULL) { /* listed without a user, so the tick ends it if the peer never answers */
+        metrics_add(M_USER_LIMIT_REFUSALS, 1);
+        outbox_close(h->ob, &c->out, 1008, "too many connections for this user");
+        pthread_rwlock_unlock(&h->lock);
+        return s;
+    }
     if (!c->echo) send_welcome(h, c);
     if (first) send_presence(h, c, "join", c->user);
     pthread_rwlock_unlock(&h->lock);

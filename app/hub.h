@@ -71,7 +71,8 @@ enum hub_status {
 };
 
 /* Registers c: a router connection gets its welcome and the others a presence join, atomically.
- * Anything but HUB_OK means nothing was registered. */
+ * HUB_USER_FULL: c is listed (hub_remove it as usual) but has no user, and is being closed 1008.
+ * Anything else but HUB_OK means nothing was registered. */
 enum hub_status hub_add(struct hub *h, struct conn *c);
 /* Unregisters c: leaves its rooms, and others get a presence leave if it was its user's last. */
 void hub_remove(struct hub *h, struct conn *c);

@@ -213,10 +213,9 @@ static void on_ready(struct mg_connection *mg, void *cbdata) {
     s->tokens_at_ms = hub_now_ms();
     hub_conn_init(ws->hub, &s->conn, s->user[0] ? s->user : NULL, s->echo, s, (size_t)ws->set.outbox);
     enum hub_status st = hub_add(ws->hub, &s->conn);
-    s->registered = st == HUB_OK;
+    s->registered = st == HUB_OK || st == HUB_USER_FULL; /* the hub closes the latter itself */
     if (st == HUB_SHUTTING_DOWN) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "server shutting down");
-    else if (st == HUB_USER_FULL) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_POLICY, "too many connections for this user");
-    else if (st != HUB_OK) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "out of memory");
+    else if (!s->registered) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "out of memory");
     log_info("ws open %s user=%s remote=%s protocol=%s", s->conn.id, s->conn.user, s->remote,
              s->echo ? WS_SUBPROTOCOL_ECHO : "json");
 }
