@@ -397,6 +397,16 @@ class Server:
         self.proc.send_signal(sig)
         return self.wait_exit(timeout)
 
+    def wait_log(self, pattern, timeout=None):
+        """The server's stderr once it matches the regex `pattern` (bounded; the server logs its
+        startup line after it already answers, so a test may read before the line is written)."""
+        deadline = time.monotonic() + (timeout or RECV_TIMEOUT)
+        text = self.stderr_text()
+        while not re.search(pattern, text) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            text = self.stderr_text()
+        return text
+
     def stderr_text(self):
         if self._final_stderr is not None:
             return self._final_stderr

@@ -106,7 +106,8 @@ class CliTest(harness.FreshServerMixin, unittest.TestCase):
     def test_env_port(self):
         srv = self.start_server(port_via_env=True)  # no --port flag: SWITCHBOARD_PORT only
         self.assertEqual(srv.get("/healthz").status, 200)
-        self.assertIn("listening on http://127.0.0.1:%d/" % srv.port, srv.stderr_text())
+        line = "listening on http://127.0.0.1:%d/" % srv.port
+        self.assertIn(line, srv.wait_log(re.escape(line)))
 
     def test_flag_port_wins_over_env(self):
         srv = self.start_server(env={"SWITCHBOARD_PORT": "127.0.0.1:%d" % harness.free_port()})
@@ -114,9 +115,9 @@ class CliTest(harness.FreshServerMixin, unittest.TestCase):
 
     def test_startup_line(self):
         srv = self.start_server()
-        text = srv.stderr_text()
-        self.assertRegex(text, r"switchboard %s listening on http://127\.0\.0\.1:%d/ \(root [^)]+\)"
-                         % (re.escape(project_version()), srv.port))
+        line = r"switchboard %s listening on http://127\.0\.0\.1:%d/ \(root [^)]+\)" % (
+            re.escape(project_version()), srv.port)
+        self.assertRegex(srv.wait_log(line), line)
 
     def test_healthcheck(self):
         srv = self.start_server()
