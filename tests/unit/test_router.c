@@ -42,13 +42,19 @@ static void open_quiet(struct peer *p, const char *user, struct peer **others, s
 
 /* ---- The session blocks of docs/PROTOCOL.md ---- */
 
+/* The opening every two-user example of docs/PROTOCOL.md shares: alice, then bob, with the welcomes
+ * and alice's presence event they bring. */
+static void open_alice_bob(struct peer *alice, struct peer *bob) {
+    peer_open(&w, alice, "alice");
+    EXPECT(alice, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"alice\",\"users\":[\"alice\"]}", alice->c.id);
+    peer_open(&w, bob, "bob");
+    EXPECT(bob, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"bob\",\"users\":[\"alice\",\"bob\"]}", bob->c.id);
+    EXPECT(alice, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"bob\"}");
+}
+
 static void test_doc_targeted_send(void) {
     struct peer alice, bob;
-    peer_open(&w, &alice, "alice");
-    EXPECT(&alice, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"alice\",\"users\":[\"alice\"]}", alice.c.id);
-    peer_open(&w, &bob, "bob");
-    EXPECT(&bob, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"bob\",\"users\":[\"alice\",\"bob\"]}", bob.c.id);
-    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"bob\"}");
+    open_alice_bob(&alice, &bob);
     say(&alice, "{\"type\":\"send\",\"to\":\"bob\",\"data\":{\"text\":\"hi bob\"},\"from\":\"mallory\"}");
     EXPECT(&bob, "{\"type\":\"message\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"text\":\"hi bob\"}}");
     EXPECT_NONE(&alice); /* no id, no ack */
@@ -85,11 +91,7 @@ static void test_doc_two_tabs(void) {
 
 static void test_doc_broadcast_users_ping(void) {
     struct peer alice, bob;
-    peer_open(&w, &alice, "alice");
-    EXPECT(&alice, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"alice\",\"users\":[\"alice\"]}", alice.c.id);
-    peer_open(&w, &bob, "bob");
-    EXPECT(&bob, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"bob\",\"users\":[\"alice\",\"bob\"]}", bob.c.id);
-    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"bob\"}");
+    open_alice_bob(&alice, &bob);
     say(&bob, "{\"type\":\"broadcast\",\"data\":\"hello all\",\"id\":1}");
     EXPECT(&alice, "{\"type\":\"message\",\"from\":\"bob\",\"data\":\"hello all\"}");
     EXPECT(&bob, "{\"type\":\"ack\",\"id\":1,\"delivered\":1}");
@@ -106,11 +108,7 @@ static void test_doc_broadcast_users_ping(void) {
 
 static void test_doc_rooms(void) {
     struct peer alice, bob;
-    peer_open(&w, &alice, "alice");
-    EXPECT(&alice, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"alice\",\"users\":[\"alice\"]}", alice.c.id);
-    peer_open(&w, &bob, "bob");
-    EXPECT(&bob, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"bob\",\"users\":[\"alice\",\"bob\"]}", bob.c.id);
-    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"bob\"}");
+    open_alice_bob(&alice, &bob);
     say(&alice, "{\"type\":\"join\",\"room\":\"lobby\",\"id\":1}");
     EXPECT(&alice, "{\"type\":\"ack\",\"id\":1,\"delivered\":0}");
     say(&bob, "{\"type\":\"join\",\"room\":\"lobby\",\"id\":5}");
