@@ -45,6 +45,8 @@ static const struct option_def options[] = {
      "rooms one connection may join; more get bad_request"},
     {"--max-user-connections", "SWITCHBOARD_MAX_USER_CONNECTIONS", OPT_LONG, FIELD(max_user_conns), 1, 60000, "64", "N",
      "connections one user may hold; more are closed 1008"},
+    {"--threads", "SWITCHBOARD_THREADS", OPT_LONG, FIELD(threads), 0, 64, "0", "N",
+     "event-loop threads carrying the WebSockets, 0 = one per CPU"},
     {"--presence", "SWITCHBOARD_PRESENCE", OPT_SWITCH, FIELD(presence), 0, 0, "on", "on|off",
      "presence events and user lists (off for very many connections)"},
     {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",

@@ -28,6 +28,7 @@ struct config {
     long max_per_ip;             /* WebSockets per client address; 0 = off */
     long max_rooms;              /* rooms per connection */
     long max_user_conns;         /* connections per user */
+    long threads;                /* event loops; 0 = one per CPU */
     int presence;                /* presence events and user lists */
     enum sb_log_level log_level;
     int healthcheck;             /* run as a health probe instead of a server */

@@ -3,7 +3,7 @@
  * Server frames are unmasked, so one encoding is right for every recipient: a broadcast to N
  * connections builds one frame and queues N references to it (the send path's main saving).
  * A frame is immutable once built; the last frame_unref frees it. Refcounts are atomic because
- * the frame is released by whichever writer thread finishes with it last. */
+ * the frame is released by whichever thread writes it out last. */
 #ifndef SB_FRAME_H
 #define SB_FRAME_H
 

@@ -19,6 +19,15 @@ struct conn_set {
 
 struct user {
     struct conn_set conns;
+    char name[SB_NAME_MAX + 1];
+};
+
+/* The online users' names in order, kept as users come and go, so that a welcome's list is a copy,
+ * not a sort: a join storm of n users would otherwise sort n lists of up to n names. */
+struct name_index {
+    const char **names; /* each a struct user's `name` */
+    size_t n, cap;
+    size_t text_len;    /* sum of the names' lengths */
 };
 
 struct room {
@@ -32,6 +41,7 @@ struct hub {
     struct outbox *ob;
     struct hub_options opt;
     struct dict *users;   /* name -> struct user */
+    struct name_index online;
     struct dict *rooms;   /* name -> struct room */
     struct conn *head;    /* every registered connection */
     size_t count;         /* atomic reads: /healthz must not wait behind joins for the lock */
@@ -92,6 +102,41 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
     return h;
 }
 
+/* Where `name` is or would go in the index. */
+static size_t index_find(const struct name_index *x, const char *name) {
+    size_t lo = 0, hi = x->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(x->names[mid], name) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int index_add(struct name_index *x, const char *name) {
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 64;
+        const char **names = realloc(x->names, cap * sizeof *names);
+        if (!names) return -1;
+        x->names = names;
+        x->cap = cap;
+    }
+    size_t i = index_find(x, name);
+    memmove(x->names + i + 1, x->names + i, (x->n - i) * sizeof *x->names);
+    x->names[i] = name;
+    x->n++;
+    x->text_len += strlen(name);
+    return 0;
+}
+
+static void index_remove(struct name_index *x, const char *name) {
+    size_t i = index_find(x, name);
+    if (i == x->n || strcmp(x->names[i], name) != 0) return;
+    memmove(x->names + i, x->names + i + 1, (x->n - i - 1) * sizeof *x->names);
+    x->n--;
+    x->text_len -= strlen(name);
+}
+
 static void free_user(const char *key, void *value, void *arg) {
     struct user *u = value;
     free(u->conns.items);
@@ -110,6 +155,7 @@ void hub_free(struct hub *h) {
     if (h->rooms) dict_each(h->rooms, free_room, NULL);
     dict_free(h->users);
     dict_free(h->rooms);
+    free(h->online.names);
     pthread_rwlock_destroy(&h->lock);
     free(h);
 }
@@ -138,44 +184,48 @@ static size_t deliver_all(struct hub *h, const struct conn *except, struct frame
     return n;
 }
 
-static void collect_name(const char *key, void *value, void *arg) { cJSON_AddItemToArray(arg, cJSON_CreateString(key)); }
-
-static int by_string(const void *a, const void *b) {
-    return strcmp((*(cJSON *const *)a)->valuestring, (*(cJSON *const *)b)->valuestring);
-}
-
-/* The online users, sorted, as a JSON array. Called with the hub lock held. */
-static cJSON *user_list(struct hub *h) {
-    cJSON *unsorted = cJSON_CreateArray(), *sorted = cJSON_CreateArray();
-    dict_each(h->users, collect_name, unsorted);
-    int n = cJSON_GetArraySize(unsorted);
-    cJSON **items = malloc((size_t)(n ? n : 1) * sizeof *items);
-    if (!items) {
-        cJSON_Delete(sorted);
-        return unsorted;
+/* Appends `"name"` for each online user, comma-separated, in order. Names need no JSON escaping
+ * (names.h). Called with the hub lock held; out has room for index_text_size(). */
+static char *index_render(const struct name_index *x, char *out) {
+    for (size_t i = 0; i < x->n; i++) {
+        size_t len = strlen(x->names[i]);
+        if (i) *out++ = ',';
+        *out++ = '"';
+        memcpy(out, x->names[i], len);
+        out += len;
+        *out++ = '"';
     }
-    for (int i = 0; i < n; i++) items[i] = cJSON_DetachItemFromArray(unsorted, 0);
-    qsort(items, (size_t)n, sizeof *items, by_string);
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(sorted, items[i]);
-    free(items);
-    cJSON_Delete(unsorted);
-    return sorted;
+    return out;
 }
 
-static void send_object(struct hub *h, struct conn *c, cJSON *obj) {
-    struct frame *f = frame_json(obj);
+static size_t index_text_size(const struct name_index *x) { return x->text_len + 3 * x->n; }
+
+/* Sends `head` (an unfinished JSON object), then ,"users":[...] if with_users, then }. Written
+ * directly, not with cJSON: the list can be thousands of names long, and names need no escaping.
+ * Called with the hub lock held. */
+static void send_with_users(struct hub *h, struct conn *c, const char *head, int with_users) {
+    static const char key[] = ",\"users\":[";
+    size_t hlen = strlen(head);
+    char *text = malloc(hlen + sizeof key + index_text_size(&h->online) + 2), *end = text;
+    if (!text) return;
+    memcpy(end, head, hlen);
+    end += hlen;
+    if (with_users) {
+        memcpy(end, key, sizeof key - 1);
+        end = index_render(&h->online, end + sizeof key - 1);
+        *end++ = ']';
+    }
+    *end++ = '}';
+    struct frame *f = frame_new(WS_OP_TEXT, text, (size_t)(end - text));
+    free(text);
     if (f) deliver(h, c, f);
     frame_unref(f);
-    cJSON_Delete(obj);
 }
 
 static void send_welcome(struct hub *h, struct conn *c) {
-    cJSON *w = cJSON_CreateObject();
-    cJSON_AddStringToObject(w, "type", "welcome");
-    cJSON_AddStringToObject(w, "id", c->id);
-    cJSON_AddStringToObject(w, "user", c->user);
-    if (h->opt.presence) cJSON_AddItemToObject(w, "users", user_list(h));
-    send_object(h, c, w);
+    char head[64 + HUB_ID_MAX + SB_NAME_MAX];
+    snprintf(head, sizeof head, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"%s\"", c->id, c->user);
+    send_with_users(h, c, head, h->opt.presence);
 }
 
 static void send_presence(struct hub *h, const struct conn *except, const char *event, const char *user) {
@@ -190,18 +240,38 @@ static void send_presence(struct hub *h, const struct conn *except, const char *
     cJSON_Delete(p);
 }
 
+/* A user online under `name`, listed in the users table and the name index; NULL when out of memory. */
+static struct user *user_new(struct hub *h, const char *name) {
+    struct user *u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    snprintf(u->name, sizeof u->name, "%s", name);
+    if (dict_add(h->users, u->name, u) < 0) {
+        free(u);
+        return NULL;
+    }
+    if (index_add(&h->online, u->name) < 0) {
+        dict_remove(h->users, u->name);
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void user_free(struct hub *h, struct user *u) {
+    index_remove(&h->online, u->name);
+    dict_remove(h->users, u->name);
+    free_user(NULL, u, NULL);
+}
+
 /* Adds c to its user's connections; 1 if it is the user's first, 0 if not, -1 when the user is
  * full or out of memory. */
 static int user_attach(struct hub *h, struct conn *c) {
     struct user *u = dict_get(h->users, c->user);
     int first = u == NULL;
     if (u && u->conns.n >= (size_t)h->opt.max_user_conns) return -1;
-    if (first && (!(u = calloc(1, sizeof *u)) || dict_add(h->users, c->user, u) < 0)) {
-        free(u);
-        return -1;
-    }
+    if (first && !(u = user_new(h, c->user))) return -1;
     if (set_add(&u->conns, c) < 0) {
-        if (first) free(dict_remove(h->users, c->user));
+        if (first) user_free(h, u);
         return -1;
     }
     c->u = u;
@@ -215,8 +285,7 @@ static int user_detach(struct hub *h, struct conn *c) {
     if (!u) return 0;
     set_remove(&u->conns, c);
     if (u->conns.n) return 0;
-    dict_remove(h->users, c->user);
-    free_user(NULL, u, NULL);
+    user_free(h, u);
     return 1;
 }
 
@@ -387,10 +456,7 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
 
 void hub_reply_users(struct hub *h, struct conn *c) {
     pthread_rwlock_rdlock(&h->lock);
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "type", "users");
-    cJSON_AddItemToObject(r, "users", user_list(h));
-    send_object(h, c, r);
+    send_with_users(h, c, "{\"type\":\"users\"", 1);
     pthread_rwlock_unlock(&h->lock);
 }
 
@@ -429,5 +495,4 @@ void hub_gauges(struct hub *h, struct metrics_gauges *g) {
     g->outbox_bytes = 0;
     for (struct conn *c = h->head; c; c = c->next) g->outbox_bytes += outq_bytes(&c->out);
     pthread_rwlock_unlock(&h->lock);
-    g->writer_threads = outbox_threads(h->ob);
 }

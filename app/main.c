@@ -3,7 +3,8 @@
  * Signals are blocked in every thread and taken synchronously by the main thread with
  * sigtimedwait, which doubles as the once-a-second tick that drives server pings. Shutdown runs on
  * this ordinary thread, never in a signal handler: refuse new handshakes, send 1001 to every client,
- * give them a moment to answer, then stop CivetWeb and the writers, all within SHUTDOWN_BUDGET_MS. */
+ * give them a moment to answer, then stop the event loops (which hand every socket back to CivetWeb)
+ * and CivetWeb. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,15 +16,17 @@
 #include "healthcheck.h"
 #include "hub.h"
 #include "log.h"
+#include "loop.h"
 #include "outbox.h"
 #include "server.h"
 #include "ws.h"
 
 #define SHUTDOWN_DRAIN_MS 2500  /* wait for clients to answer our 1001; mg_stop takes up to 2 s more */
-#define WRITER_BASE 2           /* outbox writers kept free of stuck writes */
+#define LOOPS_PER_CPU_MAX 16    /* --threads 0: one event loop per CPU, up to this many */
 
 struct app {
     struct outbox *ob;
+    struct loops *loops;
     struct hub *hub;
     struct ws_server *ws;
     struct server *srv;
@@ -37,6 +40,12 @@ static void block_signals(sigset_t *set) {
     signal(SIGPIPE, SIG_IGN);
 }
 
+static size_t loop_count(long threads) {
+    long n = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads <= 0 && n > LOOPS_PER_CPU_MAX) n = LOOPS_PER_CPU_MAX;
+    return n < 1 ? 1 : (size_t)n;
+}
+
 /* The ws settings point at these for the whole run; the strings live in the config. */
 static const char *origins[CONFIG_MAX_ORIGINS];
 
@@ -46,9 +55,10 @@ static int app_start(struct app *a, const struct config *cfg) {
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
                                cfg->max_per_ip, origins, cfg->nallow};
     char err[256] = "";
-    a->ob = outbox_start(ws_outbox_io(), WRITER_BASE, (size_t)cfg->max_connections + WRITER_BASE);
-    a->hub = a->ob ? hub_new(a->ob, &hopt) : NULL;
-    a->ws = a->hub ? ws_new(a->hub, a->ob, &wset) : NULL;
+    a->ob = outbox_new(ws_outbox_io());
+    a->loops = a->ob ? loops_start(loop_count(cfg->threads), a->ob) : NULL;
+    a->hub = a->loops ? hub_new(a->ob, &hopt) : NULL;
+    a->ws = a->hub ? ws_new(a->hub, a->ob, a->loops, &wset) : NULL;
     a->srv = a->ws ? server_start(cfg, a->ws, a->hub, err, sizeof err) : NULL;
     if (!a->srv) {
         log_error("cannot start: %s", err[0] ? err : "out of memory");
@@ -64,8 +74,10 @@ static void app_stop(struct app *a) {
         int64_t until = hub_now_ms() + SHUTDOWN_DRAIN_MS;
         while (hub_count(a->hub) > 0 && hub_now_ms() < until) usleep(20 * 1000);
     }
-    server_stop(a->srv);
-    outbox_stop(a->ob);
+    loops_stop(a->loops);
+    server_stop(a->srv); /* a handshake already past on_connect may still reach loops_adopt until here */
+    loops_free(a->loops);
+    outbox_free(a->ob);
     ws_free(a->ws);
     hub_free(a->hub);
 }

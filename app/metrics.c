@@ -1,8 +1,10 @@
 /* metrics: counters and their Prometheus rendering (see metrics.h). */
 #include "metrics.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 const char *const sb_error_names[ERR__COUNT] = {
     "bad_json", "bad_request", "unknown_type", "not_found", "too_large", "rate_limited", "unauthorized",
@@ -30,7 +32,20 @@ static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "b
 static const uint16_t close_codes[] = {1000, 1001, 1002, 1007, 1008, 1009};
 #define NCLOSE (sizeof close_codes / sizeof close_codes[0])
 
-static uint64_t counters[M__COUNT];
+/* The enum metric counters, one shard per thread that bumps them: they count every message and
+ * every write, from every loop thread at once, and one shared atomic per counter would bounce its
+ * cache line between the cores each time. A shard is made on its thread's first bump and kept for
+ * the life of the process (threads here are long-lived: the loops and CivetWeb's workers); a read
+ * sums the shards. Each shard is written by its own thread only, read by any. */
+struct shard {
+    uint64_t v[M__COUNT];
+    struct shard *next; /* set before the shard is published, never changed after */
+};
+static pthread_mutex_t shards_lock = PTHREAD_MUTEX_INITIALIZER; /* serialises publishing */
+static struct shard *shards;          /* atomic: the newest shard */
+static __thread struct shard *mine;   /* this thread's */
+static uint64_t unsharded[M__COUNT];  /* bumps from a thread whose shard could not be allocated */
+
 static uint64_t rejects[REJECT__COUNT];
 static uint64_t errors[ERR__COUNT];
 static uint64_t closes[NCLOSE + 1]; /* the last slot: any other code */
@@ -38,10 +53,28 @@ static uint64_t closes[NCLOSE + 1]; /* the last slot: any other code */
 static void bump(uint64_t *c, uint64_t n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
 static uint64_t load(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
 
-void metrics_add(enum metric m, uint64_t n) { bump(&counters[m], n); }
+static struct shard *new_shard(void) {
+    struct shard *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    pthread_mutex_lock(&shards_lock);
+    s->next = shards;
+    __atomic_store_n(&shards, s, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&shards_lock);
+    return mine = s;
+}
+
+void metrics_add(enum metric m, uint64_t n) {
+    struct shard *s = mine ? mine : new_shard();
+    if (s) __atomic_store_n(&s->v[m], s->v[m] + n, __ATOMIC_RELAXED);
+    else bump(&unsharded[m], n);
+}
 void metrics_reject(enum reject_reason r) { bump(&rejects[r], 1); }
 void metrics_error(enum sb_error e) { bump(&errors[e], 1); }
-uint64_t metrics_get(enum metric m) { return load(&counters[m]); }
+uint64_t metrics_get(enum metric m) {
+    uint64_t sum = load(&unsharded[m]);
+    for (struct shard *s = __atomic_load_n(&shards, __ATOMIC_ACQUIRE); s; s = s->next) sum += load(&s->v[m]);
+    return sum;
+}
 
 void metrics_close(uint16_t code) {
     size_t i = 0;
@@ -90,11 +123,10 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
     put_gauge(&o, "switchboard_users_online", "Distinct users with a connection", (double)g->users_online);
     put_gauge(&o, "switchboard_rooms", "Rooms with at least one member", (double)g->rooms);
     put_gauge(&o, "switchboard_outbox_bytes", "Bytes queued in all outboxes", (double)g->outbox_bytes);
-    put_gauge(&o, "switchboard_writer_threads", "Threads in the outbox writer pool", (double)g->writer_threads);
     put_gauge(&o, "switchboard_uptime_seconds", "Seconds since start", uptime_s);
     for (int m = 0; m < M__COUNT; m++) {
         put(&o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", metric_info[m].name, metric_info[m].help,
-            metric_info[m].name, metric_info[m].name, (unsigned long long)load(&counters[m]));
+            metric_info[m].name, metric_info[m].name, (unsigned long long)metrics_get((enum metric)m));
     }
     put_labelled(&o, "switchboard_handshakes_rejected_total", "WebSocket handshakes refused, by reason",
                  "reason", reject_names, rejects, REJECT__COUNT);

@@ -1,8 +1,9 @@
 /* metrics: process-wide counters, rendered as Prometheus text at GET /metrics.
  *
  * Every limit and every failure path has a counter here, so an operator can see what the server
- * refused and why. Counters are relaxed atomics: any thread bumps them without a lock, and a scrape
- * reads each one independently (a scrape is not a snapshot of all of them at one instant). */
+ * refused and why. Any thread bumps them without a lock (the per-message ones in a shard of its own),
+ * and a scrape reads each one independently (a scrape is not a snapshot of all of them at one
+ * instant). */
 #ifndef SB_METRICS_H
 #define SB_METRICS_H
 
@@ -61,7 +62,6 @@ struct metrics_gauges {
     size_t users_online;
     size_t rooms;
     size_t outbox_bytes;
-    size_t writer_threads;
 };
 /* Writes the Prometheus text into buf; returns its length (cut at cap - 1). */
 size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, double uptime_s);

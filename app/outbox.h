@@ -1,90 +1,119 @@
-/* outbox: per-connection send queues and the writer threads that drain them.
+/* outbox: per-connection send queues, written out without ever blocking.
  *
- * CivetWeb's writes block while a peer is not reading, so no thread that serves one connection may
- * write to another: the router only queues frames here, and a pool of writer threads does the socket
- * writes, coalescing what is queued for one connection into one write. A peer that stops reading
- * stalls only the writer that is writing to it; a watchdog adds writers so that `base` of them are
- * always free to serve everyone else. Each queue is bounded in bytes (--outbox): a connection whose
- * queue would pass it is a slow consumer and is closed with 1008.
+ * Sockets are non-blocking, so any thread may write to any connection: a push appends a shared frame
+ * to the connection's queue and writes what the socket takes at once, under the queue's lock; what it
+ * does not take stays queued until the connection's event loop (loop.h) sees the socket writable
+ * again. A client that stops reading therefore holds up nobody: its queue grows, and when it would
+ * pass --outbox the client is a slow consumer and is closed with 1008.
  *
- * Locks, always taken in this order: the hub's lock, then a queue's `lock`, then the pool's lock.
- * A writer is woken only after its waker has dropped the queue and pool locks.
- * Ownership: the pool owns its threads; a queue is embedded in its connection, and outbox_detach
- * returns only when no writer will touch the queue or its sink again, so the connection may then be
- * freed. Frames are shared by reference (frame.h); a queue holds one reference per queued frame. */
+ * Batches coalesce: an event-loop thread opens a batch for each turn, pushes made during it only
+ * queue, and the batch's end writes each touched queue with one writev. A broadcast of k messages
+ * to n clients costs n writes, not k * n. A thread without a batch (a CivetWeb worker announcing a
+ * join, the tick's pings) leaves the write to the connection's loop, which coalesces what many such
+ * pushes queued between two of its turns; or, for a sink without a loop, writes at once.
+ *
+ * A connection ends (outbox_done) when its closing handshake is complete (our close frame written and
+ * the peer's received), when its socket broke, or when the peer left our close frame unanswered for
+ * the grace period (outbox_expire). Whichever thread notices first kicks the connection's loop
+ * (io->kick), which then ends it.
+ *
+ * Locks, always taken in this order: the hub's lock, then a queue's `lock`. io->kick runs under the
+ * queue lock; io->write runs without it, one thread at a time per queue (`writing`).
+ * Ownership: a queue is embedded in its connection; outbox_detach returns only when no other
+ * thread's batch or write still holds the queue and nothing will touch its sink again, so the
+ * connection may then be freed. Frames are shared by reference (frame.h); a queue holds one
+ * reference per queued frame, a write in progress one per frame it is writing. */
 #ifndef SB_OUTBOX_H
 #define SB_OUTBOX_H
 
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "frame.h"
 
-/* How a writer reaches a socket; CivetWeb's in ws.c, a memory sink in the unit tests. */
+#define OUTBOX_BATCH_MAX 4096 /* queues one batch defers; past it, pushes write at once */
+
+/* How the outbox reaches a connection; a socket in ws.c, memory in the unit tests. */
 struct outbox_io {
-    /* Writes all of buf or fails: returns 0, or -1 when the connection is broken. */
-    int (*write)(void *sink, const void *buf, size_t len);
-    /* Ends the connection: its peer did not answer our close frame in time, or the sink broke.
-     * Called under the queue lock, never after outbox_detach began. */
-    void (*close)(void *sink);
+    /* Writes what fits without blocking: bytes written (0 when the socket is full), or -1 when the
+     * connection is broken. */
+    ssize_t (*write)(void *sink, const struct iovec *iov, int iovcnt);
+    /* Asks the connection's loop to look at it soon: flush what is queued, end it if outbox_done. */
+    void (*kick)(void *sink);
+    /* 1: a push from a thread without a batch kicks the loop instead of writing; 0: it writes. */
+    int loop_writes;
 };
 
 struct outq {
     pthread_mutex_t lock; /* guards every field below */
-    pthread_cond_t idle;  /* broadcast when a writer lets go of the queue */
-    void *sink;           /* handed to io->write/close; never used once `detached` */
+    pthread_cond_t idle;  /* broadcast when a batch lets go of the queue */
+    void *sink;           /* handed to io; never used once `detached` */
     size_t limit;         /* bytes; the --outbox bound */
     struct frame **ring;  /* queued frames, oldest at head; owned references */
     size_t head, count, cap;
-    size_t bytes;         /* sum of queued frames' lengths */
+    size_t bytes;         /* queued bytes not yet written */
+    size_t head_done;     /* bytes of the head frame already written */
     struct frame *close_frame; /* the close frame queued last, if closing */
-    struct outq *next;    /* link in the pool's ready list */
     uint16_t close_code;  /* the code of the close this side sent, 0 = none yet */
-    int64_t close_sent_ms; /* when the close frame was written (monotonic), 0 = not yet */
-    unsigned scheduled : 1; /* in the ready list, or being drained */
-    unsigned draining : 1;  /* a writer is writing to the sink */
-    unsigned closing : 1;   /* a close frame is queued or sent: nothing more is accepted */
-    unsigned detached : 1;  /* the connection is gone: drop everything */
+    int64_t close_started_ms; /* when closing began (monotonic), for outbox_expire */
+    unsigned deferred : 1;    /* in some thread's batch, which will write it */
+    unsigned kick_pending : 1; /* the loop was kicked to write it */
+    unsigned writing : 1;     /* a thread is in io->write for it, without the lock */
+    size_t inflight;          /* frames handed to that write: kept if the rest is dropped */
+    unsigned closing : 1;     /* a close frame is queued or sent: nothing more is accepted */
+    unsigned close_sent : 1;  /* the close frame is written */
+    unsigned peer_closed : 1; /* the peer's close frame arrived */
+    unsigned broken : 1;      /* a write failed */
+    unsigned expired : 1;     /* the peer did not answer our close in time */
+    unsigned detached : 1;    /* the connection is gone: drop everything */
 };
 
 struct outbox;
 
-/* Starts the pool with `base` writer threads kept free; it never has more than max_threads. */
-struct outbox *outbox_start(const struct outbox_io *io, size_t base, size_t max_threads);
-/* Stops and joins every writer. Every queue must be detached first. */
-void outbox_stop(struct outbox *ob);
-size_t outbox_threads(struct outbox *ob);
+struct outbox *outbox_new(const struct outbox_io *io);
+void outbox_free(struct outbox *ob);
 
 void outq_init(struct outq *q, void *sink, size_t limit);
 void outq_destroy(struct outq *q);
 size_t outq_bytes(struct outq *q);
 
+/* This thread's pushes are deferred until outbox_batch_end, which writes every queue they touched.
+ * A batch is per thread and must end before the thread waits on anything (outbox_detach included). */
+struct outbox_batch {
+    struct outq *q[OUTBOX_BATCH_MAX];
+    size_t n;
+};
+void outbox_batch_begin(struct outbox_batch *b);
+void outbox_batch_end(struct outbox *ob);
+
 enum outq_result { OUTQ_QUEUED, OUTQ_CLOSED, OUTQ_OVERFLOW };
 /* Queues a reference to f (the caller keeps its own). OUTQ_OVERFLOW: the queue would pass its limit,
  * so the connection is now being closed 1008 and f was not queued. OUTQ_CLOSED: already closing. */
 enum outq_result outbox_push(struct outbox *ob, struct outq *q, struct frame *f);
-/* outbox_push for a protocol message: also counts it in switchboard_messages_out_total, before any
- * writer can send it, so the count is never behind what the peer has received. */
+/* outbox_push for a protocol message: also counts it in switchboard_messages_out_total. */
 enum outq_result outbox_push_message(struct outbox *ob, struct outq *q, struct frame *f);
-/* Queues a close frame after what is already queued and accepts nothing more. The peer then answers
- * with its own close, which ends the connection cleanly; outbox_expire ends it if it does not.
- * Any thread. Returns 1, or 0 (and does nothing) if the queue was already closing. */
+/* Queues a close frame after what is already queued and accepts nothing more; the peer's answer
+ * (outbox_peer_closed) then completes the handshake. Returns 1, or 0 (and does nothing) if the queue
+ * was already closing. */
 int outbox_close(struct outbox *ob, struct outq *q, uint16_t code, const char *reason);
-/* Ends the connection (io->close) if its close frame was written, or its socket broke, more than
- * grace_ms ago. Closing the socket before the peer's answer would reset the connection and lose what
- * it had not yet read, so the peer gets this long to answer. This is the only caller of io->close:
- * CivetWeb's mg_close_connection is safe only while the worker is inside its read loop, which it
- * enters just after the ready handler; grace_ms later it surely has. */
+/* The peer's close frame arrived. If we had not closed yet, our answer, carrying `code` (0 = an empty
+ * close) and `reason`, is queued after what is already queued. */
+void outbox_peer_closed(struct outbox *ob, struct outq *q, uint16_t code, const char *reason);
+/* Writes what is queued as far as the socket takes it. Returns outbox_done. */
+int outbox_flush(struct outbox *ob, struct outq *q);
+/* 1 when the connection should end: the closing handshake is complete, the socket broke, or the peer
+ * did not answer within the grace period. */
+int outbox_done(struct outq *q);
+/* Marks the connection expired (and kicks it) if it began closing grace_ms or more ago and is not
+ * done: the peer has not answered our close frame, or has not read it. */
 void outbox_expire(struct outbox *ob, struct outq *q, int64_t now_ms, long grace_ms);
-/* 1 once the queue has started closing (a close frame queued or sent) or was detached. */
+/* 1 once the queue has started closing (a close frame queued or sent), broke, or was detached. */
 int outq_closing(struct outq *q);
-/* Waits up to timeout_ms until no writer holds the queue (what was queued has been written).
- * Returns 1 if it is idle, 0 on timeout. */
-int outbox_wait_idle(struct outq *q, long timeout_ms);
-/* Marks the queue gone, drops what is queued and waits until no writer holds it. The connection's
- * close handler calls this first; afterwards the sink is never used again, and io->close is never
- * called once it has begun (io->close runs under the queue lock and checks for it). */
+/* Marks the queue gone, drops what is queued and waits until no batch holds it and no write is in
+ * progress. */
 void outbox_detach(struct outq *q);
 
 #endif

@@ -3,46 +3,57 @@
 
 #include <civetweb.h>
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "assembler.h"
 #include "dict.h"
 #include "http.h"
 #include "log.h"
+#include "loop.h"
 #include "metrics.h"
 #include "names.h"
 #include "origin.h"
 #include "router.h"
+#include "sockfind.h"
 
-#define WS_CLOSE_WAIT_MS 2000   /* how long the worker waits for its answering close to go out */
 #define WS_RATE_STRIKES 20      /* rate_limited replies in a row before the connection is closed */
 #define WS_SUBPROTOCOL_ECHO "echo-protocol"
 
-/* One WebSocket connection. Allocated by the connect handler, freed by the close handler;
- * `conn` is what the rest of the server sees. */
+/* One WebSocket connection. Allocated by the connect handler, freed by the close handler, both on
+ * the connection's CivetWeb worker; in between, its loop (loop.h) serves it while the worker waits in
+ * the ready handler. `conn` is what the rest of the server sees. */
 struct session {
     struct conn conn;
-    struct mg_connection *mg; /* the worker's; see ws.h for who may use it */
+    struct loop_conn lc;      /* the socket's reading, once a loop has it */
     struct ws_server *ws;
+    int fd;                   /* the socket, claimed in the ready handler; -1 before */
     char user[SB_NAME_MAX + 1]; /* from ?user=, "" if none */
     int echo;
+    int inited;               /* conn and the assembler are set up */
     int registered;           /* in the hub */
     int ip_counted;           /* holds a --max-per-ip slot for remote_ip */
     char remote_ip[48];
-    struct assembler in;      /* worker thread only */
-    double tokens;            /* rate limiter: worker thread only */
+    struct assembler in;      /* the loop's thread only */
+    double tokens;            /* rate limiter: the loop's thread only */
     int64_t tokens_at_ms;
     unsigned strikes;
     unsigned peer_close;      /* the code the peer closed with, 0 = none */
     char remote[64];
+    pthread_mutex_t park_lock; /* guards released */
+    pthread_cond_t park;       /* the worker waits here until the loop lets go */
+    int released;
 };
 
 struct ws_server {
     struct hub *hub;
     struct outbox *ob;
+    struct loops *loops;
+    struct sockfind *socks;
     struct ws_settings set;
     long active;    /* atomic: handshakes accepted and not yet closed, for --max-connections */
     int stopping;   /* atomic */
@@ -55,40 +66,38 @@ struct ws_server {
  * handler, cleared by the close handler. */
 static __thread struct session *worker_session;
 
-static int io_write(void *sink, const void *buf, size_t len) {
+/* Never blocks: the socket takes what fits (CivetWeb made it non-blocking). */
+static ssize_t io_write(void *sink, const struct iovec *iov, int iovcnt) {
     struct session *s = sink;
-    mg_lock_connection(s->mg);
-    int n = mg_write(s->mg, buf, len);
-    mg_unlock_connection(s->mg);
-    return n == (int)len ? 0 : -1;
+    struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    for (;;) {
+        ssize_t put = sendmsg(s->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (put >= 0) return put;
+        if (errno != EINTR) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    }
 }
 
-/* Called by outbox_expire only, seconds after the read loop began. While the worker is in its read
- * loop, CivetWeb only flags the connection here, and the worker ends it after its next read poll
- * (websocket_timeout_ms). The loop may end on its own just before this call (peer EOF, and the close
- * handler not yet at outbox_detach); CivetWeb then closes the socket here, once (it marks it
- * closed), and clears its user data, which is why sessions are found through worker_session, never
- * through CivetWeb's user connection data. */
-static void io_close(void *sink) {
-    struct session *s = sink;
-    mg_close_connection(s->mg);
-}
+static void io_kick(void *sink) { loop_kick(&((struct session *)sink)->lc); }
 
-static const struct outbox_io civetweb_io = {io_write, io_close};
+static const struct outbox_io socket_io = {io_write, io_kick, 1};
 
-const struct outbox_io *ws_outbox_io(void) { return &civetweb_io; }
+const struct outbox_io *ws_outbox_io(void) { return &socket_io; }
 
-struct ws_server *ws_new(struct hub *h, struct outbox *ob, const struct ws_settings *set) {
+struct ws_server *ws_new(struct hub *h, struct outbox *ob, struct loops *loops, const struct ws_settings *set) {
     struct ws_server *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
     ws->per_ip = dict_new();
-    if (!ws->per_ip) {
+    ws->socks = sockfind_new();
+    if (!ws->per_ip || !ws->socks) {
+        dict_free(ws->per_ip);
+        sockfind_free(ws->socks);
         free(ws);
         return NULL;
     }
     pthread_mutex_init(&ws->ip_lock, NULL);
     ws->hub = h;
     ws->ob = ob;
+    ws->loops = loops;
     ws->set = *set;
     return ws;
 }
@@ -96,6 +105,7 @@ struct ws_server *ws_new(struct hub *h, struct outbox *ob, const struct ws_setti
 void ws_free(struct ws_server *ws) {
     if (!ws) return;
     dict_free(ws->per_ip);
+    sockfind_free(ws->socks);
     pthread_mutex_destroy(&ws->ip_lock);
     free(ws);
 }
@@ -193,6 +203,9 @@ static int on_connect(const struct mg_connection *cmg, void *cbdata) {
         return refuse(mg, REJECT_CAPACITY, 503, "out of memory");
     }
     s->ip_counted = per_ip;
+    s->fd = -1;
+    pthread_mutex_init(&s->park_lock, NULL);
+    pthread_cond_init(&s->park, NULL);
     snprintf(s->remote_ip, sizeof s->remote_ip, "%s", ri->remote_addr);
     clear_stale_subprotocol(mg);
     const char *proto = ri->acceptedWebSocketSubprotocol;
@@ -202,38 +215,6 @@ static int on_connect(const struct mg_connection *cmg, void *cbdata) {
     snprintf(s->remote, sizeof s->remote, "%s:%d", ri->remote_addr, ri->remote_port);
     worker_session = s;
     return 0;
-}
-
-static void on_ready(struct mg_connection *mg, void *cbdata) {
-    struct ws_server *ws = cbdata;
-    struct session *s = worker_session;
-    s->mg = mg;
-    assembler_init(&s->in, (size_t)ws->set.max_message);
-    s->tokens = (double)ws->set.rate_limit;
-    s->tokens_at_ms = hub_now_ms();
-    hub_conn_init(ws->hub, &s->conn, s->user[0] ? s->user : NULL, s->echo, s, (size_t)ws->set.outbox);
-    enum hub_status st = hub_add(ws->hub, &s->conn);
-    s->registered = st == HUB_OK || st == HUB_USER_FULL; /* the hub closes the latter itself */
-    if (st == HUB_SHUTTING_DOWN) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "server shutting down");
-    else if (!s->registered) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "out of memory");
-    log_info("ws open %s user=%s remote=%s protocol=%s", s->conn.id, s->conn.user, s->remote,
-             s->echo ? WS_SUBPROTOCOL_ECHO : "json");
-}
-
-/* Answers the peer's close: sends ours after what is queued and returns 0, which tells CivetWeb to
- * end the connection once this handler returns. The peer's close was the last frame it sends, so
- * nothing unread is left to turn the socket's close into a reset. */
-static int answer_close(struct session *s, uint16_t code, const char *reason) {
-    outbox_close(s->ws->ob, &s->conn.out, code, reason);
-    outbox_wait_idle(&s->conn.out, WS_CLOSE_WAIT_MS);
-    return 0;
-}
-
-/* Starts the closing handshake from our side and keeps reading until the peer answers (on_data
- * then returns 0) or the hub's tick gives up on it (outbox_expire). */
-static int start_close(struct session *s, uint16_t code, const char *reason) {
-    outbox_close(s->ws->ob, &s->conn.out, code, reason);
-    return 1;
 }
 
 /* Token bucket of --rate-limit messages per second, burst the same. 1 = may proceed. */
@@ -253,8 +234,8 @@ static int rate_ok(struct session *s) {
     return 0;
 }
 
-/* A whole message: echoed, or routed. Returns 1 to keep the connection, 0 to end it. */
-static int on_message(struct session *s, const struct asm_event *ev) {
+/* A whole message: echoed, or routed. */
+static void on_message(struct session *s, const struct asm_event *ev) {
     struct ws_server *ws = s->ws;
     metrics_add(M_MESSAGES_IN, 1);
     metrics_add(M_BYTES_IN, ev->len);
@@ -262,68 +243,154 @@ static int on_message(struct session *s, const struct asm_event *ev) {
         struct frame *f = frame_new(ev->opcode, ev->data, ev->len);
         if (f) hub_reply(ws->hub, &s->conn, f);
         frame_unref(f);
-        return 1;
+        return;
     }
     if (!rate_ok(s)) {
         if (s->strikes >= WS_RATE_STRIKES) {
             metrics_add(M_RATE_LIMIT_CLOSES, 1);
-            return start_close(s, WS_CLOSE_POLICY, "rate limit exceeded");
+            outbox_close(ws->ob, &s->conn.out, WS_CLOSE_POLICY, "rate limit exceeded");
+            return;
         }
         router_refuse(ws->hub, &s->conn, (const char *)ev->data, ev->opcode == WS_OP_TEXT ? ev->len : 0,
                       ERR_RATE_LIMITED, "more than --rate-limit messages per second");
-        return 1;
+        return;
     }
     if (ev->opcode == WS_OP_BINARY)
         router_error(ws->hub, &s->conn, ERR_BAD_REQUEST, "binary messages are not supported; send JSON text", NULL);
     else router_handle(ws->hub, &s->conn, (const char *)ev->data, ev->len);
-    return 1;
 }
 
-static int on_data(struct mg_connection *mg, int bits, char *data, size_t len, void *cbdata) {
-    struct session *s = worker_session;
+/* loop_handler.frame: one frame from the client. After our close only the peer's answer matters; a
+ * violation starts our close and keeps reading for that answer. */
+static int on_frame(void *ctx, uint8_t bits, uint8_t *data, size_t len) {
+    struct session *s = ctx;
+    struct outq *q = &s->conn.out;
     struct asm_event ev;
     __atomic_store_n(&s->conn.last_rx_ms, hub_now_ms(), __ATOMIC_RELAXED);
-    assembler_feed(&s->in, (uint8_t)bits, (const uint8_t *)data, len, &ev);
-    if (outq_closing(&s->conn.out)) /* our close is out: only its answer matters now */
-        return ev.kind != ASM_CLOSE && ev.kind != ASM_FAIL;
+    assembler_feed(&s->in, bits, data, len, &ev);
+    if (outq_closing(q)) {
+        if (ev.kind != ASM_CLOSE && ev.kind != ASM_FAIL) return 1;
+        outbox_peer_closed(s->ws->ob, q, 0, NULL);
+        return 0;
+    }
     switch (ev.kind) {
     case ASM_MORE:
     case ASM_PONG:
         return 1;
     case ASM_PING: {
         struct frame *pong = frame_new(WS_OP_PONG, ev.data, ev.len);
-        if (pong) outbox_push(s->ws->ob, &s->conn.out, pong);
+        if (pong) outbox_push(s->ws->ob, q, pong);
         frame_unref(pong);
         return 1;
     }
     case ASM_CLOSE:
         s->peer_close = ev.close_code;
-        return answer_close(s, ev.close_code, NULL);
+        outbox_peer_closed(s->ws->ob, q, ev.close_code, NULL);
+        return 0;
     case ASM_FAIL:
         log_debug("ws %s protocol error: %s (close %u)", s->conn.id, ev.reason, ev.close_code);
-        if ((bits & 0x0F) == WS_OP_CLOSE) /* CivetWeb ends the connection after any close frame */
-            return answer_close(s, ev.close_code, ev.reason);
-        return start_close(s, ev.close_code, ev.reason);
+        if ((bits & 0x0F) == WS_OP_CLOSE) { /* the peer has closed, badly: answer and end */
+            outbox_peer_closed(s->ws->ob, q, ev.close_code, ev.reason);
+            return 0;
+        }
+        outbox_close(s->ws->ob, q, ev.close_code, ev.reason);
+        return 1;
     case ASM_MESSAGE:
-        return on_message(s, &ev);
+        on_message(s, &ev);
+        return 1;
     }
     return 1;
 }
+
+/* loop_handler.violation: no frame can be found in what follows, so no answer to our close either:
+ * the connection ends once our close is written. */
+static void on_violation(void *ctx, uint16_t code, const char *reason) {
+    struct session *s = ctx;
+    log_debug("ws %s protocol error: %s (close %u)", s->conn.id, reason, code);
+    outbox_peer_closed(s->ws->ob, &s->conn.out, code, reason);
+}
+
+static int on_flush(void *ctx) {
+    struct session *s = ctx;
+    return outbox_flush(s->ws->ob, &s->conn.out);
+}
+
+/* Takes the connection out of the server and gives its socket back to CivetWeb, shut down so that
+ * the worker's read loop ends at once and closes it. */
+static void finish(struct session *s) {
+    struct ws_server *ws = s->ws;
+    outbox_detach(&s->conn.out);
+    if (s->registered) hub_remove(ws->hub, &s->conn);
+    unsigned code = s->conn.out.close_code ? s->conn.out.close_code : s->peer_close ? s->peer_close : 1006;
+    log_info("ws close %s user=%s remote=%s code=%u", s->conn.id, s->conn.user, s->remote, code);
+    shutdown(s->fd, SHUT_RDWR);
+    sockfind_release(ws->socks, s->fd);
+}
+
+/* loop_handler.ended: the loop is done with the connection; its worker may go on. */
+static void on_ended(void *ctx) {
+    struct session *s = ctx;
+    finish(s);
+    pthread_mutex_lock(&s->park_lock);
+    s->released = 1;
+    pthread_cond_signal(&s->park);
+    pthread_mutex_unlock(&s->park_lock);
+}
+
+static const struct loop_handler session_handler = {on_frame, on_violation, on_flush, on_ended};
+
+static void park(struct session *s) {
+    pthread_mutex_lock(&s->park_lock);
+    while (!s->released) pthread_cond_wait(&s->park, &s->park_lock);
+    pthread_mutex_unlock(&s->park_lock);
+}
+
+/* Registers the connection (welcome, presence) and hands its socket to a loop; the worker then waits
+ * here until the loop is done with it, because CivetWeb would otherwise read the socket itself. */
+static void on_ready(struct mg_connection *mg, void *cbdata) {
+    struct ws_server *ws = cbdata;
+    struct session *s = worker_session;
+    const struct mg_request_info *ri = mg_get_request_info(mg);
+    s->fd = sockfind_claim(ws->socks, ri->remote_addr, ri->remote_port, ri->server_port);
+    if (s->fd < 0) {
+        log_error("ws %s: cannot find the connection's socket", s->remote);
+        mg_websocket_write(mg, WS_OP_CLOSE, "\x03\xf3", 2); /* 1011: CivetWeb ends it on the answer */
+        return;
+    }
+    assembler_init(&s->in, (size_t)ws->set.max_message);
+    s->tokens = (double)ws->set.rate_limit;
+    s->tokens_at_ms = hub_now_ms();
+    hub_conn_init(ws->hub, &s->conn, s->user[0] ? s->user : NULL, s->echo, s, (size_t)ws->set.outbox);
+    s->inited = 1;
+    enum hub_status st = hub_add(ws->hub, &s->conn);
+    s->registered = st == HUB_OK || st == HUB_USER_FULL; /* the hub closes the latter itself */
+    if (st == HUB_SHUTTING_DOWN) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "server shutting down");
+    else if (!s->registered) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "out of memory");
+    log_info("ws open %s user=%s remote=%s protocol=%s", s->conn.id, s->conn.user, s->remote,
+             s->echo ? WS_SUBPROTOCOL_ECHO : "json");
+    if (loops_adopt(ws->loops, &s->lc, s->fd, &session_handler, s, (uint64_t)ws->set.max_message) < 0) {
+        finish(s); /* the loops are stopping: only a shutdown gets here */
+        return;
+    }
+    park(s);
+}
+
+/* CivetWeb reads the socket only after the loop let go (and shut it down), or when on_ready could not
+ * find it: whatever comes then ends the connection. */
+static int on_data(struct mg_connection *mg, int bits, char *data, size_t len, void *cbdata) { return 0; }
 
 static void on_close(const struct mg_connection *mg, void *cbdata) {
     struct ws_server *ws = cbdata;
     struct session *s = worker_session;
     worker_session = NULL;
     if (!s) return;
-    if (s->mg) {
-        outbox_detach(&s->conn.out);
-        if (s->registered) hub_remove(ws->hub, &s->conn);
-        unsigned code = s->conn.out.close_code ? s->conn.out.close_code : s->peer_close ? s->peer_close : 1006;
-        log_info("ws close %s user=%s remote=%s code=%u", s->conn.id, s->conn.user, s->remote, code);
+    if (s->inited) {
         outq_destroy(&s->conn.out);
         assembler_free(&s->in);
     }
     if (s->ip_counted) release_ip_slot(ws, s->remote_ip);
+    pthread_mutex_destroy(&s->park_lock);
+    pthread_cond_destroy(&s->park);
     free(s);
     release_slot(ws);
 }
@@ -336,6 +403,8 @@ void ws_connection_closed(void) {
     if (!s) return;
     if (s->ip_counted) release_ip_slot(s->ws, s->remote_ip);
     release_slot(s->ws);
+    pthread_mutex_destroy(&s->park_lock);
+    pthread_cond_destroy(&s->park);
     free(s);
 }
 

@@ -1,15 +1,17 @@
 /* ws: the WebSocket endpoints: CivetWeb's four callbacks and the framing rules around them.
  *
- * connect: the handshake checks (shutdown, Origin, ?user=, capacity), each refusal a real HTTP
+ * connect: the handshake checks (shutdown, Origin, key, ?user=, capacity), each refusal a real HTTP
  *          response; the subprotocol choice (echo-protocol or the router).
- * ready:   a session is created and registered with the hub (welcome, presence).
- * data:    every frame goes through the assembler (assembler.h); whole messages go to the router,
- *          or straight back in echo mode; pings are answered, closes echoed, violations closed.
- * close:   the session leaves the hub, waits for its writer and is freed.
+ * ready:   the session finds its socket (sockfind.h), registers with the hub (welcome, presence) and
+ *          hands the socket to an event loop (loop.h); the worker then waits until the loop is done.
+ * frames:  on the loop's thread, every frame goes through the assembler (assembler.h); whole messages
+ *          go to the router, or straight back in echo mode; pings are answered, closes completed,
+ *          violations closed.
+ * close:   once the loop has let go (the session left the hub, its socket shut down), CivetWeb's
+ *          close handler frees the session.
  *
- * Each callback runs on the connection's own CivetWeb worker thread, which owns the session's
- * `mg` pointer: other threads never hold it, they reach a connection through the hub and write
- * through the outbox, whose writers use `mg` only until the close handler's outbox_detach. */
+ * Other threads never hold a session's mg_connection: they reach a connection through the hub and
+ * write through the outbox, until the loop's `ended` callback detaches it. */
 #ifndef SB_WS_H
 #define SB_WS_H
 
@@ -32,9 +34,10 @@ struct ws_settings {
 
 struct ws_server;
 
-/* The outbox's way to reach a CivetWeb connection. */
+/* The outbox's way to reach a WebSocket's socket. */
 const struct outbox_io *ws_outbox_io(void);
-struct ws_server *ws_new(struct hub *h, struct outbox *ob, const struct ws_settings *s);
+struct loops;
+struct ws_server *ws_new(struct hub *h, struct outbox *ob, struct loops *loops, const struct ws_settings *s);
 void ws_free(struct ws_server *ws);
 /* Installs the handlers for "/ws" and "/". */
 void ws_register(struct ws_server *ws, struct mg_context *ctx);

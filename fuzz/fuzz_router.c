@@ -1,13 +1,15 @@
 /* fuzz_router: one client text message through the JSON router (app/router.c) and the hub.
  *
  * Each input is one message from "alice" to a hub that also holds "bob" (two connections) and an
- * anonymous connection, all with in-memory outboxes drained by the real writer pool. Checked after
- * each message, beside ASan/UBSan's own checks:
+ * anonymous connection, each with an in-memory sink that takes every byte: no batch is open, so the
+ * real outbox writes each delivery into it before the push returns. Checked after each message,
+ * beside ASan/UBSan's own checks:
  *  - alice hears back (a reply, an ack or an error) unless the message was a successful send,
  *    broadcast, join, leave or publish without an id, the only commands that answer nothing;
  *  - every frame anyone receives is a whole, unmasked text frame holding a JSON object with a string
  *    "type", and, when the message was valid UTF-8 (ws.c guarantees it), valid UTF-8 itself, since a
- *    browser fails the connection (1007) on a text frame that is not. */
+ *    browser fails the connection (1007) on a text frame that is not;
+ *  - nothing is left queued, and no connection is closing or ended (router.h: no failure closes). */
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,24 +25,34 @@ struct peer {
     pthread_mutex_t lock;
     uint8_t *buf;
     size_t len, cap;
+    int kicks;
 };
 
-static int mem_write(void *sink, const void *data, size_t len) {
+static ssize_t mem_write(void *sink, const struct iovec *iov, int iovcnt) {
     struct peer *p = sink;
+    size_t total = 0;
     pthread_mutex_lock(&p->lock);
-    if (p->len + len > p->cap) {
-        p->cap = (p->len + len) * 2;
-        p->buf = realloc(p->buf, p->cap);
+    for (int i = 0; i < iovcnt; i++) {
+        if (p->len + iov[i].iov_len > p->cap) {
+            p->cap = (p->len + iov[i].iov_len) * 2;
+            p->buf = realloc(p->buf, p->cap);
+        }
+        memcpy(p->buf + p->len, iov[i].iov_base, iov[i].iov_len);
+        p->len += iov[i].iov_len;
+        total += iov[i].iov_len;
     }
-    memcpy(p->buf + p->len, data, len);
-    p->len += len;
     pthread_mutex_unlock(&p->lock);
-    return 0;
+    return (ssize_t)total;
 }
 
-static void mem_close(void *sink) { (void)sink; }
+static void mem_kick(void *sink) {
+    struct peer *p = sink;
+    pthread_mutex_lock(&p->lock);
+    p->kicks++;
+    pthread_mutex_unlock(&p->lock);
+}
 
-static const struct outbox_io mem_io = {mem_write, mem_close};
+static const struct outbox_io mem_io = {mem_write, mem_kick, 0};
 static struct outbox *ob;
 static struct hub *hub;
 
@@ -61,7 +73,8 @@ static void peer_close(struct peer *p) {
 
 /* Checks every frame from `from` on and returns how many there were. */
 static size_t check_frames(struct peer *p, size_t from, int want_utf8) {
-    FUZZ_CHECK(outbox_wait_idle(&p->c.out, 10000));
+    FUZZ_CHECK(outq_bytes(&p->c.out) == 0 && !outq_closing(&p->c.out));
+    FUZZ_CHECK(!outbox_done(&p->c.out) && p->kicks == 0);
     size_t n = 0, off = from;
     while (off < p->len) {
         const uint8_t *b = p->buf + off;
@@ -98,7 +111,7 @@ static int may_be_silent(const uint8_t *data, size_t size) {
 static void start_once(void) {
     static struct hub_options opt = {1, 20000, 0, 0};
     if (hub) return;
-    ob = outbox_start(&mem_io, 2, 8);
+    ob = outbox_new(&mem_io);
     hub = hub_new(ob, &opt);
 }
 

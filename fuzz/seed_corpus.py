@@ -187,6 +187,58 @@ def config_seeds():
         write("config", name, b"\0".join(w.encode() for w in words))
 
 
+# ---- wsframe: byte 0 = max_payload (0xFF none, 0xFE 65536, else the byte), then raw client bytes ----
+KEY = b"\x37\xfa\x21\x3d"
+
+
+def client_frame(bits, payload, form=None, masked=True, length=None):
+    """A client frame as it goes on the wire; form 7/16/64 forces a length encoding."""
+    n = len(payload) if length is None else length
+    form = form or (7 if n < 126 else 16 if n < 65536 else 64)
+    m = 0x80 if masked else 0
+    head = bytes([bits]) + (bytes([m | n]) if form == 7 else bytes([m | 126]) + struct.pack(">H", n) if form == 16
+                            else bytes([m | 127]) + struct.pack(">Q", n))
+    if not masked:
+        return head + payload
+    return head + KEY + bytes(b ^ KEY[i % 4] for i, b in enumerate(payload))
+
+
+def wsframe_seeds():
+    f = client_frame
+    s = {
+        "text": (0xFF, f(FIN | TEXT, b'{"type":"ping"}')),
+        "empty": (0xFF, f(FIN | TEXT, b"")),
+        "len-125": (0xFF, f(FIN | BIN, bytes(range(125)))),
+        "len-126-16bit": (0xFF, f(FIN | BIN, b"x" * 126)),
+        "len-300-64bit": (0xFF, f(FIN | BIN, b"y" * 300, form=64)),
+        "len-9-64bit": (0xFF, f(FIN | TEXT, b"nine long", form=64)),
+        "len-5-16bit": (0xFF, f(FIN | TEXT, b"short", form=16)),
+        "back-to-back": (0xFF, f(TEXT, b"hel") + f(FIN | PING, b"") + f(FIN | CONT, b"lo") + f(FIN | CLOSE, close(1000))),
+        "many-small": (0xFF, b"".join(f(FIN | TEXT, bytes([65 + i % 26]) * (i % 9)) for i in range(40))),
+        "truncated-header": (0xFF, f(FIN | BIN, b"z" * 200)[:5]),
+        "truncated-payload": (0xFF, f(FIN | BIN, b"z" * 200)[:100]),
+        "frame-then-partial": (0xFF, f(FIN | TEXT, b"a") + f(FIN | TEXT, b"bcdef")[:7]),
+        "unmasked": (0xFF, f(FIN | TEXT, b"plain", masked=False)),
+        "unmasked-after-frame": (0xFF, f(FIN | TEXT, b"ok") + f(FIN | TEXT, b"plain", masked=False)),
+        "ping-125": (0xFF, f(FIN | PING, b"p" * 125)),
+        "ping-126-16bit": (0xFF, f(FIN | PING, b"p" * 126)),
+        "ping-5-16bit": (0xFF, f(FIN | PING, b"p" * 5, form=16)),
+        "close-5-64bit": (0xFF, f(FIN | CLOSE, close(1000, b"bye"), form=64)),
+        "reserved-control-0xb": (0xFF, f(FIN | 0xB, b"r" * 126)),
+        "top-bit": (0xFF, f(FIN | BIN, b"", form=64, length=1 << 63)),
+        "all-ones-length": (0xFF, f(FIN | BIN, b"", form=64, length=(1 << 64) - 1)),
+        "huge-allowed": (0xFF, f(FIN | BIN, b"", form=64, length=(1 << 63) - 1)),
+        "max-10-exact": (10, f(FIN | TEXT, b"0123456789") + f(FIN | TEXT, b"next")),
+        "max-10-over": (10, f(FIN | TEXT, b"0123456789!")),
+        "max-10-over-header-only": (10, f(FIN | BIN, b"q" * 200)[:8]),
+        "max-0-empty": (0, f(FIN | TEXT, b"") + f(FIN | BIN, b"")),
+        "max-65536-64bit-over": (0xFE, f(FIN | BIN, b"", form=64, length=65537)),
+        "rsv-bits-passed": (0xFF, f(FIN | 0x70 | 0x3, b"rsv")),
+    }
+    for name, (max_sel, data) in s.items():
+        write("wsframe", name, bytes([max_sel]) + data)
+
+
 def remove_old_seeds():
     for target in os.listdir(CORPUS) if os.path.isdir(CORPUS) else []:
         for name in os.listdir(os.path.join(CORPUS, target)):
@@ -202,3 +254,4 @@ if __name__ == "__main__":
     origin_seeds()
     names_seeds()
     config_seeds()
+    wsframe_seeds()

@@ -9,7 +9,7 @@ import harness
 from harness import SLOW, OP_TEXT
 
 FLAGS = ["--port", "--root", "--allow-origin", "--max-message", "--max-connections", "--outbox",
-         "--ping-interval", "--rate-limit", "--log-level", "--healthcheck", "--help", "--version"]
+         "--ping-interval", "--rate-limit", "--threads", "--log-level", "--healthcheck", "--help", "--version"]
 
 
 def project_version():

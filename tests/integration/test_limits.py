@@ -7,9 +7,11 @@
   rooms per connection  64; the 65th `join` is bad_request
   slowloris handshake   a request head that never ends is dropped (CivetWeb's request_timeout_ms,
                         10 s) while other clients carry on
-  stalled frame         a frame stalled mid-payload is NOT bounded by CivetWeb 1.15 (a known limit,
-                        see docs/PROTOCOL.md); it must not block anyone else, and it counts against
-                        --max-per-ip, which is what contains it
+  stalled frame         a frame stalled mid-payload blocks no one, counts against --max-per-ip, and
+                        ends at the ping timeout (close 1001): a frame is not a sign of life until
+                        it is whole
+  announced size        a frame whose header announces more than --max-message is closed 1009
+                        before any of its payload is sent (nothing is allocated for it)
   handshake failure     a handshake CivetWeb fails after our connect handler accepted it must give
                         its connection slot back (expected to fail until app/ws.c handles it)
 (--rate-limit is covered by test_routing.py.)
@@ -144,8 +146,8 @@ class PerIpTest(harness.ServerTestCase):
         assert_refused(self, resp, 429)
 
     def test_stalled_frame_is_contained_by_the_limit(self):
-        """CivetWeb 1.15 never times out a frame stalled mid-payload (docs/PROTOCOL.md). It must
-        not hold up anyone else, and it takes one of its address's --max-per-ip slots."""
+        """A frame stalled mid-payload must not hold up anyone else, and it takes one of its
+        address's --max-per-ip slots while it lasts (StalledFrameTest: until the ping timeout)."""
         srv = self.server
         srv.wait_connections(0)
         stalled = open_raw(self, "/ws?user=ip_stall")
@@ -171,7 +173,7 @@ class PerIpTest(harness.ServerTestCase):
             await a.close()
             await b.close()
         harness.run_async(others())
-        # the stalled connection is still there (not asserted: it is unbounded in 1.15) ...
+        # the stalled connection is still there (the default ping timeout is a minute away) ...
         srv.wait_connections(1)
         # ... and when its socket goes, so does its slot
         stalled.close_socket()
@@ -379,6 +381,43 @@ class HandshakeFailureSlotTest(harness.ServerTestCase):
         self.assertEqual(self.server.healthz()["connections"], 0)
         ws = handshake_retrying(self, "/ws?user=after_bad_key", (429, 503))
         self.assertEqual(ws.recv_json().get("type"), "welcome")
+
+
+class StalledFrameTest(harness.ServerTestCase):
+    """A client that starts a frame and never finishes it is closed at the ping timeout like a
+    silent one, however long ago its handshake was."""
+
+    server_args = ["--ping-interval", "1"]
+
+    def test_stalled_frame_closed_1001_at_the_ping_timeout(self):
+        self.server.wait_connections(0)
+        stalled = open_raw(self, "/ws?user=stall_ping")
+        started = time.monotonic()
+        stall_frame(stalled)
+        f = stalled.expect_close(timeout=15 * SLOW, reply=False)  # 3 silent intervals, then the close
+        self.assertEqual(f.close_code, 1001, f)
+        self.assertGreaterEqual(time.monotonic() - started, 1.0, "closed before a single ping interval")
+        self.server.wait_connections(0)
+        self.assertGreaterEqual(self.server.metrics().get("switchboard_ping_timeouts_total"), 1)
+
+
+class AnnouncedSizeTest(harness.ServerTestCase):
+    """The 1009 comes from the header alone: the client has sent none of the payload it announced."""
+
+    server_args = ["--max-message", "1000"]
+
+    def test_header_over_max_message_closed_1009_at_once(self):
+        for announced in (1001, 1 << 20, 1 << 40):
+            ws = open_raw(self, "/ws?user=announce")
+            ws.send_raw(struct.pack("!BBQ", 0x81, 0x80 | 127, announced) + os.urandom(4) + b"x" * 10)
+            f = ws.expect_close()
+            self.assertEqual(f.close_code, 1009, (announced, f))
+            ws.close_socket()
+        self.server.wait_connections(0)
+        # the server is intact: a message at the limit still goes through in echo mode
+        echo = open_raw(self, "/ws", protocols=["echo-protocol"], expect_welcome=False)
+        echo.send_text("y" * 1000)
+        self.assertEqual(echo.recv_message(), (OP_TEXT, b"y" * 1000))
 
 
 class ConfiguredLimitsTest(harness.ServerTestCase):

@@ -13,8 +13,7 @@ The server runs with --max-connections 1000 --ping-interval 2. Client slots (asy
 Every slot reconnects until the phase ends. Every loop is bounded in count and every wait in time.
 
 Phases: a warm-up (WARMUP_SECONDS of the same load), then the soak. After each: every client goes,
-the test waits (bounded) until /metrics shows no connection, user or room and only the base outbox
-writers; then it opens --max-connections WebSockets at once (all must open: a connection that never
+the test waits (bounded) until /metrics shows no connection, user or room; then it opens --max-connections WebSockets at once (all must open: a connection that never
 gave back its slot would show here, where a few hundred clients would not notice) and one more (503),
 closes them, settles again and reads VmRSS from /proc/PID/status.
 
@@ -68,7 +67,6 @@ USER_POOL = ["u%02d" % i for i in range(48)]   # ~8 connections per name: presen
 ROOM_POOL = ["r%02d" % i for i in range(16)]
 BROADCASTS_PER_S = 4.0       # every broadcast reaches all ~360 connections
 SETTLE_S = 15.0 * SLOW       # after the clients are gone: closes settle (dropped sockets, 2 s grace)
-WRITERS_SETTLE_S = 15.0      # spare writers leave after 5 idle seconds
 RSS_SLACK_MB = 6.0           # plain build (see the module doc)
 RSS_SLACK_PER_CONN = 512     # bytes per connection made in the soak, when that is more
 RSS_SANITIZER_RATIO = 1.5    # ASan: after the soak <= 1.5 x after the warm-up
@@ -572,8 +570,7 @@ def sanitizer_of(pid):
 
 class SoakTest(harness.FreshServerMixin, unittest.TestCase):
     def settle(self, srv, what):
-        """Waits (bounded) until nothing is left open and the spare writers are gone; returns the
-        last metrics."""
+        """Waits (bounded) until nothing is left open; returns the last metrics."""
         deadline = time.monotonic() + SETTLE_S
         m = None
         while time.monotonic() < deadline:
@@ -586,10 +583,6 @@ class SoakTest(harness.FreshServerMixin, unittest.TestCase):
             (m.get("switchboard_connections_open"), m.get("switchboard_users_online"), m.get("switchboard_rooms")),
             (0, 0, 0), "%s: connections/users/rooms still open %.0f s after the clients left\n%s"
             % (what, SETTLE_S, m.text))
-        deadline = time.monotonic() + WRITERS_SETTLE_S
-        while time.monotonic() < deadline and m.get("switchboard_writer_threads") > 2:
-            time.sleep(0.5)
-            m = srv.metrics()
         return m
 
     def phase(self, srv, seconds, what):
@@ -615,8 +608,7 @@ class SoakTest(harness.FreshServerMixin, unittest.TestCase):
         self.assertEqual((extra, gone), ("503", 0), "%s: one more than --max-connections" % what)
         m = self.settle(srv, what + " and the fill")
         rss = rss_kb(srv.proc.pid)
-        print("  at rest: RSS %.1f MB, writer threads %d" % (rss / 1024, m.get("switchboard_writer_threads")),
-              flush=True)
+        print("  at rest: RSS %.1f MB" % (rss / 1024), flush=True)
         return soak, m, rss
 
     def test_soak(self):

@@ -1,9 +1,11 @@
 /* peer.h: in-memory connections for the hub and router tests.
  *
- * A peer is a struct conn whose outbox sink is a memory buffer: the real outbox writer threads write
- * the real encoded frames into it, and the test reads them back as a client would (server frames are
- * unmasked: opcode byte, 7/16/64-bit length, payload). Reading first waits (bounded) until the
- * connection's queue is idle, so everything the server has queued so far is in the buffer.
+ * A peer is a struct conn whose outbox sink is a memory buffer that takes every byte, like a socket
+ * with room to spare: the real outbox writes the real encoded frames into it, and the test reads them
+ * back as a client would (server frames are unmasked: opcode byte, 7/16/64-bit length, payload). The
+ * tests open no outbox batch, so each push is written before it returns and the buffer always holds
+ * everything queued so far. The outbox's kicks (asking the connection's event loop to end it) are
+ * counted; whether a connection is over is outbox_done (peer_done).
  * Header-only, like check.h; include check.h first. */
 #ifndef SB_TEST_PEER_H
 #define SB_TEST_PEER_H
@@ -15,40 +17,43 @@
 #include "hub.h"
 #include "outbox.h"
 
-#define PEER_WAIT_MS 5000
 #define PEER_OUTBOX (1 << 20)
 
 struct peer {
     struct conn c;
-    pthread_mutex_t lock; /* guards the fields below; written by outbox writer threads */
+    pthread_mutex_t lock; /* guards the fields below; the outbox writes from whichever thread pushes */
     uint8_t *buf;
     size_t len, cap, rd;  /* rd: how far the test has read */
-    int closes;           /* io->close calls */
+    int kicks;            /* io->kick calls */
 };
 
-static int peer_write(void *sink, const void *data, size_t len) {
+static ssize_t peer_write(void *sink, const struct iovec *iov, int iovcnt) {
     struct peer *p = sink;
+    size_t total = 0;
     pthread_mutex_lock(&p->lock);
-    if (p->len + len > p->cap) {
-        p->cap = (p->len + len) * 2;
-        p->buf = realloc(p->buf, p->cap);
+    for (int i = 0; i < iovcnt; i++) {
+        if (p->len + iov[i].iov_len > p->cap) {
+            p->cap = (p->len + iov[i].iov_len) * 2;
+            p->buf = realloc(p->buf, p->cap);
+        }
+        memcpy(p->buf + p->len, iov[i].iov_base, iov[i].iov_len);
+        p->len += iov[i].iov_len;
+        total += iov[i].iov_len;
     }
-    memcpy(p->buf + p->len, data, len);
-    p->len += len;
     pthread_mutex_unlock(&p->lock);
-    return 0;
+    return (ssize_t)total;
 }
 
-static void peer_io_close(void *sink) {
+static void peer_kick(void *sink) {
     struct peer *p = sink;
     pthread_mutex_lock(&p->lock);
-    p->closes++;
+    p->kicks++;
     pthread_mutex_unlock(&p->lock);
 }
 
-static const struct outbox_io peer_io = {peer_write, peer_io_close};
+static const struct outbox_io peer_io = {peer_write, peer_kick, 0} /* writes at once: no loop */;
 
-/* A hub over a fresh writer pool, with or without presence. */
+/* A hub over a fresh outbox, with or without presence. */
 struct world {
     struct outbox *ob;
     struct hub *hub;
@@ -56,13 +61,13 @@ struct world {
 
 static inline void world_start(struct world *w, int presence) {
     struct hub_options opt = {presence, 20000, 0, 0};
-    w->ob = outbox_start(&peer_io, 2, 16);
+    w->ob = outbox_new(&peer_io);
     w->hub = hub_new(w->ob, &opt);
 }
 
 static inline void world_stop(struct world *w) {
     hub_free(w->hub);
-    outbox_stop(w->ob);
+    outbox_free(w->ob);
 }
 
 /* Initialises p as ws.c does (user NULL = anonymous) and registers it; returns hub_add's status. */
@@ -78,7 +83,7 @@ static inline enum hub_status peer_open(struct world *w, struct peer *p, const c
     return peer_open_limit(w, p, user, 0, PEER_OUTBOX);
 }
 
-/* Tears p down in ws.c's close-handler order: detach the queue, leave the hub, free. */
+/* Tears p down in the order ws.c ends a connection: detach the queue, leave the hub, free. */
 static inline void peer_close(struct world *w, struct peer *p, int registered) {
     outbox_detach(&p->c.out);
     if (registered) hub_remove(w->hub, &p->c);
@@ -88,9 +93,8 @@ static inline void peer_close(struct world *w, struct peer *p, int registered) {
 }
 
 /* The next frame the peer received, as opcode and a NUL-terminated copy of its payload (free it).
- * Returns 0 when nothing more has arrived once the queue is idle. */
+ * Returns 0 when nothing more has arrived. */
 static inline int peer_next(struct peer *p, int *op, char **payload, size_t *plen) {
-    outbox_wait_idle(&p->c.out, PEER_WAIT_MS);
     pthread_mutex_lock(&p->lock);
     int got = 0;
     if (p->len - p->rd >= 2) {
@@ -115,9 +119,13 @@ static inline int peer_next(struct peer *p, int *op, char **payload, size_t *ple
     return got;
 }
 
-static inline int peer_closes(struct peer *p) {
+/* The connection is over (outbox_done): its loop would end it now. */
+static inline int peer_done(struct peer *p) { return outbox_done(&p->c.out); }
+
+/* How many times the outbox asked the connection's loop to look at it. */
+static inline int peer_kicks(struct peer *p) {
     pthread_mutex_lock(&p->lock);
-    int n = p->closes;
+    int n = p->kicks;
     pthread_mutex_unlock(&p->lock);
     return n;
 }
@@ -151,8 +159,8 @@ static inline int peer_expect_none_at(const char *file, int line, struct peer *p
     return check_record(none, file, line, "no more frames");
 }
 
-/* The next frame is a close with `code`. (The connection itself is ended later: by the peer's
- * answer, or by outbox_expire when there is none.) */
+/* The next frame is a close with `code`. (The connection is done later: when the peer answers, or
+ * when outbox_expire finds it has not.) */
 static inline int peer_expect_close_at(const char *file, int line, struct peer *p, unsigned code) {
     int op = 0;
     char *got = NULL;
@@ -164,10 +172,10 @@ static inline int peer_expect_close_at(const char *file, int line, struct peer *
     return check_record(ok, file, line, "close frame");
 }
 
-/* When the peer's close frame was written (0 = not yet), read under its queue's lock. */
-static inline int64_t peer_close_sent(struct peer *p) {
+/* When the server began closing p (0 = not yet), read under its queue's lock. */
+static inline int64_t peer_close_started(struct peer *p) {
     pthread_mutex_lock(&p->c.out.lock);
-    int64_t t = p->c.out.close_sent_ms;
+    int64_t t = p->c.out.close_started_ms;
     pthread_mutex_unlock(&p->c.out.lock);
     return t;
 }

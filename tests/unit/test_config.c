@@ -14,7 +14,7 @@
 static const char *const env_names[] = {
     "SWITCHBOARD_PORT", "SWITCHBOARD_ROOT", "SWITCHBOARD_ALLOW_ORIGINS", "SWITCHBOARD_MAX_MESSAGE",
     "SWITCHBOARD_MAX_CONNECTIONS", "SWITCHBOARD_OUTBOX", "SWITCHBOARD_PING_INTERVAL", "SWITCHBOARD_RATE_LIMIT",
-    "SWITCHBOARD_MAX_PER_IP", "SWITCHBOARD_PRESENCE", "SWITCHBOARD_LOG_LEVEL",
+    "SWITCHBOARD_MAX_PER_IP", "SWITCHBOARD_THREADS", "SWITCHBOARD_PRESENCE", "SWITCHBOARD_LOG_LEVEL",
 };
 
 static void clear_env(void) {
@@ -70,6 +70,7 @@ static void test_defaults(void) {
     CHECK_EQ_INT(cfg.rate_limit, 0);
     CHECK_EQ_INT(cfg.max_per_ip, 0);
     CHECK_EQ_INT(cfg.presence, 1);
+    CHECK_EQ_INT(cfg.threads, 0);
     CHECK_EQ_INT(cfg.log_level, SB_LOG_INFO);
     CHECK_EQ_INT(cfg.healthcheck, 0);
     CHECK_EQ_STR(out_text, "");
@@ -79,7 +80,7 @@ static void test_defaults(void) {
 static void test_each_flag(void) {
     CHECK_EQ_INT(LOAD("--port", "9000", "--root", "/tmp", "--allow-origin", "http://localhost:3000",
                       "--max-message", "100", "--max-connections", "5", "--outbox", "2048", "--ping-interval", "7",
-                      "--rate-limit", "10", "--max-per-ip", "3", "--presence", "off", "--log-level", "debug"),
+                      "--rate-limit", "10", "--max-per-ip", "3", "--threads", "2", "--presence", "off", "--log-level", "debug"),
                  CONFIG_RUN);
     CHECK_EQ_STR(cfg.port, "9000");
     CHECK_EQ_STR(cfg.root, "/tmp");
@@ -91,6 +92,7 @@ static void test_each_flag(void) {
     CHECK_EQ_INT(cfg.ping_interval, 7);
     CHECK_EQ_INT(cfg.rate_limit, 10);
     CHECK_EQ_INT(cfg.max_per_ip, 3);
+    CHECK_EQ_INT(cfg.threads, 2);
     CHECK_EQ_INT(cfg.presence, 0);
     CHECK_EQ_INT(cfg.log_level, SB_LOG_DEBUG);
     CHECK_EQ_STR(err_text, "");
@@ -213,6 +215,8 @@ static void test_bad_values(void) {
     BAD("--rate-limit", "-1");
     BAD("--max-per-ip", "-1");
     BAD("--presence", "yes");
+    BAD("--threads", "-1");
+    BAD("--threads", "65");
     BAD("--presence", "");
     BAD("--log-level", "loud");
     BAD("--log-level", "INFO");
@@ -245,7 +249,7 @@ static void test_help_version(void) {
     CHECK_EQ_INT(LOAD("--help"), CONFIG_EXIT_OK);
     CHECK(strncmp(out_text, "usage: switchboard", 18) == 0);
     const char *flags[] = {"--port", "--root", "--allow-origin", "--max-message", "--max-connections", "--outbox",
-                           "--ping-interval", "--rate-limit", "--max-per-ip", "--presence", "--log-level",
+                           "--ping-interval", "--rate-limit", "--max-per-ip", "--threads", "--presence", "--log-level",
                            "--healthcheck", "SWITCHBOARD_PORT"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!CHECK(strstr(out_text, flags[i]) != NULL)) fprintf(stderr, "    missing %s\n", flags[i]);

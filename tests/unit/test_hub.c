@@ -4,7 +4,8 @@
  * (peer.h) and read back the exact frames each connection got: the welcome and presence events and
  * their order, several connections of one user, echo connections kept out of routing, rooms and their
  * 64-per-connection bound, the 64-connections-per-user bound, renaming, pings and the silence timeout,
- * shutdown, and a recipient whose outbox overflows. */
+ * shutdown, and a recipient whose outbox overflows. A connection the hub closes is over (outbox_done,
+ * with a kick to its loop) only once the peer answers or the tick finds the grace period passed. */
 #include "check.h"
 #include "peer.h"
 
@@ -265,7 +266,7 @@ static void test_users_and_gauges(void) {
     CHECK_EQ_INT(g.connections_open, 4);
     CHECK_EQ_INT(g.users_online, 3);
     CHECK_EQ_INT(g.rooms, 0);
-    CHECK(g.writer_threads >= 1);
+    CHECK_EQ_INT(g.outbox_bytes, 0); /* every frame was taken by its socket at once */
     peer_close(&w, &anon, 1);
     peer_close(&w, &amy2, 1);
     peer_close(&w, &amy, 1);
@@ -306,7 +307,7 @@ static void test_tick(void) {
     struct world w;
     struct peer quiet, chatty;
     struct hub_options opt = {1, 1000, 0, 0};
-    w.ob = outbox_start(&peer_io, 2, 16);
+    w.ob = outbox_new(&peer_io);
     w.hub = hub_new(w.ob, &opt);
     peer_open(&w, &quiet, "quiet");
     peer_open(&w, &chatty, "chatty");
@@ -332,19 +333,20 @@ static void test_tick(void) {
     EXPECT_CLOSE(&quiet, 1001);
     EXPECT_NONE(&chatty);
     CHECK_EQ_INT(metrics_get(M_PING_TIMEOUTS) - timeouts, 1);
-    /* the socket stays open HUB_CLOSE_GRACE_MS for the peer's answer, then a tick ends it */
-    CHECK_EQ_INT(peer_closes(&quiet), 0);
-    int64_t sent = peer_close_sent(&quiet);
-    CHECK(sent > 0);
-    hub_tick(w.hub, sent + HUB_CLOSE_GRACE_MS - 1);
-    CHECK_EQ_INT(peer_closes(&quiet), 0);
-    hub_tick(w.hub, sent + HUB_CLOSE_GRACE_MS);
-    CHECK_EQ_INT(peer_closes(&quiet), 1);
+    /* the connection stays open HUB_CLOSE_GRACE_MS for the peer's answer, then a tick ends it */
+    CHECK(!peer_done(&quiet) && peer_kicks(&quiet) == 0);
+    int64_t began = peer_close_started(&quiet);
+    CHECK(began > 0);
+    hub_tick(w.hub, began + HUB_CLOSE_GRACE_MS - 1);
+    CHECK(!peer_done(&quiet) && peer_kicks(&quiet) == 0);
+    hub_tick(w.hub, began + HUB_CLOSE_GRACE_MS);
+    CHECK(peer_done(&quiet) && peer_kicks(&quiet) == 1);
     __atomic_store_n(&chatty.c.last_rx_ms, t0 + 9000, __ATOMIC_RELAXED);
     hub_tick(w.hub, t0 + 9000); /* already closing and ended: counted and ended once */
     CHECK_EQ_INT(metrics_get(M_PING_TIMEOUTS) - timeouts, 1);
-    CHECK_EQ_INT(peer_closes(&quiet), 1);
-    CHECK_EQ_INT(peer_closes(&chatty), 0);
+    CHECK_EQ_INT(peer_kicks(&quiet), 1);
+    CHECK(!peer_done(&chatty) && peer_kicks(&chatty) == 0);
+    EXPECT_NONE(&quiet); /* nothing after the close */
     peer_close(&w, &chatty, 1);
     peer_close(&w, &quiet, 1);
     world_stop(&w);
@@ -360,10 +362,16 @@ static void test_shutdown(void) {
     hub_shutdown(w.hub, 1001, "server shutting down");
     EXPECT_CLOSE(&alice, 1001);
     EXPECT_CLOSE(&bob, 1001);
-    CHECK(peer_closes(&alice) == 0 && peer_closes(&bob) == 0); /* waiting for their answers */
-    int64_t last = peer_close_sent(&alice) > peer_close_sent(&bob) ? peer_close_sent(&alice) : peer_close_sent(&bob);
-    hub_tick(w.hub, last + HUB_CLOSE_GRACE_MS);
-    CHECK(peer_closes(&alice) == 1 && peer_closes(&bob) == 1); /* no answer in time: ended */
+    CHECK(!peer_done(&alice) && !peer_done(&bob)); /* waiting for their answers */
+    outbox_peer_closed(w.ob, &alice.c.out, 1001, NULL); /* alice answers: over at once */
+    CHECK(peer_done(&alice) && peer_kicks(&alice) == 1);
+    EXPECT_NONE(&alice); /* her answer needs none */
+    int64_t began = peer_close_started(&bob);
+    hub_tick(w.hub, began + HUB_CLOSE_GRACE_MS - 1);
+    CHECK(!peer_done(&bob) && peer_kicks(&bob) == 0);
+    hub_tick(w.hub, began + HUB_CLOSE_GRACE_MS);
+    CHECK(peer_done(&bob) && peer_kicks(&bob) == 1); /* no answer in time: ended */
+    CHECK_EQ_INT(peer_kicks(&alice), 1);
     CHECK_EQ_INT(peer_open(&w, &late, "late"), HUB_SHUTTING_DOWN);
     CHECK_EQ_INT(hub_count(w.hub), 2);
     EXPECT_NONE(&late);
@@ -389,7 +397,8 @@ static void test_overflowing_recipient(void) {
     frame_unref(f);
     EXPECT_CLOSE(&small, 1008);
     CHECK(outq_closing(&small.c.out));
-    CHECK_EQ_INT(peer_closes(&big), 0);
+    CHECK(!peer_done(&small)); /* closed, waiting for its answer */
+    CHECK(!outq_closing(&big.c.out) && !peer_done(&big) && peer_kicks(&big) == 0);
     int op;
     char *s = NULL;
     size_t n = 0;

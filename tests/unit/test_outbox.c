@@ -1,11 +1,20 @@
-/* test_outbox: per-connection send queues and the writer pool (app/outbox.c).
+/* test_outbox: per-connection send queues written without blocking (app/outbox.c).
  *
- * The outbox is what keeps one client that stops reading from stalling everyone else, what closes it
- * 1008 when its queue passes --outbox, and what ends a connection whose peer never answers our close
- * frame (outbox_expire). The sink here is memory: io->write appends to a buffer under a mutex, and can
- * be made to block (a gate the test opens) or to fail, which stands in for a peer that does not read
- * or a broken socket. Waits are bounded (5 s) and nothing asserts on timing: expiry is driven with
- * explicit clock values. */
+ * The outbox is what keeps one client that stops reading from stalling anyone else, what closes it
+ * 1008 when its queue passes --outbox, what coalesces a loop turn's deliveries into one writev per
+ * connection, and what decides when a connection is over (outbox_done: the closing handshake is
+ * complete, the socket broke, or the peer left our close unanswered; outbox_expire). The sink here is
+ * memory standing in for a non-blocking socket: it can be told how many more bytes it takes (a full
+ * socket takes 0, and a small allowance cuts a frame anywhere, header included) or to fail (-1, a
+ * broken socket), and it counts writes, kicks, and any call made after the test declared the
+ * connection gone. Its gate holds writes inside the sink, as a long system call would, until the test
+ * opens it: that is how the tests see other threads push, flush, overflow or detach while a write is in
+ * progress without the queue's lock. Nothing asserts on timing: expiry is driven with explicit clock
+ * values, and where another thread holds a batch or a write the test sleeps only to make detach likely
+ * to wait, while the check is an ordering flag. Every wait is bounded in time and in rounds (a gate
+ * left shut opens by itself after WAIT_MS and is counted as a failure). Under ASan the shared-frame
+ * tests also prove every reference is released once. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -20,69 +29,142 @@ struct sink {
     pthread_mutex_t lock;
     uint8_t *buf;
     size_t len, cap;
-    int writes, closes;
-    int gate_closed; /* writes wait here until the test opens it */
-    int blocked;     /* a write is waiting at the gate */
-    int fail;        /* writes fail (a broken socket) */
-    pthread_cond_t gate;
+    long room;        /* bytes the socket still takes; -1 = any amount */
+    int fail;         /* writes return -1: the socket is broken */
+    int gone;         /* the connection is freed: any io call now is a use after detach */
+    int writes, kicks, after_gone, last_iovcnt;
+    pthread_cond_t changed; /* broadcast when a write enters or leaves, or the gate opens */
+    int gated;         /* writes wait inside until sink_gate(s, 0): a long system call */
+    int inside;        /* writes in the sink now */
+    int returned;      /* writes that have returned */
+    int gate_timeouts; /* the gate opened by itself after WAIT_MS: the test never opened it */
 };
 
-static void sink_init(struct sink *s) {
+static void sink_init(struct sink *s, long room) {
+    pthread_condattr_t attr;
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->gate, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->changed, &attr);
+    pthread_condattr_destroy(&attr);
+    s->room = room;
 }
 
 static void sink_free(struct sink *s) {
     free(s->buf);
+    pthread_cond_destroy(&s->changed);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->gate);
 }
 
-static int mem_write(void *arg, const void *buf, size_t len) {
+/* `ms` from now on the monotonic clock, for pthread_cond_timedwait on a sink. */
+static struct timespec deadline_in(long ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    return ts;
+}
+
+/* Waits, under the sink's lock, while a write is held at the closed gate; gives up after WAIT_MS. */
+static void gate_wait_locked(struct sink *s) {
+    struct timespec until = deadline_in(WAIT_MS);
+    for (int rounds = 0; s->gated && rounds < 100000; rounds++)
+        if (pthread_cond_timedwait(&s->changed, &s->lock, &until) == ETIMEDOUT) {
+            s->gate_timeouts++;
+            break;
+        }
+}
+
+static void sink_append(struct sink *s, const void *data, size_t n) {
+    if (s->len + n > s->cap) {
+        s->cap = (s->len + n) * 2;
+        s->buf = realloc(s->buf, s->cap);
+    }
+    if (n) memcpy(s->buf + s->len, data, n);
+    s->len += n;
+}
+
+/* Takes what the room allows, front to back, as a non-blocking writev would. */
+static ssize_t mem_write(void *arg, const struct iovec *iov, int iovcnt) {
     struct sink *s = arg;
     pthread_mutex_lock(&s->lock);
     s->writes++;
-    while (s->gate_closed) {
-        s->blocked = 1;
-        pthread_cond_wait(&s->gate, &s->lock);
-    }
-    s->blocked = 0;
-    int rc = s->fail ? -1 : 0;
+    s->last_iovcnt = iovcnt;
+    s->after_gone += s->gone;
+    s->inside++;
+    pthread_cond_broadcast(&s->changed);
+    gate_wait_locked(s); /* the room is read once the gate opens, as a socket drains meanwhile */
+    ssize_t put = -1;
     if (!s->fail) {
-        if (s->len + len > s->cap) {
-            s->cap = (s->len + len) * 2;
-            s->buf = realloc(s->buf, s->cap);
+        size_t avail = s->room < 0 ? SIZE_MAX : (size_t)s->room, took = 0;
+        for (int i = 0; i < iovcnt && took < avail; i++) {
+            size_t n = iov[i].iov_len < avail - took ? iov[i].iov_len : avail - took;
+            sink_append(s, iov[i].iov_base, n);
+            took += n;
         }
-        memcpy(s->buf + s->len, buf, len);
-        s->len += len;
+        if (s->room >= 0) s->room -= (long)took;
+        put = (ssize_t)took;
     }
+    s->inside--;
+    s->returned++;
+    pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
-    return rc;
+    return put;
 }
 
-static void mem_close(void *arg) {
+static void mem_kick(void *arg) {
     struct sink *s = arg;
     pthread_mutex_lock(&s->lock);
-    s->closes++;
+    s->kicks++;
+    s->after_gone += s->gone;
+    pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
 }
 
-static const struct outbox_io mem_io = {mem_write, mem_close};
+static const struct outbox_io mem_io = {mem_write, mem_kick, 0};
+/* A sink with a loop: pushes from a thread without a batch kick it, and its outbox_flush writes. */
+static const struct outbox_io loop_io = {mem_write, mem_kick, 1};
 
-static void gate(struct sink *s, int closed) {
+/* The socket drains: it takes `room` more bytes (-1: any amount). */
+static void sink_room(struct sink *s, long room) {
     pthread_mutex_lock(&s->lock);
-    s->gate_closed = closed;
-    pthread_cond_broadcast(&s->gate);
+    s->room = room;
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Reads one int field of the sink under its lock. */
+static void sink_flag(struct sink *s, int *flag) {
+    pthread_mutex_lock(&s->lock);
+    *flag = 1;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static int sink_get(struct sink *s, const int *field) {
     pthread_mutex_lock(&s->lock);
     int v = *field;
     pthread_mutex_unlock(&s->lock);
     return v;
+}
+
+/* Closes (1) or opens (0) the gate; opening lets the held write take what the room then allows. */
+static void sink_gate(struct sink *s, int closed) {
+    pthread_mutex_lock(&s->lock);
+    s->gated = closed;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Waits until *field reaches at least `want` (a write entered, returned...); 0 if it did not within
+ * WAIT_MS. */
+static int sink_wait(struct sink *s, const int *field, int want) {
+    struct timespec until = deadline_in(WAIT_MS);
+    pthread_mutex_lock(&s->lock);
+    for (int rounds = 0; *field < want && rounds < 100000; rounds++)
+        if (pthread_cond_timedwait(&s->changed, &s->lock, &until) == ETIMEDOUT) break;
+    int reached = *field >= want;
+    pthread_mutex_unlock(&s->lock);
+    return reached;
 }
 
 static size_t sink_len(struct sink *s) {
@@ -92,26 +174,37 @@ static size_t sink_len(struct sink *s) {
     return n;
 }
 
+/* The sink holds exactly these bytes. */
+static int sink_equals(struct sink *s, const uint8_t *want, size_t len) {
+    pthread_mutex_lock(&s->lock);
+    int same = s->len == len && (len == 0 || memcmp(s->buf, want, len) == 0);
+    pthread_mutex_unlock(&s->lock);
+    return same;
+}
+
+/* What a sink should hold: frames appended in the order they were pushed. */
+struct expect {
+    uint8_t *buf;
+    size_t len;
+};
+
+static void expect_add(struct expect *e, const struct frame *f) {
+    e->buf = realloc(e->buf, e->len + f->len);
+    memcpy(e->buf + e->len, f->bytes, f->len);
+    e->len += f->len;
+}
+
+static void expect_close(struct expect *e, uint16_t code, const char *reason) {
+    struct frame *f = frame_close(code, reason);
+    expect_add(e, f);
+    frame_unref(f);
+}
+
+static int sink_is(struct sink *s, const struct expect *e) { return sink_equals(s, e->buf, e->len); }
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-/* Polls until *field reaches want, up to WAIT_MS. Returns 1 if it did. */
-static int wait_field(struct sink *s, const int *field, int want) {
-    for (int waited = 0; waited < WAIT_MS; waited++) {
-        if (sink_get(s, field) >= want) return 1;
-        sleep_ms(1);
-    }
-    return 0;
-}
-
-static int wait_len(struct sink *s, size_t want) {
-    for (int waited = 0; waited < WAIT_MS; waited++) {
-        if (sink_len(s) >= want) return 1;
-        sleep_ms(1);
-    }
-    return 0;
 }
 
 /* A text frame "<tag><n>" padded with 'x' to `size` payload bytes. */
@@ -124,29 +217,21 @@ static struct frame *numbered(const char *tag, int n, size_t size) {
     return f;
 }
 
-/* Appends f's bytes to an expected-output buffer. */
-static void expect_append(uint8_t **buf, size_t *len, const struct frame *f) {
-    *buf = realloc(*buf, *len + f->len);
-    memcpy(*buf + *len, f->bytes, f->len);
-    *len += f->len;
+/* Pushes a fresh numbered frame and records it as expected; returns the push's result. */
+static enum outq_result push_new(struct outbox *ob, struct outq *q, struct expect *e, int n, size_t size) {
+    struct frame *f = numbered("m", n, size);
+    enum outq_result r = outbox_push(ob, q, f);
+    if (r == OUTQ_QUEUED) expect_add(e, f);
+    frame_unref(f);
+    return r;
 }
 
-/* The sink holds exactly `want` bytes. */
-static int sink_equals(struct sink *s, const uint8_t *want, size_t len) {
-    pthread_mutex_lock(&s->lock);
-    int same = s->len == len && (len == 0 || memcmp(s->buf, want, len) == 0);
-    pthread_mutex_unlock(&s->lock);
-    return same;
-}
-
-/* The bytes at `off` in the sink are a close frame with `code`; and nothing follows it. */
-static int close_frame_at(struct sink *s, size_t off, unsigned code) {
-    pthread_mutex_lock(&s->lock);
-    const uint8_t *b = s->buf + off;
-    int ok = s->len >= off + 4 && b[0] == 0x88 && b[1] >= 2 && b[1] <= 125 && s->len == off + 2 + b[1] &&
-             ((unsigned)b[2] << 8 | b[3]) == code;
-    pthread_mutex_unlock(&s->lock);
-    return ok;
+/* When the queue began closing, read under its lock. */
+static int64_t close_started(struct outq *q) {
+    pthread_mutex_lock(&q->lock);
+    int64_t t = q->close_started_ms;
+    pthread_mutex_unlock(&q->lock);
+    return t;
 }
 
 static void finish(struct outq *q) {
@@ -154,363 +239,911 @@ static void finish(struct outq *q) {
     outq_destroy(q);
 }
 
+/* Mostly small frames and some bigger than any socket buffer: all of it, in order, byte-exact. */
 static void test_order(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
+    struct outbox *ob = outbox_new(&mem_io);
     struct sink s;
     struct outq q;
-    uint8_t *want = NULL;
-    size_t want_len = 0;
+    struct expect e = {0};
     int queued = 0;
-    sink_init(&s);
+    uint64_t out_before = metrics_get(M_BYTES_OUT);
+    sink_init(&s, -1);
     outq_init(&q, &s, 1 << 22);
-    for (int i = 0; i < 300; i++) {
-        /* mostly small frames, some larger than the 64 KiB write coalescing buffer */
-        struct frame *f = numbered("m", i, i % 50 == 7 ? 100000 : (size_t)(i % 40));
-        expect_append(&want, &want_len, f);
-        queued += outbox_push(ob, &q, f) == OUTQ_QUEUED;
-        frame_unref(f);
-    }
+    for (int i = 0; i < 300; i++)
+        queued += push_new(ob, &q, &e, i, i % 50 == 7 ? 100000 : (size_t)(i % 40)) == OUTQ_QUEUED;
     CHECK_EQ_INT(queued, 300);
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    CHECK(sink_equals(&s, want, want_len));
+    CHECK(sink_is(&s, &e)); /* no batch: every push was written before it returned */
+    CHECK_EQ_INT(s.writes, 300);
     CHECK_EQ_INT(outq_bytes(&q), 0);
-    CHECK_EQ_INT(s.closes, 0);
-    CHECK(!outq_closing(&q));
+    CHECK_EQ_INT(metrics_get(M_BYTES_OUT) - out_before, e.len);
+    CHECK(!outq_closing(&q) && !outbox_done(&q));
+    CHECK_EQ_INT(s.kicks, 0);
     finish(&q);
-    outbox_stop(ob);
+    outbox_free(ob);
     sink_free(&s);
-    free(want);
+    free(e.buf);
 }
 
+/* A socket that takes a few bytes at a time: frames are cut anywhere (in a header, in a payload,
+ * between frames), new pushes queue behind the cut one, and outbox_flush resumes exactly where the
+ * socket stopped. */
+static void test_partial_writes(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s;
+    struct outq q;
+    struct expect e = {0};
+    int n = 0, rounds = 0, done = 0;
+    sink_init(&s, 3); /* the first frame is cut inside its header */
+    outq_init(&q, &s, 1 << 22);
+    for (; n < 40; n++) push_new(ob, &q, &e, n, n % 9 == 0 ? 70000 : (size_t)(n * 13 % 300));
+    CHECK_EQ_INT(sink_len(&s), 3);
+    CHECK_EQ_INT(outq_bytes(&q), e.len - 3);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0); /* still full: nothing moves */
+    CHECK_EQ_INT(sink_len(&s), 3);
+    for (long slice = 1; sink_len(&s) < e.len && rounds < 100000; rounds++) {
+        sink_room(&s, slice);
+        done |= outbox_flush(ob, &q);
+        if (rounds % 2 == 0) push_new(ob, &q, &e, n, (size_t)(n * 7 % 200)), n++;
+        slice = slice * 7 % 4099 + 1;
+    }
+    CHECK(sink_is(&s, &e));
+    CHECK(n > 80 && rounds > 100); /* many cuts, many pushes behind them */
+    CHECK_EQ_INT(outq_bytes(&q), 0);
+    CHECK_EQ_INT(done, 0);
+    CHECK_EQ_INT(s.kicks, 0);
+    /* a backlog longer than one writev takes: flush keeps writing while the socket takes it all */
+    sink_room(&s, 0);
+    for (int i = 0; i < 500; i++) push_new(ob, &q, &e, n++, 5);
+    int before = sink_get(&s, &s.writes);
+    sink_room(&s, -1);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0);
+    CHECK(sink_get(&s, &s.writes) - before > 1);
+    CHECK(sink_is(&s, &e));
+    finish(&q);
+    outbox_free(ob);
+    sink_free(&s);
+    free(e.buf);
+}
+
+/* A client that stops reading holds up nobody: pushes to its full socket return at once, queued,
+ * and another connection gets every frame as it is pushed, in the same batch or not. */
+static void test_full_sink_isolated(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink stuck, fine;
+    struct outq qs, qf;
+    struct expect es = {0}, ef = {0};
+    struct outbox_batch b;
+    sink_init(&stuck, 0), sink_init(&fine, -1);
+    outq_init(&qs, &stuck, 1 << 20);
+    outq_init(&qf, &fine, 1 << 20);
+    for (int i = 0; i < 20; i++) {
+        CHECK_EQ_INT(push_new(ob, &qs, &es, i, 16), OUTQ_QUEUED);
+        push_new(ob, &qf, &ef, i, 16);
+    }
+    CHECK(sink_is(&fine, &ef));
+    outbox_batch_begin(&b);
+    for (int i = 0; i < 20; i++) push_new(ob, &qs, &es, i, 16), push_new(ob, &qf, &ef, i, 16);
+    outbox_batch_end(ob);
+    CHECK(sink_is(&fine, &ef));
+    CHECK_EQ_INT(sink_len(&stuck), 0);
+    CHECK_EQ_INT(outq_bytes(&qs), es.len);
+    CHECK(!outq_closing(&qs) && !outbox_done(&qs));
+    sink_room(&stuck, -1); /* it reads again: everything, in order */
+    CHECK_EQ_INT(outbox_flush(ob, &qs), 0);
+    CHECK(sink_is(&stuck, &es));
+    finish(&qs), finish(&qf);
+    outbox_free(ob);
+    sink_free(&stuck), sink_free(&fine);
+    free(es.buf), free(ef.buf);
+}
+
+/* A batch defers this thread's pushes; its end writes each touched queue once, all of its frames in
+ * one writev. What the socket does not take stays queued for outbox_flush. */
+static void test_batch(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s1, s2;
+    struct outq q1, q2;
+    struct expect e1 = {0}, e2 = {0};
+    struct outbox_batch b;
+    sink_init(&s1, -1), sink_init(&s2, 40);
+    outq_init(&q1, &s1, 1 << 20);
+    outq_init(&q2, &s2, 1 << 20);
+    outbox_batch_begin(&b);
+    for (int i = 0; i < 5; i++) push_new(ob, &q1, &e1, i, 10);
+    for (int i = 0; i < 3; i++) push_new(ob, &q2, &e2, i, 30);
+    CHECK(sink_get(&s1, &s1.writes) == 0 && sink_get(&s2, &s2.writes) == 0);
+    CHECK_EQ_INT(outq_bytes(&q1), e1.len);
+    CHECK_EQ_INT(outbox_close(ob, &q1, 1000, NULL), 1); /* deferred like any push */
+    expect_close(&e1, 1000, NULL);
+    CHECK_EQ_INT(sink_len(&s1), 0);
+    outbox_batch_end(ob);
+    CHECK(sink_get(&s1, &s1.writes) == 1 && sink_get(&s1, &s1.last_iovcnt) == 6);
+    CHECK(sink_is(&s1, &e1));
+    CHECK(sink_get(&s2, &s2.writes) == 1 && sink_get(&s2, &s2.last_iovcnt) == 3);
+    CHECK_EQ_INT(sink_len(&s2), 40);
+    CHECK_EQ_INT(outq_bytes(&q2), e2.len - 40);
+    sink_room(&s2, -1);
+    CHECK_EQ_INT(outbox_flush(ob, &q2), 0);
+    CHECK(sink_is(&s2, &e2));
+    /* the batch is over: pushes write at once again */
+    push_new(ob, &q2, &e2, 9, 1);
+    CHECK(sink_is(&s2, &e2));
+    finish(&q1), finish(&q2);
+    outbox_free(ob);
+    sink_free(&s1), sink_free(&s2);
+    free(e1.buf), free(e2.buf);
+}
+
+/* A batch holds at most OUTBOX_BATCH_MAX queues; a push to one more queue is written at once. */
+static void test_batch_full(void) {
+    enum { N = OUTBOX_BATCH_MAX + 1 };
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink *s = malloc(N * sizeof *s);
+    struct outq *q = malloc(N * sizeof *q);
+    struct outbox_batch *b = malloc(sizeof *b);
+    struct frame *f = numbered("f", 0, 4);
+    int early = 0, late = 0;
+    for (int i = 0; i < N; i++) sink_init(&s[i], -1), outq_init(&q[i], &s[i], 1 << 10);
+    outbox_batch_begin(b);
+    for (int i = 0; i < N; i++) outbox_push(ob, &q[i], f);
+    for (int i = 0; i < N - 1; i++) early += s[i].writes;
+    CHECK_EQ_INT(early, 0);
+    CHECK_EQ_INT(s[N - 1].writes, 1);
+    outbox_batch_end(ob);
+    for (int i = 0; i < N; i++) late += s[i].writes == 1 && sink_equals(&s[i], f->bytes, f->len);
+    CHECK_EQ_INT(late, N);
+    for (int i = 0; i < N; i++) finish(&q[i]), sink_free(&s[i]);
+    CHECK_EQ_INT(f->refs, 1);
+    frame_unref(f);
+    free(s), free(q), free(b);
+    outbox_free(ob);
+}
+
+/* One frame queued on many queues is one allocation with one reference per queue, released as each
+ * queue writes it, or drops it, or is destroyed with it. */
+static void test_shared_frames(void) {
+    enum { NQ = 16, PER = 40 };
+    struct outbox *ob = outbox_new(&mem_io);
+    static struct sink s[NQ];
+    static struct outq q[NQ];
+    struct frame *frames[PER];
+    struct expect e = {0};
+    int wrong = 0;
+    for (int i = 0; i < NQ; i++) sink_init(&s[i], 0), outq_init(&q[i], &s[i], 1 << 20);
+    for (int k = 0; k < PER; k++) frames[k] = numbered("f", k, (size_t)k * 5), expect_add(&e, frames[k]);
+    for (int k = 0; k < PER; k++)
+        for (int i = 0; i < NQ; i++) outbox_push(ob, &q[i], frames[k]);
+    for (int k = 0; k < PER; k++) wrong += frames[k]->refs != 1 + NQ;
+    CHECK_EQ_INT(wrong, 0);
+    for (int i = 0; i < NQ / 2; i++) sink_room(&s[i], -1), outbox_flush(ob, &q[i]);
+    for (int k = 0; k < PER; k++) wrong += frames[k]->refs != 1 + NQ / 2;
+    CHECK_EQ_INT(wrong, 0);
+    for (int i = NQ / 2; i < NQ - 2; i++) /* a socket draining unevenly */
+        for (int r = 0; sink_len(&s[i]) < e.len && r < 10000; r++)
+            sink_room(&s[i], 1 + (i * r) % 97), outbox_flush(ob, &q[i]);
+    outbox_close(ob, &q[NQ - 2], 1001, NULL); /* a close keeps what is queued */
+    outbox_detach(&q[NQ - 1]);                /* a detach drops it */
+    for (int k = 0; k < PER; k++) wrong += frames[k]->refs != 2;
+    CHECK_EQ_INT(wrong, 0);
+    for (int i = 0; i < NQ - 2; i++) wrong += !sink_is(&s[i], &e);
+    CHECK_EQ_INT(wrong, 0);
+    outq_destroy(&q[NQ - 1]);
+    outq_destroy(&q[NQ - 2]); /* still holding every frame and the close */
+    for (int i = 0; i < NQ - 2; i++) finish(&q[i]);
+    for (int k = 0; k < PER; k++) wrong += frames[k]->refs != 1;
+    CHECK_EQ_INT(wrong, 0); /* only ours is left */
+    for (int k = 0; k < PER; k++) frame_unref(frames[k]);
+    for (int i = 0; i < NQ; i++) wrong += s[i].kicks, sink_free(&s[i]);
+    CHECK_EQ_INT(wrong, 0);
+    outbox_free(ob);
+    free(e.buf);
+}
+
+/* Past --outbox a client is a slow consumer: what is queued is dropped (it would never be read), the
+ * close 1008 is queued alone, and the queue accepts nothing more. */
 static void test_overflow(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
+    struct outbox *ob = outbox_new(&mem_io);
     struct sink s;
     struct outq q;
+    struct expect e = {0};
+    enum outq_result r[5];
     uint64_t slow_before = metrics_get(M_SLOW_CONSUMERS), dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED);
-    sink_init(&s);
-    outq_init(&q, &s, 1024);
-    gate(&s, 1);
-    struct frame *first = numbered("first", 0, 296); /* 300 bytes with its header */
-    CHECK_EQ_INT(outbox_push(ob, &q, first), OUTQ_QUEUED);
-    CHECK(wait_field(&s, &s.blocked, 1)); /* a writer holds it, stuck in write */
-    enum outq_result r[4];
-    for (int i = 0; i < 4; i++) {
-        struct frame *f = numbered("more", i, 296);
-        r[i] = outbox_push(ob, &q, f);
-        frame_unref(f);
-    }
-    CHECK(r[0] == OUTQ_QUEUED && r[1] == OUTQ_QUEUED && r[2] == OUTQ_QUEUED); /* 900 bytes queued */
-    CHECK_EQ_INT(r[3], OUTQ_OVERFLOW);                                      /* 1200 > 1024 */
-    CHECK_EQ_INT(outbox_push(ob, &q, first), OUTQ_CLOSED);
-    CHECK(outq_closing(&q));
+    sink_init(&s, 300); /* takes the first frame whole, then is full */
+    outq_init(&q, &s, 1200);
+    CHECK_EQ_INT(push_new(ob, &q, &e, 0, 296), OUTQ_QUEUED); /* 300 bytes with its header */
+    CHECK(sink_is(&s, &e));
+    for (int i = 0; i < 5; i++) r[i] = push_new(ob, &q, &e, i + 1, 296);
+    CHECK(r[0] == OUTQ_QUEUED && r[1] == OUTQ_QUEUED && r[2] == OUTQ_QUEUED);
+    CHECK_EQ_INT(r[3], OUTQ_QUEUED);   /* 1200 queued: exactly the limit is still fine */
+    CHECK_EQ_INT(r[4], OUTQ_OVERFLOW); /* 1500 > 1200 */
     CHECK_EQ_INT(metrics_get(M_SLOW_CONSUMERS) - slow_before, 1);
-    CHECK_EQ_INT(metrics_get(M_OUTBOX_FRAMES_DROPPED) - dropped_before, 3);
-    gate(&s, 0);
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    /* the frame already taken, then the 1008 close; the queued three were dropped, never to be read */
-    CHECK(sink_len(&s) > first->len && memcmp(s.buf, first->bytes, first->len) == 0);
-    CHECK(close_frame_at(&s, first->len, 1008));
+    CHECK_EQ_INT(metrics_get(M_OUTBOX_FRAMES_DROPPED) - dropped_before, 4);
+    CHECK(outq_closing(&q));
     CHECK_EQ_INT(q.close_code, 1008);
-    CHECK(q.close_sent_ms > 0);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 0); /* the peer's answer, or outbox_expire, ends it */
-    frame_unref(first);
+    CHECK_EQ_INT(push_new(ob, &q, &e, 9, 1), OUTQ_CLOSED);
+    CHECK_EQ_INT(outbox_close(ob, &q, 1000, NULL), 0);
+    e.len = 300; /* the four queued frames will never be sent */
+    expect_close(&e, 1008, "slow consumer: outbox full");
+    CHECK_EQ_INT(outq_bytes(&q), e.len - 300);
+    sink_room(&s, -1);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0); /* the peer's answer, or outbox_expire, ends it */
+    CHECK(sink_is(&s, &e));
+    CHECK_EQ_INT(s.kicks, 0);
+    outbox_peer_closed(ob, &q, 1008, NULL);
+    CHECK(outbox_done(&q));
+    CHECK_EQ_INT(s.kicks, 1);
+    CHECK(sink_is(&s, &e)); /* the answer needs no answer */
     finish(&q);
-    outbox_stop(ob);
+    outbox_free(ob);
     sink_free(&s);
+    free(e.buf);
 }
 
-static void test_close_last(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
-    struct sink s;
-    struct outq q;
-    uint8_t *want = NULL;
-    size_t want_len = 0;
-    sink_init(&s);
-    outq_init(&q, &s, 1 << 20);
-    for (int i = 0; i < 3; i++) {
-        struct frame *f = numbered("m", i, 10);
-        expect_append(&want, &want_len, f);
-        outbox_push(ob, &q, f);
-        frame_unref(f);
-    }
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    CHECK_EQ_INT(outbox_close(ob, &q, 1000, "bye"), 1);
-    CHECK_EQ_INT(outbox_close(ob, &q, 1001, "again"), 0); /* only the first close counts */
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    CHECK(sink_len(&s) == want_len + 7 && memcmp(s.buf, want, want_len) == 0);
-    CHECK(close_frame_at(&s, want_len, 1000));
-    CHECK(s.len == want_len + 7 && memcmp(s.buf + want_len + 4, "bye", 3) == 0);
-    struct frame *late = numbered("late", 0, 4);
-    CHECK_EQ_INT(outbox_push(ob, &q, late), OUTQ_CLOSED);
-    frame_unref(late);
-    CHECK_EQ_INT(q.close_code, 1000);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 0);
-    finish(&q);
-    outbox_stop(ob);
-    sink_free(&s);
-    free(want);
-}
-
-/* A close while a writer is busy goes after everything already queued: nothing is dropped. */
+/* A close goes after everything queued, even behind a full socket; only the first close counts. */
 static void test_close_after_queued(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
+    struct outbox *ob = outbox_new(&mem_io);
     struct sink s;
     struct outq q;
-    sink_init(&s);
+    struct expect e = {0};
+    sink_init(&s, 25); /* takes the first frame (22 bytes), cuts the second in its payload */
     outq_init(&q, &s, 1 << 20);
-    gate(&s, 1);
-    uint8_t *want = NULL;
-    size_t want_len = 0;
-    struct frame *taken = numbered("taken", 0, 20);
-    expect_append(&want, &want_len, taken);
-    outbox_push(ob, &q, taken);
-    CHECK(wait_field(&s, &s.blocked, 1));
-    CHECK_EQ_INT(outbox_wait_idle(&q, 20), 0); /* the writer is stuck: not idle */
-    for (int i = 0; i < 5; i++) {
-        struct frame *f = numbered("queued", i, 20);
-        expect_append(&want, &want_len, f);
-        outbox_push(ob, &q, f);
-        frame_unref(f);
-    }
+    for (int i = 0; i < 4; i++) push_new(ob, &q, &e, i, 20);
     CHECK_EQ_INT(outbox_close(ob, &q, 1001, "going away"), 1);
-    gate(&s, 0);
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    CHECK(sink_len(&s) > want_len && memcmp(s.buf, want, want_len) == 0);
-    CHECK(close_frame_at(&s, want_len, 1001));
-    frame_unref(taken);
-    free(want);
+    CHECK_EQ_INT(outbox_close(ob, &q, 1000, "again"), 0);
+    CHECK_EQ_INT(push_new(ob, &q, &e, 9, 4), OUTQ_CLOSED);
+    CHECK(outq_closing(&q));
+    CHECK_EQ_INT(q.close_code, 1001);
+    CHECK_EQ_INT(sink_len(&s), 25);
+    sink_room(&s, -1);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0);
+    expect_close(&e, 1001, "going away");
+    CHECK(sink_is(&s, &e));
+    CHECK(!outbox_done(&q));
+    CHECK_EQ_INT(s.kicks, 0);
     finish(&q);
-    outbox_stop(ob);
+    outbox_free(ob);
     sink_free(&s);
+    free(e.buf);
 }
 
-static void *detach_thread(void *arg) {
-    outbox_detach(arg);
+struct peer_close_args {
+    struct outbox *ob;
+    struct outq *q;
+    uint16_t code;
+    int batch; /* inside a batch of its own */
+    int kicks_before_end; /* read by the thread just before its batch ends */
+    struct sink *s;
+};
+
+/* The peer's close arrives on some other thread than the test's (another connection's loop). */
+static void *peer_closes(void *arg) {
+    struct peer_close_args *a = arg;
+    struct outbox_batch b;
+    if (a->batch) outbox_batch_begin(&b);
+    outbox_peer_closed(a->ob, a->q, a->code, "bye");
+    a->kicks_before_end = sink_get(a->s, &a->s->kicks);
+    if (a->batch) outbox_batch_end(a->ob);
     return NULL;
 }
 
-/* Detach waits for the writer to let go; after it nothing touches the sink, not even io->close. */
-static void test_detach(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
-    struct sink s;
-    struct outq q;
+static void peer_closes_on_thread(struct peer_close_args *a) {
     pthread_t t;
-    sink_init(&s);
-    outq_init(&q, &s, 1 << 20);
-    gate(&s, 1);
-    struct frame *taken = numbered("taken", 0, 20), *later = numbered("later", 0, 20);
-    outbox_push(ob, &q, taken);
-    CHECK(wait_field(&s, &s.blocked, 1));
-    outbox_push(ob, &q, later);
-    pthread_create(&t, NULL, detach_thread, &q);
-    sleep_ms(20); /* let it start waiting; correctness does not depend on it */
-    gate(&s, 0);
+    pthread_create(&t, NULL, peer_closes, a);
     pthread_join(t, NULL);
-    CHECK(outq_closing(&q));
-    CHECK_EQ_INT(outbox_push(ob, &q, later), OUTQ_CLOSED);
-    CHECK_EQ_INT(outbox_close(ob, &q, 1000, NULL), 0);
-    CHECK(sink_equals(&s, taken->bytes, taken->len)); /* `later` was dropped */
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 0);
-    outq_destroy(&q);
-    outbox_stop(ob);
-    frame_unref(taken);
-    frame_unref(later);
-    sink_free(&s);
 }
 
-/* Our close frame is out: the peer has grace_ms to answer before outbox_expire ends the connection,
- * once. Clock values are explicit, relative to when the close frame was written. */
-static void test_expire(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
+/* We close first: done once our close is written and the peer's has arrived, in either order, with
+ * exactly one kick, made by the thread that completed it. */
+static void test_we_close_first(void) {
+    struct outbox *ob = outbox_new(&mem_io);
     struct sink s, t;
-    struct outq q, quiet, gone;
-    sink_init(&s), sink_init(&t);
+    struct outq q, r;
+    struct expect e = {0};
+    sink_init(&s, -1), sink_init(&t, 0);
     outq_init(&q, &s, 1 << 20);
-    outq_init(&quiet, &t, 1 << 20);
-    outq_init(&gone, &t, 1 << 20);
-    outbox_expire(ob, &quiet, INT64_MAX / 2, 0); /* never closed: nothing to expire */
-    CHECK_EQ_INT(outbox_close(ob, &q, 1000, NULL), 1);
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    CHECK(close_frame_at(&s, 0, 1000));
-    int64_t sent = q.close_sent_ms;
-    CHECK(sent > 0);
-    outbox_expire(ob, &q, sent + 1999, 2000);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 0);
-    outbox_expire(ob, &q, sent + 2000, 2000);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 1);
-    outbox_expire(ob, &q, sent + 99000, 2000); /* ended once */
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 1);
-    /* a detached queue's sink is never touched again, expiry included */
-    CHECK_EQ_INT(outbox_close(ob, &gone, 1001, NULL), 1);
-    CHECK(outbox_wait_idle(&gone, WAIT_MS));
-    outbox_detach(&gone);
-    outbox_expire(ob, &gone, INT64_MAX / 2, 0);
-    CHECK_EQ_INT(sink_get(&t, &t.closes), 0);
-    outq_destroy(&gone);
-    finish(&quiet);
-    finish(&q);
-    outbox_stop(ob);
+    outq_init(&r, &t, 1 << 20);
+    /* written at once, answered later from another thread */
+    CHECK_EQ_INT(outbox_close(ob, &q, 1000, "bye"), 1);
+    expect_close(&e, 1000, "bye");
+    CHECK(sink_is(&s, &e));
+    CHECK(!outbox_done(&q) && s.kicks == 0);
+    peer_closes_on_thread(&(struct peer_close_args){ob, &q, 1000, 0, 0, &s});
+    CHECK(outbox_done(&q));
+    CHECK_EQ_INT(sink_get(&s, &s.kicks), 1);
+    CHECK(sink_is(&s, &e)); /* no second close */
+    CHECK_EQ_INT(outbox_flush(ob, &q), 1);
+    outbox_peer_closed(ob, &q, 1000, NULL);
+    CHECK_EQ_INT(sink_get(&s, &s.kicks), 1);
+    /* answered before our close could be written: done only when it is */
+    CHECK_EQ_INT(outbox_close(ob, &r, 1001, NULL), 1);
+    outbox_peer_closed(ob, &r, 1001, NULL);
+    CHECK(!outbox_done(&r) && t.kicks == 0 && t.len == 0);
+    sink_room(&t, -1);
+    CHECK_EQ_INT(outbox_flush(ob, &r), 1);
+    CHECK_EQ_INT(t.kicks, 1);
+    free(e.buf);
+    e = (struct expect){0};
+    expect_close(&e, 1001, NULL);
+    CHECK(sink_is(&t, &e));
+    finish(&q), finish(&r);
+    outbox_free(ob);
     sink_free(&s), sink_free(&t);
+    free(e.buf);
 }
 
-/* A close frame not yet written (the writer is stuck on the peer) has nothing to expire from. */
-static void test_expire_unsent(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
-    struct sink s;
-    struct outq q;
-    sink_init(&s);
+/* The peer closes first: our answer carries its code (an empty close when it sent none), goes after
+ * what is queued, and completes the handshake when written, even from another thread's batch. */
+static void test_peer_closes_first(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s, t;
+    struct outq q, r;
+    struct expect e = {0}, et = {0};
+    sink_init(&s, -1), sink_init(&t, -1);
     outq_init(&q, &s, 1 << 20);
-    gate(&s, 1);
-    struct frame *f = numbered("x", 0, 8);
-    outbox_push(ob, &q, f);
-    frame_unref(f);
-    CHECK(wait_field(&s, &s.blocked, 1));
-    outbox_close(ob, &q, 1000, NULL);
-    outbox_expire(ob, &q, INT64_MAX / 2, 0);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 0);
-    gate(&s, 0);
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    CHECK(q.close_sent_ms > 0);
-    finish(&q);
-    outbox_stop(ob);
-    sink_free(&s);
+    outq_init(&r, &t, 1 << 20);
+    push_new(ob, &q, &e, 0, 10);
+    struct peer_close_args a = {ob, &q, 1001, 1, -1, &s};
+    peer_closes_on_thread(&a);
+    CHECK_EQ_INT(a.kicks_before_end, 0); /* the answer waited for the batch's end */
+    expect_close(&e, 1001, "bye");
+    CHECK(sink_is(&s, &e));
+    CHECK(outbox_done(&q));
+    CHECK_EQ_INT(s.kicks, 1);
+    CHECK_EQ_INT(outbox_close(ob, &q, 1000, NULL), 0);
+    CHECK_EQ_INT(push_new(ob, &q, &e, 1, 1), OUTQ_CLOSED);
+    /* a close without a code is answered with an empty close */
+    sink_room(&t, 0);
+    push_new(ob, &r, &et, 0, 10);
+    outbox_peer_closed(ob, &r, 0, NULL);
+    CHECK(!outbox_done(&r) && t.kicks == 0);
+    sink_room(&t, -1);
+    CHECK_EQ_INT(outbox_flush(ob, &r), 1);
+    CHECK_EQ_INT(t.kicks, 1);
+    static const uint8_t empty_close[] = {0x88, 0x00};
+    CHECK(t.len == et.len + 2 && memcmp(t.buf, et.buf, et.len) == 0 && memcmp(t.buf + et.len, empty_close, 2) == 0);
+    finish(&q), finish(&r);
+    outbox_free(ob);
+    sink_free(&s), sink_free(&t);
+    free(e.buf), free(et.buf);
 }
 
-/* A failing write refuses further frames, and outbox_expire ends the connection once, grace_ms
- * after the failure (io->close is never called from a writer). */
-static void test_broken_sink(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
-    struct sink s;
-    struct outq q;
-    sink_init(&s);
-    s.fail = 1;
-    outq_init(&q, &s, 1 << 20);
-    struct frame *f = numbered("x", 0, 8);
-    CHECK_EQ_INT(outbox_push(ob, &q, f), OUTQ_QUEUED);
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    CHECK(outq_closing(&q));
-    CHECK_EQ_INT(outbox_push(ob, &q, f), OUTQ_CLOSED);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 0);
-    int64_t broke = q.close_sent_ms;
-    CHECK(broke > 0);
-    outbox_expire(ob, &q, broke + 1999, 2000);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 0);
-    outbox_expire(ob, &q, broke + 2000, 2000);
-    outbox_expire(ob, &q, broke + 9000, 2000);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 1);
-    frame_unref(f);
-    finish(&q);
-    outbox_stop(ob);
-    sink_free(&s);
-}
-
-/* The socket breaks while our close frame is queued behind the write in progress: nothing more is
- * written to the broken sink, and outbox_expire ends the connection once. */
-static void test_broken_while_closing(void) {
-    struct outbox *ob = outbox_start(&mem_io, 2, 8);
-    struct sink s;
-    struct outq q;
-    sink_init(&s);
-    outq_init(&q, &s, 1 << 20);
-    gate(&s, 1);
-    struct frame *f = numbered("x", 0, 8);
-    outbox_push(ob, &q, f);
-    CHECK(wait_field(&s, &s.blocked, 1));
-    CHECK_EQ_INT(outbox_close(ob, &q, 1000, NULL), 1);
-    pthread_mutex_lock(&s.lock);
-    s.fail = 1;
-    pthread_mutex_unlock(&s.lock);
-    gate(&s, 0);
-    CHECK(outbox_wait_idle(&q, WAIT_MS));
-    CHECK_EQ_INT(sink_get(&s, &s.writes), 1);
-    CHECK(q.close_sent_ms > 0);
-    outbox_expire(ob, &q, q.close_sent_ms + 2000, 2000);
-    outbox_expire(ob, &q, q.close_sent_ms + 9000, 2000);
-    CHECK_EQ_INT(sink_get(&s, &s.closes), 1);
-    frame_unref(f);
-    finish(&q);
-    outbox_stop(ob);
-    sink_free(&s);
-}
-
-/* One peer not reading must not hold up another's frames. */
-static void test_stuck_sink_isolated(void) {
-    struct outbox *ob = outbox_start(&mem_io, 1, 4);
-    struct sink stuck, fine;
-    struct outq qs, qf;
-    uint8_t *want = NULL;
-    size_t want_len = 0;
-    sink_init(&stuck);
-    sink_init(&fine);
-    outq_init(&qs, &stuck, 1 << 20);
-    outq_init(&qf, &fine, 1 << 20);
-    gate(&stuck, 1);
-    struct frame *f = numbered("stuck", 0, 16);
-    outbox_push(ob, &qs, f);
-    frame_unref(f);
-    CHECK(wait_field(&stuck, &stuck.blocked, 1));
-    for (int i = 0; i < 20; i++) {
-        f = numbered("fine", i, 16);
-        expect_append(&want, &want_len, f);
-        outbox_push(ob, &qf, f);
-        frame_unref(f);
-    }
-    CHECK(wait_len(&fine, want_len));
-    CHECK(sink_equals(&fine, want, want_len));
-    CHECK_EQ_INT(sink_get(&stuck, &stuck.blocked), 1); /* all of it while the other is still stuck */
-    CHECK(outbox_threads(ob) >= 2);
-    gate(&stuck, 0);
-    CHECK(outbox_wait_idle(&qs, WAIT_MS));
-    CHECK_EQ_INT(sink_len(&stuck), 18);
-    finish(&qs);
-    finish(&qf);
-    outbox_stop(ob);
-    sink_free(&stuck);
-    sink_free(&fine);
-    free(want);
-}
-
-/* Many queues, each with its own frames in order, written concurrently by the pool. */
-static void test_many_queues(void) {
-    enum { NQ = 16, PER = 50 };
-    struct outbox *ob = outbox_start(&mem_io, 3, 8);
-    static struct sink s[NQ];
-    static struct outq q[NQ];
-    for (int i = 0; i < NQ; i++) {
-        sink_init(&s[i]);
-        outq_init(&q[i], &s[i], 1 << 20);
-    }
-    struct frame *frames[PER];
-    for (int k = 0; k < PER; k++) frames[k] = numbered("f", k, (size_t)k);
-    for (int k = 0; k < PER; k++)
-        for (int i = 0; i < NQ; i++) outbox_push(ob, &q[i], frames[k]); /* one frame, shared */
-    uint8_t *want = NULL;
-    size_t want_len = 0;
-    for (int k = 0; k < PER; k++) expect_append(&want, &want_len, frames[k]);
-    int wrong = 0;
-    for (int i = 0; i < NQ; i++) {
-        wrong += !outbox_wait_idle(&q[i], WAIT_MS) || !sink_equals(&s[i], want, want_len);
+/* A failed write ends the connection at once: done, one kick, what was queued dropped, nothing
+ * more accepted or written; whether the write came from a push, a flush or a batch's end. */
+static void test_broken(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s[3];
+    struct outq q[3];
+    struct outbox_batch b;
+    uint64_t dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED);
+    struct expect e = {0};
+    for (int i = 0; i < 3; i++) sink_init(&s[i], 0), outq_init(&q[i], &s[i], 1 << 20);
+    s[0].fail = 1;
+    CHECK_EQ_INT(push_new(ob, &q[0], &e, 0, 8), OUTQ_QUEUED); /* the push itself finds it broken */
+    for (int i = 0; i < 3; i++) push_new(ob, &q[1], &e, i, 8);
+    sink_flag(&s[1], &s[1].fail);
+    CHECK_EQ_INT(outbox_flush(ob, &q[1]), 1);
+    outbox_batch_begin(&b);
+    push_new(ob, &q[2], &e, 0, 8);
+    sink_flag(&s[2], &s[2].fail);
+    CHECK(!outbox_done(&q[2]));
+    outbox_batch_end(ob);
+    CHECK_EQ_INT(metrics_get(M_OUTBOX_FRAMES_DROPPED) - dropped_before, 5);
+    for (int i = 0; i < 3; i++) {
+        int writes = s[i].writes;
+        CHECK(outbox_done(&q[i]) && outq_closing(&q[i]));
+        CHECK_EQ_INT(s[i].kicks, 1);
+        CHECK_EQ_INT(outq_bytes(&q[i]), 0);
+        CHECK_EQ_INT(push_new(ob, &q[i], &e, 9, 1), OUTQ_CLOSED);
+        CHECK_EQ_INT(outbox_close(ob, &q[i], 1000, NULL), 0);
+        outbox_peer_closed(ob, &q[i], 1000, NULL);
+        outbox_expire(ob, &q[i], INT64_MAX / 2, 0);
+        CHECK_EQ_INT(outbox_flush(ob, &q[i]), 1);
+        CHECK(s[i].kicks == 1 && s[i].writes == writes && s[i].len == 0);
         finish(&q[i]);
         sink_free(&s[i]);
     }
-    CHECK_EQ_INT(wrong, 0);
-    outbox_stop(ob); /* writers release a batch's references just after letting go of the queue */
-    for (int k = 0; k < PER; k++) CHECK_EQ_INT(frames[k]->refs, 1); /* only ours is left */
-    for (int k = 0; k < PER; k++) frame_unref(frames[k]);
-    free(want);
+    outbox_free(ob);
+    free(e.buf);
+}
+
+/* A peer that never answers our close (or never reads it) is ended grace_ms after the close began:
+ * marked done and kicked once. Clock values are explicit, relative to when closing began. */
+static void test_expire(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s, t, u;
+    struct outq q, quiet, unread, answered;
+    struct expect eu = {0};
+    sink_init(&s, -1), sink_init(&t, -1), sink_init(&u, 0);
+    outq_init(&q, &s, 1 << 20);
+    outq_init(&quiet, &t, 1 << 20);
+    outq_init(&answered, &t, 1 << 20);
+    outq_init(&unread, &u, 1 << 20);
+    outbox_expire(ob, &quiet, INT64_MAX / 2, 0); /* never closed: nothing to expire */
+    CHECK(!outbox_done(&quiet) && !outq_closing(&quiet));
+    CHECK_EQ_INT(outbox_close(ob, &q, 1000, NULL), 1);
+    int64_t began = close_started(&q);
+    CHECK(began > 0);
+    outbox_expire(ob, &q, began + 1999, 2000);
+    CHECK(!outbox_done(&q) && s.kicks == 0);
+    outbox_expire(ob, &q, began + 2000, 2000);
+    CHECK(outbox_done(&q) && s.kicks == 1);
+    outbox_expire(ob, &q, began + 99000, 2000); /* ended once */
+    CHECK_EQ_INT(s.kicks, 1);
+    /* the close is still queued behind a full socket: it expires all the same */
+    push_new(ob, &unread, &eu, 0, 8);
+    outbox_close(ob, &unread, 1001, NULL);
+    began = close_started(&unread);
+    outbox_expire(ob, &unread, began + 1999, 2000);
+    CHECK(!outbox_done(&unread) && u.kicks == 0);
+    outbox_expire(ob, &unread, began + 2000, 2000);
+    CHECK(outbox_done(&unread) && u.kicks == 1);
+    /* a completed handshake has nothing left to expire */
+    outbox_close(ob, &answered, 1000, NULL);
+    outbox_peer_closed(ob, &answered, 1000, NULL);
+    CHECK_EQ_INT(t.kicks, 1);
+    outbox_expire(ob, &answered, INT64_MAX / 2, 0);
+    CHECK_EQ_INT(t.kicks, 1);
+    CHECK_EQ_INT(outbox_done(&quiet), 0);
+    finish(&q), finish(&quiet), finish(&answered), finish(&unread);
+    outbox_free(ob);
+    sink_free(&s), sink_free(&t), sink_free(&u);
+    free(eu.buf);
+}
+
+/* After outbox_detach the connection may be freed: nothing reaches its sink any more, whatever
+ * is called on the queue. */
+static void test_detach(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s, t;
+    struct outq q, r;
+    struct expect e = {0};
+    struct outbox_batch b;
+    uint64_t dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED);
+    sink_init(&s, 0), sink_init(&t, -1);
+    outq_init(&q, &s, 1 << 20);
+    outq_init(&r, &t, 1 << 20);
+    for (int i = 0; i < 3; i++) push_new(ob, &q, &e, i, 8);
+    outbox_close(ob, &q, 1000, NULL);
+    outbox_detach(&q);
+    sink_flag(&s, &s.gone);
+    sink_room(&s, -1);
+    CHECK_EQ_INT(metrics_get(M_OUTBOX_FRAMES_DROPPED) - dropped_before, 4); /* with the close */
+    CHECK_EQ_INT(outq_bytes(&q), 0);
+    CHECK(outq_closing(&q));
+    CHECK_EQ_INT(push_new(ob, &q, &e, 9, 1), OUTQ_CLOSED);
+    CHECK_EQ_INT(outbox_close(ob, &q, 1000, NULL), 0);
+    outbox_peer_closed(ob, &q, 1000, NULL);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0);
+    outbox_expire(ob, &q, INT64_MAX / 2, 0);
+    outbox_batch_begin(&b);
+    push_new(ob, &q, &e, 10, 1);
+    outbox_batch_end(ob);
+    CHECK_EQ_INT(outbox_done(&q), 0); /* gone is not done: there is nothing left to end */
+    CHECK_EQ_INT(s.after_gone, 0);
+    CHECK_EQ_INT(s.len, 0);
+    /* our close was written; the answer that would complete the handshake comes too late to kick */
+    outbox_close(ob, &r, 1000, NULL);
+    outbox_detach(&r);
+    sink_flag(&t, &t.gone);
+    outbox_peer_closed(ob, &r, 1000, NULL);
+    outbox_expire(ob, &r, INT64_MAX / 2, 0);
+    CHECK(!outbox_done(&r) && t.kicks == 0 && t.after_gone == 0);
+    outq_destroy(&q), outq_destroy(&r);
+    outbox_free(ob);
+    sink_free(&s), sink_free(&t);
+    free(e.buf);
+}
+
+struct holder {
+    struct outbox *ob;
+    struct outq *q;
+    struct frame *f;
+    int holding, ending; /* atomics */
+};
+
+/* Another loop's turn: a batch that has pushed to the queue and ends a while later. */
+static void *hold_batch(void *arg) {
+    struct holder *h = arg;
+    struct outbox_batch *b = malloc(sizeof *b);
+    outbox_batch_begin(b);
+    outbox_push(h->ob, h->q, h->f);
+    __atomic_store_n(&h->holding, 1, __ATOMIC_RELEASE);
+    sleep_ms(200);
+    __atomic_store_n(&h->ending, 1, __ATOMIC_RELEASE);
+    outbox_batch_end(h->ob);
+    free(b);
+    return NULL;
+}
+
+/* Detach waits for another thread's batch holding the queue to end; that batch then writes nothing. */
+static void test_detach_waits_for_batch(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s;
+    struct outq q;
+    pthread_t t;
+    sink_init(&s, -1);
+    outq_init(&q, &s, 1 << 20);
+    struct holder h = {ob, &q, numbered("held", 0, 8), 0, 0};
+    pthread_create(&t, NULL, hold_batch, &h);
+    for (int waited = 0; !__atomic_load_n(&h.holding, __ATOMIC_ACQUIRE) && waited < WAIT_MS; waited++) sleep_ms(1);
+    CHECK(__atomic_load_n(&h.holding, __ATOMIC_ACQUIRE));
+    outbox_detach(&q);
+    CHECK_EQ_INT(__atomic_load_n(&h.ending, __ATOMIC_ACQUIRE), 1); /* returned only after the batch ended */
+    sink_flag(&s, &s.gone);
+    outq_destroy(&q); /* the connection is freed */
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(s.writes, 0);
+    CHECK_EQ_INT(s.after_gone, 0);
+    CHECK_EQ_INT(h.f->refs, 1);
+    frame_unref(h.f);
+    outbox_free(ob);
+    sink_free(&s);
+}
+
+/* Messages are counted when queued, other frames (pings, pongs, closes) are not. */
+static void test_message_count(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s;
+    struct outq q;
+    sink_init(&s, 0);
+    outq_init(&q, &s, 1 << 20);
+    struct frame *f = numbered("msg", 0, 8);
+    uint64_t before = metrics_get(M_MESSAGES_OUT);
+    CHECK_EQ_INT(outbox_push_message(ob, &q, f), OUTQ_QUEUED);
+    CHECK_EQ_INT(outbox_push(ob, &q, f), OUTQ_QUEUED);
+    CHECK_EQ_INT(metrics_get(M_MESSAGES_OUT) - before, 1); /* not yet written, already counted */
+    outbox_close(ob, &q, 1000, NULL);
+    CHECK_EQ_INT(outbox_push_message(ob, &q, f), OUTQ_CLOSED);
+    CHECK_EQ_INT(metrics_get(M_MESSAGES_OUT) - before, 1);
+    frame_unref(f);
+    finish(&q);
+    outbox_free(ob);
+    sink_free(&s);
+}
+
+/* What a server byte stream holds, read as WebSocket frames (unmasked, one frame per message). */
+struct stream {
+    int frames;     /* whole frames */
+    int torn;       /* bytes at the end that are not a whole frame: a cut the close could land in */
+    int bad;        /* frames with RSV bits, no FIN, a mask, or a control payload over 125 */
+    int closes;     /* close frames among them */
+    int last_close; /* the code of the last frame if it is a close, else -1 */
+};
+
+static struct stream parse_stream(const uint8_t *p, size_t len) {
+    struct stream st = {0, 0, 0, 0, -1};
+    size_t at = 0;
+    while (at < len) {
+        size_t head = 2, n;
+        if (len - at < 2) break;
+        uint8_t op = p[at] & 0x0f;
+        n = p[at + 1] & 0x7f;
+        if (n == 126) head = 4;
+        if (n == 127) head = 10;
+        if (len - at < head) break;
+        if (n >= 126) {
+            n = 0;
+            for (size_t i = 2; i < head; i++) n = n << 8 | p[at + i];
+        }
+        if (len - at - head < n) break;
+        st.bad += (p[at] & 0xf0) != 0x80 || (p[at + 1] & 0x80) || (op >= WS_OP_CLOSE && n > WS_CONTROL_MAX);
+        st.frames++;
+        st.last_close = -1;
+        if (op == WS_OP_CLOSE) st.closes++, st.last_close = n >= 2 ? p[at + head] << 8 | p[at + head + 1] : 0;
+        at += head + n;
+    }
+    st.torn = at < len;
+    return st;
+}
+
+/* The sink's bytes read as frames, under its lock. */
+static struct stream sink_stream(struct sink *s) {
+    pthread_mutex_lock(&s->lock);
+    struct stream st = parse_stream(s->buf, s->len);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+/* Whether the queue has been detached, read under its lock. */
+static int queue_detached(struct outq *q) {
+    pthread_mutex_lock(&q->lock);
+    int detached = q->detached;
+    pthread_mutex_unlock(&q->lock);
+    return detached;
+}
+
+/* Joins t, waiting at most WAIT_MS. A thread that does not end still uses the test's stack, so the
+ * run cannot go on: it stops here with what it found. */
+static void join_within(pthread_t t) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WAIT_MS / 1000 + 1;
+    if (!CHECK(pthread_timedjoin_np(t, NULL, &until) == 0)) exit(check_done() | 1);
+}
+
+/* A call into the outbox on another thread, without a batch: a push of f, or (f NULL) a flush. */
+struct caller {
+    struct outbox *ob;
+    struct outq *q;
+    struct frame *f;
+    int result;   /* the push's outq_result, or the flush's outbox_done */
+    int returned; /* atomic: the call has returned */
+    pthread_t t;
+};
+
+static void *call(void *arg) {
+    struct caller *c = arg;
+    c->result = c->f ? (int)outbox_push(c->ob, c->q, c->f) : outbox_flush(c->ob, c->q);
+    __atomic_store_n(&c->returned, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void call_start(struct caller *c) { pthread_create(&c->t, NULL, call, c); }
+
+static int call_returned(struct caller *c) { return __atomic_load_n(&c->returned, __ATOMIC_ACQUIRE); }
+
+/* With a loop (loop_writes): a push from a thread without a batch only queues and kicks the loop, once
+ * until the loop's next write; the loop's outbox_flush writes all of it in one writev. A batch still
+ * defers to its end, and kicks nobody. */
+static void test_loop_writes(void) {
+    struct outbox *ob = outbox_new(&loop_io);
+    struct sink s;
+    struct outq q;
+    struct expect e = {0};
+    struct outbox_batch b;
+    sink_init(&s, -1);
+    outq_init(&q, &s, 1 << 20);
+    CHECK_EQ_INT(push_new(ob, &q, &e, 0, 10), OUTQ_QUEUED);
+    CHECK(sink_get(&s, &s.writes) == 0 && sink_get(&s, &s.kicks) == 1);
+    for (int i = 1; i < 4; i++) push_new(ob, &q, &e, i, (size_t)i * 30);
+    CHECK(sink_get(&s, &s.writes) == 0 && sink_get(&s, &s.kicks) == 1); /* the loop is already asked */
+    CHECK_EQ_INT(outq_bytes(&q), e.len);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0); /* the loop's turn */
+    CHECK(sink_get(&s, &s.writes) == 1 && sink_get(&s, &s.last_iovcnt) == 4);
+    CHECK(sink_is(&s, &e));
+    CHECK_EQ_INT(outq_bytes(&q), 0);
+    CHECK_EQ_INT(sink_get(&s, &s.kicks), 1);
+    push_new(ob, &q, &e, 4, 5); /* after a write, the next push kicks again */
+    push_new(ob, &q, &e, 5, 5);
+    CHECK(sink_get(&s, &s.writes) == 1 && sink_get(&s, &s.kicks) == 2);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0);
+    CHECK(sink_get(&s, &s.writes) == 2 && sink_get(&s, &s.last_iovcnt) == 2);
+    CHECK(sink_is(&s, &e));
+    /* inside a batch: deferred to its end, no kick, even for another thread's push meanwhile */
+    outbox_batch_begin(&b);
+    for (int i = 6; i < 9; i++) push_new(ob, &q, &e, i, 12);
+    struct caller other = {ob, &q, numbered("m", 9, 7), -1, 0, 0};
+    call_start(&other);
+    join_within(other.t);
+    CHECK_EQ_INT(other.result, OUTQ_QUEUED);
+    expect_add(&e, other.f);
+    CHECK(sink_get(&s, &s.writes) == 2 && sink_get(&s, &s.kicks) == 2);
+    outbox_batch_end(ob);
+    CHECK(sink_get(&s, &s.writes) == 3 && sink_get(&s, &s.last_iovcnt) == 4);
+    CHECK(sink_is(&s, &e));
+    CHECK_EQ_INT(sink_get(&s, &s.kicks), 2);
+    /* the batch's end was a write: a close from a thread without a batch kicks again, once */
+    CHECK_EQ_INT(outbox_close(ob, &q, 1001, NULL), 1);
+    push_new(ob, &q, &e, 10, 1); /* refused: closing */
+    CHECK(sink_get(&s, &s.writes) == 3 && sink_get(&s, &s.kicks) == 3);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0);
+    expect_close(&e, 1001, NULL);
+    CHECK(sink_is(&s, &e));
+    CHECK_EQ_INT(other.f->refs, 1);
+    frame_unref(other.f);
+    finish(&q);
+    outbox_free(ob);
+    sink_free(&s);
+    free(e.buf);
+}
+
+/* A write runs without the queue's lock: while thread A is in a long write, this thread's pushes,
+ * flush and batch end return at once without writing (one writer per queue), and A goes on with
+ * what was queued meanwhile, in order, in one more writev. */
+static void test_push_during_write(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s;
+    struct outq q;
+    struct expect e = {0};
+    struct outbox_batch b;
+    int queued = 0;
+    sink_init(&s, -1);
+    outq_init(&q, &s, 1 << 20);
+    sink_gate(&s, 1);
+    struct caller a = {ob, &q, numbered("a", 0, 200), -1, 0, 0};
+    expect_add(&e, a.f);
+    call_start(&a);
+    CHECK(sink_wait(&s, &s.inside, 1)); /* A is in the write */
+    for (int i = 1; i <= 10; i++) queued += push_new(ob, &q, &e, i, (size_t)(i * 37 % 200)) == OUTQ_QUEUED;
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0);
+    outbox_batch_begin(&b);
+    queued += push_new(ob, &q, &e, 11, 70000) == OUTQ_QUEUED;
+    outbox_batch_end(ob);
+    CHECK_EQ_INT(queued, 11);
+    CHECK_EQ_INT(sink_get(&s, &s.inside), 1); /* all of that returned while A was still held */
+    CHECK_EQ_INT(call_returned(&a), 0);
+    CHECK_EQ_INT(sink_get(&s, &s.writes), 1); /* nobody else wrote */
+    CHECK_EQ_INT(sink_len(&s), 0);
+    CHECK_EQ_INT(outq_bytes(&q), e.len);
+    sink_gate(&s, 0);
+    join_within(a.t);
+    CHECK_EQ_INT(a.result, OUTQ_QUEUED);
+    CHECK(sink_is(&s, &e)); /* A's frame, then the others in push order, byte-exact */
+    CHECK(sink_get(&s, &s.writes) == 2 && sink_get(&s, &s.last_iovcnt) == 11);
+    CHECK_EQ_INT(outq_bytes(&q), 0);
+    CHECK_EQ_INT(sink_get(&s, &s.gate_timeouts), 0);
+    CHECK_EQ_INT(sink_get(&s, &s.kicks), 0);
+    CHECK_EQ_INT(a.f->refs, 1); /* the write let go of its reference */
+    frame_unref(a.f);
+    finish(&q);
+    outbox_free(ob);
+    sink_free(&s);
+    free(e.buf);
+}
+
+struct detacher {
+    struct outq *q;
+    struct sink *s;
+    int write_returned; /* whether the held write had returned when detach did */
+    int returned;       /* atomic: outbox_detach has returned */
+    pthread_t t;
+};
+
+/* The connection's own thread ends it while another thread is writing to it; once detach returns the
+ * connection counts as freed. */
+static void *detach_on_thread(void *arg) {
+    struct detacher *d = arg;
+    outbox_detach(d->q);
+    d->write_returned = sink_get(d->s, &d->s->returned);
+    sink_flag(d->s, &d->s->gone);
+    __atomic_store_n(&d->returned, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Detach waits for a write in progress to return; the writer then leaves the sink alone (the frames
+ * queued meanwhile are dropped, not written) and the frame it wrote outlived every other reference. */
+static void test_detach_during_write(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s;
+    struct outq q;
+    struct expect e = {0};
+    sink_init(&s, -1);
+    outq_init(&q, &s, 1 << 20);
+    sink_gate(&s, 1);
+    struct caller a = {ob, &q, numbered("a", 0, 300), -1, 0, 0};
+    struct frame *written = frame_ref(a.f);
+    call_start(&a);
+    CHECK(sink_wait(&s, &s.inside, 1));
+    for (int i = 1; i <= 3; i++) push_new(ob, &q, &e, i, 20);
+    frame_unref(a.f); /* ours goes; the queue's goes with the detach: the write's keeps it alive */
+    struct detacher d = {&q, &s, 0, 0, 0};
+    pthread_create(&d.t, NULL, detach_on_thread, &d);
+    for (int waited = 0; !queue_detached(&q) && waited < WAIT_MS; waited++) sleep_ms(1);
+    CHECK(queue_detached(&q));
+    sleep_ms(50); /* only to give a detach that does not wait the time to return: the check is a flag */
+    CHECK_EQ_INT(__atomic_load_n(&d.returned, __ATOMIC_ACQUIRE), 0);
+    CHECK_EQ_INT(call_returned(&a), 0);
+    CHECK_EQ_INT(written->refs, 2); /* ours and the write's */
+    sink_gate(&s, 0);
+    join_within(d.t);
+    join_within(a.t);
+    CHECK_EQ_INT(d.write_returned, 1); /* detach returned after the write did */
+    CHECK_EQ_INT(a.result, OUTQ_QUEUED);
+    CHECK(sink_equals(&s, written->bytes, written->len)); /* what the write took, nothing after */
+    CHECK_EQ_INT(sink_get(&s, &s.writes), 1);
+    CHECK_EQ_INT(sink_get(&s, &s.kicks), 0);
+    CHECK_EQ_INT(sink_get(&s, &s.after_gone), 0);
+    CHECK_EQ_INT(sink_get(&s, &s.gate_timeouts), 0);
+    CHECK_EQ_INT(written->refs, 1);
+    frame_unref(written);
+    outq_destroy(&q);
+    outbox_free(ob);
+    sink_free(&s);
+    free(e.buf);
+}
+
+/* Regression: the 1008 close must not land inside a frame the socket took part of. The head frame
+ * stays when the rest is dropped, and the peer receives it whole, then the close, nothing else. */
+static void test_overflow_partial_head(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s;
+    struct outq q;
+    struct expect e = {0};
+    enum outq_result r[3];
+    uint64_t dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED), slow_before = metrics_get(M_SLOW_CONSUMERS);
+    sink_init(&s, 100); /* takes 100 of the first frame's 300 bytes, then is full */
+    outq_init(&q, &s, 1000);
+    CHECK_EQ_INT(push_new(ob, &q, &e, 0, 296), OUTQ_QUEUED);
+    CHECK_EQ_INT(e.len, 300);
+    CHECK_EQ_INT(sink_len(&s), 100);
+    for (int i = 0; i < 3; i++) r[i] = push_new(ob, &q, &e, i + 1, 296);
+    CHECK(r[0] == OUTQ_QUEUED && r[1] == OUTQ_QUEUED && r[2] == OUTQ_OVERFLOW); /* 500, 800, 1100 */
+    CHECK_EQ_INT(metrics_get(M_OUTBOX_FRAMES_DROPPED) - dropped_before, 2);
+    CHECK_EQ_INT(metrics_get(M_SLOW_CONSUMERS) - slow_before, 1);
+    e.len = 300; /* the first frame whole, then the close */
+    expect_close(&e, 1008, "slow consumer: outbox full");
+    CHECK_EQ_INT(outq_bytes(&q), e.len - 100);
+    sink_room(&s, -1);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0);
+    CHECK(sink_is(&s, &e));
+    struct stream st = sink_stream(&s);
+    CHECK(st.frames == 2 && st.torn == 0 && st.bad == 0);
+    CHECK(st.closes == 1 && st.last_close == 1008);
+    CHECK_EQ_INT(outq_bytes(&q), 0);
+    finish(&q);
+    outbox_free(ob);
+    sink_free(&s);
+    free(e.buf);
+}
+
+/* An overflow while a write is in progress keeps the frames handed to that write (one of them already
+ * cut), drops the rest, and the close 1008 follows them: the peer gets whole frames, then the close. */
+static void test_overflow_during_write(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s;
+    struct outq q;
+    struct expect e = {0};
+    enum outq_result r[3];
+    uint64_t dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED);
+    sink_init(&s, 100);
+    outq_init(&q, &s, 1500);
+    for (int i = 0; i < 3; i++) CHECK_EQ_INT(push_new(ob, &q, &e, i, 296), OUTQ_QUEUED);
+    CHECK_EQ_INT(sink_len(&s), 100); /* the head frame is cut; 800 bytes queued */
+    sink_gate(&s, 1);
+    sink_room(&s, 200 + 150); /* when it is let go, the write ends the head and cuts the second */
+    struct caller a = {ob, &q, NULL, -1, 0, 0}; /* the loop's flush, on the socket drained */
+    call_start(&a);
+    CHECK(sink_wait(&s, &s.inside, 1));
+    for (int i = 0; i < 3; i++) r[i] = push_new(ob, &q, &e, 3 + i, 296);
+    CHECK(r[0] == OUTQ_QUEUED && r[1] == OUTQ_QUEUED && r[2] == OUTQ_OVERFLOW); /* 1100, 1400, 1700 */
+    CHECK_EQ_INT(metrics_get(M_OUTBOX_FRAMES_DROPPED) - dropped_before, 2); /* not those being written */
+    CHECK_EQ_INT(sink_get(&s, &s.inside), 1);
+    CHECK_EQ_INT(sink_get(&s, &s.writes), 4); /* three pushes and the held write */
+    e.len = 900; /* the three frames handed to the write, then the close */
+    expect_close(&e, 1008, "slow consumer: outbox full");
+    CHECK_EQ_INT(outq_bytes(&q), e.len - 100);
+    sink_gate(&s, 0);
+    join_within(a.t);
+    CHECK_EQ_INT(a.result, 0);
+    CHECK_EQ_INT(sink_len(&s), 450);
+    CHECK_EQ_INT(outq_bytes(&q), e.len - 450);
+    sink_room(&s, -1);
+    CHECK_EQ_INT(outbox_flush(ob, &q), 0);
+    CHECK(sink_is(&s, &e));
+    struct stream st = sink_stream(&s);
+    CHECK(st.frames == 4 && st.torn == 0 && st.bad == 0);
+    CHECK(st.closes == 1 && st.last_close == 1008);
+    CHECK_EQ_INT(outq_bytes(&q), 0);
+    CHECK_EQ_INT(sink_get(&s, &s.gate_timeouts), 0);
+    outbox_peer_closed(ob, &q, 1008, NULL);
+    CHECK(outbox_done(&q));
+    CHECK_EQ_INT(sink_get(&s, &s.kicks), 1);
+    finish(&q);
+    outbox_free(ob);
+    sink_free(&s);
+    free(e.buf);
 }
 
 int main(void) {
     test_order();
+    test_partial_writes();
+    test_full_sink_isolated();
+    test_batch();
+    test_batch_full();
+    test_shared_frames();
     test_overflow();
-    test_close_last();
     test_close_after_queued();
+    test_we_close_first();
+    test_peer_closes_first();
+    test_broken();
     test_expire();
-    test_expire_unsent();
     test_detach();
-    test_broken_sink();
-    test_broken_while_closing();
-    test_stuck_sink_isolated();
-    test_many_queues();
+    test_detach_waits_for_batch();
+    test_message_count();
+    test_loop_writes();
+    test_push_during_write();
+    test_detach_during_write();
+    test_overflow_partial_head();
+    test_overflow_during_write();
     return check_done();
 }

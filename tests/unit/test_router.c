@@ -1,6 +1,6 @@
 /* test_router: the JSON command protocol of docs/PROTOCOL.md (app/router.c).
  *
- * The router runs over a real hub and writer pool; each connection is an in-memory peer (peer.h) and
+ * The router runs over a real hub and outbox; each connection is an in-memory peer (peer.h) and
  * the tests assert the exact JSON frames every connection receives, in order. First the session blocks
  * of PROTOCOL.md, one test each; then every command's edge and every error code: bad_json (including
  * nesting), bad_request in all its causes, unknown_type, not_found, too_large, rate_limited (produced
