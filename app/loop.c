@@ -132,7 +132,7 @@ static void read_input(struct loop *lp, struct loop_conn *c, uint32_t events) {
             }
             return;
         }
-        ssize_t n = recv(c->fd, lp->rbuf, LOOP_RBUF, 0);
+        ssize_t n = recv(c->fd, lp->rbuf, LOOP_RBUF, MSG_DONTWAIT);
         if (n > 0) {
             consume(c, lp->rbuf, (size_t)n);
             if (n < LOOP_RBUF && !hangup) return; /* drained: more data makes a new edge */
@@ -197,9 +197,14 @@ static int take_mail(struct loop *lp) {
     uint64_t n;
     if (read(lp->wakefd, &n, sizeof n) < 0 && errno != EAGAIN) log_warn("loop: eventfd: %s", strerror(errno));
     pthread_mutex_lock(&lp->mail_lock);
-    struct loop_conn *mail = lp->mail, *kicks = lp->kicks;
-    lp->mail = lp->kicks = NULL;
-    for (struct loop_conn *c = kicks; c; c = c->kick_next) c->kicked = 0;
+    struct loop_conn *mail = lp->mail;
+    lp->mail = NULL;
+    /* under the lock: once `kicked` is clear, a kick from another thread rewrites kick_next */
+    for (struct loop_conn *c = lp->kicks; c; c = c->kick_next) {
+        c->kicked = 0;
+        touch(lp, c);
+    }
+    lp->kicks = NULL;
     int stopping = lp->stopping;
     pthread_mutex_unlock(&lp->mail_lock);
     while (mail) {
@@ -207,7 +212,6 @@ static int take_mail(struct loop *lp) {
         mail = c->mail_next;
         add(lp, c);
     }
-    for (; kicks; kicks = kicks->kick_next) touch(lp, kicks);
     return stopping;
 }
 

@@ -117,9 +117,13 @@ static int take_head(struct outq *q, struct iovec *iov, struct frame **held, siz
 static void write_locked(struct outbox *ob, struct outq *q) {
     int was_done = done_locked(q);
     q->kick_pending = 0;
-    if (q->writing) return;
+    if (q->writing) { /* the writer may have found the socket full just before this flush's edge */
+        q->again = 1;
+        return;
+    }
     q->writing = 1;
     while (q->count && !q->broken && !q->detached) {
+        q->again = 0;
         struct iovec iov[OUTBOX_IOV];
         struct frame *held[OUTBOX_IOV];
         size_t want;
@@ -137,7 +141,7 @@ static void write_locked(struct outbox *ob, struct outq *q) {
             break;
         }
         advance(q, (size_t)put);
-        if ((size_t)put < want) break; /* full: the loop writes the rest when the socket drains */
+        if ((size_t)put < want && !q->again) break; /* full: the loop writes the rest when it drains */
     }
     q->writing = 0;
     if (q->detached) pthread_cond_broadcast(&q->idle);

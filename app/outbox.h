@@ -34,7 +34,7 @@
 
 #include "frame.h"
 
-#define OUTBOX_BATCH_MAX 4096 /* queues one batch defers; past it, pushes write at once */
+#define OUTBOX_BATCH_MAX 4096 /* queues one batch defers; past it, a push goes as if without a batch */
 
 /* How the outbox reaches a connection; a socket in ws.c, memory in the unit tests. */
 struct outbox_io {
@@ -62,6 +62,7 @@ struct outq {
     unsigned deferred : 1;    /* in some thread's batch, which will write it */
     unsigned kick_pending : 1; /* the loop was kicked to write it */
     unsigned writing : 1;     /* a thread is in io->write for it, without the lock */
+    unsigned again : 1;       /* a flush came during that write: a short write is tried once more */
     size_t inflight;          /* frames handed to that write: kept if the rest is dropped */
     unsigned closing : 1;     /* a close frame is queued or sent: nothing more is accepted */
     unsigned close_sent : 1;  /* the close frame is written */
