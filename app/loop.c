@@ -27,6 +27,8 @@
 #define LOOP_RBUF (64 * 1024)       /* bytes per recv */
 #define LOOP_READ_BUDGET (256 * 1024) /* bytes read from one connection per turn */
 #define LOOP_STACK (256 * 1024)
+#define LOOP_GATHER_MIN 64          /* queues a turn must be about to write before it gathers more input */
+#define LOOP_GATHER_ROUNDS 4        /* and how many times it looks */
 
 struct loop {
     struct loops *ls;
@@ -225,6 +227,18 @@ static void settle(struct loop *lp) {
     }
 }
 
+static void handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
+    for (int i = 0; i < n; i++) {
+        struct loop_conn *c = evs[i].data.ptr;
+        if (!c) {
+            *stop |= take_mail(lp);
+            continue;
+        }
+        touch(lp, c);
+        if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input(lp, c, evs[i].events);
+    }
+}
+
 static void turn(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
     struct loop_conn *again = lp->again;
     lp->again = NULL;
@@ -236,14 +250,13 @@ static void turn(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
         touch(lp, c);
         read_input(lp, c, EPOLLRDHUP); /* whatever its last event said: read to the end */
     }
-    for (int i = 0; i < n; i++) {
-        struct loop_conn *c = evs[i].data.ptr;
-        if (!c) {
-            *stop |= take_mail(lp);
-            continue;
-        }
-        touch(lp, c);
-        if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input(lp, c, evs[i].events);
+    handle(lp, evs, n, stop);
+    /* A turn about to write to many connections first takes what has arrived meanwhile: the writes
+     * are the costly part, and each queue goes out in one write however much it gathered. */
+    for (int round = 0; round < LOOP_GATHER_ROUNDS && lp->batch.n >= LOOP_GATHER_MIN && !*stop; round++) {
+        n = epoll_wait(lp->epfd, evs, LOOP_EVENTS, 0);
+        if (n <= 0) break;
+        handle(lp, evs, n, stop);
     }
     outbox_batch_end(lp->ls->ob);
     settle(lp);
