@@ -292,6 +292,52 @@ class RoutingTest(harness.ServerTestCase):
         self.assertEqual(resp.status, 400, resp)
 
 
+class ThreadsTest(harness.ServerTestCase):
+    """With several event loops, connections live on different threads: every targeted send and
+    broadcast between them arrives exactly once and in order, whichever loop sent it."""
+
+    server_args = ["--threads", "3"]
+    USERS = 6
+    ROUNDS = 20
+
+    def test_every_pair_across_loops(self):
+        async def go():
+            names = ["lp%d" % i for i in range(self.USERS)]
+            conns = []
+            for name in names:
+                ws, _ = await open_router(self.port, name)
+                for other in conns:
+                    self.assertEqual(await recv_json(other), {"type": "presence", "event": "join", "user": name})
+                conns.append(ws)
+            for r in range(self.ROUNDS):
+                for i, ws in enumerate(conns):
+                    for j in range(self.USERS):
+                        if j != i:
+                            await send_json(ws, {"type": "send", "to": names[j], "data": [i, r]})
+                    await send_json(ws, {"type": "broadcast", "data": {"from": i, "round": r}})
+            for j, ws in enumerate(conns):
+                want = {i: [] for i in range(self.USERS) if i != j}
+                got = {i: [] for i in range(self.USERS) if i != j}
+                for i in want:
+                    for r in range(self.ROUNDS):
+                        want[i] += [("send", r), ("broadcast", r)]
+                for _ in range(2 * self.ROUNDS * (self.USERS - 1)):
+                    m = await recv_json(ws)
+                    self.assertEqual(m.get("type"), "message", m)
+                    if "to" in m:
+                        i, r = m["data"]
+                        got[i].append(("send", r))
+                    else:
+                        i, r = m["data"]["from"], m["data"]["round"]
+                        got[i].append(("broadcast", r))
+                    self.assertEqual(m["from"], names[i], m)
+                self.assertEqual(got, want, "user %d" % j)
+            await expect_quiet(conns[0])
+            for ws in conns:
+                await ws.close()
+        harness.run_async(go())
+
+
 class RateLimitTest(harness.ServerTestCase):
     server_args = ["--rate-limit", "5"]
 
