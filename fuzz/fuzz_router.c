@@ -17,6 +17,7 @@
 
 #include "fuzz_check.h"
 #include "hub.h"
+#include "memsink.h" /* tests/unit: the same in-memory sink as the unit tests' peers */
 #include "router.h"
 #include "utf8.h"
 
@@ -30,19 +31,10 @@ struct peer {
 
 static ssize_t mem_write(void *sink, const struct iovec *iov, int iovcnt) {
     struct peer *p = sink;
-    size_t total = 0;
     pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < iovcnt; i++) {
-        if (p->len + iov[i].iov_len > p->cap) {
-            p->cap = (p->len + iov[i].iov_len) * 2;
-            p->buf = realloc(p->buf, p->cap);
-        }
-        memcpy(p->buf + p->len, iov[i].iov_base, iov[i].iov_len);
-        p->len += iov[i].iov_len;
-        total += iov[i].iov_len;
-    }
+    ssize_t n = memsink_writev(&p->buf, &p->len, &p->cap, iov, iovcnt);
     pthread_mutex_unlock(&p->lock);
-    return (ssize_t)total;
+    return n;
 }
 
 static void mem_kick(void *sink) {

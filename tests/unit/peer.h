@@ -6,7 +6,7 @@
  * tests open no outbox batch, so each push is written before it returns and the buffer always holds
  * everything queued so far. The outbox's kicks (asking the connection's event loop to end it) are
  * counted; whether a connection is over is outbox_done (peer_done).
- * Header-only, like check.h; include check.h first. */
+ * Header-only, like check.h and memsink.h (the buffer's append); include check.h first. */
 #ifndef SB_TEST_PEER_H
 #define SB_TEST_PEER_H
 
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "hub.h"
+#include "memsink.h"
 #include "outbox.h"
 
 #define PEER_OUTBOX (1 << 20)
@@ -29,19 +30,10 @@ struct peer {
 
 static ssize_t peer_write(void *sink, const struct iovec *iov, int iovcnt) {
     struct peer *p = sink;
-    size_t total = 0;
     pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < iovcnt; i++) {
-        if (p->len + iov[i].iov_len > p->cap) {
-            p->cap = (p->len + iov[i].iov_len) * 2;
-            p->buf = realloc(p->buf, p->cap);
-        }
-        memcpy(p->buf + p->len, iov[i].iov_base, iov[i].iov_len);
-        p->len += iov[i].iov_len;
-        total += iov[i].iov_len;
-    }
+    ssize_t n = memsink_writev(&p->buf, &p->len, &p->cap, iov, iovcnt);
     pthread_mutex_unlock(&p->lock);
-    return (ssize_t)total;
+    return n;
 }
 
 static void peer_kick(void *sink) {

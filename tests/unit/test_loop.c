@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -25,6 +26,7 @@
 #include "check.h"
 #include "frame.h"
 #include "loop.h"
+#include "memsink.h"
 #include "outbox.h"
 
 #define WAIT_MS 5000
@@ -63,12 +65,7 @@ static struct outbox *ob;
 /* ---- the handler ---- */
 
 static void record(struct tconn *c, uint8_t bits, const uint8_t *payload, size_t len) {
-    if (c->got_len + len > c->got_cap) {
-        c->got_cap = (c->got_len + len) * 2;
-        c->got = realloc(c->got, c->got_cap);
-    }
-    if (len) memcpy(c->got + c->got_len, payload, len);
-    c->got_len += len;
+    memsink_append(&c->got, &c->got_len, &c->got_cap, payload, len); /* out of memory: saw_script fails */
     if (c->frames < MAX_FRAMES) c->bits[c->frames] = bits, c->lens[c->frames] = len;
     c->frames++;
 }
@@ -238,6 +235,29 @@ static void conn_free(struct tconn *c) {
     free(c);
 }
 
+/* The client hangs up: the loop sees the end of input. */
+static void hang_up(struct tconn *c) {
+    close(c->peer);
+    c->peer = -1;
+}
+
+/* Stops and frees the loops, then checks what loop.h promises every connection listed (up to NULL):
+ * `ended` was called exactly once, and no handler call came after it. */
+static void stop_and_check_ended_at(const char *file, int line, struct loops *ls, ...) {
+    va_list ap;
+    loops_stop(ls);
+    loops_free(ls);
+    va_start(ap, ls);
+    for (struct tconn *c = va_arg(ap, struct tconn *); c; c = va_arg(ap, struct tconn *)) {
+        check_int(c->ended, 1, file, line, "ended", "once");
+        check_int(c->after_end, 0, file, line, "after_end", "no call after ended");
+    }
+    va_end(ap);
+}
+
+#define STOP_AND_CHECK_ENDED(ls, ...) \
+    stop_and_check_ended_at(__FILE__, __LINE__, (ls), __VA_ARGS__, (struct tconn *)NULL)
+
 static void fill(uint8_t *p, size_t len, unsigned seed) {
     uint32_t x = seed * 2654435761u + 1;
     for (size_t i = 0; i < len; i++) {
@@ -357,14 +377,10 @@ static void test_frames_intact(void) {
     CHECK(wait_count(c, FRAMES, before + many.n));
     CHECK(saw_script(c, &many, before, all.want_len + pieces.want_len + bytes.want_len));
 
-    close(c->peer);
-    c->peer = -1;
+    hang_up(c);
     CHECK(wait_count(c, ENDED, 1));
-    loops_stop(ls);
-    loops_free(ls);
+    STOP_AND_CHECK_ENDED(ls, c);
     CHECK_EQ_INT(c->violations, 0);
-    CHECK_EQ_INT(c->ended, 1);
-    CHECK_EQ_INT(c->after_end, 0);
     conn_free(c);
     script_free(&all), script_free(&pieces), script_free(&bytes), script_free(&many);
 }
@@ -391,10 +407,7 @@ static void test_unmasked_violation(void) {
     CHECK_EQ_INT(c->code, 1002);
     CHECK(c->reason != NULL);
     pthread_mutex_unlock(&lock);
-    loops_stop(ls);
-    loops_free(ls);
-    CHECK_EQ_INT(c->ended, 1);
-    CHECK_EQ_INT(c->after_end, 0);
+    STOP_AND_CHECK_ENDED(ls, c);
     conn_free(c);
 }
 
@@ -412,14 +425,11 @@ static void test_too_big_violation(void) {
     CHECK_EQ_INT(send_all(c->peer, wire, 6), 0); /* the header alone */
     CHECK(wait_count(c, VIOLATIONS, 1));
     CHECK_EQ_INT(c->code, 1009);
-    close(c->peer);
-    c->peer = -1;
+    hang_up(c);
     CHECK(wait_count(c, ENDED, 1));
-    loops_stop(ls);
-    loops_free(ls);
+    STOP_AND_CHECK_ENDED(ls, c);
     CHECK_EQ_INT(c->frames, 1);
     CHECK_EQ_INT(c->violations, 1);
-    CHECK_EQ_INT(c->after_end, 0);
     conn_free(c);
 }
 
@@ -450,12 +460,10 @@ static void test_frame_returns_zero(void) {
     shutdown(b->peer, SHUT_WR);
     CHECK(wait_count(a, ENDED, 1));
     CHECK(wait_count(b, ENDED, 1));
-    loops_stop(ls);
-    loops_free(ls);
+    STOP_AND_CHECK_ENDED(ls, a, b);
     CHECK(a->frames == 2 && a->got_len == s.lens[0] + s.lens[1] && memcmp(a->got, s.want, a->got_len) == 0);
     CHECK(b->frames == 1 && b->got_len == s.lens[0] && memcmp(b->got, s.want, b->got_len) == 0);
     CHECK(a->violations == 0 && b->violations == 0);
-    CHECK(a->ended == 1 && b->ended == 1 && a->after_end == 0 && b->after_end == 0);
     conn_free(a), conn_free(b);
     script_free(&s), script_free(&late);
 }
@@ -473,17 +481,11 @@ static void test_peer_close_ends_once(void) {
     CHECK_EQ_INT(send_all(c[1]->peer, wire, 3), 0);       /* half a header */
     CHECK_EQ_INT(send_all(c[2]->peer, wire, len - 1), 0); /* all but the last byte */
     CHECK(wait_drained(c[1]) && wait_drained(c[2]));
-    for (int i = 0; i < 3; i++) {
-        close(c[i]->peer);
-        c[i]->peer = -1;
-    }
+    for (int i = 0; i < 3; i++) hang_up(c[i]);
     for (int i = 0; i < 3; i++) CHECK(wait_count(c[i], ENDED, 1));
     CHECK_EQ_INT(get(c[3], ENDED), 0); /* the others are still open */
-    loops_stop(ls);
-    loops_free(ls);
+    STOP_AND_CHECK_ENDED(ls, c[0], c[1], c[2], c[3]);
     for (int i = 0; i < 4; i++) {
-        CHECK_EQ_INT(c[i]->ended, 1);
-        CHECK_EQ_INT(c[i]->after_end, 0);
         CHECK(c[i]->frames == 0 && c[i]->violations == 0);
         conn_free(c[i]);
     }
@@ -510,9 +512,7 @@ static void test_data_then_eof(void) {
     CHECK_EQ_INT(send_all(d->peer, s.wire, s.wire_len), 0);
     shutdown(d->peer, SHUT_WR);
     CHECK(wait_count(d, ENDED, 1));
-    loops_stop(ls);
-    loops_free(ls);
-    CHECK(c->ended == 1 && c->after_end == 0 && d->ended == 1 && d->after_end == 0);
+    STOP_AND_CHECK_ENDED(ls, c, d);
     CHECK(d->frames == 2);
     script_free(&s);
     conn_free(c), conn_free(d);
@@ -537,12 +537,7 @@ static void test_kick_ends_finished(void) {
     early->finished = 1; /* no kick: it could come after `ended`, which loop.h forbids */
     CHECK_EQ_INT(adopt(ls, early, MAX_PAYLOAD), 0);
     CHECK(wait_count(early, ENDED, 1));
-    loops_stop(ls);
-    loops_free(ls);
-    CHECK_EQ_INT(c->ended, 1);
-    CHECK_EQ_INT(early->ended, 1);
-    CHECK_EQ_INT(c->after_end, 0);
-    CHECK_EQ_INT(early->after_end, 0);
+    STOP_AND_CHECK_ENDED(ls, c, early);
     conn_free(c), conn_free(early);
 }
 
@@ -555,8 +550,7 @@ static void test_kick_while_ending(void) {
     c->kick_in_ended = 1;
     CHECK_EQ_INT(adopt(ls, c, MAX_PAYLOAD), 0);
     CHECK(wait_count(c, FLUSHES, 1));
-    close(c->peer); /* the loop ends it on eof */
-    c->peer = -1;
+    hang_up(c); /* the loop ends it on eof */
     CHECK(wait_count(c, ENDING, 1));
     loop_kick(&c->lc); /* still inside `ended`: allowed */
     pthread_mutex_lock(&lock);
@@ -567,11 +561,7 @@ static void test_kick_while_ending(void) {
     /* the same loop takes its mail after the kick, so once this one is settled the kick was seen */
     CHECK_EQ_INT(adopt(ls, barrier, MAX_PAYLOAD), 0);
     CHECK(wait_count(barrier, FLUSHES, 1));
-    loops_stop(ls);
-    loops_free(ls);
-    CHECK_EQ_INT(c->ended, 1);
-    CHECK_EQ_INT(c->after_end, 0);
-    CHECK_EQ_INT(barrier->ended, 1);
+    STOP_AND_CHECK_ENDED(ls, c, barrier);
     conn_free(c), conn_free(barrier);
 }
 
@@ -656,9 +646,8 @@ static void test_echo_through_outbox(void) {
     CHECK(read_server_frame(c->peer, &op, payload, SIZE) == 2 && op == (FIN | WS_OP_CLOSE) &&
           memcmp(payload, "\x03\xE8", 2) == 0);
     CHECK(wait_count(c, ENDED, 1)); /* the handshake is complete: outbox_done, kicked, flushed */
-    loops_stop(ls);
-    loops_free(ls);
-    CHECK(c->ended == 1 && c->after_end == 0 && c->violations == 0);
+    STOP_AND_CHECK_ENDED(ls, c);
+    CHECK_EQ_INT(c->violations, 0);
     free(payload);
     script_free(&s);
     conn_free(c);

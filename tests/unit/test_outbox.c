@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "memsink.h"
 #include "metrics.h"
 #include "outbox.h"
 
@@ -77,15 +78,6 @@ static void gate_wait_locked(struct sink *s) {
         }
 }
 
-static void sink_append(struct sink *s, const void *data, size_t n) {
-    if (s->len + n > s->cap) {
-        s->cap = (s->len + n) * 2;
-        s->buf = realloc(s->buf, s->cap);
-    }
-    if (n) memcpy(s->buf + s->len, data, n);
-    s->len += n;
-}
-
 /* Takes what the room allows, front to back, as a non-blocking writev would. */
 static ssize_t mem_write(void *arg, const struct iovec *iov, int iovcnt) {
     struct sink *s = arg;
@@ -101,7 +93,7 @@ static ssize_t mem_write(void *arg, const struct iovec *iov, int iovcnt) {
         size_t avail = s->room < 0 ? SIZE_MAX : (size_t)s->room, took = 0;
         for (int i = 0; i < iovcnt && took < avail; i++) {
             size_t n = iov[i].iov_len < avail - took ? iov[i].iov_len : avail - took;
-            sink_append(s, iov[i].iov_base, n);
+            if (memsink_append(&s->buf, &s->len, &s->cap, iov[i].iov_base, n) < 0) break;
             took += n;
         }
         if (s->room >= 0) s->room -= (long)took;
@@ -239,6 +231,18 @@ static void finish(struct outq *q) {
     outq_destroy(q);
 }
 
+/* A connection: a queue of `limit` bytes onto a fresh sink that takes `room` bytes (-1: any amount). */
+static void open_conn(struct outq *q, struct sink *s, long room, size_t limit) {
+    sink_init(s, room);
+    outq_init(q, s, limit);
+}
+
+/* Ends a connection opened by open_conn as ws.c does (finish), then frees its sink. */
+static void close_conn(struct outq *q, struct sink *s) {
+    finish(q);
+    sink_free(s);
+}
+
 /* Mostly small frames and some bigger than any socket buffer: all of it, in order, byte-exact. */
 static void test_order(void) {
     struct outbox *ob = outbox_new(&mem_io);
@@ -247,8 +251,7 @@ static void test_order(void) {
     struct expect e = {0};
     int queued = 0;
     uint64_t out_before = metrics_get(M_BYTES_OUT);
-    sink_init(&s, -1);
-    outq_init(&q, &s, 1 << 22);
+    open_conn(&q, &s, -1, 1 << 22);
     for (int i = 0; i < 300; i++)
         queued += push_new(ob, &q, &e, i, i % 50 == 7 ? 100000 : (size_t)(i % 40)) == OUTQ_QUEUED;
     CHECK_EQ_INT(queued, 300);
@@ -258,9 +261,8 @@ static void test_order(void) {
     CHECK_EQ_INT(metrics_get(M_BYTES_OUT) - out_before, e.len);
     CHECK(!outq_closing(&q) && !outbox_done(&q));
     CHECK_EQ_INT(s.kicks, 0);
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
     free(e.buf);
 }
 
@@ -273,8 +275,7 @@ static void test_partial_writes(void) {
     struct outq q;
     struct expect e = {0};
     int n = 0, rounds = 0, done = 0;
-    sink_init(&s, 3); /* the first frame is cut inside its header */
-    outq_init(&q, &s, 1 << 22);
+    open_conn(&q, &s, 3, 1 << 22); /* the first frame is cut inside its header */
     for (; n < 40; n++) push_new(ob, &q, &e, n, n % 9 == 0 ? 70000 : (size_t)(n * 13 % 300));
     CHECK_EQ_INT(sink_len(&s), 3);
     CHECK_EQ_INT(outq_bytes(&q), e.len - 3);
@@ -299,9 +300,8 @@ static void test_partial_writes(void) {
     CHECK_EQ_INT(outbox_flush(ob, &q), 0);
     CHECK(sink_get(&s, &s.writes) - before > 1);
     CHECK(sink_is(&s, &e));
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
     free(e.buf);
 }
 
@@ -313,9 +313,7 @@ static void test_full_sink_isolated(void) {
     struct outq qs, qf;
     struct expect es = {0}, ef = {0};
     struct outbox_batch b;
-    sink_init(&stuck, 0), sink_init(&fine, -1);
-    outq_init(&qs, &stuck, 1 << 20);
-    outq_init(&qf, &fine, 1 << 20);
+    open_conn(&qs, &stuck, 0, 1 << 20), open_conn(&qf, &fine, -1, 1 << 20);
     for (int i = 0; i < 20; i++) {
         CHECK_EQ_INT(push_new(ob, &qs, &es, i, 16), OUTQ_QUEUED);
         push_new(ob, &qf, &ef, i, 16);
@@ -331,9 +329,8 @@ static void test_full_sink_isolated(void) {
     sink_room(&stuck, -1); /* it reads again: everything, in order */
     CHECK_EQ_INT(outbox_flush(ob, &qs), 0);
     CHECK(sink_is(&stuck, &es));
-    finish(&qs), finish(&qf);
+    close_conn(&qs, &stuck), close_conn(&qf, &fine);
     outbox_free(ob);
-    sink_free(&stuck), sink_free(&fine);
     free(es.buf), free(ef.buf);
 }
 
@@ -345,9 +342,7 @@ static void test_batch(void) {
     struct outq q1, q2;
     struct expect e1 = {0}, e2 = {0};
     struct outbox_batch b;
-    sink_init(&s1, -1), sink_init(&s2, 40);
-    outq_init(&q1, &s1, 1 << 20);
-    outq_init(&q2, &s2, 1 << 20);
+    open_conn(&q1, &s1, -1, 1 << 20), open_conn(&q2, &s2, 40, 1 << 20);
     outbox_batch_begin(&b);
     for (int i = 0; i < 5; i++) push_new(ob, &q1, &e1, i, 10);
     for (int i = 0; i < 3; i++) push_new(ob, &q2, &e2, i, 30);
@@ -368,9 +363,8 @@ static void test_batch(void) {
     /* the batch is over: pushes write at once again */
     push_new(ob, &q2, &e2, 9, 1);
     CHECK(sink_is(&s2, &e2));
-    finish(&q1), finish(&q2);
+    close_conn(&q1, &s1), close_conn(&q2, &s2);
     outbox_free(ob);
-    sink_free(&s1), sink_free(&s2);
     free(e1.buf), free(e2.buf);
 }
 
@@ -383,7 +377,7 @@ static void test_batch_full(void) {
     struct outbox_batch *b = malloc(sizeof *b);
     struct frame *f = numbered("f", 0, 4);
     int early = 0, late = 0;
-    for (int i = 0; i < N; i++) sink_init(&s[i], -1), outq_init(&q[i], &s[i], 1 << 10);
+    for (int i = 0; i < N; i++) open_conn(&q[i], &s[i], -1, 1 << 10);
     outbox_batch_begin(b);
     for (int i = 0; i < N; i++) outbox_push(ob, &q[i], f);
     for (int i = 0; i < N - 1; i++) early += s[i].writes;
@@ -392,7 +386,7 @@ static void test_batch_full(void) {
     outbox_batch_end(ob);
     for (int i = 0; i < N; i++) late += s[i].writes == 1 && sink_equals(&s[i], f->bytes, f->len);
     CHECK_EQ_INT(late, N);
-    for (int i = 0; i < N; i++) finish(&q[i]), sink_free(&s[i]);
+    for (int i = 0; i < N; i++) close_conn(&q[i], &s[i]);
     CHECK_EQ_INT(f->refs, 1);
     frame_unref(f);
     free(s), free(q), free(b);
@@ -409,7 +403,7 @@ static void test_shared_frames(void) {
     struct frame *frames[PER];
     struct expect e = {0};
     int wrong = 0;
-    for (int i = 0; i < NQ; i++) sink_init(&s[i], 0), outq_init(&q[i], &s[i], 1 << 20);
+    for (int i = 0; i < NQ; i++) open_conn(&q[i], &s[i], 0, 1 << 20);
     for (int k = 0; k < PER; k++) frames[k] = numbered("f", k, (size_t)k * 5), expect_add(&e, frames[k]);
     for (int k = 0; k < PER; k++)
         for (int i = 0; i < NQ; i++) outbox_push(ob, &q[i], frames[k]);
@@ -448,8 +442,7 @@ static void test_overflow(void) {
     struct expect e = {0};
     enum outq_result r[5];
     uint64_t slow_before = metrics_get(M_SLOW_CONSUMERS), dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED);
-    sink_init(&s, 300); /* takes the first frame whole, then is full */
-    outq_init(&q, &s, 1200);
+    open_conn(&q, &s, 300, 1200); /* takes the first frame whole, then is full */
     CHECK_EQ_INT(push_new(ob, &q, &e, 0, 296), OUTQ_QUEUED); /* 300 bytes with its header */
     CHECK(sink_is(&s, &e));
     for (int i = 0; i < 5; i++) r[i] = push_new(ob, &q, &e, i + 1, 296);
@@ -473,9 +466,8 @@ static void test_overflow(void) {
     CHECK(outbox_done(&q));
     CHECK_EQ_INT(s.kicks, 1);
     CHECK(sink_is(&s, &e)); /* the answer needs no answer */
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
     free(e.buf);
 }
 
@@ -485,8 +477,7 @@ static void test_close_after_queued(void) {
     struct sink s;
     struct outq q;
     struct expect e = {0};
-    sink_init(&s, 25); /* takes the first frame (22 bytes), cuts the second in its payload */
-    outq_init(&q, &s, 1 << 20);
+    open_conn(&q, &s, 25, 1 << 20); /* takes the first frame (22 bytes), cuts the second in its payload */
     for (int i = 0; i < 4; i++) push_new(ob, &q, &e, i, 20);
     CHECK_EQ_INT(outbox_close(ob, &q, 1001, "going away"), 1);
     CHECK_EQ_INT(outbox_close(ob, &q, 1000, "again"), 0);
@@ -500,9 +491,8 @@ static void test_close_after_queued(void) {
     CHECK(sink_is(&s, &e));
     CHECK(!outbox_done(&q));
     CHECK_EQ_INT(s.kicks, 0);
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
     free(e.buf);
 }
 
@@ -539,9 +529,7 @@ static void test_we_close_first(void) {
     struct sink s, t;
     struct outq q, r;
     struct expect e = {0};
-    sink_init(&s, -1), sink_init(&t, 0);
-    outq_init(&q, &s, 1 << 20);
-    outq_init(&r, &t, 1 << 20);
+    open_conn(&q, &s, -1, 1 << 20), open_conn(&r, &t, 0, 1 << 20);
     /* written at once, answered later from another thread */
     CHECK_EQ_INT(outbox_close(ob, &q, 1000, "bye"), 1);
     expect_close(&e, 1000, "bye");
@@ -565,9 +553,8 @@ static void test_we_close_first(void) {
     e = (struct expect){0};
     expect_close(&e, 1001, NULL);
     CHECK(sink_is(&t, &e));
-    finish(&q), finish(&r);
+    close_conn(&q, &s), close_conn(&r, &t);
     outbox_free(ob);
-    sink_free(&s), sink_free(&t);
     free(e.buf);
 }
 
@@ -578,9 +565,7 @@ static void test_peer_closes_first(void) {
     struct sink s, t;
     struct outq q, r;
     struct expect e = {0}, et = {0};
-    sink_init(&s, -1), sink_init(&t, -1);
-    outq_init(&q, &s, 1 << 20);
-    outq_init(&r, &t, 1 << 20);
+    open_conn(&q, &s, -1, 1 << 20), open_conn(&r, &t, -1, 1 << 20);
     push_new(ob, &q, &e, 0, 10);
     struct peer_close_args a = {ob, &q, 1001, 1, -1, &s};
     peer_closes_on_thread(&a);
@@ -601,9 +586,8 @@ static void test_peer_closes_first(void) {
     CHECK_EQ_INT(t.kicks, 1);
     static const uint8_t empty_close[] = {0x88, 0x00};
     CHECK(t.len == et.len + 2 && memcmp(t.buf, et.buf, et.len) == 0 && memcmp(t.buf + et.len, empty_close, 2) == 0);
-    finish(&q), finish(&r);
+    close_conn(&q, &s), close_conn(&r, &t);
     outbox_free(ob);
-    sink_free(&s), sink_free(&t);
     free(e.buf), free(et.buf);
 }
 
@@ -616,7 +600,7 @@ static void test_broken(void) {
     struct outbox_batch b;
     uint64_t dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED);
     struct expect e = {0};
-    for (int i = 0; i < 3; i++) sink_init(&s[i], 0), outq_init(&q[i], &s[i], 1 << 20);
+    for (int i = 0; i < 3; i++) open_conn(&q[i], &s[i], 0, 1 << 20);
     s[0].fail = 1;
     CHECK_EQ_INT(push_new(ob, &q[0], &e, 0, 8), OUTQ_QUEUED); /* the push itself finds it broken */
     for (int i = 0; i < 3; i++) push_new(ob, &q[1], &e, i, 8);
@@ -639,8 +623,7 @@ static void test_broken(void) {
         outbox_expire(ob, &q[i], INT64_MAX / 2, 0);
         CHECK_EQ_INT(outbox_flush(ob, &q[i]), 1);
         CHECK(s[i].kicks == 1 && s[i].writes == writes && s[i].len == 0);
-        finish(&q[i]);
-        sink_free(&s[i]);
+        close_conn(&q[i], &s[i]);
     }
     outbox_free(ob);
     free(e.buf);
@@ -699,9 +682,7 @@ static void test_detach(void) {
     struct expect e = {0};
     struct outbox_batch b;
     uint64_t dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED);
-    sink_init(&s, 0), sink_init(&t, -1);
-    outq_init(&q, &s, 1 << 20);
-    outq_init(&r, &t, 1 << 20);
+    open_conn(&q, &s, 0, 1 << 20), open_conn(&r, &t, -1, 1 << 20);
     for (int i = 0; i < 3; i++) push_new(ob, &q, &e, i, 8);
     outbox_close(ob, &q, 1000, NULL);
     outbox_detach(&q);
@@ -761,8 +742,7 @@ static void test_detach_waits_for_batch(void) {
     struct sink s;
     struct outq q;
     pthread_t t;
-    sink_init(&s, -1);
-    outq_init(&q, &s, 1 << 20);
+    open_conn(&q, &s, -1, 1 << 20);
     struct holder h = {ob, &q, numbered("held", 0, 8), 0, 0};
     pthread_create(&t, NULL, hold_batch, &h);
     for (int waited = 0; !__atomic_load_n(&h.holding, __ATOMIC_ACQUIRE) && waited < WAIT_MS; waited++) sleep_ms(1);
@@ -785,8 +765,7 @@ static void test_message_count(void) {
     struct outbox *ob = outbox_new(&mem_io);
     struct sink s;
     struct outq q;
-    sink_init(&s, 0);
-    outq_init(&q, &s, 1 << 20);
+    open_conn(&q, &s, 0, 1 << 20);
     struct frame *f = numbered("msg", 0, 8);
     uint64_t before = metrics_get(M_MESSAGES_OUT);
     CHECK_EQ_INT(outbox_push_message(ob, &q, f), OUTQ_QUEUED);
@@ -796,9 +775,8 @@ static void test_message_count(void) {
     CHECK_EQ_INT(outbox_push_message(ob, &q, f), OUTQ_CLOSED);
     CHECK_EQ_INT(metrics_get(M_MESSAGES_OUT) - before, 1);
     frame_unref(f);
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
 }
 
 /* What a server byte stream holds, read as WebSocket frames (unmasked, one frame per message). */
@@ -891,8 +869,7 @@ static void test_loop_writes(void) {
     struct outq q;
     struct expect e = {0};
     struct outbox_batch b;
-    sink_init(&s, -1);
-    outq_init(&q, &s, 1 << 20);
+    open_conn(&q, &s, -1, 1 << 20);
     CHECK_EQ_INT(push_new(ob, &q, &e, 0, 10), OUTQ_QUEUED);
     CHECK(sink_get(&s, &s.writes) == 0 && sink_get(&s, &s.kicks) == 1);
     for (int i = 1; i < 4; i++) push_new(ob, &q, &e, i, (size_t)i * 30);
@@ -931,9 +908,8 @@ static void test_loop_writes(void) {
     CHECK(sink_is(&s, &e));
     CHECK_EQ_INT(other.f->refs, 1);
     frame_unref(other.f);
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
     free(e.buf);
 }
 
@@ -947,8 +923,7 @@ static void test_push_during_write(void) {
     struct expect e = {0};
     struct outbox_batch b;
     int queued = 0;
-    sink_init(&s, -1);
-    outq_init(&q, &s, 1 << 20);
+    open_conn(&q, &s, -1, 1 << 20);
     sink_gate(&s, 1);
     struct caller a = {ob, &q, numbered("a", 0, 200), -1, 0, 0};
     expect_add(&e, a.f);
@@ -975,9 +950,8 @@ static void test_push_during_write(void) {
     CHECK_EQ_INT(sink_get(&s, &s.kicks), 0);
     CHECK_EQ_INT(a.f->refs, 1); /* the write let go of its reference */
     frame_unref(a.f);
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
     free(e.buf);
 }
 
@@ -1006,8 +980,7 @@ static void test_detach_during_write(void) {
     struct outbox *ob = outbox_new(&mem_io);
     struct sink s;
     struct outq q;
-    sink_init(&s, -1);
-    outq_init(&q, &s, 1 << 20);
+    open_conn(&q, &s, -1, 1 << 20);
     sink_gate(&s, 1);
     struct expect written = {0}, later = {0};
     struct caller a = {ob, &q, numbered("a", 0, 300), -1, 0, 0};
@@ -1049,8 +1022,7 @@ static void test_overflow_partial_head(void) {
     struct expect e = {0};
     enum outq_result r[3];
     uint64_t dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED), slow_before = metrics_get(M_SLOW_CONSUMERS);
-    sink_init(&s, 100); /* takes 100 of the first frame's 300 bytes, then is full */
-    outq_init(&q, &s, 1000);
+    open_conn(&q, &s, 100, 1000); /* takes 100 of the first frame's 300 bytes, then is full */
     CHECK_EQ_INT(push_new(ob, &q, &e, 0, 296), OUTQ_QUEUED);
     CHECK_EQ_INT(e.len, 300);
     CHECK_EQ_INT(sink_len(&s), 100);
@@ -1068,9 +1040,8 @@ static void test_overflow_partial_head(void) {
     CHECK(st.frames == 2 && st.torn == 0 && st.bad == 0);
     CHECK(st.closes == 1 && st.last_close == 1008);
     CHECK_EQ_INT(outq_bytes(&q), 0);
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
     free(e.buf);
 }
 
@@ -1083,8 +1054,7 @@ static void test_overflow_during_write(void) {
     struct expect e = {0};
     enum outq_result r[3];
     uint64_t dropped_before = metrics_get(M_OUTBOX_FRAMES_DROPPED);
-    sink_init(&s, 100);
-    outq_init(&q, &s, 1500);
+    open_conn(&q, &s, 100, 1500);
     for (int i = 0; i < 3; i++) CHECK_EQ_INT(push_new(ob, &q, &e, i, 296), OUTQ_QUEUED);
     CHECK_EQ_INT(sink_len(&s), 100); /* the head frame is cut; 800 bytes queued */
     sink_gate(&s, 1);
@@ -1116,9 +1086,8 @@ static void test_overflow_during_write(void) {
     outbox_peer_closed(ob, &q, 1008, NULL);
     CHECK(outbox_done(&q));
     CHECK_EQ_INT(sink_get(&s, &s.kicks), 1);
-    finish(&q);
+    close_conn(&q, &s);
     outbox_free(ob);
-    sink_free(&s);
     free(e.buf);
 }
 
