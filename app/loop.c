@@ -28,6 +28,7 @@
 #define LOOP_READ_BUDGET (256 * 1024) /* bytes read from one connection per turn */
 #define LOOP_STACK (256 * 1024)
 #define LOOP_GATHER_MIN 64          /* queues a turn must be about to write before it gathers more input */
+#define LOOP_GATHER_FANOUT 8        /* ... and at least this many per input event */
 #define LOOP_GATHER_ROUNDS 4        /* and how many times it looks */
 
 struct loop {
@@ -227,7 +228,8 @@ static void settle(struct loop *lp) {
     }
 }
 
-static void handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
+/* Reads what the events say; returns how many there were. */
+static int handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
     for (int i = 0; i < n; i++) {
         struct loop_conn *c = evs[i].data.ptr;
         if (!c) {
@@ -237,6 +239,7 @@ static void handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
         touch(lp, c);
         if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input(lp, c, evs[i].events);
     }
+    return n;
 }
 
 static void turn(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
@@ -250,13 +253,15 @@ static void turn(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
         touch(lp, c);
         read_input(lp, c, EPOLLRDHUP); /* whatever its last event said: read to the end */
     }
-    handle(lp, evs, n, stop);
-    /* A turn about to write to many connections first takes what has arrived meanwhile: the writes
-     * are the costly part, and each queue goes out in one write however much it gathered. */
-    for (int round = 0; round < LOOP_GATHER_ROUNDS && lp->batch.n >= LOOP_GATHER_MIN && !*stop; round++) {
+    size_t handled = (size_t)handle(lp, evs, n, stop);
+    /* A turn about to fan out (write to many connections for few inputs) first takes what has arrived
+     * meanwhile: the writes are the costly part, and each queue goes out in one write however much it
+     * gathered. A turn with as many inputs as outputs gains nothing by waiting, only latency. */
+    for (int round = 0; round < LOOP_GATHER_ROUNDS && !*stop; round++) {
+        if (lp->batch.n < LOOP_GATHER_MIN || lp->batch.n < LOOP_GATHER_FANOUT * handled) break;
         n = epoll_wait(lp->epfd, evs, LOOP_EVENTS, 0);
         if (n <= 0) break;
-        handle(lp, evs, n, stop);
+        handled += (size_t)handle(lp, evs, n, stop);
     }
     outbox_batch_end(lp->ls->ob);
     settle(lp);
