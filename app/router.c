@@ -3,11 +3,13 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "names.h"
 
 #define ROUTER_TEXT_MAX 512 /* error message text */
+#define ROUTER_ENVELOPE_STACK 1024 /* a delivery's data is printed on the stack up to this size */
 
 /* A command handler returns the ack's `delivered` count, or -1 when it already sent an error. */
 typedef long (*command_fn)(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id);
@@ -51,20 +53,26 @@ static void ack(struct hub *h, struct conn *c, const cJSON *id, long delivered) 
     reply(h, c, a);
 }
 
-/* The envelope of a delivery: `key` ("to" or "room", or NULL for a broadcast) names where it went;
- * `data` is referenced, not copied. */
-static cJSON *message_to(const struct conn *from, const char *key, const char *value, const cJSON *data) {
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "type", "message");
-    cJSON_AddStringToObject(m, "from", from->user);
-    if (key) cJSON_AddStringToObject(m, key, value);
-    cJSON_AddItemReferenceToObject(m, "data", (cJSON *)data);
-    return m;
-}
-
-static struct frame *frame_of(cJSON *obj) {
-    struct frame *f = frame_json(obj);
-    cJSON_Delete(obj);
+/* The frame of a delivery, {"type":"message","from":FROM[,KEY:VALUE],"data":DATA}: `key` ("to" or
+ * "room", or NULL for a broadcast) names where it went. Written around cJSON's print of `data` rather
+ * than as a cJSON tree, which costs a handful of allocations per message on the busiest path; the
+ * other parts are names (names.h), which need no escaping, so the bytes are what cJSON would print. */
+static struct frame *message_frame(const struct conn *from, const char *key, const char *value, const cJSON *data) {
+    char small[ROUTER_ENVELOPE_STACK];
+    char *text = cJSON_PrintPreallocated((cJSON *)data, small, sizeof small, 0) ? small : cJSON_PrintUnformatted(data);
+    if (!text) return NULL;
+    size_t dlen = strlen(text), cap = dlen + 64 + 2 * SB_NAME_MAX;
+    char *env = malloc(cap);
+    struct frame *f = NULL;
+    if (env) {
+        int n = key ? snprintf(env, cap, "{\"type\":\"message\",\"from\":\"%s\",\"%s\":\"%s\",\"data\":", from->user, key, value)
+                    : snprintf(env, cap, "{\"type\":\"message\",\"from\":\"%s\",\"data\":", from->user);
+        memcpy(env + n, text, dlen);
+        env[n + dlen] = '}';
+        f = frame_new(WS_OP_TEXT, env, (size_t)n + dlen + 1);
+        free(env);
+    }
+    if (text != small) cJSON_free(text);
     return f;
 }
 
@@ -130,7 +138,7 @@ static long cmd_send(struct hub *h, struct conn *c, const cJSON *msg, const cJSO
     const cJSON *t = cJSON_IsArray(to) ? to->child : to;
     for (int i = 0; i < n; i++, t = t->next) {
         if (cJSON_IsArray(to) && seen_before(to, t)) continue;
-        struct frame *f = frame_of(message_to(c, "to", t->valuestring, data));
+        struct frame *f = message_frame(c, "to", t->valuestring, data);
         long got = f ? hub_send_user(h, t->valuestring, f) : 0;
         frame_unref(f);
         if (got < 0) list_append(missing, sizeof missing, t->valuestring);
@@ -144,7 +152,7 @@ static long cmd_send(struct hub *h, struct conn *c, const cJSON *msg, const cJSO
 static long cmd_broadcast(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
     const cJSON *data = data_field(h, c, msg, "broadcast", id);
     if (!data) return -1;
-    struct frame *f = frame_of(message_to(c, NULL, NULL, data));
+    struct frame *f = message_frame(c, NULL, NULL, data);
     long n = f ? (long)hub_broadcast(h, c, f) : 0;
     frame_unref(f);
     return n;
@@ -154,7 +162,7 @@ static long cmd_publish(struct hub *h, struct conn *c, const cJSON *msg, const c
     const char *room = name_field(h, c, msg, "room", "room", id);
     const cJSON *data = room ? data_field(h, c, msg, "publish", id) : NULL;
     if (!data) return -1;
-    struct frame *f = frame_of(message_to(c, "room", room, data));
+    struct frame *f = message_frame(c, "room", room, data);
     long n = f ? hub_publish(h, c, room, f) : 0;
     frame_unref(f);
     if (n >= 0) return n;
