@@ -4,7 +4,7 @@
  * RSV bits, opcodes, control-frame limits, fragment order, close codes or UTF-8. Every frame from a
  * client goes through assembler_feed, which says what it amounts to: nothing yet (a fragment), a
  * whole message, a ping, a pong, a close to answer, or a violation and the close code it earns.
- * Pure and per connection (no locks, no CivetWeb): the connection's own worker thread feeds it. */
+ * Pure and per connection (no locks, no CivetWeb): the connection's event loop (loop.h) feeds it. */
 #ifndef SB_ASSEMBLER_H
 #define SB_ASSEMBLER_H
 

@@ -7,9 +7,9 @@
  *
  * Lock: `lock`, a read-write lock, guards every table and the hub fields of every registered
  * connection (user, named, rooms, links, last_ping_ms). Delivery only reads them, so senders share
- * it; registration, rooms, renames and the tick take it exclusively. A connection's own worker thread
- * may read its own `user` without the lock, because only that thread changes it (hello), and it does
- * so under the exclusive lock.
+ * it; registration, rooms, renames and the tick take it exclusively. The thread that serves a
+ * connection's messages (its event loop, loop.h) may read its own `user` without the lock, because
+ * only that thread changes it (hello), and it does so under the exclusive lock.
  *
  * Ownership: the caller (ws.c) allocates a struct conn, registers it with hub_add and frees it after
  * hub_remove and outbox_detach; other threads reach it only through the hub's tables under the lock,

@@ -5,7 +5,7 @@
  * Every failure is an error reply; none closes the connection. It knows nothing of CivetWeb or
  * sockets, so the unit tests and the fuzzer drive it with a hub and an in-memory outbox.
  *
- * Runs on the sender's worker thread, whose stack is CivetWeb's 100 KiB: cJSON parses and prints
+ * Runs on the sender's event-loop thread (loop.h, a 256 KiB stack): cJSON parses and prints
  * recursively, so input nested deeper than ROUTER_MAX_DEPTH is refused before it is parsed. */
 #ifndef SB_ROUTER_H
 #define SB_ROUTER_H
