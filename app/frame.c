@@ -25,15 +25,26 @@ static void write_header(uint8_t *h, enum ws_opcode opcode, size_t payload) {
     }
 }
 
-struct frame *frame_new(enum ws_opcode opcode, const void *payload, size_t len) {
+struct frame *frame_parts(enum ws_opcode opcode, const struct frame_part *parts, size_t n) {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) len += parts[i].len;
     size_t hlen = header_len(len);
     struct frame *f = malloc(sizeof *f + hlen + len);
     if (!f) return NULL;
     f->refs = 1;
     f->len = hlen + len;
     write_header(f->bytes, opcode, len);
-    if (len) memcpy(f->bytes + hlen, payload, len);
+    uint8_t *at = f->bytes + hlen;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].len) memcpy(at, parts[i].bytes, parts[i].len);
+        at += parts[i].len;
+    }
     return f;
+}
+
+struct frame *frame_new(enum ws_opcode opcode, const void *payload, size_t len) {
+    struct frame_part one = {payload, len};
+    return frame_parts(opcode, &one, 1);
 }
 
 struct frame *frame_close(uint16_t code, const char *reason) {

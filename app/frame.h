@@ -29,6 +29,13 @@ struct frame {
 
 /* A FIN frame with `opcode` and a copy of the payload; NULL when out of memory. */
 struct frame *frame_new(enum ws_opcode opcode, const void *payload, size_t len);
+/* The same, with the payload copied from n pieces in order: an envelope built around a client's
+ * bytes without assembling it first. */
+struct frame_part {
+    const void *bytes;
+    size_t len;
+};
+struct frame *frame_parts(enum ws_opcode opcode, const struct frame_part *parts, size_t n);
 /* A close frame carrying `code` and a reason (cut to fit the 125-byte control limit); code 0 gives
  * an empty close, the answer to a close that carried no code. */
 struct frame *frame_close(uint16_t code, const char *reason);

@@ -6,13 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonspan.h"
 #include "names.h"
 
 #define ROUTER_TEXT_MAX 512 /* error message text */
-#define ROUTER_ENVELOPE_STACK 1024 /* a delivery's data is printed on the stack up to this size */
+#define ROUTER_ENVELOPE_HEAD 128 /* a delivery's {"type":"message",...,"data": part; names are short */
+
+/* One command: its text as received, and cJSON's reading of it (the text's `data` is relayed). */
+struct request {
+    const cJSON *msg, *id;
+    const char *text;
+    size_t len;
+};
 
 /* A command handler returns the ack's `delivered` count, or -1 when it already sent an error. */
-typedef long (*command_fn)(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id);
+typedef long (*command_fn)(struct hub *h, struct conn *c, const struct request *r);
 
 int router_depth_ok(const char *text, size_t len, int max_depth) {
     int depth = 0, in_string = 0;
@@ -54,26 +62,16 @@ static void ack(struct hub *h, struct conn *c, const cJSON *id, long delivered) 
 }
 
 /* The frame of a delivery, {"type":"message","from":FROM[,KEY:VALUE],"data":DATA}: `key` ("to" or
- * "room", or NULL for a broadcast) names where it went. Written around cJSON's print of `data` rather
- * than as a cJSON tree, which costs a handful of allocations per message on the busiest path; the
- * other parts are names (names.h), which need no escaping, so the bytes are what cJSON would print. */
-static struct frame *message_frame(const struct conn *from, const char *key, const char *value, const cJSON *data) {
-    char small[ROUTER_ENVELOPE_STACK];
-    char *text = cJSON_PrintPreallocated((cJSON *)data, small, sizeof small, 0) ? small : cJSON_PrintUnformatted(data);
-    if (!text) return NULL;
-    size_t dlen = strlen(text), cap = dlen + 64 + 2 * SB_NAME_MAX;
-    char *env = malloc(cap);
-    struct frame *f = NULL;
-    if (env) {
-        int n = key ? snprintf(env, cap, "{\"type\":\"message\",\"from\":\"%s\",\"%s\":\"%s\",\"data\":", from->user, key, value)
-                    : snprintf(env, cap, "{\"type\":\"message\",\"from\":\"%s\",\"data\":", from->user);
-        memcpy(env + n, text, dlen);
-        env[n + dlen] = '}';
-        f = frame_new(WS_OP_TEXT, env, (size_t)n + dlen + 1);
-        free(env);
-    }
-    if (text != small) cJSON_free(text);
-    return f;
+ * "room", or NULL for a broadcast) names where it went, and DATA is the sender's bytes (jsonspan.h
+ * says why). The other parts are names (names.h), which need no escaping. One allocation: the frame. */
+static struct frame *message_frame(const struct conn *from, const char *key, const char *value,
+                                   const struct frame_part *data) {
+    char head[ROUTER_ENVELOPE_HEAD];
+    int n = key ? snprintf(head, sizeof head, "{\"type\":\"message\",\"from\":\"%s\",\"%s\":\"%s\",\"data\":", from->user, key, value)
+                : snprintf(head, sizeof head, "{\"type\":\"message\",\"from\":\"%s\",\"data\":", from->user);
+    if (n < 0 || (size_t)n >= sizeof head) return NULL;
+    struct frame_part parts[] = {{head, (size_t)n}, *data, {"}", 1}};
+    return frame_parts(WS_OP_TEXT, parts, 3);
 }
 
 /* A field that must be a valid name; sends bad_request and returns NULL otherwise. */
@@ -87,14 +85,18 @@ static const char *name_field(struct hub *h, struct conn *c, const cJSON *msg, c
     return NULL;
 }
 
-static const cJSON *data_field(struct hub *h, struct conn *c, const cJSON *msg, const char *cmd, const cJSON *id) {
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(msg, "data");
-    if (!data) {
-        char text[ROUTER_TEXT_MAX];
-        snprintf(text, sizeof text, "%s needs data", cmd);
-        router_error(h, c, ERR_BAD_REQUEST, text, id);
-    }
-    return data;
+/* The command's `data` as the sender wrote it, into *data; 0 after an error if it is missing or
+ * not strict JSON. */
+static int data_field(struct hub *h, struct conn *c, const struct request *r, const char *cmd, struct frame_part *data) {
+    const char *bytes = NULL;
+    size_t len = 0;
+    int found = jsonspan_member(r->text, r->len, "data", &bytes, &len);
+    *data = (struct frame_part){bytes, len};
+    if (found > 0) return 1;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, found < 0 ? "%s data is not strict JSON (RFC 8259)" : "%s needs data", cmd);
+    router_error(h, c, found < 0 ? ERR_BAD_JSON : ERR_BAD_REQUEST, text, r->id);
+    return 0;
 }
 
 /* Checks `to` (a name or 1..ROUTER_MAX_TARGETS of them); returns the count, or -1 after an error. */
@@ -128,88 +130,89 @@ static void list_append(char *buf, size_t cap, const char *name) {
     snprintf(buf + len, cap - len, "%s%s", len > strlen("not online: ") ? ", " : "", name);
 }
 
-static long cmd_send(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *data;
-    int n = check_targets(h, c, to, id);
-    if (n < 0 || !(data = data_field(h, c, msg, "send", id))) return -1;
+static long cmd_send(struct hub *h, struct conn *c, const struct request *r) {
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(r->msg, "to");
+    struct frame_part data;
+    int n = check_targets(h, c, to, r->id);
+    if (n < 0 || !data_field(h, c, r, "send", &data)) return -1;
     char missing[ROUTER_TEXT_MAX] = "not online: ";
     size_t base = strlen(missing);
     long delivered = 0;
     const cJSON *t = cJSON_IsArray(to) ? to->child : to;
     for (int i = 0; i < n; i++, t = t->next) {
         if (cJSON_IsArray(to) && seen_before(to, t)) continue;
-        struct frame *f = message_frame(c, "to", t->valuestring, data);
+        struct frame *f = message_frame(c, "to", t->valuestring, &data);
         long got = f ? hub_send_user(h, t->valuestring, f) : 0;
         frame_unref(f);
         if (got < 0) list_append(missing, sizeof missing, t->valuestring);
         else delivered += got;
     }
     if (strlen(missing) == base) return delivered;
-    router_error(h, c, ERR_NOT_FOUND, missing, id);
+    router_error(h, c, ERR_NOT_FOUND, missing, r->id);
     return -1;
 }
 
-static long cmd_broadcast(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
-    const cJSON *data = data_field(h, c, msg, "broadcast", id);
-    if (!data) return -1;
-    struct frame *f = message_frame(c, NULL, NULL, data);
+static long cmd_broadcast(struct hub *h, struct conn *c, const struct request *r) {
+    struct frame_part data;
+    if (!data_field(h, c, r, "broadcast", &data)) return -1;
+    struct frame *f = message_frame(c, NULL, NULL, &data);
     long n = f ? (long)hub_broadcast(h, c, f) : 0;
     frame_unref(f);
     return n;
 }
 
-static long cmd_publish(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
-    const char *room = name_field(h, c, msg, "room", "room", id);
-    const cJSON *data = room ? data_field(h, c, msg, "publish", id) : NULL;
-    if (!data) return -1;
-    struct frame *f = message_frame(c, "room", room, data);
+static long cmd_publish(struct hub *h, struct conn *c, const struct request *r) {
+    const char *room = name_field(h, c, r->msg, "room", "room", r->id);
+    struct frame_part data;
+    if (!room || !data_field(h, c, r, "publish", &data)) return -1;
+    struct frame *f = message_frame(c, "room", room, &data);
     long n = f ? hub_publish(h, c, room, f) : 0;
     frame_unref(f);
     if (n >= 0) return n;
     char text[ROUTER_TEXT_MAX];
     snprintf(text, sizeof text, "not a member of room %s", room);
-    router_error(h, c, ERR_UNAUTHORIZED, text, id);
+    router_error(h, c, ERR_UNAUTHORIZED, text, r->id);
     return -1;
 }
 
-static long cmd_join(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
-    const char *room = name_field(h, c, msg, "room", "room", id);
+static long cmd_join(struct hub *h, struct conn *c, const struct request *r) {
+    const char *room = name_field(h, c, r->msg, "room", "room", r->id);
     if (!room) return -1;
     enum hub_status s = hub_join(h, c, room);
     if (s == HUB_OK) return 0;
     char text[ROUTER_TEXT_MAX];
     snprintf(text, sizeof text, "at most %ld rooms per connection", hub_max_rooms(h));
-    router_error(h, c, ERR_BAD_REQUEST, s == HUB_TOO_MANY_ROOMS ? text : "out of memory", id);
+    router_error(h, c, ERR_BAD_REQUEST, s == HUB_TOO_MANY_ROOMS ? text : "out of memory", r->id);
     return -1;
 }
 
-static long cmd_leave(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
-    const char *room = name_field(h, c, msg, "room", "room", id);
+static long cmd_leave(struct hub *h, struct conn *c, const struct request *r) {
+    const char *room = name_field(h, c, r->msg, "room", "room", r->id);
     if (!room) return -1;
     if (hub_leave(h, c, room) == HUB_OK) return 0;
     char text[ROUTER_TEXT_MAX];
     snprintf(text, sizeof text, "not a member of room %s", room);
-    router_error(h, c, ERR_NOT_FOUND, text, id);
+    router_error(h, c, ERR_NOT_FOUND, text, r->id);
     return -1;
 }
 
-static long cmd_users(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+static long cmd_users(struct hub *h, struct conn *c, const struct request *r) {
     hub_reply_users(h, c);
     return 0;
 }
 
-static long cmd_ping(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
+static long cmd_ping(struct hub *h, struct conn *c, const struct request *r) {
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "type", "pong");
     reply(h, c, p);
     return 0;
 }
 
-static long cmd_hello(struct hub *h, struct conn *c, const cJSON *msg, const cJSON *id) {
-    const char *user = name_field(h, c, msg, "user", "user", id);
+static long cmd_hello(struct hub *h, struct conn *c, const struct request *r) {
+    const char *user = name_field(h, c, r->msg, "user", "user", r->id);
     if (!user) return -1;
     if (!name_claimable(user)) {
-        router_error(h, c, ERR_BAD_REQUEST, "user names starting with " SB_ID_PREFIX " are reserved", id);
+        router_error(h, c, ERR_BAD_REQUEST, "user names starting with " SB_ID_PREFIX " are reserved", r->id);
         return -1;
     }
     enum hub_status s = hub_rename(h, c, user);
@@ -218,7 +221,7 @@ static long cmd_hello(struct hub *h, struct conn *c, const cJSON *msg, const cJS
     snprintf(full, sizeof full, "that user has too many connections (%ld)", hub_max_user_conns(h));
     router_error(h, c, ERR_BAD_REQUEST,
                  s == HUB_ALREADY_NAMED ? "this connection already has a name" : s == HUB_USER_FULL ? full : "out of memory",
-                 id);
+                 r->id);
     return -1;
 }
 
@@ -254,7 +257,7 @@ static int check_id(struct hub *h, struct conn *c, const cJSON *id) {
     return -1;
 }
 
-static void dispatch(struct hub *h, struct conn *c, const cJSON *msg) {
+static void dispatch(struct hub *h, struct conn *c, const cJSON *msg, const char *text, size_t len) {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(msg, "type");
     if (check_id(h, c, id) < 0) return;
@@ -264,12 +267,13 @@ static void dispatch(struct hub *h, struct conn *c, const cJSON *msg) {
     }
     command_fn fn = find_command(type->valuestring);
     if (!fn) {
-        char text[ROUTER_TEXT_MAX];
-        snprintf(text, sizeof text, "unknown type %.*s", utf8_prefix(type->valuestring, 64), type->valuestring);
-        router_error(h, c, ERR_UNKNOWN_TYPE, text, id);
+        char why[ROUTER_TEXT_MAX];
+        snprintf(why, sizeof why, "unknown type %.*s", utf8_prefix(type->valuestring, 64), type->valuestring);
+        router_error(h, c, ERR_UNKNOWN_TYPE, why, id);
         return;
     }
-    long delivered = fn(h, c, msg, id);
+    struct request r = {msg, id, text, len};
+    long delivered = fn(h, c, &r);
     if (delivered >= 0 && id) ack(h, c, id, delivered);
 }
 
@@ -293,7 +297,7 @@ void router_handle(struct hub *h, struct conn *c, const char *text, size_t len) 
     cJSON *msg = parse_whole(text, len);
     if (!msg) router_error(h, c, ERR_BAD_JSON, "message is not valid JSON", NULL);
     else if (!cJSON_IsObject(msg)) router_error(h, c, ERR_BAD_REQUEST, "message must be a JSON object", NULL);
-    else dispatch(h, c, msg);
+    else dispatch(h, c, msg, text, len);
     cJSON_Delete(msg);
 }
 

@@ -239,6 +239,31 @@ def wsframe_seeds():
         write("wsframe", name, bytes([max_sel]) + data)
 
 
+def jsonspan_seeds():
+    data, to, e_acute = 0, 1, 2
+    s = {
+        "send": (data, '{"type":"send","to":"bob","data":{"text":"hi bob"},"id":7}'),
+        "send-to": (to, '{"type":"send","to":["a","b"],"data":1}'),
+        "big-numbers": (data, '{"data":[9007199254740993,12345678901234567890,1e400,-0.5E-7]}'),
+        "whitespace": (data, ' { "x" : [ 1 ] , "data" : { "a" : [ true , false , null ] } } '),
+        "first-of-two": (data, '{"data":1,"data":2}'),
+        "escaped-key": (data, '{"d\\u0061ta":"v"}'),
+        "nul-in-key": (data, '{"data\\u0000x":"v"}'),
+        "utf8-key": (e_acute, '{"\\u00e9":[1]}'),
+        "surrogate-key": (e_acute, '{"\\ud83d\\ude00":1,"\xc3\xa9":2}'),
+        "nested-decoys": (data, '{"x":{"data":0},"s":"\\"data\\":1","data":"\\"}]"}'),
+        "lenient-around": (data, '\x01{\x02"id":01,"data"\x1f:\x1f1}'),
+        "not-strict-leading-zero": (data, '{"data":01}'),
+        "not-strict-fraction": (data, '{"data":[-.5,1.]}'),
+        "not-strict-control": (data, '{"data":"a\tb"}'),
+        "bom": (data, '\ufeff{"data":true}'),
+        "cut": (data, '{"data":{"k":[1,"x'),
+        "deep": (data, '{"data":' + "[" * 130 + "]" * 130 + "}"),
+    }
+    for name, (key, text) in s.items():
+        write("jsonspan", name, bytes([key]) + text.encode())
+
+
 def remove_old_seeds():
     for target in os.listdir(CORPUS) if os.path.isdir(CORPUS) else []:
         for name in os.listdir(os.path.join(CORPUS, target)):
@@ -255,3 +280,4 @@ if __name__ == "__main__":
     names_seeds()
     config_seeds()
     wsframe_seeds()
+    jsonspan_seeds()

@@ -228,6 +228,41 @@ class RoutingTest(harness.ServerTestCase):
             await self.close_all(a, b)
         self.run_async(go())
 
+    def test_data_arrives_byte_for_byte(self):
+        """`data` is the sender's bytes: 64-bit ids, out-of-range numbers, whitespace and escapes
+        survive, in a send, a broadcast and a publish; data that is not strict JSON is refused with
+        bad_json and reaches nobody, and the connection carries on."""
+        kept = ['{ "id" : 9007199254740993, "n": [1e400, -0, 1.0] }', '"\\u00e9 \\ud83d\\ude00 caf\u00e9"',
+                "12345678901234567890", "[ ]"]
+
+        async def go():
+            a, b = await self.pair("raw_a", "raw_b")
+            for data in kept:
+                await a.send('{"type":"send","to":"raw_b","data":%s}' % data)
+                self.assertEqual(await asyncio.wait_for(b.recv(), RECV_TIMEOUT),
+                                 '{"type":"message","from":"raw_a","to":"raw_b","data":%s}' % data)
+            await b.send('{"type":"broadcast","data":%s}' % kept[0])
+            self.assertEqual(await asyncio.wait_for(a.recv(), RECV_TIMEOUT),
+                             '{"type":"message","from":"raw_b","data":%s}' % kept[0])
+            for ws in (a, b):
+                await send_json(ws, {"type": "join", "room": "raw", "id": 1})
+                self.assertEqual(await recv_json(ws), {"type": "ack", "id": 1, "delivered": 0})
+            await a.send('{"type":"publish","room":"raw","data":%s}' % kept[1])
+            self.assertEqual(await asyncio.wait_for(b.recv(), RECV_TIMEOUT),
+                             '{"type":"message","from":"raw_a","room":"raw","data":%s}' % kept[1])
+            for bad in ("01", "[-.5]", '{"x":1.}', '"tab\there"'):
+                await a.send('{"type":"send","to":"raw_b","data":%s,"id":"bad"}' % bad)
+                self.assertEqual(await recv_json(a), {"type": "error", "code": "bad_json",
+                                                      "message": "send data is not strict JSON (RFC 8259)",
+                                                      "id": "bad"})
+            await expect_quiet(b)
+            await send_json(a, {"type": "send", "to": "raw_b", "data": "still here", "id": 2})
+            self.assertEqual(await recv_json(b), {"type": "message", "from": "raw_a", "to": "raw_b",
+                                                  "data": "still here"})
+            self.assertEqual(await recv_json(a), {"type": "ack", "id": 2, "delivered": 1})
+            await self.close_all(a, b)
+        self.run_async(go())
+
     def test_name_length_limits(self):
         async def go():
             a, = await self.pair("nl_a")

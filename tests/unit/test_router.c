@@ -3,8 +3,9 @@
  * The router runs over a real hub and outbox; each connection is an in-memory peer (peer.h) and
  * the tests assert the exact JSON frames every connection receives, in order. First the session blocks
  * of PROTOCOL.md, one test each; then every command's edge and every error code: bad_json (including
- * nesting), bad_request in all its causes, unknown_type, not_found, too_large, rate_limited (produced
- * by ws.c, so router_error is called directly), unauthorized; acks with number and string ids. Each
+ * nesting, and data that is not strict JSON), bad_request in all its causes, unknown_type, not_found,
+ * too_large, rate_limited (produced by ws.c, so router_error is called directly), unauthorized; acks
+ * with number and string ids; data relayed byte for byte. Each
  * message is handed to the router in a buffer of exactly its length, with no NUL after it, as CivetWeb
  * does, so a read past the end shows up under ASan. */
 #include <cjson/cJSON.h>
@@ -40,6 +41,9 @@ static void open_quiet(struct peer *p, const char *user, struct peer **others, s
     for (size_t i = 0; i < n; i++) drain(others[i]);
 }
 
+/* An error reply that echoes an id (given as its JSON text). */
+#define ERR_ID(code, msg, id) "{\"type\":\"error\",\"code\":\"" code "\",\"message\":\"" msg "\",\"id\":" id "}"
+
 /* ---- The session blocks of docs/PROTOCOL.md ---- */
 
 /* The opening every two-user example of docs/PROTOCOL.md shares: alice, then bob, with the welcomes
@@ -64,6 +68,19 @@ static void test_doc_targeted_send(void) {
     peer_close(&w, &bob, 1);
     EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"bob\"}");
     EXPECT_NONE(&alice);
+    peer_close(&w, &alice, 1);
+}
+
+static void test_doc_data(void) {
+    struct peer alice, bob;
+    open_alice_bob(&alice, &bob);
+    say(&alice, "{\"type\":\"send\",\"to\":\"bob\",\"data\":{\"order\":9007199254740993,\"price\":\"12.30\"}}");
+    EXPECT(&bob, "{\"type\":\"message\",\"from\":\"alice\",\"to\":\"bob\",\"data\":{\"order\":9007199254740993,\"price\":\"12.30\"}}");
+    say(&alice, "{\"type\":\"send\",\"to\":\"bob\",\"data\":{\"qty\":01},\"id\":8}");
+    EXPECT(&alice, ERR_ID("bad_json", "send data is not strict JSON (RFC 8259)", "8"));
+    EXPECT_NONE(&alice);
+    EXPECT_NONE(&bob);
+    peer_close(&w, &bob, 1);
     peer_close(&w, &alice, 1);
 }
 
@@ -172,7 +189,6 @@ static void test_doc_errors(void) {
 /* ---- Beyond the examples ---- */
 
 #define ERR(code, msg) "{\"type\":\"error\",\"code\":\"" code "\",\"message\":\"" msg "\"}"
-#define ERR_ID(code, msg, id) "{\"type\":\"error\",\"code\":\"" code "\",\"message\":\"" msg "\",\"id\":" id "}"
 
 static void test_bad_json(void) {
     struct peer a;
@@ -436,6 +452,44 @@ static void test_broadcast(void) {
     peer_close(&w, &alice, 1);
 }
 
+/* `data` reaches the recipients byte for byte as the sender wrote it: numbers past a double's
+ * precision or range, whitespace and escapes included. Data that is not RFC 8259 JSON (cJSON takes
+ * it) is refused with bad_json, delivered to nobody, and the connection carries on. */
+static void test_data_verbatim(void) {
+    static const char *const kept[] = {
+        "9007199254740993", "12345678901234567890", "1e400", "-0", "1.0", "[1, 2 ,{\"a\" : null}]",
+        "\"\\u00e9\\ud83d\\ude00\"", "{\"n\":100000000000000000000000000000}",
+    };
+    struct peer alice, bob;
+    open_quiet(&alice, "alice", NULL, 0);
+    open_quiet(&bob, "bob", (struct peer *[]){&alice}, 1);
+    char msg[256];
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        snprintf(msg, sizeof msg, "{\"type\":\"send\",\"to\":\"bob\",\"data\":%s }", kept[i]);
+        say(&alice, msg);
+        EXPECT(&bob, "{\"type\":\"message\",\"from\":\"alice\",\"to\":\"bob\",\"data\":%s}", kept[i]);
+    }
+    say(&alice, "{\"type\":\"join\",\"room\":\"r\"}");
+    say(&bob, "{\"type\":\"join\",\"room\":\"r\"}");
+    say(&alice, "{\"type\":\"publish\",\"room\":\"r\",\"data\":[ 1e400 ]}");
+    EXPECT(&bob, "{\"type\":\"message\",\"from\":\"alice\",\"room\":\"r\",\"data\":[ 1e400 ]}");
+    say(&bob, "{\"data\":{ \"big\": 9007199254740993 },\"type\":\"broadcast\"}");
+    EXPECT(&alice, "{\"type\":\"message\",\"from\":\"bob\",\"data\":{ \"big\": 9007199254740993 }}");
+    say(&alice, "{\"type\":\"send\",\"to\":\"bob\",\"data\":01,\"id\":4}");
+    EXPECT(&alice, ERR_ID("bad_json", "send data is not strict JSON (RFC 8259)", "4"));
+    say(&alice, "{\"type\":\"broadcast\",\"data\":[-.5],\"id\":5}");
+    EXPECT(&alice, ERR_ID("bad_json", "broadcast data is not strict JSON (RFC 8259)", "5"));
+    say(&alice, "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"tab\tinside\",\"id\":6}");
+    EXPECT(&alice, ERR_ID("bad_json", "publish data is not strict JSON (RFC 8259)", "6"));
+    EXPECT_NONE(&bob);
+    say(&alice, "{\"type\":\"send\",\"to\":\"bob\",\"data\":0.5,\"id\":7}");
+    EXPECT(&bob, "{\"type\":\"message\",\"from\":\"alice\",\"to\":\"bob\",\"data\":0.5}");
+    EXPECT(&alice, "{\"type\":\"ack\",\"id\":7,\"delivered\":1}");
+    EXPECT_NONE(&alice);
+    peer_close(&w, &bob, 1);
+    peer_close(&w, &alice, 1);
+}
+
 static void test_rooms(void) {
     struct peer alice, bob, carol;
     open_quiet(&alice, "alice", NULL, 0);
@@ -595,6 +649,7 @@ static void test_error_metrics(void) {
 int main(void) {
     world_start(&w, 1);
     test_doc_targeted_send();
+    test_doc_data();
     test_doc_two_tabs();
     test_doc_broadcast_users_ping();
     test_doc_rooms();
@@ -609,6 +664,7 @@ int main(void) {
     test_send_partial();
     test_too_large();
     test_broadcast();
+    test_data_verbatim();
     test_rooms();
     test_room_limit();
     test_hello_errors();

@@ -177,7 +177,7 @@ static void test_back_to_back(void) {
 /* Unmasking (a word at a time inside wsframe.c) against a byte loop, at every alignment of the
  * payload in memory, with the bytes either side left alone. */
 static int unmask_matches(size_t len, size_t align) {
-    uint8_t *payload = malloc(len + 1), *buf = malloc(len + 14 + align + 1);
+    uint8_t *payload = calloc(1, len + 1), *buf = malloc(len + 14 + align + 1);
     fill(payload, len, (unsigned)(len * 8 + align));
     size_t size = build(buf + align, FIN | WS_OP_BINARY, payload, len, LEN_AUTO, 1);
     buf[align + size] = 0xA5; /* a guard byte just after the frame */

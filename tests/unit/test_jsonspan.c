@@ -1,0 +1,132 @@
+/* test_jsonspan: finding a member's value by bytes (app/jsonspan.c).
+ *
+ * The span is what a delivery carries, so each case checks the exact bytes found: every kind of
+ * value, nesting, whitespace around and inside, the first of duplicate keys, keys written with
+ * escapes (compared decoded, as cJSON does), the lenient text cJSON accepts around the member, the
+ * values that are not RFC 8259 JSON (-1), and every prefix of a message (never a read past it:
+ * each text is in a buffer of exactly its length, so ASan sees one). */
+#include <stdlib.h>
+
+#include "check.h"
+#include "jsonspan.h"
+
+/* jsonspan_member over an exact-length copy of text; the span as a string in out (or "" if none). */
+static int span_of(const char *text, size_t len, const char *key, char *out, size_t cap) {
+    char *copy = malloc(len ? len : 1);
+    memcpy(copy, text, len);
+    const char *v = NULL;
+    size_t vlen = 0;
+    int r = jsonspan_member(copy, len, key, &v, &vlen);
+    out[0] = '\0';
+    if (r == 1) {
+        CHECK(v >= copy && v + vlen <= copy + len);
+        snprintf(out, cap, "%.*s", (int)vlen, v);
+    }
+    free(copy);
+    return r;
+}
+
+#define EXPECT_SPAN(text, key, want)                                                   \
+    do {                                                                               \
+        char got_[256];                                                                \
+        CHECK_EQ_INT(span_of((text), strlen(text), (key), got_, sizeof got_), 1);      \
+        CHECK_EQ_STR(got_, (want));                                                    \
+    } while (0)
+
+#define EXPECT_RESULT(text, key, want)                                                 \
+    do {                                                                               \
+        char got_[256];                                                                \
+        CHECK_EQ_INT(span_of((text), strlen(text), (key), got_, sizeof got_), (want)); \
+    } while (0)
+
+static void test_value_kinds(void) {
+    EXPECT_SPAN("{\"data\":\"hi\"}", "data", "\"hi\"");
+    EXPECT_SPAN("{\"data\":12345678901234567890}", "data", "12345678901234567890");
+    EXPECT_SPAN("{\"data\":9007199254740993,\"x\":1}", "data", "9007199254740993");
+    EXPECT_SPAN("{\"data\":1e400}", "data", "1e400");
+    EXPECT_SPAN("{\"data\":-0.5E-7}", "data", "-0.5E-7");
+    EXPECT_SPAN("{\"data\":0}", "data", "0");
+    EXPECT_SPAN("{\"data\":true}", "data", "true");
+    EXPECT_SPAN("{\"data\":false}", "data", "false");
+    EXPECT_SPAN("{\"data\":null}", "data", "null");
+    EXPECT_SPAN("{\"data\":[]}", "data", "[]");
+    EXPECT_SPAN("{\"data\":{}}", "data", "{}");
+    EXPECT_SPAN("{\"data\":[1, 2 ,{\"a\" : null}]}", "data", "[1, 2 ,{\"a\" : null}]");
+    EXPECT_SPAN("{\"data\":{\"s\":\"}]\\\"\",\"n\":[[[]]]},\"to\":\"bob\"}", "data",
+                "{\"s\":\"}]\\\"\",\"n\":[[[]]]}");
+    EXPECT_SPAN("{\"data\":\"\\u00e9\\ud83d\\ude00 \\\\ \\/ \\b\\f\\n\\r\\t\"}", "data",
+                "\"\\u00e9\\ud83d\\ude00 \\\\ \\/ \\b\\f\\n\\r\\t\"");
+    EXPECT_SPAN("{\"data\":\"\xc3\xa9\xf0\x9f\x98\x80\"}", "data", "\"\xc3\xa9\xf0\x9f\x98\x80\"");
+}
+
+static void test_where_the_member_is(void) {
+    EXPECT_SPAN("{\"type\":\"send\",\"to\":[\"a\",\"b\"],\"data\":1}", "data", "1");
+    EXPECT_SPAN("{\"type\":\"send\",\"to\":\"bob\",\"data\":\"x\"}", "to", "\"bob\"");
+    EXPECT_SPAN("  {  \"data\"  :  [ 1 ]  ,\"x\":2 }  ", "data", "[ 1 ]");
+    EXPECT_SPAN("{\"x\":{\"data\":1},\"data\":2}", "data", "2");   /* a nested key is not the member */
+    EXPECT_SPAN("{\"x\":\"\\\"data\\\":3\",\"data\":4}", "data", "4"); /* nor is one inside a string */
+    EXPECT_SPAN("{\"data\":1,\"data\":2}", "data", "1");             /* the first, as cJSON */
+    EXPECT_SPAN("{\"d\\u0061ta\":5}", "data", "5");                  /* keys compare decoded */
+    EXPECT_SPAN("{\"data\\u0000junk\":6}", "data", "6");             /* ... as C strings */
+    EXPECT_SPAN("{\"data\\uzz00junk\":6}", "data", "6");             /* cJSON: bad hex is U+0000 */
+    EXPECT_SPAN("{\"\\u00e9\":7}", "\xc3\xa9", "7");
+    EXPECT_SPAN("{\"\\ud83d\\ude00\":8}", "\xf0\x9f\x98\x80", "8");
+    EXPECT_SPAN("\xEF\xBB\xBF{\"data\":9}", "data", "9");             /* cJSON skips a BOM */
+    EXPECT_SPAN("\x01{\x02\"id\":01,\"x\":-.5,\"data\"\x1f:\x1f" "1}", "data", "1"); /* cJSON's leniency around it */
+    EXPECT_RESULT("{\"datum\":1}", "data", 0);
+    EXPECT_RESULT("{\"Data\":1}", "data", 0);
+    EXPECT_RESULT("{\"dat\":1}", "data", 0);
+    EXPECT_RESULT("{}", "data", 0);
+    EXPECT_RESULT("[{\"data\":1}]", "data", 0);
+    EXPECT_RESULT("\"data\"", "data", 0);
+    EXPECT_RESULT("", "data", 0);
+}
+
+/* What cJSON accepts but RFC 8259 does not: relaying it would break strict clients. */
+static void test_not_strict(void) {
+    static const char *const values[] = {
+        "01", "-.5", "1.", "1e", "1e+", "+1", ".5", "-", "0x10", "\"a\x01z\"", "\"\\x\"", "\"\\u12\"",
+        "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{1:2}", "[1 2]", "tru", "nul", "[\x01]", "\x7f",
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"data\":%s}", values[i]);
+        EXPECT_RESULT(text, "data", -1);
+    }
+}
+
+/* The strict check follows nesting with an explicit stack: deep is fine up to its limit, past it
+ * the value is refused, and nothing deeper touches the C stack. */
+static void test_depth(void) {
+    char *text = malloc(20000);
+    for (size_t depth = 100; depth <= 5000; depth += 4900) {
+        size_t n = (size_t)sprintf(text, "{\"data\":");
+        for (size_t i = 0; i < depth; i++) text[n++] = '[';
+        for (size_t i = 0; i < depth; i++) text[n++] = ']';
+        text[n++] = '}';
+        char out[256];
+        CHECK_EQ_INT(span_of(text, n, "data", out, sizeof out), depth == 100 ? 1 : -1);
+    }
+    free(text);
+}
+
+/* Every prefix of a message: no read past the end, and a value not yet followed by , or } is never found. */
+static void test_prefixes(void) {
+    const char *full = "{\"type\":\"send\",\"d\\u0061ta\":{\"k\":[1,\"x\\\"y\",null]},\"to\":\"bob\"}";
+    size_t len = strlen(full), value_end = strlen("{\"type\":\"send\",\"d\\u0061ta\":{\"k\":[1,\"x\\\"y\",null]}");
+    for (size_t n = 0; n <= len; n++) {
+        char out[256];
+        int r = span_of(full, n, "data", out, sizeof out);
+        CHECK(n > value_end ? r == 1 : r != 1); /* found once the comma after it is there */
+        if (r == 1) CHECK_EQ_STR(out, "{\"k\":[1,\"x\\\"y\",null]}");
+    }
+}
+
+int main(void) {
+    test_value_kinds();
+    test_where_the_member_is();
+    test_not_strict();
+    test_depth();
+    test_prefixes();
+    return check_done();
+}
