@@ -10,7 +10,7 @@
 #include "names.h"
 
 #define ROUTER_TEXT_MAX 512 /* error message text */
-#define ROUTER_ENVELOPE_HEAD 128 /* a delivery's {"type":"message",...,"data": part; names are short */
+#define ROUTER_ENVELOPE_HEAD (64 + 2 * SB_NAME_MAX) /* a delivery's {"type":"message",...,"data": part */
 
 /* One command: its text as received, and cJSON's reading of it (the text's `data` is relayed). */
 struct request {

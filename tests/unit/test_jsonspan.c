@@ -26,18 +26,15 @@ static int span_of(const char *text, size_t len, const char *key, char *out, siz
     return r;
 }
 
-#define EXPECT_SPAN(text, key, want)                                                   \
-    do {                                                                               \
-        char got_[256];                                                                \
-        CHECK_EQ_INT(span_of((text), strlen(text), (key), got_, sizeof got_), 1);      \
-        CHECK_EQ_STR(got_, (want));                                                    \
-    } while (0)
+/* The result for text, and when it is 1 the span, checked and reported at the caller's line. */
+static void expect_at(const char *file, int line, const char *text, const char *key, int want, const char *span) {
+    char got[256];
+    check_int(span_of(text, strlen(text), key, got, sizeof got), want, file, line, text, "the expected result");
+    if (want == 1) check_str(got, span, file, line, "the span found", "the span expected");
+}
 
-#define EXPECT_RESULT(text, key, want)                                                 \
-    do {                                                                               \
-        char got_[256];                                                                \
-        CHECK_EQ_INT(span_of((text), strlen(text), (key), got_, sizeof got_), (want)); \
-    } while (0)
+#define EXPECT_SPAN(text, key, span) expect_at(__FILE__, __LINE__, (text), (key), 1, (span))
+#define EXPECT_RESULT(text, key, want) expect_at(__FILE__, __LINE__, (text), (key), (want), NULL)
 
 static void test_value_kinds(void) {
     EXPECT_SPAN("{\"data\":\"hi\"}", "data", "\"hi\"");

@@ -490,6 +490,31 @@ static void test_data_verbatim(void) {
     peer_close(&w, &alice, 1);
 }
 
+/* The longest names fit every envelope: from and to, from and room. */
+static void test_long_names(void) {
+    char a64[SB_NAME_MAX + 1], b64[SB_NAME_MAX + 1], r64[SB_NAME_MAX + 1], msg[512];
+    memset(a64, 'a', SB_NAME_MAX), memset(b64, 'b', SB_NAME_MAX), memset(r64, 'r', SB_NAME_MAX);
+    a64[SB_NAME_MAX] = b64[SB_NAME_MAX] = r64[SB_NAME_MAX] = '\0';
+    struct peer a, b;
+    open_quiet(&a, a64, NULL, 0);
+    open_quiet(&b, b64, (struct peer *[]){&a}, 1);
+    snprintf(msg, sizeof msg, "{\"type\":\"send\",\"to\":\"%s\",\"data\":1,\"id\":1}", b64);
+    say(&a, msg);
+    EXPECT(&b, "{\"type\":\"message\",\"from\":\"%s\",\"to\":\"%s\",\"data\":1}", a64, b64);
+    EXPECT(&a, "{\"type\":\"ack\",\"id\":1,\"delivered\":1}");
+    snprintf(msg, sizeof msg, "{\"type\":\"join\",\"room\":\"%s\"}", r64);
+    say(&a, msg);
+    say(&b, msg);
+    snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"room\":\"%s\",\"data\":2,\"id\":2}", r64);
+    say(&a, msg);
+    EXPECT(&b, "{\"type\":\"message\",\"from\":\"%s\",\"room\":\"%s\",\"data\":2}", a64, r64);
+    EXPECT(&a, "{\"type\":\"ack\",\"id\":2,\"delivered\":1}");
+    EXPECT_NONE(&a);
+    EXPECT_NONE(&b);
+    peer_close(&w, &b, 1);
+    peer_close(&w, &a, 1);
+}
+
 static void test_rooms(void) {
     struct peer alice, bob, carol;
     open_quiet(&alice, "alice", NULL, 0);
@@ -665,6 +690,7 @@ int main(void) {
     test_too_large();
     test_broadcast();
     test_data_verbatim();
+    test_long_names();
     test_rooms();
     test_room_limit();
     test_hello_errors();
