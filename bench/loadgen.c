@@ -1,6 +1,6 @@
 /* loadgen: the load generator of switchboard's benchmark (bench/run).
  *
- * One thread, one epoll loop, non-blocking sockets, and a minimal RFC 6455 client: the handshake with
+ * One thread carries the load: one epoll loop, non-blocking sockets, and a minimal RFC 6455 client: the handshake with
  * Sec-WebSocket-Key (the server's Sec-WebSocket-Accept is checked), masked client frames, server
  * frames parsed (text and fragments, ping answered with pong, close echoed). It speaks switchboard's
  * protocol subset (docs/PROTOCOL.md: welcome, send, broadcast), which the peer servers in bench/peers
@@ -19,13 +19,14 @@
  * with 'x' to --size bytes: "s:123:t:1700000000123456:xxxx...". A delivery whose data string is not
  * exactly --size bytes counts as truncated. welcome and presence frames are counted and skipped.
  *
- * Throughout a scenario it probes GET /healthz once a second (its own connection, same loop) and
- * samples /proc/PID/status of --pid (VmRSS, Threads). Every phase has a time cap and the whole run a
+ * Throughout a scenario a second thread probes GET /healthz once a second (a new connection each
+ * time; on its own thread so that a saturated load loop does not delay reading the answer), and the
+ * load loop samples /proc/PID/status of --pid (VmRSS, Threads). Every phase has a time cap and the whole run a
  * global --deadline: the generator always exits by itself.
  *
  * Output: progress on stderr, and one line on stdout, "RESULT key=value ...", that bench/run collects.
  *
- * Build: gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o loadgen bench/loadgen.c -lm */
+ * Build: gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -pthread -o loadgen bench/loadgen.c -lm */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,8 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -191,7 +194,6 @@ static int64_t hist_quantile(const struct hist *h, double p) {
 
 /*---- connections ----*/
 
-enum io_kind { IO_WS, IO_PROBE };
 enum ws_state { WS_IDLE, WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_CLOSING, WS_DONE };
 enum role { ROLE_RECEIVER, ROLE_SENDER, ROLE_IDLE };
 
@@ -201,7 +203,6 @@ struct buf {
 };
 
 struct ws {
-    enum io_kind kind; /* first: epoll data points at this or at a struct probe */
     int fd;
     enum ws_state state;
     enum role role;
@@ -215,13 +216,6 @@ struct ws {
     int64_t last_seq;  /* receivers: the highest sequence number seen, for the order check */
 };
 
-struct probe {
-    enum io_kind kind;
-    int fd;
-    int64_t started;
-    size_t len;
-    char buf[1024];
-};
 
 struct stats {
     uint64_t refused, failed, closes, eofs, errors, truncated, misordered, misrouted;
@@ -245,12 +239,7 @@ static struct {
     size_t nconns, connecting, open;
     int64_t last_rx;  /* when the last byte of any connection arrived */
     struct stats st;
-    struct probe probe;
-    int64_t next_probe;
-    uint64_t probes, probe_fail, probe_ok;
-    int64_t probe_max_us;
-    int64_t probe_run_max_us;      /* the same, for probes started after the connect phase */
-    int64_t run_from;              /* when the connect phase ended */
+    int64_t next_sample;           /* when /proc is read next */
     int64_t rss_kb, rss_peak_kb, threads, threads_peak;
     /* message accounting, indexed by sequence number */
     uint32_t *got;
@@ -633,59 +622,133 @@ static void ws_event(struct ws *c, uint32_t events) {
     if (c->state != WS_DONE && (events & EPOLLOUT)) ws_flush(c);
 }
 
-/*---- /healthz probe and /proc sampling ----*/
+/*---- /healthz probe (its own thread) and /proc sampling ----*/
 
-static int probe_quiet; /* --wait-ready: failures are expected until the server listens */
+/* The probe runs on a thread of its own: at the top rates the load loop fills its core, and a probe
+ * answered by the server but read late by that loop would time the generator, not the server. The
+ * thread sleeps between probes, so the load still has one core to itself. */
+enum probe_result { PROBE_OK, PROBE_FAIL, PROBE_ABANDONED };
 
-static void probe_end(int ok) {
-    int64_t took = now_us() - G.probe.started;
-    if (ok) G.probe_ok++;
-    if (ok && took > G.probe_max_us) G.probe_max_us = took;
-    if (ok && G.run_from && G.probe.started >= G.run_from && took > G.probe_run_max_us) G.probe_run_max_us = took;
-    if (!ok) G.probe_fail++;
-    if (!ok && !probe_quiet) {
-        say("healthz probe failed after %.1f ms: %.60s", (double)took / 1000, G.probe.buf);
-    }
-    ep_ctl(EPOLL_CTL_DEL, G.probe.fd, 0, NULL);
-    close(G.probe.fd);
-    G.probe.fd = -1;
+static struct {
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t wake;  /* CLOCK_MONOTONIC: signalled to stop */
+    int started, stop;
+    int64_t run_from;     /* probes started from then on count in run_max_us too */
+    uint64_t probes, fail, ok;
+    int64_t max_us, run_max_us;
+} P = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int probe_stopping(void) {
+    pthread_mutex_lock(&P.lock);
+    int stop = P.stop;
+    pthread_mutex_unlock(&P.lock);
+    return stop;
 }
 
-static void probe_start(void) {
-    G.probes++;
-    G.probe.kind = IO_PROBE;
-    G.probe.started = now_us();
-    G.probe.len = 0;
-    G.probe.buf[0] = '\0';
-    G.probe.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (G.probe.fd < 0) die("socket: %s", strerror(errno));
-    if (connect(G.probe.fd, (struct sockaddr *)&G.addr, sizeof G.addr) < 0 && errno != EINPROGRESS) {
-        ep_ctl(EPOLL_CTL_ADD, G.probe.fd, 0, &G.probe);
-        probe_end(0);
-        return;
+/* Waits until fd has `events` or `until`; 1 ready, 0 timed out, -1 asked to stop. */
+static int probe_wait(int fd, short events, int64_t until) {
+    for (;;) {
+        int64_t left = until - now_us();
+        if (left <= 0) return 0;
+        if (probe_stopping()) return -1;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int n = poll(&pfd, 1, left > 50000 ? 50 : (int)(left / 1000) + 1);
+        if (n > 0) return 1;
+        if (n < 0 && errno != EINTR) return 0;
     }
-    ep_ctl(EPOLL_CTL_ADD, G.probe.fd, EPOLLOUT, &G.probe);
 }
 
-static void probe_event(uint32_t events) {
-    if (events & EPOLLOUT) {
-        char req[256];
-        int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", G.o.host, G.o.port);
-        if (send(G.probe.fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-            probe_end(0);
-            return;
-        }
-        ep_ctl(EPOLL_CTL_MOD, G.probe.fd, EPOLLIN, &G.probe);
+/* GET /healthz on a fresh connection; the reply's first bytes go to buf (NUL-terminated). */
+static enum probe_result probe_exchange(int fd, int64_t until, char *buf, size_t cap) {
+    int w = connect(fd, (struct sockaddr *)&G.addr, sizeof G.addr) == 0 || errno == EINPROGRESS
+                ? probe_wait(fd, POLLOUT, until) : 0;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (w <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) return w < 0 ? PROBE_ABANDONED : PROBE_FAIL;
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", G.o.host, G.o.port);
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) return PROBE_FAIL;
+    size_t got = 0;
+    while (got < cap - 1) {
+        if ((w = probe_wait(fd, POLLIN, until)) <= 0) return w < 0 ? PROBE_ABANDONED : PROBE_FAIL;
+        ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
+        if (r == 0) break;
+        if (r < 0 && errno != EAGAIN && errno != EINTR) return PROBE_FAIL;
+        if (r > 0) buf[got += (size_t)r] = '\0';
+    }
+    return strncmp(buf, "HTTP/1.1 200", 12) == 0 || strncmp(buf, "HTTP/1.0 200", 12) == 0 ? PROBE_OK : PROBE_FAIL;
+}
+
+/* One probe within LG_PROBE_TIMEOUT_US; *took_us is how long it took. A probe cut short by the end
+ * of the run fails if it was already unanswered for a probe period, else it does not count. */
+static enum probe_result probe_once(int64_t *took_us, int quiet) {
+    int64_t start = now_us();
+    char buf[1024] = "";
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket: %s", strerror(errno));
+    enum probe_result r = probe_exchange(fd, start + LG_PROBE_TIMEOUT_US, buf, sizeof buf);
+    close(fd);
+    *took_us = now_us() - start;
+    if (r == PROBE_ABANDONED && *took_us > LG_PROBE_PERIOD_US) r = PROBE_FAIL;
+    if (r == PROBE_FAIL && !quiet) say("healthz probe failed after %.1f ms: %.60s", (double)*took_us / 1000, buf);
+    return r;
+}
+
+static void probe_record(enum probe_result r, int64_t started, int64_t took) {
+    if (r == PROBE_ABANDONED) return;
+    P.probes++;
+    if (r == PROBE_FAIL) {
+        P.fail++;
         return;
     }
-    ssize_t n = recv(G.probe.fd, G.probe.buf + G.probe.len, sizeof G.probe.buf - 1 - G.probe.len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (n > 0) {
-        G.probe.len += (size_t)n;
-        G.probe.buf[G.probe.len] = '\0';
-        if (G.probe.len < sizeof G.probe.buf - 1) return;
+    P.ok++;
+    if (took > P.max_us) P.max_us = took;
+    if (P.run_from && started >= P.run_from && took > P.run_max_us) P.run_max_us = took;
+}
+
+static void *probe_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&P.lock);
+    while (!P.stop) {
+        pthread_mutex_unlock(&P.lock);
+        int64_t started = now_us(), took = 0;
+        enum probe_result r = probe_once(&took, 0);
+        pthread_mutex_lock(&P.lock);
+        probe_record(r, started, took);
+        int64_t next = started + LG_PROBE_PERIOD_US;
+        struct timespec at = {.tv_sec = next / 1000000, .tv_nsec = (long)(next % 1000000) * 1000};
+        while (!P.stop && pthread_cond_timedwait(&P.wake, &P.lock, &at) != ETIMEDOUT) continue;
     }
-    probe_end(strncmp(G.probe.buf, "HTTP/1.1 200", 12) == 0 || strncmp(G.probe.buf, "HTTP/1.0 200", 12) == 0);
+    pthread_mutex_unlock(&P.lock);
+    return NULL;
+}
+
+static void probe_thread_start(void) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&P.wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&P.thread, NULL, probe_main, NULL) != 0) die("pthread_create failed");
+    P.started = 1;
+}
+
+static void probe_thread_stop(void) {
+    if (!P.started) return;
+    pthread_mutex_lock(&P.lock);
+    P.stop = 1;
+    pthread_cond_signal(&P.wake);
+    pthread_mutex_unlock(&P.lock);
+    pthread_join(P.thread, NULL);
+    P.started = 0;
+}
+
+/* From now on the probes also count in healthz_run_max_ms: the connect phase is over. */
+static void probe_mark_run(void) {
+    pthread_mutex_lock(&P.lock);
+    P.run_from = now_us();
+    pthread_mutex_unlock(&P.lock);
 }
 
 /* VmRSS (kB) and Threads of the server, from /proc/PID/status. */
@@ -771,22 +834,16 @@ static void print_cpu(const struct cpu_mark *a, const struct cpu_mark *b) {
 
 /*---- the loop ----*/
 
-/* Waits up to timeout_ms for events and handles them, then runs the once-a-second chores. */
+/* Waits up to timeout_ms for events and handles them, then reads /proc if a second has passed. */
 static void loop_once(int timeout_ms) {
     static struct epoll_event evs[LG_MAX_EVENTS];
     int n = epoll_wait(G.ep, evs, LG_MAX_EVENTS, timeout_ms);
     if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
-    for (int i = 0; i < n; i++) {
-        enum io_kind *kind = evs[i].data.ptr;
-        if (*kind == IO_PROBE) probe_event(evs[i].events);
-        else ws_event((struct ws *)kind, evs[i].events);
-    }
+    for (int i = 0; i < n; i++) ws_event(evs[i].data.ptr, evs[i].events);
     int64_t now = now_us();
-    if (G.probe.fd >= 0 && now - G.probe.started > LG_PROBE_TIMEOUT_US) probe_end(0);
-    if (now >= G.next_probe) {
-        G.next_probe = now + LG_PROBE_PERIOD_US;
+    if (now >= G.next_sample) {
+        G.next_sample = now + LG_PROBE_PERIOD_US;
         sample_server();
-        if (G.probe.fd < 0) probe_start();
     }
 }
 
@@ -851,17 +908,17 @@ static uint64_t lost_deliveries(uint64_t lo, uint64_t hi) {
 
 /* Connection-level summary fields common to every scenario. */
 static void print_common(void) {
-    if (G.probe.fd >= 0 && now_us() - G.probe.started > LG_PROBE_PERIOD_US) probe_end(0); /* unanswered for 1 s at exit */
+    probe_thread_stop();
     char max_all[32] = "none", max_run[32] = "none"; /* "none": no probe was answered */
-    if (G.probe_ok) snprintf(max_all, sizeof max_all, "%.1f", (double)G.probe_max_us / 1000.0);
-    if (G.probe_run_max_us) snprintf(max_run, sizeof max_run, "%.1f", (double)G.probe_run_max_us / 1000.0);
+    if (P.ok) snprintf(max_all, sizeof max_all, "%.1f", (double)P.max_us / 1000.0);
+    if (P.run_max_us) snprintf(max_run, sizeof max_run, "%.1f", (double)P.run_max_us / 1000.0);
     printf(" refused=%" PRIu64 " connect_failed=%" PRIu64 " server_closes=%" PRIu64 " eofs=%" PRIu64 " errors=%" PRIu64
            " truncated=%" PRIu64 " misordered=%" PRIu64 " misrouted=%" PRIu64 " presence_frames=%" PRIu64 " pings=%" PRIu64
            " healthz_probes=%" PRIu64 " healthz_fail=%" PRIu64 " healthz_max_ms=%s healthz_run_max_ms=%s"
            " rss_peak_kb=%" PRId64
            " threads_peak=%" PRId64 " timed_out=%d",
            G.st.refused, G.st.failed, G.st.closes, G.st.eofs, G.st.errors, G.st.truncated, G.st.misordered,
-           G.st.misrouted, G.st.presence, G.st.pings, G.probes, G.probe_fail, max_all, max_run, G.rss_peak_kb,
+           G.st.misrouted, G.st.presence, G.st.pings, P.probes, P.fail, max_all, max_run, G.rss_peak_kb,
            G.threads_peak, past_deadline());
 }
 
@@ -870,7 +927,7 @@ static void add_conns(const char *prefix, size_t count, enum role role) {
     G.conns = xrealloc(G.conns, (G.nconns + count) * sizeof *G.conns);
     for (size_t i = 0; i < count; i++) {
         struct ws *c = &G.conns[G.nconns + i];
-        *c = (struct ws){.kind = IO_WS, .fd = -1, .role = role, .index = (int)i, .last_seq = -1};
+        *c = (struct ws){.fd = -1, .role = role, .index = (int)i, .last_seq = -1};
         snprintf(c->name, sizeof c->name, "%s%zu", prefix, i);
     }
     G.nconns += count;
@@ -898,7 +955,7 @@ static int scenario_fanout(void) {
     int64_t took = connect_range(0, (size_t)n + 1, 8000000);
     size_t ok = count_welcomed();
     int64_t settled = settle(200, 3000000);
-    G.run_from = now_us();
+    probe_mark_run();
     say("fanout: %zu/%ld connected in %.0f ms, settled in %.0f ms", ok, n + 1, (double)took / 1000, (double)settled / 1000);
     if (ok != (size_t)n + 1) {
         printf("RESULT scenario=fanout n=%ld size=%ld ok=0 connected=%zu", n, G.o.size, ok);
@@ -1018,7 +1075,7 @@ static int scenario_pairs(void) {
     int64_t took = connect_range(0, (size_t)p * 2, 8000000);
     size_t ok = count_welcomed();
     int64_t settled = settle(200, 3000000);
-    G.run_from = now_us();
+    probe_mark_run();
     say("pairs: %zu/%ld connected in %.0f ms, settled in %.0f ms", ok, 2 * p, (double)took / 1000, (double)settled / 1000);
     if (ok != (size_t)p * 2) {
         printf("RESULT scenario=pairs pairs=%ld size=%ld ok=0 connected=%zu", p, G.o.size, ok);
@@ -1081,7 +1138,7 @@ static int scenario_conns(void) {
     size_t ok = count_welcomed(), upgraded = count_open();
     int64_t settled = settle(300, (int64_t)(G.o.settle_cap_s * 1e6) - took);
     int quiet = now_us() - G.last_rx >= 300000;
-    G.run_from = now_us();
+    probe_mark_run();
     sample_server();
     int64_t rss1 = G.rss_kb, threads1 = G.threads;
     struct cpu_mark cpu1 = cpu_mark();
@@ -1147,13 +1204,9 @@ static int free_port(void) {
 
 /* Probes /healthz until it answers 200 or `secs` pass. */
 static int wait_ready(double secs) {
-    int64_t until = now_us() + (int64_t)(secs * 1e6);
-    probe_quiet = 1;
+    int64_t until = now_us() + (int64_t)(secs * 1e6), took;
     while (now_us() < until) {
-        G.probes = G.probe_fail = 0;
-        probe_start();
-        while (G.probe.fd >= 0 && now_us() < until) loop_once(10);
-        if (G.probes && !G.probe_fail && G.probe.fd < 0) return 0;
+        if (probe_once(&took, 1) == PROBE_OK) return 0;
         usleep(50000);
     }
     say("server on port %d not ready after %.0f s", G.o.port, secs);
@@ -1219,7 +1272,6 @@ int main(int argc, char **argv) {
     rng_state ^= (uint64_t)now_us() * 2654435761u ^ (uint64_t)getpid();
     G.t0 = now_us();
     G.deadline = G.t0 + (int64_t)(o.deadline_s * 1e6);
-    G.probe.fd = -1;
     G.addr.sin_family = AF_INET;
     G.addr.sin_port = htons((uint16_t)o.port);
     if (inet_pton(AF_INET, o.host, &G.addr.sin_addr) != 1) die("--host must be an IPv4 address");
@@ -1230,7 +1282,8 @@ int main(int argc, char **argv) {
     G.payload = xrealloc(NULL, (size_t)o.size + 256);
     G.lat = calloc(1, sizeof *G.lat);
     if (!G.lat) die("out of memory");
-    G.next_probe = now_us();
+    G.next_sample = now_us();
+    probe_thread_start();
     int rc;
     if (strcmp(o.scenario, "fanout") == 0) rc = scenario_fanout();
     else if (strcmp(o.scenario, "pairs") == 0) rc = scenario_pairs();
