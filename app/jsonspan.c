@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hex.h"
+
 #define JSONSPAN_MAX_DEPTH 128 /* nesting the strict check follows; the router allows 64 */
 
 /* cJSON's whitespace: every byte up to and including the space. */
@@ -53,19 +55,12 @@ static size_t lenient_value_end(const char *s, size_t len, size_t i) {
     return 0;
 }
 
-static int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* The value of the 4 hex digits at s[i, i+4), or -1. */
 static long hex4(const char *s, size_t len, size_t i) {
     if (i + 4 > len) return -1;
     long v = 0;
     for (size_t k = 0; k < 4; k++) {
-        int d = hex_digit(s[i + k]);
+        int d = hex_value(s[i + k]);
         if (d < 0) return -1;
         v = v * 16 + d;
     }

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "hex.h"
+
 static int name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '.' || c == '-';
@@ -18,13 +20,6 @@ int name_valid(const char *name) {
 
 int name_claimable(const char *name) {
     return name_valid(name) && strncmp(name, SB_ID_PREFIX, strlen(SB_ID_PREFIX)) != 0;
-}
-
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 /* Decodes the value that runs from `v` to the next '&' or the end. */
