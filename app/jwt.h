@@ -1,0 +1,82 @@
+/* jwt: verifying the signed tokens that prove who a user is (RFC 7519 JWTs in RFC 7515 compact form).
+ *
+ * A verifier holds the one key the operator configured (an HS256 secret, or an RSA or EC P-256 public
+ * key for RS256 or ES256) and the required audience and issuer. The algorithm a token may use follows
+ * from the key alone, never from the token's header, so a token cannot choose how it is checked (alg
+ * confusion, alg "none"). Verification allocates nothing on success but the claims' room list, never
+ * recurses on the token, and reads at most JWT_MAX_TOKEN bytes: tokens come from anyone.
+ *
+ * Thread-safe: a verifier is immutable after jwt_verifier_new and may be shared by every thread. */
+#ifndef SB_JWT_H
+#define SB_JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "names.h"
+
+#define JWT_MAX_TOKEN 8192 /* bytes of a compact token; longer ones are refused unread */
+#define JWT_LEEWAY_S 5     /* clock skew allowed on exp and nbf */
+#define JWT_MAX_ROOMS 64   /* entries of a `rooms` claim */
+
+/* Why a token was refused. Each has a metric label (jwt_error_names) and a short reason for a 401 or
+ * an error message (jwt_error_text). */
+enum jwt_error {
+    JWT_OK,
+    JWT_TOO_LARGE,      /* over JWT_MAX_TOKEN, or empty */
+    JWT_MALFORMED,      /* not three base64url parts, or header/claims not a JSON object */
+    JWT_ALG_NONE,       /* alg "none" (or missing) */
+    JWT_ALG_MISMATCH,   /* alg is not the one the configured key implies */
+    JWT_CRIT,           /* a "crit" header: no extension is understood */
+    JWT_BAD_SIGNATURE,
+    JWT_NO_EXP,         /* exp missing or not a number */
+    JWT_EXPIRED,
+    JWT_NOT_YET_VALID,  /* nbf in the future */
+    JWT_BAD_AUDIENCE,
+    JWT_BAD_ISSUER,
+    JWT_BAD_SUBJECT,    /* sub missing, or not a valid user name (names.h) */
+    JWT_BAD_ROOMS,      /* rooms not an array of room names or patterns */
+    JWT__COUNT
+};
+extern const char *const jwt_error_names[JWT__COUNT];
+const char *jwt_error_text(enum jwt_error e);
+
+struct jwt_settings {
+    const char *secret;         /* HS256 secret, or NULL */
+    size_t secret_len;
+    const char *public_key_pem; /* PEM text of an RSA (RS256) or EC P-256 (ES256) public key, or NULL */
+    const char *audience;       /* required `aud` (a string, or one entry of an array), or NULL */
+    const char *issuer;         /* required `iss`, or NULL */
+};
+
+struct jwt_verifier;
+
+/* Exactly one of secret and public_key_pem must be set. NULL with err filled when the key is unusable. */
+struct jwt_verifier *jwt_verifier_new(const struct jwt_settings *s, char *err, size_t cap);
+void jwt_verifier_free(struct jwt_verifier *v);
+/* "HS256", "RS256" or "ES256". */
+const char *jwt_verifier_alg(const struct jwt_verifier *v);
+
+/* What a valid token says. `rooms` is owned by the claims: free it with jwt_claims_free. */
+struct jwt_claims {
+    char sub[SB_NAME_MAX + 1];
+    int64_t exp;     /* seconds since the epoch */
+    int64_t iat;     /* 0 when absent */
+    char **rooms;    /* NULL: any room; else nrooms names or prefix patterns ending in '*' */
+    size_t nrooms;
+};
+
+/* Checks token[0..len) at time now_s (seconds since the epoch). JWT_OK fills *out; anything else
+ * leaves *out empty (nothing to free). */
+enum jwt_error jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, int64_t now_s,
+                          struct jwt_claims *out);
+void jwt_claims_free(struct jwt_claims *c);
+/* 1 if the claims let their user join and publish to `room`. */
+int jwt_room_allowed(const struct jwt_claims *c, const char *room);
+
+/* Mints an HS256 token for `sub` valid from iat to exp, with an optional rooms claim (nrooms 0 = none),
+ * into out. Returns its length, or -1 if it does not fit or a name is invalid. */
+int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64_t iat, int64_t exp,
+                   const char *const *rooms, size_t nrooms, char *out, size_t cap);
+
+#endif
