@@ -10,7 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH };
+#include "clustermsg.h"
+#include "names.h"
+
+enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_REDIS, OPT_NAME };
 
 struct option_def {
     const char *flag, *env;
@@ -49,6 +52,14 @@ static const struct option_def options[] = {
      "event-loop threads carrying the WebSockets, 0 = one per CPU"},
     {"--presence", "SWITCHBOARD_PRESENCE", OPT_SWITCH, FIELD(presence), 0, 0, "on", "on|off",
      "presence events and user lists (off for very many connections)"},
+    {"--redis", "SWITCHBOARD_REDIS", OPT_REDIS, FIELD(redis), 0, 0, NULL, "URL",
+     "run as one node of a cluster through this Redis: redis://[:password@]host[:port][/db]"},
+    {"--redis-prefix", "SWITCHBOARD_REDIS_PREFIX", OPT_NAME, FIELD(redis_prefix), 0, 0, "switchboard", "P",
+     "prefix of the cluster's Redis keys and channels (several clusters can share one Redis)"},
+    {"--node-id", "SWITCHBOARD_NODE_ID", OPT_NAME, FIELD(node_id), 0, 0, NULL, "ID",
+     "this node's name in the cluster, unique (default: hostname-pid)"},
+    {"--node-ttl", "SWITCHBOARD_NODE_TTL", OPT_LONG, FIELD(node_ttl), 2, 3600, "15", "SECONDS",
+     "a node that stops refreshing its presence is dead after this: its users leave"},
     {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
      "error, warn, info or debug"},
 };
@@ -163,8 +174,30 @@ static int set_switch(struct config *cfg, const struct option_def *o, const char
     return -1;
 }
 
+static int set_redis(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    struct redis_url u;
+    char why[CONFIG_TEXT_MAX];
+    if (strlen(v) < sizeof cfg->redis && (!*v || redis_url_parse(v, &u, why, sizeof why) == 0)) {
+        snprintf(cfg->redis, sizeof cfg->redis, "%s", v);
+        return 0;
+    }
+    snprintf(err, cap, "%s: %s", o->flag, strlen(v) < sizeof cfg->redis ? why : "the URL is too long");
+    return -1;
+}
+
+static int set_name(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    if (!name_valid(v)) {
+        snprintf(err, cap, "%s: '%s' is not 1-64 of A-Z a-z 0-9 _ . -", o->flag, v);
+        return -1;
+    }
+    snprintf((char *)cfg + o->offset, SB_NAME_MAX + 1, "%s", v);
+    return 0;
+}
+
 static int set_option(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
     switch (o->type) {
+    case OPT_REDIS: return set_redis(cfg, o, v, err, cap);
+    case OPT_NAME: return set_name(cfg, o, v, err, cap);
     case OPT_PORT: return set_port(cfg, o, v, err, cap);
     case OPT_PATH: return set_path(cfg, o, v, err, cap);
     case OPT_ORIGIN: return set_origins(cfg, o, v, err, cap);
@@ -258,6 +291,16 @@ static void default_root(struct config *cfg) {
     snprintf(cfg->root, sizeof cfg->root, "www");
 }
 
+/* hostname-pid, with whatever a name may not hold replaced by '-'. */
+static void default_node_id(struct config *cfg) {
+    char host[64] = "node";
+    if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "node");
+    host[sizeof host - 1] = '\0';
+    snprintf(cfg->node_id, sizeof cfg->node_id, "%.40s-%ld", host, (long)getpid());
+    for (char *p = cfg->node_id; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p)) *p = '-';
+}
+
 static void default_healthcheck_url(struct config *cfg) {
     const char *colon = strrchr(cfg->port, ':');
     if (!colon || strncmp(cfg->port, "0.0.0.0:", 8) == 0)
@@ -272,6 +315,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
                                ? CONFIG_EXIT_USAGE
                                : parse_args(cfg, argc, argv, err, sizeof err);
     if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
+    if (r == CONFIG_RUN && !cfg->node_id[0]) default_node_id(cfg);
     if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);
     if (r == CONFIG_EXIT_USAGE) {
         fprintf(stderr, "switchboard: %s\n\n", err);

@@ -31,6 +31,10 @@ struct config {
     long threads;                /* event loops; 0 = one per CPU */
     int presence;                /* presence events and user lists */
     enum sb_log_level log_level;
+    char redis[CONFIG_TEXT_MAX]; /* redis://... : run as a node of a cluster; "" = alone */
+    char redis_prefix[65];       /* key and channel prefix in Redis */
+    char node_id[65];            /* this node's name in the cluster; default hostname-pid */
+    long node_ttl;               /* seconds: a silent node's users leave within this */
     int healthcheck;             /* run as a health probe instead of a server */
     char healthcheck_url[CONFIG_TEXT_MAX];
 };

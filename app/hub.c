@@ -19,6 +19,7 @@ struct conn_set {
 
 struct user {
     struct conn_set conns;
+    long remote;          /* other nodes where the user is online (cluster engine); 0 alone */
     char name[SB_NAME_MAX + 1];
 };
 
@@ -47,6 +48,8 @@ struct hub {
     size_t count;         /* atomic reads: /healthz must not wait behind joins for the lock */
     uint64_t next_id;
     int shutting_down;
+    const struct hub_engine *engine; /* NULL without --redis; set before any connection */
+    struct hub_engine engine_copy;
 };
 
 long hub_max_rooms(const struct hub *h) { return h->opt.max_rooms; }
@@ -275,6 +278,7 @@ static int user_attach(struct hub *h, struct conn *c) {
         return -1;
     }
     c->u = u;
+    if (h->engine && u->conns.n == 1) h->engine->user_local(h->engine->ctx, u->name, 1);
     return first;
 }
 
@@ -285,6 +289,8 @@ static int user_detach(struct hub *h, struct conn *c) {
     if (!u) return 0;
     set_remove(&u->conns, c);
     if (u->conns.n) return 0;
+    if (h->engine) h->engine->user_local(h->engine->ctx, u->name, 0);
+    if (u->remote) return 0; /* still online on another node */
     user_free(h, u);
     return 1;
 }
@@ -350,6 +356,8 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
     struct user *u = dict_get(h->users, user);
     long n = u ? 0 : -1;
     for (size_t i = 0; u && i < u->conns.n; i++) n += deliver(h, u->conns.items[i], f);
+    /* delivered counts each other node that has the user, once the engine took the frame */
+    if (u && u->remote && h->engine && h->engine->send_user(h->engine->ctx, user, f) == 0) n += u->remote;
     pthread_rwlock_unlock(&h->lock);
     return n;
 }
@@ -357,6 +365,7 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     size_t n = deliver_all(h, from, f);
+    if (h->engine && h->engine->broadcast(h->engine->ctx, f) == 0) n += (size_t)h->engine->remote_nodes(h->engine->ctx);
     pthread_rwlock_unlock(&h->lock);
     return n;
 }
@@ -374,6 +383,7 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
     struct conn_set *m = i < 0 ? NULL : &from->rooms[i]->members;
     for (size_t k = 0; m && k < m->n; k++)
         if (m->items[k] != from) n += deliver(h, m->items[k], f);
+    if (m && h->engine) h->engine->publish(h->engine->ctx, room, f); /* members elsewhere are not counted */
     pthread_rwlock_unlock(&h->lock);
     return i < 0 ? -1 : n;
 }
@@ -494,5 +504,55 @@ void hub_gauges(struct hub *h, struct metrics_gauges *g) {
     g->rooms = dict_size(h->rooms);
     g->outbox_bytes = 0;
     for (struct conn *c = h->head; c; c = c->next) g->outbox_bytes += outq_bytes(&c->out);
+    pthread_rwlock_unlock(&h->lock);
+    g->cluster = g->redis_up = 0;
+    g->nodes_alive = g->cluster_queue_bytes = g->cluster_inflight = 0;
+    if (h->engine) h->engine->gauges(h->engine->ctx, g);
+}
+
+/* ---- the cluster engine's side (hub.h) ---- */
+
+void hub_set_engine(struct hub *h, const struct hub_engine *e) {
+    h->engine_copy = *e;
+    h->engine = &h->engine_copy;
+    h->next_id = e->first_id;
+}
+
+int hub_engine_state(struct hub *h) { return h->engine ? h->engine->redis_up(h->engine->ctx) : -1; }
+
+size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct user *u = dict_get(h->users, user);
+    size_t n = 0;
+    for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)deliver(h, u->conns.items[i], f);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+size_t hub_deliver_local_all(struct hub *h, struct frame *f) {
+    pthread_rwlock_rdlock(&h->lock);
+    size_t n = deliver_all(h, NULL, f);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct room *r = dict_get(h->rooms, room);
+    size_t n = 0;
+    for (size_t k = 0; r && k < r->members.n; k++) n += (size_t)deliver(h, r->members.items[k], f);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+void hub_remote_user(struct hub *h, const char *user, int delta) {
+    pthread_rwlock_wrlock(&h->lock);
+    struct user *u = dict_get(h->users, user);
+    if (delta > 0 && !u && (u = user_new(h, user))) send_presence(h, NULL, "join", user);
+    if (u && delta > 0) u->remote++;
+    if (u && delta < 0 && u->remote > 0 && --u->remote == 0 && u->conns.n == 0) {
+        user_free(h, u);
+        send_presence(h, NULL, "leave", user);
+    }
     pthread_rwlock_unlock(&h->lock);
 }

@@ -106,4 +106,38 @@ int64_t hub_now_ms(void);
 long hub_max_rooms(const struct hub *h);
 long hub_max_user_conns(const struct hub *h);
 
+/* The cluster engine (cluster.h), set only with --redis: without it every hook below is one NULL
+ * check. Each callback runs on the calling thread with the hub lock held (read for deliveries, write
+ * for presence), so it must not block and must not call the hub; it may take its own lock (hub lock
+ * first, then the engine's). Deliveries return 0 when the frame was handed to the other nodes, -1
+ * when it was dropped (Redis down or the engine's queue full; the engine counts it). */
+struct hub_engine {
+    void *ctx;
+    int (*send_user)(void *ctx, const char *user, const struct frame *f);
+    int (*broadcast)(void *ctx, const struct frame *f);
+    int (*publish)(void *ctx, const char *room, const struct frame *f);
+    /* This node's first connection of `user` (up = 1) or its last (up = 0). */
+    void (*user_local)(void *ctx, const char *user, int up);
+    /* Other nodes alive with at least one user: what a handed-over broadcast counts in `delivered`. */
+    long (*remote_nodes)(void *ctx);
+    /* 1 when Redis is connected, 0 when not: /healthz and /metrics. */
+    int (*redis_up)(void *ctx);
+    void (*gauges)(void *ctx, struct metrics_gauges *g);
+    uint64_t first_id; /* connection ids count from here: anonymous users are named by their ids, which
+                        * must not collide across nodes */
+};
+/* Before the first connection; e is copied. */
+void hub_set_engine(struct hub *h, const struct hub_engine *e);
+/* -1 without an engine, else engine->redis_up. */
+int hub_engine_state(struct hub *h);
+
+/* The engine's inbound side: deliveries from other nodes go to this node's connections only. */
+size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f);
+size_t hub_deliver_local_all(struct hub *h, struct frame *f);
+size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f);
+/* One more (delta 1) or one fewer (-1) other node has `user` online. The user is listed (users,
+ * welcome) while it has a connection here or on another node; this node's connections get a presence
+ * join when it appears in that union and a leave when it disappears from it. */
+void hub_remote_user(struct hub *h, const char *user, int delta);
+
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "healthcheck.h"
 #include "hub.h"
@@ -28,6 +29,7 @@ struct app {
     struct outbox *ob;
     struct loops *loops;
     struct hub *hub;
+    struct cluster *cluster; /* with --redis only */
     struct ws_server *ws;
     struct server *srv;
 };
@@ -58,7 +60,9 @@ static int app_start(struct app *a, const struct config *cfg) {
     a->ob = outbox_new(ws_outbox_io());
     a->loops = a->ob ? loops_start(loop_count(cfg->threads), a->ob) : NULL;
     a->hub = a->loops ? hub_new(a->ob, &hopt) : NULL;
-    a->ws = a->hub ? ws_new(a->hub, a->ob, a->loops, &wset) : NULL;
+    struct cluster_options copt = {cfg->redis, cfg->redis_prefix, cfg->node_id, cfg->node_ttl};
+    int clustered = !cfg->redis[0] || (a->hub && (a->cluster = cluster_start(a->hub, a->ob, &copt, err, sizeof err)));
+    a->ws = a->hub && clustered ? ws_new(a->hub, a->ob, a->loops, &wset) : NULL;
     a->srv = a->ws ? server_start(cfg, a->ws, a->hub, err, sizeof err) : NULL;
     if (!a->srv) {
         log_error("cannot start: %s", err[0] ? err : "out of memory");
@@ -76,6 +80,7 @@ static void app_stop(struct app *a) {
     }
     loops_stop(a->loops);
     server_stop(a->srv); /* a handshake already past on_connect may still reach loops_adopt until here */
+    cluster_stop(a->cluster);
     loops_free(a->loops);
     outbox_free(a->ob);
     ws_free(a->ws);

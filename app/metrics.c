@@ -26,7 +26,14 @@ static const struct {
     [M_ROOM_LIMIT_REFUSALS] = {"switchboard_room_limit_refusals_total", "joins refused by --max-rooms"},
     [M_USER_LIMIT_REFUSALS] = {"switchboard_user_limit_refusals_total",
                                "connections or hellos refused by --max-user-connections"},
+    [M_CLUSTER_PUBLISHES] = {"switchboard_cluster_publishes_total", "Messages and presence changes published to Redis"},
+    [M_CLUSTER_MESSAGES_IN] = {"switchboard_cluster_messages_in_total", "Messages received from other nodes through Redis"},
+    [M_CLUSTER_DROPPED] = {"switchboard_cluster_dropped_total",
+                           "Cross-node messages dropped: Redis down or the engine's queue full"},
+    [M_CLUSTER_RECONNECTS] = {"switchboard_cluster_reconnects_total", "Attempts to connect to Redis after the first"},
 };
+
+static int is_cluster_metric(int m) { return m >= M_CLUSTER_PUBLISHES && m <= M_CLUSTER_RECONNECTS; }
 
 static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown", "per_ip", "bad_request"};
 static const uint16_t close_codes[] = {1000, 1001, 1002, 1007, 1008, 1009};
@@ -125,6 +132,7 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
     put_gauge(&o, "switchboard_outbox_bytes", "Bytes queued in all outboxes", (double)g->outbox_bytes);
     put_gauge(&o, "switchboard_uptime_seconds", "Seconds since start", uptime_s);
     for (int m = 0; m < M__COUNT; m++) {
+        if (is_cluster_metric(m) && !g->cluster) continue;
         put(&o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", metric_info[m].name, metric_info[m].help,
             metric_info[m].name, metric_info[m].name, (unsigned long long)metrics_get((enum metric)m));
     }
@@ -133,5 +141,11 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
     put_labelled(&o, "switchboard_errors_total", "Error replies sent, by code", "code", sb_error_names, errors,
                  ERR__COUNT);
     put_closes(&o);
+    if (g->cluster) {
+        put_gauge(&o, "switchboard_redis_up", "1 when the cluster's Redis is connected", g->redis_up);
+        put_gauge(&o, "switchboard_cluster_nodes_alive", "Other nodes seen alive in Redis", (double)g->nodes_alive);
+        put_gauge(&o, "switchboard_cluster_queue_bytes", "Bytes waiting for the Redis connection", (double)g->cluster_queue_bytes);
+        put_gauge(&o, "switchboard_cluster_inflight", "Redis commands sent and not yet answered", (double)g->cluster_inflight);
+    }
     return o.len;
 }

@@ -23,6 +23,10 @@ enum metric {
     M_HTTP_REQUESTS,
     M_ROOM_LIMIT_REFUSALS,
     M_USER_LIMIT_REFUSALS,
+    M_CLUSTER_PUBLISHES,   /* the cluster ones are rendered only with --redis */
+    M_CLUSTER_MESSAGES_IN,
+    M_CLUSTER_DROPPED,
+    M_CLUSTER_RECONNECTS,
     M__COUNT
 };
 
@@ -62,6 +66,11 @@ struct metrics_gauges {
     size_t users_online;
     size_t rooms;
     size_t outbox_bytes;
+    int cluster;            /* the rest is filled by the cluster engine, with --redis only */
+    int redis_up;
+    size_t nodes_alive;     /* other nodes seen alive, this one excluded */
+    size_t cluster_queue_bytes;
+    size_t cluster_inflight;
 };
 /* Writes the Prometheus text into buf; returns its length (cut at cap - 1). */
 size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, double uptime_s);

@@ -30,9 +30,11 @@ static int method_is_get(struct mg_connection *conn) {
 static int handle_healthz(struct mg_connection *conn, void *cbdata) {
     struct server *srv = cbdata;
     if (!method_is_get(conn)) return 405;
-    char body[128];
-    int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"connections\":%zu,\"uptime_s\":%.0f}\n",
-                     hub_count(srv->hub), uptime_s(srv));
+    char body[160];
+    int redis = hub_engine_state(srv->hub); /* -1: not clustered, the body as before */
+    int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"connections\":%zu,\"uptime_s\":%.0f%s}\n",
+                     redis == 0 ? "degraded" : "ok", hub_count(srv->hub), uptime_s(srv),
+                     redis < 0 ? "" : redis ? ",\"redis\":\"up\"" : ",\"redis\":\"down\"");
     http_reply(conn, 200, "application/json", body, (size_t)n);
     return 200;
 }

@@ -1,0 +1,873 @@
+/* cluster: the Redis engine (see cluster.h). Sections: the hub's hooks (any thread, queue only), the
+ * peer table, inbound messages, Redis commands, connection life, the engine thread. */
+#include "cluster.h"
+
+#include <errno.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clustermsg.h"
+#include "dict.h"
+#include "log.h"
+#include "metrics.h"
+#include "redisev.h"
+#include "utf8.h"
+
+#define CLUSTER_BACKOFF_MIN_MS 100
+#define CLUSTER_BACKOFF_MAX_MS 5000
+#define CLUSTER_STOP_WAIT_MS 1000 /* how long a stopping node waits for its goodbye to reach Redis */
+#define CLUSTER_EVENTS 16
+#define CLUSTER_STACK (256 * 1024)
+
+enum item_kind { IT_PUBLISH, IT_USER_UP, IT_USER_DOWN };
+
+/* One thing for the engine thread to tell Redis. IT_PUBLISH: buf holds the channel then the payload;
+ * the others: buf holds the user's name. */
+struct item {
+    struct item *next;
+    enum item_kind kind;
+    size_t a_len, b_len;
+    char buf[];
+};
+
+/* Another node, as this one knows it. */
+struct peer {
+    struct peer *next;
+    char id[SB_NAME_MAX + 1];
+    struct dict *users;   /* names online there; values unused */
+    uint64_t seq;         /* the newest presence state applied */
+    int listed;           /* in the last SMEMBERS of the node set */
+};
+
+struct cluster {
+    struct hub *hub;
+    struct outbox *ob;
+    char prefix[CLUSTER_PREFIX_MAX + 1];
+    char node[SB_NAME_MAX + 1];
+    char key[CLUSTER_CHANNEL_MAX], nodes_key[CLUSTER_CHANNEL_MAX];
+    char ch_self[CLUSTER_CHANNEL_MAX], ch_all[CLUSTER_CHANNEL_MAX], ch_presence[CLUSTER_CHANNEL_MAX];
+    long ttl_ms;
+    struct redis_url url;
+    int epfd, wakefd;
+    pthread_t thread;
+    int started;
+
+    pthread_mutex_t lock; /* guards the fields down to `peers` */
+    struct item *q_head, *q_tail;
+    size_t q_bytes;
+    int up;               /* both connections ready: hooks queue; else they drop */
+    int stopping;
+    int reregister;       /* a presence change was not queued: register every local user again */
+    struct dict *local;   /* this node's users; values unused */
+    struct peer *peers;
+
+    long remote_nodes;    /* atomic: peers with at least one user */
+    size_t inflight;      /* atomic reads (gauges); written by the engine thread */
+
+    /* The engine thread only: */
+    redisAsyncContext *cmd, *sub;
+    struct redis_ev cmd_ev, sub_ev;
+    int cmd_ready, sub_ready, reset, attempts;
+    int64_t retry_at, backoff_ms, next_tick;
+    uint64_t seq;
+    struct outbox_batch batch;
+};
+
+static int64_t now_ms(void) { return hub_now_ms(); }
+
+static void wake(struct cluster *c) {
+    uint64_t one = 1;
+    if (write(c->wakefd, &one, sizeof one) < 0 && errno != EAGAIN) log_warn("cluster: eventfd: %s", strerror(errno));
+}
+
+/* ---- the hub's hooks: any thread, under the hub lock; they queue and return ---- */
+
+/* The payload of a server frame (frame.h): after its 2-, 4- or 10-byte header. */
+static const char *frame_text(const struct frame *f, size_t *len) {
+    uint8_t b1 = f->bytes[1] & 0x7f;
+    size_t head = b1 < 126 ? 2 : b1 == 126 ? 4 : 10;
+    *len = f->len - head;
+    return (const char *)f->bytes + head;
+}
+
+/* Appends it to the queue unless the engine is down or the queue full (then frees it). 0 or -1. */
+static int enqueue(struct cluster *c, struct item *it) {
+    size_t size = sizeof *it + it->a_len + it->b_len;
+    pthread_mutex_lock(&c->lock);
+    int ok = c->up && c->q_bytes + size <= CLUSTER_QUEUE_MAX;
+    int was_empty = !c->q_head;
+    if (ok) {
+        it->next = NULL;
+        if (c->q_tail) c->q_tail->next = it;
+        else c->q_head = it;
+        c->q_tail = it;
+        c->q_bytes += size;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!ok) free(it);
+    else if (was_empty) wake(c);
+    return ok ? 0 : -1;
+}
+
+static struct item *item_new(enum item_kind kind, const char *a, size_t a_len, const char *head, size_t head_len,
+                             const char *text, size_t text_len) {
+    struct item *it = malloc(sizeof *it + a_len + head_len + text_len);
+    if (!it) return NULL;
+    it->kind = kind;
+    it->a_len = a_len;
+    it->b_len = head_len + text_len;
+    memcpy(it->buf, a, a_len);
+    memcpy(it->buf + a_len, head, head_len);
+    memcpy(it->buf + a_len + head_len, text, text_len);
+    return it;
+}
+
+/* Queues a PUBLISH of message kind K (about `target`, or none) to `channel`. */
+static int publish_frame(struct cluster *c, const char *channel, char kind, const char *target, const struct frame *f) {
+    char head[CLUSTER_HEAD_MAX];
+    size_t hlen = cluster_msg_head(head, kind, 0, c->node, target), tlen;
+    const char *text = frame_text(f, &tlen);
+    struct item *it = item_new(IT_PUBLISH, channel, strlen(channel), head, hlen, text, tlen);
+    if (it && enqueue(c, it) == 0) return 0;
+    metrics_add(M_CLUSTER_DROPPED, 1);
+    return -1;
+}
+
+static int hook_send_user(void *ctx, const char *user, const struct frame *f) {
+    struct cluster *c = ctx;
+    char channels[8][CLUSTER_CHANNEL_MAX];
+    size_t n = 0, total = 0;
+    pthread_mutex_lock(&c->lock);
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (!dict_get(p->users, user)) continue;
+        if (n < sizeof channels / sizeof channels[0])
+            snprintf(channels[n++], CLUSTER_CHANNEL_MAX, "%s.node.%s", c->prefix, p->id);
+        total++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    int failed = total > n; /* more nodes than one send routes to: counted as dropped below */
+    if (failed) metrics_add(M_CLUSTER_DROPPED, total - n);
+    for (size_t i = 0; i < n; i++) failed |= publish_frame(c, channels[i], 'U', user, f) < 0;
+    return n && !failed ? 0 : -1;
+}
+
+static int hook_broadcast(void *ctx, const struct frame *f) {
+    struct cluster *c = ctx;
+    return publish_frame(c, c->ch_all, 'B', NULL, f);
+}
+
+static int hook_publish(void *ctx, const char *room, const struct frame *f) {
+    struct cluster *c = ctx;
+    return publish_frame(c, c->ch_all, 'R', room, f);
+}
+
+static void hook_user_local(void *ctx, const char *user, int up) {
+    struct cluster *c = ctx;
+    size_t len = strlen(user);
+    struct item *it = item_new(up ? IT_USER_UP : IT_USER_DOWN, user, len, NULL, 0, NULL, 0);
+    pthread_mutex_lock(&c->lock);
+    if (up && dict_add(c->local, user, c) < 0) log_warn("cluster: out of memory: %s is not announced", user);
+    if (!up) dict_remove(c->local, user);
+    int queued = 0, was_empty = !c->q_head;
+    if (c->up && it && c->q_bytes + sizeof *it + len <= CLUSTER_QUEUE_MAX) {
+        it->next = NULL;
+        if (c->q_tail) c->q_tail->next = it;
+        else c->q_head = it;
+        c->q_tail = it;
+        c->q_bytes += sizeof *it + len;
+        queued = 1;
+    } else if (c->up) {
+        c->reregister = 1; /* the mirror has it: registering everything again catches up */
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!queued) free(it);
+    else if (was_empty) wake(c);
+}
+
+static long hook_remote_nodes(void *ctx) {
+    struct cluster *c = ctx;
+    return __atomic_load_n(&c->remote_nodes, __ATOMIC_RELAXED);
+}
+
+static int hook_redis_up(void *ctx) {
+    struct cluster *c = ctx;
+    pthread_mutex_lock(&c->lock);
+    int up = c->up;
+    pthread_mutex_unlock(&c->lock);
+    return up;
+}
+
+static void hook_gauges(void *ctx, struct metrics_gauges *g) {
+    struct cluster *c = ctx;
+    g->cluster = 1;
+    pthread_mutex_lock(&c->lock);
+    g->redis_up = c->up;
+    g->cluster_queue_bytes = c->q_bytes;
+    size_t alive = 0;
+    for (struct peer *p = c->peers; p; p = p->next) alive++;
+    g->nodes_alive = alive;
+    pthread_mutex_unlock(&c->lock);
+    g->cluster_inflight = __atomic_load_n(&c->inflight, __ATOMIC_RELAXED);
+}
+
+/* ---- the peer table: changed by the engine thread under the lock; the hub hears after ---- */
+
+struct names {
+    char **v;
+    size_t n, cap;
+};
+
+static void names_push(struct names *x, const char *name) {
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 16;
+        char **v = realloc(x->v, cap * sizeof *v);
+        if (!v) return;
+        x->v = v;
+        x->cap = cap;
+    }
+    if ((x->v[x->n] = strdup(name))) x->n++;
+}
+
+/* Tells the hub that each name gained (delta 1) or lost (-1) a node, then frees the list. */
+static void names_apply(struct cluster *c, struct names *x, int delta) {
+    for (size_t i = 0; i < x->n; i++) {
+        hub_remote_user(c->hub, x->v[i], delta);
+        free(x->v[i]);
+    }
+    free(x->v);
+    *x = (struct names){0};
+}
+
+static void count_nodes(struct cluster *c) {
+    long n = 0;
+    for (struct peer *p = c->peers; p; p = p->next) n += dict_size(p->users) > 0;
+    __atomic_store_n(&c->remote_nodes, n, __ATOMIC_RELAXED);
+}
+
+/* Under the lock. */
+static struct peer *peer_find(struct cluster *c, const char *id) {
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (strcmp(p->id, id) == 0) return p;
+    return NULL;
+}
+
+/* Under the lock; NULL when out of memory. */
+static struct peer *peer_get(struct cluster *c, const char *id) {
+    struct peer *p = peer_find(c, id);
+    if (p) return p;
+    if (!(p = calloc(1, sizeof *p)) || !(p->users = dict_new())) {
+        free(p);
+        return NULL;
+    }
+    snprintf(p->id, sizeof p->id, "%s", id);
+    p->next = c->peers;
+    c->peers = p;
+    return p;
+}
+
+struct diff {
+    const struct dict *other;
+    struct names *out;
+};
+
+static void collect_missing(const char *key, void *value, void *arg) {
+    struct diff *d = arg;
+    if (!d->other || !dict_get(d->other, key)) names_push(d->out, key);
+}
+
+/* Drops peer `id` (dead or gone): its users leave. */
+static void peer_drop(struct cluster *c, const char *id) {
+    struct names gone = {0};
+    pthread_mutex_lock(&c->lock);
+    struct peer **pp = &c->peers;
+    while (*pp && strcmp((*pp)->id, id) != 0) pp = &(*pp)->next;
+    struct peer *p = *pp;
+    if (p) {
+        *pp = p->next;
+        dict_each(p->users, collect_missing, &(struct diff){NULL, &gone});
+        count_nodes(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (p) {
+        log_info("cluster: node %s left (%zu users)", id, gone.n);
+        dict_free(p->users);
+        free(p);
+    }
+    names_apply(c, &gone, -1);
+}
+
+/* A J or L event: one user of node `id` came or went, at presence state `seq`. */
+static void peer_event(struct cluster *c, const char *id, uint64_t seq, const char *user, int up) {
+    int changed = 0;
+    pthread_mutex_lock(&c->lock);
+    struct peer *p = up ? peer_get(c, id) : peer_find(c, id);
+    if (p && seq > p->seq) {
+        p->seq = seq;
+        if (up && !dict_get(p->users, user)) changed = dict_add(p->users, user, p) == 0;
+        if (!up) changed = dict_remove(p->users, user) != NULL;
+        count_nodes(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (changed) hub_remote_user(c->hub, user, up ? 1 : -1);
+}
+
+/* A node's whole presence (its hash) at state `seq`: replaces what was known if not older. */
+static void peer_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users) {
+    struct names joined = {0}, left = {0};
+    struct dict *old = NULL;
+    pthread_mutex_lock(&c->lock);
+    struct peer *p = peer_get(c, id);
+    if (p && seq >= p->seq) {
+        dict_each(users, collect_missing, &(struct diff){p->users, &joined});
+        dict_each(p->users, collect_missing, &(struct diff){users, &left});
+        old = p->users;
+        p->users = users;
+        p->seq = seq;
+        users = NULL;
+        count_nodes(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    dict_free(old);
+    dict_free(users);
+    names_apply(c, &joined, 1);
+    names_apply(c, &left, -1);
+}
+
+static void peers_free(struct cluster *c) {
+    while (c->peers) {
+        struct peer *p = c->peers;
+        c->peers = p->next;
+        dict_free(p->users);
+        free(p);
+    }
+}
+
+/* ---- inbound: messages from the subscriber connection ---- */
+
+static void deliver_message(struct cluster *c, const struct cluster_msg *m) {
+    if (!utf8_valid((const uint8_t *)m->body, m->body_len)) return; /* a text frame must be UTF-8 */
+    struct frame *f = frame_new(WS_OP_TEXT, m->body, m->body_len); /* once per node, shared by all */
+    if (!f) return;
+    metrics_add(M_CLUSTER_MESSAGES_IN, 1);
+    if (m->kind == 'U') hub_deliver_local_user(c->hub, m->target, f);
+    else if (m->kind == 'R') hub_deliver_local_room(c->hub, m->target, f);
+    else hub_deliver_local_all(c->hub, f);
+    frame_unref(f);
+}
+
+static void fetch_node(struct cluster *c, const char *id);
+
+static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
+    struct cluster *c = ac->data;
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
+    redisReply *type = reply->element[0], *payload = reply->element[2];
+    if (type->type != REDIS_REPLY_STRING || strcmp(type->str, "message") != 0 || payload->type != REDIS_REPLY_STRING)
+        return;
+    struct cluster_msg m;
+    if (cluster_msg_parse(payload->str, payload->len, &m) < 0) {
+        log_debug("cluster: ignored a malformed message on %s", reply->element[1]->str ? reply->element[1]->str : "?");
+        return;
+    }
+    if (strcmp(m.node, c->node) == 0) return; /* ours: delivered locally already */
+    if (m.kind == 'J' || m.kind == 'L') peer_event(c, m.node, m.seq, m.target, m.kind == 'J');
+    else if (m.kind == 'S') fetch_node(c, m.node);
+    else deliver_message(c, &m);
+}
+
+/* ---- Redis commands, on the command connection, pipelined ---- */
+
+static void inflight_add(struct cluster *c, long d) {
+    __atomic_store_n(&c->inflight, (size_t)((long)__atomic_load_n(&c->inflight, __ATOMIC_RELAXED) + d), __ATOMIC_RELAXED);
+}
+
+static void on_node(redisAsyncContext *ac, void *r, void *privdata);
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
+    struct cluster *c = ac->data;
+    redisReply *reply = r;
+    inflight_add(c, -1);
+    if (reply && reply->type == REDIS_REPLY_ERROR) log_warn("cluster: redis: %s", reply->str);
+}
+
+/* Sends a command; the argument lengths are strlen's where lens is NULL. */
+static void command(struct cluster *c, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                    const size_t *lens) {
+    size_t own[8];
+    if (!lens) {
+        for (int i = 0; i < argc && i < 8; i++) own[i] = strlen(argv[i]);
+        lens = own;
+    }
+    if (!c->cmd || redisAsyncCommandArgv(c->cmd, fn ? fn : on_reply, privdata, argc, argv, lens) != REDIS_OK) {
+        if (fn == on_node) free(privdata);
+        return;
+    }
+    inflight_add(c, 1);
+}
+
+static void announce(struct cluster *c, char kind, const char *user) {
+    char head[CLUSTER_HEAD_MAX];
+    cluster_msg_head(head, kind, c->seq, c->node, user);
+    const char *argv[] = {"PUBLISH", c->ch_presence, head};
+    command(c, NULL, NULL, 3, argv, NULL);
+    metrics_add(M_CLUSTER_PUBLISHES, 1);
+}
+
+static void user_change(struct cluster *c, const char *user, int up) {
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)++c->seq);
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    const char *hset_up[] = {"HSET", c->key, user, "1", "", seq};
+    const char *hdel[] = {"HDEL", c->key, user}, *hset_seq[] = {"HSET", c->key, "", seq};
+    command(c, NULL, NULL, 1, multi, NULL);
+    if (up) command(c, NULL, NULL, 6, hset_up, NULL);
+    else {
+        command(c, NULL, NULL, 3, hdel, NULL);
+        command(c, NULL, NULL, 4, hset_seq, NULL);
+    }
+    command(c, NULL, NULL, 1, exec, NULL);
+    announce(c, up ? 'J' : 'L', user);
+}
+
+static void pexpire(struct cluster *c, redisCallbackFn *fn) {
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%ld", c->ttl_ms > 2000 ? c->ttl_ms - 1000 : c->ttl_ms / 2);
+    const char *argv[] = {"PEXPIRE", c->key, ttl};
+    command(c, fn, NULL, 3, argv, NULL);
+}
+
+struct argv_list {
+    const char **v;
+    size_t n, cap;
+};
+
+static void argv_add(const char *key, void *value, void *arg) {
+    struct argv_list *a = arg;
+    if (a->n < a->cap) a->v[a->n++] = key;
+}
+
+/* Writes this node's whole presence again (after a reconnect, or when a change could not be queued):
+ * the hash, atomically, then an S event so that the others read it at once. Takes the lock. */
+static void register_node(struct cluster *c) {
+    pthread_mutex_lock(&c->lock);
+    c->reregister = 0;
+    size_t n = dict_size(c->local);
+    struct argv_list a = {malloc((4 + 2 * n) * sizeof(char *)), 0, 4 + 2 * n};
+    char **names = malloc((n + 1) * sizeof *names);
+    size_t got = 0;
+    if (a.v && names) {
+        struct argv_list keys = {(const char **)names, 0, n};
+        dict_each(c->local, argv_add, &keys);
+        for (got = 0; got < keys.n; got++) names[got] = strdup(names[got]);
+    }
+    pthread_mutex_unlock(&c->lock);
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)++c->seq);
+    if (a.v && names) {
+        const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"}, *del[] = {"DEL", c->key};
+        const char *sadd[] = {"SADD", c->nodes_key, c->node};
+        a.v[a.n++] = "HSET";
+        a.v[a.n++] = c->key;
+        a.v[a.n++] = "";
+        a.v[a.n++] = seq;
+        for (size_t i = 0; i < got; i++)
+            if (names[i]) {
+                a.v[a.n++] = names[i];
+                a.v[a.n++] = "1";
+            }
+        command(c, NULL, NULL, 1, multi, NULL);
+        command(c, NULL, NULL, 2, del, NULL);
+        size_t *lens = malloc(a.n * sizeof *lens);
+        for (size_t i = 0; lens && i < a.n; i++) lens[i] = strlen(a.v[i]);
+        if (lens) command(c, NULL, NULL, (int)a.n, a.v, lens);
+        free(lens);
+        pexpire(c, NULL);
+        command(c, NULL, NULL, 1, exec, NULL);
+        command(c, NULL, NULL, 3, sadd, NULL);
+        announce(c, 'S', NULL);
+    } else {
+        c->reregister = 1; /* out of memory: the next turn tries again */
+    }
+    for (size_t i = 0; names && i < got; i++) free(names[i]);
+    free(names);
+    free(a.v);
+}
+
+static void on_pexpire(redisAsyncContext *ac, void *r, void *privdata) {
+    struct cluster *c = ac->data;
+    redisReply *reply = r;
+    on_reply(ac, r, privdata);
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        log_warn("cluster: this node's presence vanished from Redis: registering it again");
+        register_node(c);
+    }
+}
+
+/* A node's hash arrived (privdata: its id, owned). */
+static void on_node(redisAsyncContext *ac, void *r, void *privdata) {
+    struct cluster *c = ac->data;
+    redisReply *reply = r;
+    char *id = privdata;
+    on_reply(ac, r, NULL);
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+        if (reply->elements == 0) { /* expired: the node is dead */
+            const char *srem[] = {"SREM", c->nodes_key, id};
+            command(c, NULL, NULL, 3, srem, NULL);
+            peer_drop(c, id);
+        } else {
+            struct dict *users = dict_new();
+            uint64_t seq = 0;
+            for (size_t i = 0; users && i + 1 < reply->elements; i += 2) {
+                redisReply *k = reply->element[i], *v = reply->element[i + 1];
+                if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+                if (k->len == 0) seq = strtoull(v->str, NULL, 10);
+                else if (k->len <= SB_NAME_MAX && strlen(k->str) == k->len && name_valid(k->str) && !dict_get(users, k->str))
+                    dict_add(users, k->str, users);
+            }
+            if (users) peer_snapshot(c, id, seq, users);
+        }
+    }
+    free(id);
+}
+
+static void fetch_node(struct cluster *c, const char *id) {
+    char key[CLUSTER_CHANNEL_MAX];
+    snprintf(key, sizeof key, "%s.node.%s", c->prefix, id);
+    const char *argv[] = {"HGETALL", key};
+    char *copy = strdup(id);
+    if (copy) command(c, on_node, copy, 2, argv, NULL);
+}
+
+/* The node set arrived: read each other node's hash; forget those no longer listed. */
+static void on_members(redisAsyncContext *ac, void *r, void *privdata) {
+    struct cluster *c = ac->data;
+    redisReply *reply = r;
+    on_reply(ac, r, privdata);
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) return;
+    pthread_mutex_lock(&c->lock);
+    for (struct peer *p = c->peers; p; p = p->next) p->listed = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        redisReply *e = reply->element[i];
+        struct peer *p = e->type == REDIS_REPLY_STRING ? peer_find(c, e->str) : NULL;
+        if (p) p->listed = 1;
+    }
+    struct names gone = {0};
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (!p->listed) names_push(&gone, p->id);
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < gone.n; i++) {
+        peer_drop(c, gone.v[i]);
+        free(gone.v[i]);
+    }
+    free(gone.v);
+    for (size_t i = 0; i < reply->elements; i++) {
+        redisReply *e = reply->element[i];
+        if (e->type == REDIS_REPLY_STRING && e->len <= SB_NAME_MAX && strlen(e->str) == e->len && name_valid(e->str) &&
+            strcmp(e->str, c->node) != 0)
+            fetch_node(c, e->str);
+    }
+}
+
+/* Once a second while connected: keep this node alive, and re-read everybody's presence. */
+static void tick(struct cluster *c) {
+    const char *sadd[] = {"SADD", c->nodes_key, c->node}, *smembers[] = {"SMEMBERS", c->nodes_key};
+    pexpire(c, on_pexpire);
+    command(c, NULL, NULL, 3, sadd, NULL);
+    command(c, on_members, NULL, 2, smembers, NULL);
+}
+
+/* Sends what the hooks queued, as far as the in-flight bound allows. */
+static void drain(struct cluster *c) {
+    pthread_mutex_lock(&c->lock);
+    struct item *take = NULL, **tail = &take;
+    size_t inflight = __atomic_load_n(&c->inflight, __ATOMIC_RELAXED);
+    size_t room = inflight < CLUSTER_INFLIGHT_MAX ? CLUSTER_INFLIGHT_MAX - inflight : 0;
+    while (c->q_head && room) {
+        struct item *it = c->q_head;
+        c->q_head = it->next;
+        c->q_bytes -= sizeof *it + it->a_len + it->b_len;
+        *tail = it;
+        tail = &it->next;
+        room -= it->kind == IT_PUBLISH ? 1 : 5;
+        if (room > CLUSTER_INFLIGHT_MAX) room = 0; /* wrapped */
+    }
+    if (!c->q_head) c->q_tail = NULL;
+    int rereg = c->reregister && !c->q_head;
+    pthread_mutex_unlock(&c->lock);
+    while (take) {
+        struct item *it = take;
+        take = it->next;
+        if (it->kind == IT_PUBLISH) {
+            char channel[CLUSTER_CHANNEL_MAX];
+            snprintf(channel, sizeof channel, "%.*s", (int)it->a_len, it->buf);
+            const char *argv[] = {"PUBLISH", channel, it->buf + it->a_len};
+            size_t lens[] = {7, strlen(channel), it->b_len};
+            command(c, NULL, NULL, 3, argv, lens);
+            metrics_add(M_CLUSTER_PUBLISHES, 1);
+        } else {
+            char user[SB_NAME_MAX + 1];
+            snprintf(user, sizeof user, "%.*s", (int)it->a_len, it->buf);
+            user_change(c, user, it->kind == IT_USER_UP);
+        }
+        free(it);
+    }
+    if (rereg) register_node(c);
+}
+
+/* ---- connection life ---- */
+
+/* Takes everything queued; messages among it are counted as dropped. Engine thread. */
+static void drop_queue(struct cluster *c) {
+    pthread_mutex_lock(&c->lock);
+    struct item *q = c->q_head;
+    c->q_head = c->q_tail = NULL;
+    c->q_bytes = 0;
+    pthread_mutex_unlock(&c->lock);
+    while (q) {
+        struct item *it = q;
+        q = it->next;
+        if (it->kind == IT_PUBLISH) metrics_add(M_CLUSTER_DROPPED, 1);
+        free(it);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    struct cluster *c = ac->data;
+    if (ac == c->cmd) c->cmd = NULL;
+    if (ac == c->sub) c->sub = NULL;
+    c->reset = 1;
+}
+
+static void on_up(struct cluster *c) {
+    pthread_mutex_lock(&c->lock);
+    c->up = 1;
+    pthread_mutex_unlock(&c->lock);
+    const char *argv[] = {"SUBSCRIBE", c->ch_self, c->ch_all, c->ch_presence};
+    size_t lens[] = {9, strlen(c->ch_self), strlen(c->ch_all), strlen(c->ch_presence)};
+    redisAsyncCommandArgv(c->sub, on_message, NULL, 4, argv, lens);
+    register_node(c);
+    tick(c);
+    c->next_tick = now_ms() + CLUSTER_TICK_MS;
+    c->backoff_ms = CLUSTER_BACKOFF_MIN_MS;
+    log_info("cluster: connected to redis %s:%d as node %s", c->url.host, c->url.port, c->node);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    struct cluster *c = ac->data;
+    if (status != REDIS_OK) {
+        log_debug("cluster: cannot connect to redis %s:%d: %s", c->url.host, c->url.port, ac->errstr);
+        on_disconnect(ac, status); /* hiredis frees it after this call */
+        return;
+    }
+    if (ac == c->cmd) c->cmd_ready = 1;
+    if (ac == c->sub) c->sub_ready = 1;
+    if (c->cmd_ready && c->sub_ready) on_up(c);
+}
+
+static redisAsyncContext *open_connection(struct cluster *c, struct redis_ev *ev, int select_db) {
+    redisAsyncContext *ac = redisAsyncConnect(c->url.host, c->url.port);
+    if (!ac) return NULL;
+    if (ac->err) {
+        log_debug("cluster: cannot connect to redis %s:%d: %s", c->url.host, c->url.port, ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = c;
+    redis_ev_attach(ev, c->epfd, ac);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (c->url.password[0] && c->url.user[0])
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", c->url.user, c->url.password);
+    else if (c->url.password[0])
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", c->url.password);
+    if (select_db && c->url.db) redisAsyncCommand(ac, NULL, NULL, "SELECT %d", c->url.db);
+    return ac;
+}
+
+static void connect_both(struct cluster *c) {
+    if (c->attempts++) metrics_add(M_CLUSTER_RECONNECTS, 1);
+    c->cmd_ready = c->sub_ready = 0;
+    c->cmd = open_connection(c, &c->cmd_ev, 1);
+    c->sub = c->cmd ? open_connection(c, &c->sub_ev, 0) : NULL;
+    if (!c->sub) c->reset = 1;
+}
+
+/* After a connection broke or failed: closes the other, drops what waited, and schedules a retry. */
+static void reset(struct cluster *c) {
+    if (c->cmd) redisAsyncFree(c->cmd); /* its pending callbacks run with no reply: inflight unwinds */
+    if (c->sub) redisAsyncFree(c->sub);
+    c->cmd = c->sub = NULL;
+    c->cmd_ready = c->sub_ready = 0;
+    __atomic_store_n(&c->inflight, 0, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&c->lock);
+    int was_up = c->up;
+    c->up = 0;
+    c->reregister = 0;
+    pthread_mutex_unlock(&c->lock);
+    drop_queue(c);
+    if (was_up) log_warn("cluster: lost redis %s:%d: serving this node's clients only, reconnecting", c->url.host, c->url.port);
+    c->retry_at = now_ms() + c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 > CLUSTER_BACKOFF_MAX_MS ? CLUSTER_BACKOFF_MAX_MS : c->backoff_ms * 2;
+    c->reset = 0;
+}
+
+/* ---- the engine thread ---- */
+
+static void take_wakeups(struct cluster *c) {
+    uint64_t n;
+    if (read(c->wakefd, &n, sizeof n) < 0 && errno != EAGAIN) log_warn("cluster: eventfd: %s", strerror(errno));
+}
+
+/* One epoll wait and what it brought; inbound deliveries are written in one outbox batch. */
+static void turn(struct cluster *c, int timeout_ms) {
+    struct epoll_event evs[CLUSTER_EVENTS];
+    int n = epoll_wait(c->epfd, evs, CLUSTER_EVENTS, timeout_ms);
+    outbox_batch_begin(&c->batch);
+    for (int i = 0; i < n; i++) {
+        if (!evs[i].data.ptr) take_wakeups(c);
+        else redis_ev_handle(evs[i].data.ptr, evs[i].events);
+    }
+    outbox_batch_end(c->ob);
+}
+
+static int stopping(struct cluster *c) {
+    pthread_mutex_lock(&c->lock);
+    int s = c->stopping;
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
+/* Leaving: sends what is queued and removes this node from the presence table, waiting a bounded
+ * time for Redis to take it. */
+static void goodbye(struct cluster *c) {
+    if (!c->cmd_ready || !c->sub_ready || c->reset) return;
+    drain(c);
+    const char *del[] = {"DEL", c->key}, *srem[] = {"SREM", c->nodes_key, c->node};
+    command(c, NULL, NULL, 2, del, NULL);
+    command(c, NULL, NULL, 3, srem, NULL);
+    announce(c, 'S', NULL);
+    redisAsyncDisconnect(c->cmd);
+    int64_t until = now_ms() + CLUSTER_STOP_WAIT_MS;
+    while (c->cmd && now_ms() < until) turn(c, 50);
+}
+
+static void *engine_main(void *arg) {
+    struct cluster *c = arg;
+    c->backoff_ms = CLUSTER_BACKOFF_MIN_MS;
+    while (!stopping(c)) {
+        int64_t now = now_ms();
+        if (!c->cmd && !c->sub && now >= c->retry_at) connect_both(c);
+        if (c->reset) reset(c);
+        int up = c->cmd_ready && c->sub_ready;
+        if (up) drain(c);
+        if (up && now >= c->next_tick) {
+            tick(c);
+            c->next_tick = now + CLUSTER_TICK_MS;
+        }
+        int64_t next = up ? c->next_tick : c->cmd || c->sub ? now + CLUSTER_TICK_MS : c->retry_at;
+        turn(c, next > now ? (int)(next - now) : 0);
+    }
+    goodbye(c);
+    c->reset = 0;
+    if (c->cmd) redisAsyncFree(c->cmd);
+    if (c->sub) redisAsyncFree(c->sub);
+    drop_queue(c);
+    return NULL;
+}
+
+static void cluster_free(struct cluster *c) {
+    if (c->epfd >= 0) close(c->epfd);
+    if (c->wakefd >= 0) close(c->wakefd);
+    pthread_mutex_lock(&c->lock);
+    peers_free(c);
+    pthread_mutex_unlock(&c->lock);
+    dict_free(c->local);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static int set_names(struct cluster *c, const struct cluster_options *o, char *err, size_t cap) {
+    if (!name_valid(o->node_id)) {
+        snprintf(err, cap, "--node-id '%s' is not 1-64 of [A-Za-z0-9_.-]", o->node_id);
+        return -1;
+    }
+    if (!name_valid(o->prefix) || strlen(o->prefix) > CLUSTER_PREFIX_MAX) {
+        snprintf(err, cap, "--redis-prefix '%s' is not 1-64 of [A-Za-z0-9_.-]", o->prefix);
+        return -1;
+    }
+    snprintf(c->node, sizeof c->node, "%s", o->node_id);
+    snprintf(c->prefix, sizeof c->prefix, "%s", o->prefix);
+    snprintf(c->key, sizeof c->key, "%s.node.%s", c->prefix, c->node);
+    snprintf(c->ch_self, sizeof c->ch_self, "%s.node.%s", c->prefix, c->node);
+    snprintf(c->nodes_key, sizeof c->nodes_key, "%s.nodes", c->prefix);
+    snprintf(c->ch_all, sizeof c->ch_all, "%s.all", c->prefix);
+    snprintf(c->ch_presence, sizeof c->ch_presence, "%s.presence", c->prefix);
+    return 0;
+}
+
+static uint64_t first_id(void) {
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != sizeof r) r = (uint32_t)getpid() ^ (uint32_t)now_ms();
+    return (uint64_t)(r & 0x7fffffff) << 24; /* 16 million ids per node before ranges could meet */
+}
+
+struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct cluster_options *o, char *err, size_t cap) {
+    struct cluster *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    c->hub = h;
+    c->ob = ob;
+    c->epfd = c->wakefd = -1;
+    pthread_mutex_init(&c->lock, NULL);
+    c->ttl_ms = o->node_ttl_s * 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* a restarted node with the same id starts past its old states */
+    c->seq = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    int ok = redis_url_parse(o->url, &c->url, err, cap) == 0 && set_names(c, o, err, cap) == 0;
+    if (ok && (!(c->local = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+               (c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+               epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev) < 0)) {
+        snprintf(err, cap, "cluster: %s", strerror(errno ? errno : ENOMEM));
+        ok = 0;
+    }
+    if (ok) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, CLUSTER_STACK);
+        ok = pthread_create(&c->thread, &attr, engine_main, c) == 0;
+        pthread_attr_destroy(&attr);
+        if (!ok) snprintf(err, cap, "cluster: cannot start its thread");
+    }
+    if (!ok) {
+        cluster_free(c);
+        return NULL;
+    }
+    c->started = 1;
+    pthread_setname_np(c->thread, "sb-cluster");
+    struct hub_engine e = {c, hook_send_user, hook_broadcast, hook_publish, hook_user_local,
+                           hook_remote_nodes, hook_redis_up, hook_gauges, first_id()};
+    hub_set_engine(h, &e);
+    return c;
+}
+
+void cluster_stop(struct cluster *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->lock);
+    c->stopping = 1;
+    pthread_mutex_unlock(&c->lock);
+    wake(c);
+    if (c->started) pthread_join(c->thread, NULL);
+    cluster_free(c);
+}

@@ -1,0 +1,61 @@
+/* cluster: the Redis engine that makes several switchboard nodes one server (--redis).
+ *
+ * The hub calls it through struct hub_engine (hub.h) at its few delivery and presence points; it calls
+ * the hub back (hub_deliver_local_*, hub_remote_user) with what other nodes sent. Design, after
+ * Socket.IO's Redis adapter and Centrifugo's Redis engine:
+ *   - channels: PREFIX.node.ID, one per node, carries messages for the users that node has (a send is
+ *     routed by the presence table, one PUBLISH per node that has the user); PREFIX.all carries
+ *     broadcasts and room messages (each node delivers a room message to its own members, as Socket.IO
+ *     does); PREFIX.presence carries users joining and leaving nodes. Payloads: clustermsg.h.
+ *   - presence: a hash PREFIX.node.ID per node (field "" = its presence sequence number, one field per
+ *     user online there) that expires --node-ttl minus a second after the node last refreshed it, and a
+ *     set PREFIX.nodes of node ids. Every second each node refreshes its hash, re-reads every other
+ *     node's hash (a node whose hash expired is dead: its users leave) and applies the J/L events in
+ *     between, ordered by the sequence numbers. The table is kept here and in the hub, so a welcome or
+ *     a `users` never waits on Redis.
+ *   - ordering: one command connection publishes, one subscriber connection per node receives, and
+ *     Redis keeps the order of one connection's publishes at each subscriber, so each sender's messages
+ *     arrive in order at every receiver.
+ *
+ * Threads: one engine thread runs its own epoll set with both Redis connections (hiredis's async API,
+ * redisev.h), pipelined, plus an eventfd and the once-a-second timer. The hub's hooks run on the
+ * client loops and only queue (bounded: CLUSTER_QUEUE_MAX bytes, then dropped and counted), so a slow
+ * or stopped Redis never holds up a client's reads or local deliveries. Redis commands waiting for a
+ * reply are bounded too (CLUSTER_INFLIGHT_MAX): past it the queue fills instead. While Redis is down
+ * cross-node messages are dropped (counted) and the node serves its own clients; it reconnects with
+ * backoff (100 ms doubling to 5 s), subscribes again and registers its users again.
+ *
+ * Lock: the engine's `lock` guards its queue, its up/down state, the mirror of this node's users and
+ * the peer table; it is taken after the hub's lock (the hooks run under it) and never held while
+ * calling the hub. */
+#ifndef SB_CLUSTER_H
+#define SB_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub.h"
+#include "outbox.h"
+
+#define CLUSTER_QUEUE_MAX (8u << 20)     /* bytes queued for Redis; past it messages are dropped */
+#define CLUSTER_INFLIGHT_MAX 10000       /* commands sent to Redis and not yet answered */
+#define CLUSTER_TICK_MS 1000             /* presence refresh and resync period */
+
+struct cluster_options {
+    const char *url;      /* redis://[[user]:password@]host[:port][/db] */
+    const char *prefix;   /* key and channel prefix */
+    const char *node_id;  /* a name (names.h), unique in the cluster */
+    long node_ttl_s;      /* a silent node's users leave within this */
+};
+
+struct cluster;
+
+/* Starts the engine thread (inbound deliveries go through ob) (it connects in the background: a node starts even if Redis is down) and
+ * hooks it into the hub. NULL with a reason in err on a bad option or out of memory. */
+struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct cluster_options *o, char *err, size_t cap);
+/* Sends what is queued, removes this node from the presence table (bounded wait), stops the thread and
+ * frees everything. Call once no hub hook can run any more (after loops_stop and server_stop) and
+ * before the hub and the outbox are freed. */
+void cluster_stop(struct cluster *c);
+
+#endif

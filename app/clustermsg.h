@@ -1,0 +1,51 @@
+/* clustermsg: what the nodes of a cluster say to each other through Redis, and the Redis URL.
+ *
+ * Every pub/sub payload is `K SEQ NODE\n[NAME\n]BODY`:
+ *   K     U a message for user NAME (on the node channel of each node that has the user),
+ *         R a message for room NAME, B a broadcast (both on PREFIX.all),
+ *         J / L user NAME got its first / lost its last connection on NODE, S NODE registered its users
+ *         again (the three on PREFIX.presence);
+ *   SEQ   NODE's presence sequence number (J, L, S; 0 for the others), decimal;
+ *   NODE  the sender's node id, a name (names.h);
+ *   BODY  for U, R and B the message frame's text, sent once per node whatever the recipients; empty
+ *         for the others.
+ * These parsers read what Redis hands over, which any Redis client could have published, so they check
+ * everything and are fuzzed (fuzz/fuzz_cluster.c). Pure functions, no state. */
+#ifndef SB_CLUSTERMSG_H
+#define SB_CLUSTERMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "names.h"
+
+#define CLUSTER_HEAD_MAX (6 + 20 + 2 * SB_NAME_MAX) /* "K SEQ NODE\nNAME\n" at its longest */
+#define CLUSTER_PREFIX_MAX 64
+#define CLUSTER_CHANNEL_MAX (CLUSTER_PREFIX_MAX + 16 + SB_NAME_MAX)
+
+struct cluster_msg {
+    char kind;                        /* one of "URBJLS" */
+    uint64_t seq;
+    char node[SB_NAME_MAX + 1];
+    char target[SB_NAME_MAX + 1];     /* U, R, J, L: the user's or room's name; else "" */
+    const char *body;                 /* into the parsed payload */
+    size_t body_len;
+};
+
+/* 0 and *m filled when p[0..len) is a well-formed payload, else -1. */
+int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m);
+/* Writes "K SEQ NODE\n" and, when target is not NULL, "TARGET\n" into out (CLUSTER_HEAD_MAX bytes at
+ * least); returns its length. */
+size_t cluster_msg_head(char *out, char kind, uint64_t seq, const char *node, const char *target);
+
+/* redis://[[user]:password@]host[:port][/db] */
+struct redis_url {
+    char host[256];
+    int port;
+    char user[128], password[256];
+    int db;
+};
+/* 0 and *u filled, or -1 with a reason in err. */
+int redis_url_parse(const char *url, struct redis_url *u, char *err, size_t cap);
+
+#endif
