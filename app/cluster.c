@@ -27,11 +27,12 @@
 #define CLUSTER_STOP_WAIT_MS 1000 /* how long a stopping node waits for its goodbye to reach Redis */
 #define CLUSTER_EVENTS 16
 #define CLUSTER_STACK (256 * 1024)
+#define CLUSTER_ROUTE_MAX 32 /* nodes one targeted message is published to; past it, dropped and counted */
 
-enum item_kind { IT_PUBLISH, IT_USER_UP, IT_USER_DOWN };
+enum item_kind { IT_PUBLISH, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN };
 
 /* One thing for the engine thread to tell Redis. IT_PUBLISH: buf holds the channel then the payload;
- * the others: buf holds the user's name. */
+ * the others: buf holds the user's or room's name. */
 struct item {
     struct item *next;
     enum item_kind kind;
@@ -44,6 +45,7 @@ struct peer {
     struct peer *next;
     char id[SB_NAME_MAX + 1];
     struct dict *users;   /* names online there; values unused */
+    struct dict *rooms;   /* rooms with members there; values unused */
     uint64_t seq;         /* the newest presence state applied */
     int listed;           /* in the last SMEMBERS of the node set */
 };
@@ -68,9 +70,10 @@ struct cluster {
     int stopping;
     int reregister;       /* a presence change was not queued: register every local user again */
     struct dict *local;   /* this node's users; values unused */
+    struct dict *local_rooms; /* this node's rooms with members; values unused */
     struct peer *peers;
 
-    long remote_nodes;    /* atomic: peers with at least one user */
+    long remote_nodes;    /* atomic: peers with at least one user, what a broadcast counts */
     size_t inflight;      /* atomic reads (gauges); written by the engine thread */
 
     /* The engine thread only: */
@@ -142,41 +145,46 @@ static int publish_frame(struct cluster *c, const char *channel, char kind, cons
     return -1;
 }
 
-static int hook_send_user(void *ctx, const char *user, const struct frame *f) {
-    struct cluster *c = ctx;
-    char channels[8][CLUSTER_CHANNEL_MAX];
+/* Publishes f to the node channel of every other node that has `name` (a user, or a room when
+ * rooms) per the presence table; returns how many took it, or -1 if every one was dropped. */
+static long route(struct cluster *c, int rooms, char kind, const char *name, const struct frame *f) {
+    char channels[CLUSTER_ROUTE_MAX][CLUSTER_CHANNEL_MAX];
     size_t n = 0, total = 0;
     pthread_mutex_lock(&c->lock);
     for (struct peer *p = c->peers; p; p = p->next) {
-        if (!dict_get(p->users, user)) continue;
-        if (n < sizeof channels / sizeof channels[0])
-            snprintf(channels[n++], CLUSTER_CHANNEL_MAX, "%s.node.%s", c->prefix, p->id);
+        if (!dict_get(rooms ? p->rooms : p->users, name)) continue;
+        if (n < CLUSTER_ROUTE_MAX) snprintf(channels[n++], CLUSTER_CHANNEL_MAX, "%s.node.%s", c->prefix, p->id);
         total++;
     }
     pthread_mutex_unlock(&c->lock);
-    int failed = total > n; /* more nodes than one send routes to: counted as dropped below */
-    if (failed) metrics_add(M_CLUSTER_DROPPED, total - n);
-    for (size_t i = 0; i < n; i++) failed |= publish_frame(c, channels[i], 'U', user, f) < 0;
-    return n && !failed ? 0 : -1;
+    if (total > n) metrics_add(M_CLUSTER_DROPPED, total - n);
+    long sent = 0;
+    for (size_t i = 0; i < n; i++) sent += publish_frame(c, channels[i], kind, name, f) == 0;
+    return sent || !total ? sent : -1;
 }
 
-static int hook_broadcast(void *ctx, const struct frame *f) {
-    struct cluster *c = ctx;
-    return publish_frame(c, c->ch_all, 'B', NULL, f);
+static long hook_send_user(void *ctx, const char *user, const struct frame *f) {
+    return route(ctx, 0, 'U', user, f);
 }
 
-static int hook_publish(void *ctx, const char *room, const struct frame *f) {
-    struct cluster *c = ctx;
-    return publish_frame(c, c->ch_all, 'R', room, f);
+static long hook_publish(void *ctx, const char *room, const struct frame *f) {
+    return route(ctx, 1, 'R', room, f);
 }
 
-static void hook_user_local(void *ctx, const char *user, int up) {
+/* A broadcast goes to every node on one channel; it counts the other nodes with a user. */
+static long hook_broadcast(void *ctx, const struct frame *f) {
     struct cluster *c = ctx;
-    size_t len = strlen(user);
-    struct item *it = item_new(up ? IT_USER_UP : IT_USER_DOWN, user, len, NULL, 0, NULL, 0);
+    if (publish_frame(c, c->ch_all, 'B', NULL, f) < 0) return -1;
+    return __atomic_load_n(&c->remote_nodes, __ATOMIC_RELAXED);
+}
+
+/* Mirrors a presence change of this node and queues it for Redis. */
+static void local_change(struct cluster *c, struct dict *mirror, enum item_kind kind, const char *name, int up) {
+    size_t len = strlen(name);
+    struct item *it = item_new(kind, name, len, NULL, 0, NULL, 0);
     pthread_mutex_lock(&c->lock);
-    if (up && dict_add(c->local, user, c) < 0) log_warn("cluster: out of memory: %s is not announced", user);
-    if (!up) dict_remove(c->local, user);
+    if (up && dict_add(mirror, name, c) < 0) log_warn("cluster: out of memory: %s is not announced", name);
+    if (!up) dict_remove(mirror, name);
     int queued = 0, was_empty = !c->q_head;
     if (c->up && it && c->q_bytes + sizeof *it + len <= CLUSTER_QUEUE_MAX) {
         it->next = NULL;
@@ -193,9 +201,14 @@ static void hook_user_local(void *ctx, const char *user, int up) {
     else if (was_empty) wake(c);
 }
 
-static long hook_remote_nodes(void *ctx) {
+static void hook_user_local(void *ctx, const char *user, int up) {
     struct cluster *c = ctx;
-    return __atomic_load_n(&c->remote_nodes, __ATOMIC_RELAXED);
+    local_change(c, c->local, up ? IT_USER_UP : IT_USER_DOWN, user, up);
+}
+
+static void hook_room_local(void *ctx, const char *room, int up) {
+    struct cluster *c = ctx;
+    local_change(c, c->local_rooms, up ? IT_ROOM_UP : IT_ROOM_DOWN, room, up);
 }
 
 static int hook_redis_up(void *ctx) {
@@ -264,7 +277,8 @@ static struct peer *peer_find(struct cluster *c, const char *id) {
 static struct peer *peer_get(struct cluster *c, const char *id) {
     struct peer *p = peer_find(c, id);
     if (p) return p;
-    if (!(p = calloc(1, sizeof *p)) || !(p->users = dict_new())) {
+    if (!(p = calloc(1, sizeof *p)) || !(p->users = dict_new()) || !(p->rooms = dict_new())) {
+        if (p) dict_free(p->users);
         free(p);
         return NULL;
     }
@@ -300,44 +314,50 @@ static void peer_drop(struct cluster *c, const char *id) {
     if (p) {
         log_info("cluster: node %s left (%zu users)", id, gone.n);
         dict_free(p->users);
+        dict_free(p->rooms);
         free(p);
     }
     names_apply(c, &gone, -1);
 }
 
-/* A J or L event: one user of node `id` came or went, at presence state `seq`. */
-static void peer_event(struct cluster *c, const char *id, uint64_t seq, const char *user, int up) {
+/* A J, L, E or X event: a user or room of node `id` came or went, at presence state `seq`. */
+static void peer_event(struct cluster *c, const char *id, uint64_t seq, const char *name, int room, int up) {
     int changed = 0;
     pthread_mutex_lock(&c->lock);
     struct peer *p = up ? peer_get(c, id) : peer_find(c, id);
     if (p && seq > p->seq) {
+        struct dict *d = room ? p->rooms : p->users;
         p->seq = seq;
-        if (up && !dict_get(p->users, user)) changed = dict_add(p->users, user, p) == 0;
-        if (!up) changed = dict_remove(p->users, user) != NULL;
+        if (up && !dict_get(d, name)) changed = dict_add(d, name, p) == 0;
+        if (!up) changed = dict_remove(d, name) != NULL;
         count_nodes(c);
     }
     pthread_mutex_unlock(&c->lock);
-    if (changed) hub_remote_user(c->hub, user, up ? 1 : -1);
+    if (changed && !room) hub_remote_user(c->hub, name, up ? 1 : -1);
 }
 
 /* A node's whole presence (its hash) at state `seq`: replaces what was known if not older. */
-static void peer_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users) {
+static void peer_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users, struct dict *rooms) {
     struct names joined = {0}, left = {0};
-    struct dict *old = NULL;
+    struct dict *old = NULL, *old_rooms = NULL;
     pthread_mutex_lock(&c->lock);
     struct peer *p = peer_get(c, id);
     if (p && seq >= p->seq) {
         dict_each(users, collect_missing, &(struct diff){p->users, &joined});
         dict_each(p->users, collect_missing, &(struct diff){users, &left});
         old = p->users;
+        old_rooms = p->rooms;
         p->users = users;
+        p->rooms = rooms;
         p->seq = seq;
-        users = NULL;
+        users = rooms = NULL;
         count_nodes(c);
     }
     pthread_mutex_unlock(&c->lock);
     dict_free(old);
+    dict_free(old_rooms);
     dict_free(users);
+    dict_free(rooms);
     names_apply(c, &joined, 1);
     names_apply(c, &left, -1);
 }
@@ -347,6 +367,7 @@ static void peers_free(struct cluster *c) {
         struct peer *p = c->peers;
         c->peers = p->next;
         dict_free(p->users);
+        dict_free(p->rooms);
         free(p);
     }
 }
@@ -379,7 +400,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
         return;
     }
     if (strcmp(m.node, c->node) == 0) return; /* ours: delivered locally already */
-    if (m.kind == 'J' || m.kind == 'L') peer_event(c, m.node, m.seq, m.target, m.kind == 'J');
+    if (strchr("JLEX", m.kind)) peer_event(c, m.node, m.seq, m.target, m.kind == 'E' || m.kind == 'X', m.kind == 'J' || m.kind == 'E');
     else if (m.kind == 'S') fetch_node(c, m.node);
     else deliver_message(c, &m);
 }
@@ -422,8 +443,11 @@ static void announce(struct cluster *c, char kind, const char *user) {
     metrics_add(M_CLUSTER_PUBLISHES, 1);
 }
 
-static void user_change(struct cluster *c, const char *user, int up) {
-    char seq[24];
+/* A user or room of this node came or went: the hash, atomically, then the event. */
+static void presence_change(struct cluster *c, const char *name, int room, int up) {
+    char seq[24], field[SB_NAME_MAX + 2];
+    snprintf(field, sizeof field, "%s%s", room ? "#" : "", name);
+    const char *user = field;
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)++c->seq);
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     const char *hset_up[] = {"HSET", c->key, user, "1", "", seq};
@@ -435,7 +459,7 @@ static void user_change(struct cluster *c, const char *user, int up) {
         command(c, NULL, NULL, 4, hset_seq, NULL);
     }
     command(c, NULL, NULL, 1, exec, NULL);
-    announce(c, up ? 'J' : 'L', user);
+    announce(c, room ? (up ? 'E' : 'X') : (up ? 'J' : 'L'), name);
 }
 
 static void pexpire(struct cluster *c, redisCallbackFn *fn) {
@@ -460,14 +484,20 @@ static void argv_add(const char *key, void *value, void *arg) {
 static void register_node(struct cluster *c) {
     pthread_mutex_lock(&c->lock);
     c->reregister = 0;
-    size_t n = dict_size(c->local);
+    size_t n = dict_size(c->local) + dict_size(c->local_rooms);
     struct argv_list a = {malloc((4 + 2 * n) * sizeof(char *)), 0, 4 + 2 * n};
     char **names = malloc((n + 1) * sizeof *names);
     size_t got = 0;
     if (a.v && names) {
         struct argv_list keys = {(const char **)names, 0, n};
         dict_each(c->local, argv_add, &keys);
-        for (got = 0; got < keys.n; got++) names[got] = strdup(names[got]);
+        size_t users = keys.n;
+        dict_each(c->local_rooms, argv_add, &keys);
+        for (got = 0; got < keys.n; got++) {
+            char *field = malloc(strlen(names[got]) + 2);
+            if (field) sprintf(field, "%s%s", got < users ? "" : "#", names[got]);
+            names[got] = field;
+        }
     }
     pthread_mutex_unlock(&c->lock);
     char seq[24];
@@ -524,16 +554,24 @@ static void on_node(redisAsyncContext *ac, void *r, void *privdata) {
             command(c, NULL, NULL, 3, srem, NULL);
             peer_drop(c, id);
         } else {
-            struct dict *users = dict_new();
+            struct dict *users = dict_new(), *rooms = dict_new();
             uint64_t seq = 0;
-            for (size_t i = 0; users && i + 1 < reply->elements; i += 2) {
+            for (size_t i = 0; users && rooms && i + 1 < reply->elements; i += 2) {
                 redisReply *k = reply->element[i], *v = reply->element[i + 1];
                 if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+                int room = k->len > 0 && k->str[0] == '#';
+                const char *name = k->str + room;
+                struct dict *d = room ? rooms : users;
                 if (k->len == 0) seq = strtoull(v->str, NULL, 10);
-                else if (k->len <= SB_NAME_MAX && strlen(k->str) == k->len && name_valid(k->str) && !dict_get(users, k->str))
-                    dict_add(users, k->str, users);
+                else if (k->len - (size_t)room <= SB_NAME_MAX && strlen(name) == k->len - (size_t)room && name_valid(name) &&
+                         !dict_get(d, name))
+                    dict_add(d, name, d);
             }
-            if (users) peer_snapshot(c, id, seq, users);
+            if (users && rooms) peer_snapshot(c, id, seq, users, rooms);
+            else {
+                dict_free(users);
+                dict_free(rooms);
+            }
         }
     }
     free(id);
@@ -597,7 +635,7 @@ static void drain(struct cluster *c) {
         c->q_bytes -= sizeof *it + it->a_len + it->b_len;
         *tail = it;
         tail = &it->next;
-        room -= it->kind == IT_PUBLISH ? 1 : 5;
+        room -= it->kind == IT_PUBLISH ? 1 : 5; /* a presence change is up to 5 commands */
         if (room > CLUSTER_INFLIGHT_MAX) room = 0; /* wrapped */
     }
     if (!c->q_head) c->q_tail = NULL;
@@ -614,9 +652,10 @@ static void drain(struct cluster *c) {
             command(c, NULL, NULL, 3, argv, lens);
             metrics_add(M_CLUSTER_PUBLISHES, 1);
         } else {
-            char user[SB_NAME_MAX + 1];
-            snprintf(user, sizeof user, "%.*s", (int)it->a_len, it->buf);
-            user_change(c, user, it->kind == IT_USER_UP);
+            char name[SB_NAME_MAX + 1];
+            snprintf(name, sizeof name, "%.*s", (int)it->a_len, it->buf);
+            presence_change(c, name, it->kind == IT_ROOM_UP || it->kind == IT_ROOM_DOWN,
+                            it->kind == IT_USER_UP || it->kind == IT_ROOM_UP);
         }
         free(it);
     }
@@ -791,6 +830,7 @@ static void cluster_free(struct cluster *c) {
     peers_free(c);
     pthread_mutex_unlock(&c->lock);
     dict_free(c->local);
+    dict_free(c->local_rooms);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -836,7 +876,7 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->seq = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     int ok = redis_url_parse(o->url, &c->url, err, cap) == 0 && set_names(c, o, err, cap) == 0;
-    if (ok && (!(c->local = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+    if (ok && (!(c->local = dict_new()) || !(c->local_rooms = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
                (c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
                epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev) < 0)) {
         snprintf(err, cap, "cluster: %s", strerror(errno ? errno : ENOMEM));
@@ -857,7 +897,7 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->started = 1;
     pthread_setname_np(c->thread, "sb-cluster");
     struct hub_engine e = {c, hook_send_user, hook_broadcast, hook_publish, hook_user_local,
-                           hook_remote_nodes, hook_redis_up, hook_gauges, first_id()};
+                           hook_room_local, hook_redis_up, hook_gauges, first_id()};
     hub_set_engine(h, &e);
     return c;
 }

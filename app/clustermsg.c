@@ -22,7 +22,7 @@ static int take_line(const char **p, size_t n, char *out) {
 }
 
 int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
-    if (len < 2 || p[0] == '\0' || !strchr("URBJLS", p[0]) || p[1] != ' ') return -1;
+    if (len < 2 || p[0] == '\0' || !strchr("URBJLEXS", p[0]) || p[1] != ' ') return -1;
     const char *end = p + len, *q = p + 2;
     uint64_t seq = 0;
     size_t digits = 0;
@@ -36,10 +36,10 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
     m->seq = seq;
     m->target[0] = '\0';
     if (take_line(&q, (size_t)(end - q), m->node) < 0) return -1;
-    if (strchr("URJL", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
+    if (strchr("URJLEX", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
     m->body = q;
     m->body_len = (size_t)(end - q);
-    if (strchr("JLS", m->kind)) return m->body_len ? -1 : 0;
+    if (strchr("JLEXS", m->kind)) return m->body_len ? -1 : 0;
     return m->body_len ? 0 : -1;
 }
 

@@ -1,11 +1,12 @@
 /* clustermsg: what the nodes of a cluster say to each other through Redis, and the Redis URL.
  *
  * Every pub/sub payload is `K SEQ NODE\n[NAME\n]BODY`:
- *   K     U a message for user NAME (on the node channel of each node that has the user),
- *         R a message for room NAME, B a broadcast (both on PREFIX.all),
- *         J / L user NAME got its first / lost its last connection on NODE, S NODE registered its users
- *         again (the three on PREFIX.presence);
- *   SEQ   NODE's presence sequence number (J, L, S; 0 for the others), decimal;
+ *   K     U a message for user NAME, R a message for room NAME (both on the node channel of each node
+ *         that has the user or members of the room), B a broadcast (on PREFIX.all),
+ *         J / L user NAME got its first / lost its last connection on NODE, E / X room NAME got its
+ *         first / lost its last member on NODE, S NODE registered its users and rooms again (the five on
+ *         PREFIX.presence);
+ *   SEQ   NODE's presence sequence number (J, L, E, X, S; 0 for the others), decimal;
  *   NODE  the sender's node id, a name (names.h);
  *   BODY  for U, R and B the message frame's text, sent once per node whatever the recipients; empty
  *         for the others.
@@ -24,10 +25,10 @@
 #define CLUSTER_CHANNEL_MAX (CLUSTER_PREFIX_MAX + 16 + SB_NAME_MAX)
 
 struct cluster_msg {
-    char kind;                        /* one of "URBJLS" */
+    char kind;                        /* one of "URBJLEXS" */
     uint64_t seq;
     char node[SB_NAME_MAX + 1];
-    char target[SB_NAME_MAX + 1];     /* U, R, J, L: the user's or room's name; else "" */
+    char target[SB_NAME_MAX + 1];     /* U, R, J, L, E, X: the user's or room's name; else "" */
     const char *body;                 /* into the parsed payload */
     size_t body_len;
 };

@@ -331,6 +331,7 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
 static void room_drop_member(struct hub *h, struct room *r, struct conn *c) {
     set_remove(&r->members, c);
     if (r->members.n == 0) {
+        if (h->engine) h->engine->room_local(h->engine->ctx, r->name, 0);
         dict_remove(h->rooms, r->name);
         free_room(NULL, r, NULL);
     }
@@ -356,8 +357,9 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
     struct user *u = dict_get(h->users, user);
     long n = u ? 0 : -1;
     for (size_t i = 0; u && i < u->conns.n; i++) n += deliver(h, u->conns.items[i], f);
-    /* delivered counts each other node that has the user, once the engine took the frame */
-    if (u && u->remote && h->engine && h->engine->send_user(h->engine->ctx, user, f) == 0) n += u->remote;
+    /* delivered counts each other node the engine handed it to (hub.h) */
+    long remote = u && u->remote && h->engine ? h->engine->send_user(h->engine->ctx, user, f) : 0;
+    if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
     return n;
 }
@@ -365,7 +367,8 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     size_t n = deliver_all(h, from, f);
-    if (h->engine && h->engine->broadcast(h->engine->ctx, f) == 0) n += (size_t)h->engine->remote_nodes(h->engine->ctx);
+    long remote = h->engine ? h->engine->broadcast(h->engine->ctx, f) : 0;
+    if (remote > 0) n += (size_t)remote;
     pthread_rwlock_unlock(&h->lock);
     return n;
 }
@@ -383,7 +386,8 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
     struct conn_set *m = i < 0 ? NULL : &from->rooms[i]->members;
     for (size_t k = 0; m && k < m->n; k++)
         if (m->items[k] != from) n += deliver(h, m->items[k], f);
-    if (m && h->engine) h->engine->publish(h->engine->ctx, room, f); /* members elsewhere are not counted */
+    long remote = m && h->engine ? h->engine->publish(h->engine->ctx, room, f) : 0;
+    if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
     return i < 0 ? -1 : n;
 }
@@ -417,9 +421,13 @@ static enum hub_status join_locked(struct hub *h, struct conn *c, const char *na
         }
     }
     if (set_add(&r->members, c) < 0) {
-        if (r->members.n == 0) room_drop_member(h, r, c);
+        if (r->members.n == 0) {
+            dict_remove(h->rooms, r->name);
+            free_room(NULL, r, NULL);
+        }
         return HUB_NO_MEMORY;
     }
+    if (h->engine && r->members.n == 1) h->engine->room_local(h->engine->ctx, r->name, 1);
     c->rooms[c->nrooms++] = r;
     return HUB_OK;
 }

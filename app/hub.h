@@ -109,17 +109,18 @@ long hub_max_user_conns(const struct hub *h);
 /* The cluster engine (cluster.h), set only with --redis: without it every hook below is one NULL
  * check. Each callback runs on the calling thread with the hub lock held (read for deliveries, write
  * for presence), so it must not block and must not call the hub; it may take its own lock (hub lock
- * first, then the engine's). Deliveries return 0 when the frame was handed to the other nodes, -1
- * when it was dropped (Redis down or the engine's queue full; the engine counts it). */
+ * first, then the engine's). A delivery hook returns how many other nodes it handed the frame to
+ * (those that have a recipient, per the cluster's presence table), which `delivered` counts, or -1
+ * when it dropped it (Redis down or the engine's queue full; the engine counts it). */
 struct hub_engine {
     void *ctx;
-    int (*send_user)(void *ctx, const char *user, const struct frame *f);
-    int (*broadcast)(void *ctx, const struct frame *f);
-    int (*publish)(void *ctx, const char *room, const struct frame *f);
-    /* This node's first connection of `user` (up = 1) or its last (up = 0). */
+    long (*send_user)(void *ctx, const char *user, const struct frame *f);
+    long (*broadcast)(void *ctx, const struct frame *f);
+    long (*publish)(void *ctx, const char *room, const struct frame *f);
+    /* This node's first connection of `user` (up = 1) or its last (up = 0); the same for a room's
+     * members. */
     void (*user_local)(void *ctx, const char *user, int up);
-    /* Other nodes alive with at least one user: what a handed-over broadcast counts in `delivered`. */
-    long (*remote_nodes)(void *ctx);
+    void (*room_local)(void *ctx, const char *room, int up);
     /* 1 when Redis is connected, 0 when not: /healthz and /metrics. */
     int (*redis_up)(void *ctx);
     void (*gauges)(void *ctx, struct metrics_gauges *g);

@@ -131,7 +131,7 @@ class ClusterTest(unittest.TestCase):
                 m, _ = await recv_until(ws, is_type("message"))
                 self.assertEqual(m, {"type": "message", "from": "sb_room0", "room": "sb_lobby", "data": [1, 2]})
             ack, _ = await recv_until(members[0], is_type("ack"))
-            self.assertEqual(ack["delivered"], 0)  # local members only: documented in PROTOCOL.md
+            self.assertEqual(ack["delivered"], 2)  # two other nodes have members (PROTOCOL.md, Cluster)
             await expect_no_message(members[0])
             await expect_no_message(outsider)
             # A member who left gets nothing more.
