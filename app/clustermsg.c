@@ -30,7 +30,7 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
         if (digits == 19) return -1; /* keeps seq inside 64 bits */
         seq = seq * 10 + (uint64_t)(*q - '0');
     }
-    if (digits == 0 || q == end || *q != ' ') return -1;
+    if (digits == 0 || (digits > 1 && p[2] == '0') || q == end || *q != ' ') return -1; /* one spelling per number */
     q++;
     m->kind = p[0];
     m->seq = seq;

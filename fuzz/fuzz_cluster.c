@@ -1,0 +1,50 @@
+/* fuzz_cluster: the cluster's pub/sub payloads and the Redis URL (app/clustermsg.c), the parsers of
+ * what arrives from Redis and from --redis.
+ *
+ * Input: byte 0 picks the parser (even: a payload, odd: a URL), the rest is its text. A payload that
+ * parses must have a valid node and target, a body inside the input, and encode back to the same head
+ * (cluster_msg_head); a URL that parses must give a non-empty host, a port in 1..65535 and fields that
+ * fit their buffers. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clustermsg.h"
+#include "fuzz_check.h"
+#include "names.h"
+
+static void check_payload(const char *p, size_t len) {
+    struct cluster_msg m;
+    if (cluster_msg_parse(p, len, &m) < 0) return;
+    FUZZ_CHECK(strchr("URBJLEXS", m.kind) && m.kind != '\0');
+    FUZZ_CHECK(name_valid(m.node));
+    FUZZ_CHECK(m.body >= p && m.body + m.body_len == p + len);
+    int targeted = strchr("URJLEX", m.kind) != NULL;
+    FUZZ_CHECK(targeted ? name_valid(m.target) : m.target[0] == '\0');
+    char head[CLUSTER_HEAD_MAX];
+    size_t n = cluster_msg_head(head, m.kind, m.seq, m.node, targeted ? m.target : NULL);
+    FUZZ_CHECK(n == (size_t)(m.body - p) && memcmp(head, p, n) == 0); /* one spelling per payload */
+}
+
+static void check_url(const char *url) {
+    struct redis_url u;
+    char err[256];
+    if (redis_url_parse(url, &u, err, sizeof err) < 0) {
+        FUZZ_CHECK(strlen(err) > 0);
+        return;
+    }
+    FUZZ_CHECK(u.host[0] && strlen(u.host) < sizeof u.host);
+    FUZZ_CHECK(u.port >= 1 && u.port <= 65535);
+    FUZZ_CHECK(strlen(u.password) < sizeof u.password && strlen(u.user) < sizeof u.user);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    char *text = malloc(size);
+    memcpy(text, data + 1, size - 1);
+    text[size - 1] = '\0';
+    if (data[0] % 2 == 0) check_payload(text, size - 1);
+    else check_url(text);
+    free(text);
+    return 0;
+}
