@@ -129,8 +129,8 @@ static struct item *item_new(enum item_kind kind, const char *a, size_t a_len, c
     it->a_len = a_len;
     it->b_len = head_len + text_len;
     memcpy(it->buf, a, a_len);
-    memcpy(it->buf + a_len, head, head_len);
-    memcpy(it->buf + a_len + head_len, text, text_len);
+    if (head_len) memcpy(it->buf + a_len, head, head_len); /* head and text may be NULL when empty */
+    if (text_len) memcpy(it->buf + a_len + head_len, text, text_len);
     return it;
 }
 
