@@ -804,8 +804,8 @@ static void *engine_main(void *arg) {
     c->backoff_ms = CLUSTER_BACKOFF_MIN_MS;
     while (!stopping(c)) {
         int64_t now = now_ms();
+        if (c->reset) reset(c); /* first: it sets when to retry */
         if (!c->cmd && !c->sub && now >= c->retry_at) connect_both(c);
-        if (c->reset) reset(c);
         int up = c->cmd_ready && c->sub_ready;
         if (up) drain(c);
         if (up && now >= c->next_tick) {
