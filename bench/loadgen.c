@@ -225,6 +225,7 @@ struct stats {
 struct options {
     const char *scenario, *host, *path;
     int port, pid;
+    int port2;        /* receivers connect here when set: cross-node runs against a cluster */
     long n, pairs, size, window, concurrency;
     double duration_s, warmup_s, deadline_s, step_s, settle_cap_s, hold_s;
     long start_rate, max_rate, p99_limit_us, bisections;
@@ -234,7 +235,7 @@ static struct {
     struct options o;
     int ep;
     int64_t t0, deadline;
-    struct sockaddr_in addr;
+    struct sockaddr_in addr, addr2;
     struct ws *conns;
     size_t nconns, connecting, open;
     int64_t last_rx;  /* when the last byte of any connection arrived */
@@ -368,7 +369,8 @@ static void ws_start(struct ws *c) {
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->state = WS_CONNECTING;
     G.connecting++;
-    if (connect(c->fd, (struct sockaddr *)&G.addr, sizeof G.addr) < 0 && errno != EINPROGRESS) {
+    const struct sockaddr_in *to = c->role == ROLE_RECEIVER && G.o.port2 ? &G.addr2 : &G.addr;
+    if (connect(c->fd, (const struct sockaddr *)to, sizeof *to) < 0 && errno != EINPROGRESS) {
         ep_ctl(EPOLL_CTL_ADD, c->fd, 0, c);
         ws_lost(c, strerror(errno));
         return;
@@ -1172,6 +1174,7 @@ static void usage(FILE *out) {
             "       loadgen --port PORT --wait-ready SECONDS   wait until GET /healthz answers 200\n"
             "options:\n"
             "  --host ADDR         server address (127.0.0.1)\n"
+            "  --port2 PORT        receivers connect to this port (another node of a cluster), senders to --port\n"
             "  --path PATH         WebSocket path (/ws)\n"
             "  --pid PID           the server's pid, for RSS, threads and CPU from /proc\n"
             "  --n N               fanout receivers, or conns connections (100)\n"
@@ -1239,6 +1242,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--host") == 0) o.host = v;
         else if (strcmp(a, "--path") == 0) o.path = v;
         else if (strcmp(a, "--port") == 0) o.port = atoi(v);
+        else if (strcmp(a, "--port2") == 0) o.port2 = atoi(v);
         else if (strcmp(a, "--pid") == 0) o.pid = atoi(v);
         else if (strcmp(a, "--n") == 0) o.n = atol(v);
         else if (strcmp(a, "--pairs") == 0) o.pairs = atol(v);
@@ -1272,6 +1276,9 @@ int main(int argc, char **argv) {
     rng_state ^= (uint64_t)now_us() * 2654435761u ^ (uint64_t)getpid();
     G.t0 = now_us();
     G.deadline = G.t0 + (int64_t)(o.deadline_s * 1e6);
+    G.addr2.sin_family = AF_INET;
+    G.addr2.sin_port = htons((uint16_t)o.port2);
+    if (o.port2 && inet_pton(AF_INET, o.host, &G.addr2.sin_addr) != 1) die("--host must be an IPv4 address");
     G.addr.sin_family = AF_INET;
     G.addr.sin_port = htons((uint16_t)o.port);
     if (inet_pton(AF_INET, o.host, &G.addr.sin_addr) != 1) die("--host must be an IPv4 address");
