@@ -19,6 +19,7 @@
 #include "dict.h"
 #include "log.h"
 #include "metrics.h"
+#include "peers.h"
 #include "redisev.h"
 #include "utf8.h"
 
@@ -40,16 +41,6 @@ struct item {
     char buf[];
 };
 
-/* Another node, as this one knows it. */
-struct peer {
-    struct peer *next;
-    char id[SB_NAME_MAX + 1];
-    struct dict *users;   /* names online there; values unused */
-    struct dict *rooms;   /* rooms with members there; values unused */
-    uint64_t seq;         /* the newest presence state applied */
-    int listed;           /* in the last SMEMBERS of the node set */
-};
-
 struct cluster {
     struct hub *hub;
     struct outbox *ob;
@@ -63,7 +54,7 @@ struct cluster {
     pthread_t thread;
     int started;
 
-    pthread_mutex_t lock; /* guards the fields down to `peers` */
+    pthread_mutex_t lock; /* guards the fields down to `local_rooms` */
     struct item *q_head, *q_tail;
     size_t q_bytes;
     int up;               /* both connections ready: hooks queue; else they drop */
@@ -71,9 +62,8 @@ struct cluster {
     int reregister;       /* a presence change was not queued: register every local user again */
     struct dict *local;   /* this node's users; values unused */
     struct dict *local_rooms; /* this node's rooms with members; values unused */
-    struct peer *peers;
 
-    long remote_nodes;    /* atomic: peers with at least one user, what a broadcast counts */
+    struct peers *peers;  /* the other nodes' presence; its own lock */
     size_t inflight;      /* atomic reads (gauges); written by the engine thread */
 
     /* The engine thread only: */
@@ -148,18 +138,16 @@ static int publish_frame(struct cluster *c, const char *channel, char kind, cons
 /* Publishes f to the node channel of every other node that has `name` (a user, or a room when
  * rooms) per the presence table; returns how many took it, or -1 if every one was dropped. */
 static long route(struct cluster *c, int rooms, char kind, const char *name, const struct frame *f) {
-    char channels[CLUSTER_ROUTE_MAX][CLUSTER_CHANNEL_MAX];
-    size_t n = 0, total = 0;
-    pthread_mutex_lock(&c->lock);
-    for (struct peer *p = c->peers; p; p = p->next) {
-        if (!dict_get(rooms ? p->rooms : p->users, name)) continue;
-        if (n < CLUSTER_ROUTE_MAX) snprintf(channels[n++], CLUSTER_CHANNEL_MAX, "%s.node.%s", c->prefix, p->id);
-        total++;
-    }
-    pthread_mutex_unlock(&c->lock);
+    peer_id ids[CLUSTER_ROUTE_MAX];
+    size_t total = peers_having(c->peers, rooms, name, ids, CLUSTER_ROUTE_MAX);
+    size_t n = total < CLUSTER_ROUTE_MAX ? total : CLUSTER_ROUTE_MAX;
     if (total > n) metrics_add(M_CLUSTER_DROPPED, total - n);
     long sent = 0;
-    for (size_t i = 0; i < n; i++) sent += publish_frame(c, channels[i], kind, name, f) == 0;
+    for (size_t i = 0; i < n; i++) {
+        char channel[CLUSTER_CHANNEL_MAX];
+        snprintf(channel, sizeof channel, "%s.node.%s", c->prefix, ids[i]);
+        sent += publish_frame(c, channel, kind, name, f) == 0;
+    }
     return sent || !total ? sent : -1;
 }
 
@@ -175,7 +163,7 @@ static long hook_publish(void *ctx, const char *room, const struct frame *f) {
 static long hook_broadcast(void *ctx, const struct frame *f) {
     struct cluster *c = ctx;
     if (publish_frame(c, c->ch_all, 'B', NULL, f) < 0) return -1;
-    return __atomic_load_n(&c->remote_nodes, __ATOMIC_RELAXED);
+    return peers_with_users(c->peers);
 }
 
 /* Mirrors a presence change of this node and queues it for Redis. */
@@ -225,151 +213,36 @@ static void hook_gauges(void *ctx, struct metrics_gauges *g) {
     pthread_mutex_lock(&c->lock);
     g->redis_up = c->up;
     g->cluster_queue_bytes = c->q_bytes;
-    size_t alive = 0;
-    for (struct peer *p = c->peers; p; p = p->next) alive++;
-    g->nodes_alive = alive;
     pthread_mutex_unlock(&c->lock);
+    g->nodes_alive = peers_count(c->peers);
     g->cluster_inflight = __atomic_load_n(&c->inflight, __ATOMIC_RELAXED);
 }
 
-/* ---- the peer table: changed by the engine thread under the lock; the hub hears after ---- */
-
-struct names {
-    char **v;
-    size_t n, cap;
-};
-
-static void names_push(struct names *x, const char *name) {
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 16;
-        char **v = realloc(x->v, cap * sizeof *v);
-        if (!v) return;
-        x->v = v;
-        x->cap = cap;
-    }
-    if ((x->v[x->n] = strdup(name))) x->n++;
-}
+/* ---- the peer table (peers.h): the engine thread changes it, then tells the hub ---- */
 
 /* Tells the hub that each name gained (delta 1) or lost (-1) a node, then frees the list. */
 static void names_apply(struct cluster *c, struct names *x, int delta) {
-    for (size_t i = 0; i < x->n; i++) {
-        hub_remote_user(c->hub, x->v[i], delta);
-        free(x->v[i]);
-    }
-    free(x->v);
-    *x = (struct names){0};
+    for (size_t i = 0; i < x->n; i++) hub_remote_user(c->hub, x->v[i], delta);
+    names_free(x);
 }
 
-static void count_nodes(struct cluster *c) {
-    long n = 0;
-    for (struct peer *p = c->peers; p; p = p->next) n += dict_size(p->users) > 0;
-    __atomic_store_n(&c->remote_nodes, n, __ATOMIC_RELAXED);
-}
-
-/* Under the lock. */
-static struct peer *peer_find(struct cluster *c, const char *id) {
-    for (struct peer *p = c->peers; p; p = p->next)
-        if (strcmp(p->id, id) == 0) return p;
-    return NULL;
-}
-
-/* Under the lock; NULL when out of memory. */
-static struct peer *peer_get(struct cluster *c, const char *id) {
-    struct peer *p = peer_find(c, id);
-    if (p) return p;
-    if (!(p = calloc(1, sizeof *p)) || !(p->users = dict_new()) || !(p->rooms = dict_new())) {
-        if (p) dict_free(p->users);
-        free(p);
-        return NULL;
-    }
-    snprintf(p->id, sizeof p->id, "%s", id);
-    p->next = c->peers;
-    c->peers = p;
-    return p;
-}
-
-struct diff {
-    const struct dict *other;
-    struct names *out;
-};
-
-static void collect_missing(const char *key, void *value, void *arg) {
-    struct diff *d = arg;
-    if (!d->other || !dict_get(d->other, key)) names_push(d->out, key);
-}
-
-/* Drops peer `id` (dead or gone): its users leave. */
-static void peer_drop(struct cluster *c, const char *id) {
+/* Node `id` is dead or gone: its users leave. */
+static void forget_node(struct cluster *c, const char *id) {
     struct names gone = {0};
-    pthread_mutex_lock(&c->lock);
-    struct peer **pp = &c->peers;
-    while (*pp && strcmp((*pp)->id, id) != 0) pp = &(*pp)->next;
-    struct peer *p = *pp;
-    if (p) {
-        *pp = p->next;
-        dict_each(p->users, collect_missing, &(struct diff){NULL, &gone});
-        count_nodes(c);
-    }
-    pthread_mutex_unlock(&c->lock);
-    if (p) {
-        log_info("cluster: node %s left (%zu users)", id, gone.n);
-        dict_free(p->users);
-        dict_free(p->rooms);
-        free(p);
-    }
+    if (peers_drop(c->peers, id, &gone)) log_info("cluster: node %s left (%zu users)", id, gone.n);
     names_apply(c, &gone, -1);
 }
 
-/* A J, L, E or X event: a user or room of node `id` came or went, at presence state `seq`. */
-static void peer_event(struct cluster *c, const char *id, uint64_t seq, const char *name, int room, int up) {
-    int changed = 0;
-    pthread_mutex_lock(&c->lock);
-    struct peer *p = up ? peer_get(c, id) : peer_find(c, id);
-    if (p && seq > p->seq) {
-        struct dict *d = room ? p->rooms : p->users;
-        p->seq = seq;
-        if (up && !dict_get(d, name)) changed = dict_add(d, name, p) == 0;
-        if (!up) changed = dict_remove(d, name) != NULL;
-        count_nodes(c);
-    }
-    pthread_mutex_unlock(&c->lock);
-    if (changed && !room) hub_remote_user(c->hub, name, up ? 1 : -1);
+static void node_event(struct cluster *c, const struct cluster_msg *m) {
+    int room = m->kind == 'E' || m->kind == 'X', up = m->kind == 'J' || m->kind == 'E';
+    if (peers_event(c->peers, m->node, m->seq, m->target, room, up) && !room) hub_remote_user(c->hub, m->target, up ? 1 : -1);
 }
 
-/* A node's whole presence (its hash) at state `seq`: replaces what was known if not older. */
-static void peer_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users, struct dict *rooms) {
+static void node_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users, struct dict *rooms) {
     struct names joined = {0}, left = {0};
-    struct dict *old = NULL, *old_rooms = NULL;
-    pthread_mutex_lock(&c->lock);
-    struct peer *p = peer_get(c, id);
-    if (p && seq >= p->seq) {
-        dict_each(users, collect_missing, &(struct diff){p->users, &joined});
-        dict_each(p->users, collect_missing, &(struct diff){users, &left});
-        old = p->users;
-        old_rooms = p->rooms;
-        p->users = users;
-        p->rooms = rooms;
-        p->seq = seq;
-        users = rooms = NULL;
-        count_nodes(c);
-    }
-    pthread_mutex_unlock(&c->lock);
-    dict_free(old);
-    dict_free(old_rooms);
-    dict_free(users);
-    dict_free(rooms);
+    peers_snapshot(c->peers, id, seq, users, rooms, &joined, &left);
     names_apply(c, &joined, 1);
     names_apply(c, &left, -1);
-}
-
-static void peers_free(struct cluster *c) {
-    while (c->peers) {
-        struct peer *p = c->peers;
-        c->peers = p->next;
-        dict_free(p->users);
-        dict_free(p->rooms);
-        free(p);
-    }
 }
 
 /* ---- inbound: messages from the subscriber connection ---- */
@@ -400,7 +273,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
         return;
     }
     if (strcmp(m.node, c->node) == 0) return; /* ours: delivered locally already */
-    if (strchr("JLEX", m.kind)) peer_event(c, m.node, m.seq, m.target, m.kind == 'E' || m.kind == 'X', m.kind == 'J' || m.kind == 'E');
+    if (strchr("JLEX", m.kind)) node_event(c, &m);
     else if (m.kind == 'S') fetch_node(c, m.node);
     else deliver_message(c, &m);
 }
@@ -552,7 +425,7 @@ static void on_node(redisAsyncContext *ac, void *r, void *privdata) {
         if (reply->elements == 0) { /* expired: the node is dead */
             const char *srem[] = {"SREM", c->nodes_key, id};
             command(c, NULL, NULL, 3, srem, NULL);
-            peer_drop(c, id);
+            forget_node(c, id);
         } else {
             struct dict *users = dict_new(), *rooms = dict_new();
             uint64_t seq = 0;
@@ -567,7 +440,7 @@ static void on_node(redisAsyncContext *ac, void *r, void *privdata) {
                          !dict_get(d, name))
                     dict_add(d, name, d);
             }
-            if (users && rooms) peer_snapshot(c, id, seq, users, rooms);
+            if (users && rooms) node_snapshot(c, id, seq, users, rooms);
             else {
                 dict_free(users);
                 dict_free(rooms);
@@ -591,28 +464,21 @@ static void on_members(redisAsyncContext *ac, void *r, void *privdata) {
     redisReply *reply = r;
     on_reply(ac, r, privdata);
     if (!reply || reply->type != REDIS_REPLY_ARRAY) return;
-    pthread_mutex_lock(&c->lock);
-    for (struct peer *p = c->peers; p; p = p->next) p->listed = 0;
-    for (size_t i = 0; i < reply->elements; i++) {
-        redisReply *e = reply->element[i];
-        struct peer *p = e->type == REDIS_REPLY_STRING ? peer_find(c, e->str) : NULL;
-        if (p) p->listed = 1;
-    }
-    struct names gone = {0};
-    for (struct peer *p = c->peers; p; p = p->next)
-        if (!p->listed) names_push(&gone, p->id);
-    pthread_mutex_unlock(&c->lock);
-    for (size_t i = 0; i < gone.n; i++) {
-        peer_drop(c, gone.v[i]);
-        free(gone.v[i]);
-    }
-    free(gone.v);
-    for (size_t i = 0; i < reply->elements; i++) {
+    const char **ids = malloc((reply->elements + 1) * sizeof *ids);
+    size_t n = 0;
+    for (size_t i = 0; ids && i < reply->elements; i++) {
         redisReply *e = reply->element[i];
         if (e->type == REDIS_REPLY_STRING && e->len <= SB_NAME_MAX && strlen(e->str) == e->len && name_valid(e->str) &&
             strcmp(e->str, c->node) != 0)
-            fetch_node(c, e->str);
+            ids[n++] = e->str;
     }
+    if (!ids) return;
+    struct names gone = {0};
+    peers_unlisted(c->peers, ids, n, &gone);
+    for (size_t i = 0; i < gone.n; i++) forget_node(c, gone.v[i]);
+    names_free(&gone);
+    for (size_t i = 0; i < n; i++) fetch_node(c, ids[i]);
+    free(ids);
 }
 
 /* Once a second while connected: keep this node alive, and re-read everybody's presence. */
@@ -826,9 +692,7 @@ static void *engine_main(void *arg) {
 static void cluster_free(struct cluster *c) {
     if (c->epfd >= 0) close(c->epfd);
     if (c->wakefd >= 0) close(c->wakefd);
-    pthread_mutex_lock(&c->lock);
-    peers_free(c);
-    pthread_mutex_unlock(&c->lock);
+    peers_free(c->peers);
     dict_free(c->local);
     dict_free(c->local_rooms);
     pthread_mutex_destroy(&c->lock);
@@ -876,7 +740,7 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->seq = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     int ok = redis_url_parse(o->url, &c->url, err, cap) == 0 && set_names(c, o, err, cap) == 0;
-    if (ok && (!(c->local = dict_new()) || !(c->local_rooms = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+    if (ok && (!(c->peers = peers_new()) || !(c->local = dict_new()) || !(c->local_rooms = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
                (c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
                epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev) < 0)) {
         snprintf(err, cap, "cluster: %s", strerror(errno ? errno : ENOMEM));

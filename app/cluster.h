@@ -3,12 +3,12 @@
  * The hub calls it through struct hub_engine (hub.h) at its few delivery and presence points; it calls
  * the hub back (hub_deliver_local_*, hub_remote_user) with what other nodes sent. Design, after
  * Socket.IO's Redis adapter and Centrifugo's Redis engine:
- *   - channels: PREFIX.node.ID, one per node, carries messages for the users that node has (a send is
- *     routed by the presence table, one PUBLISH per node that has the user); PREFIX.all carries
- *     broadcasts and room messages (each node delivers a room message to its own members, as Socket.IO
- *     does); PREFIX.presence carries users joining and leaving nodes. Payloads: clustermsg.h.
+ *   - channels: PREFIX.node.ID, one per node, carries messages for the users and rooms that node has
+ *     (a send or a publish is routed by the presence table: one PUBLISH per node with a recipient);
+ *     PREFIX.all carries broadcasts; PREFIX.presence carries users and rooms coming to and going from
+ *     nodes. Payloads: clustermsg.h. The receiving node builds the frame once for all its recipients.
  *   - presence: a hash PREFIX.node.ID per node (field "" = its presence sequence number, one field per
- *     user online there) that expires --node-ttl minus a second after the node last refreshed it, and a
+ *     user online there, one "#ROOM" per room with members there) that expires --node-ttl minus a second after the node last refreshed it, and a
  *     set PREFIX.nodes of node ids. Every second each node refreshes its hash, re-reads every other
  *     node's hash (a node whose hash expired is dead: its users leave) and applies the J/L events in
  *     between, ordered by the sequence numbers. The table is kept here and in the hub, so a welcome or
@@ -25,9 +25,9 @@
  * cross-node messages are dropped (counted) and the node serves its own clients; it reconnects with
  * backoff (100 ms doubling to 5 s), subscribes again and registers its users again.
  *
- * Lock: the engine's `lock` guards its queue, its up/down state, the mirror of this node's users and
- * the peer table; it is taken after the hub's lock (the hooks run under it) and never held while
- * calling the hub. */
+ * Locks: the engine's `lock` guards its queue, its up/down state and the mirror of this node's users
+ * and rooms; the other nodes' presence is a table of its own (peers.h, its own lock). Both are taken
+ * after the hub's lock (the hooks run under it) and never held while calling the hub. */
 #ifndef SB_CLUSTER_H
 #define SB_CLUSTER_H
 
