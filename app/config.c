@@ -76,6 +76,8 @@ void config_usage(FILE *out) {
     }
     fprintf(out, "  --healthcheck [URL]\n      probe a running server's /healthz; exit 0 if it answers 200\n"
                  "  --help, --version\n");
+    fprintf(out, "\nswitchboard token --user NAME [--ttl 1h] [--rooms a,b] [--jwt-secret SECRET|--jwt-secret-file FILE]\n"
+                 "      print an HS256 token for NAME signed with the secret (switchboard token --help)\n");
 }
 
 static int set_long(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {

@@ -352,7 +352,7 @@ static int issuer_ok(const cJSON *claims, const char *want) {
 }
 
 /* A room name, or a prefix pattern: "*" (any room) or "<name>*". */
-static int room_entry_valid(const char *s) {
+int jwt_room_pattern_valid(const char *s) {
     size_t len = strlen(s);
     if (len == 0 || len > SB_NAME_MAX) return 0;
     if (s[len - 1] != '*') return name_valid(s);
@@ -370,7 +370,7 @@ static enum jwt_error take_rooms(const cJSON *claims, struct jwt_claims *out) {
     if (!cJSON_IsArray(rooms)) return JWT_BAD_ROOMS;
     size_t n = 0, bytes = 0;
     cJSON_ArrayForEach(e, rooms) {
-        if (++n > JWT_MAX_ROOMS || !cJSON_IsString(e) || !room_entry_valid(e->valuestring)) return JWT_BAD_ROOMS;
+        if (++n > JWT_MAX_ROOMS || !cJSON_IsString(e) || !jwt_room_pattern_valid(e->valuestring)) return JWT_BAD_ROOMS;
         bytes += strlen(e->valuestring) + 1;
     }
     char **list = malloc(n * sizeof *list + bytes + 1);
@@ -504,7 +504,7 @@ static int mint_claims(char *json, size_t cap, const char *sub, int64_t iat, int
     if (!name_claimable(sub) || nrooms > JWT_MAX_ROOMS) return -1;
     int n = snprintf(json, cap, "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld", sub, (long long)iat, (long long)exp);
     for (size_t i = 0; i < nrooms && n > 0 && (size_t)n < cap; i++) {
-        if (!room_entry_valid(rooms[i])) return -1;
+        if (!jwt_room_pattern_valid(rooms[i])) return -1;
         n += snprintf(json + n, cap - (size_t)n, "%s\"%s\"", i ? "," : ",\"rooms\":[", rooms[i]);
     }
     if (n > 0 && (size_t)n < cap) n += snprintf(json + n, cap - (size_t)n, "%s}", nrooms ? "]" : "");

@@ -74,6 +74,9 @@ struct jwt_claims {
 enum jwt_error jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, int64_t now_s,
                           struct jwt_claims *out);
 void jwt_claims_free(struct jwt_claims *c);
+/* 1 if `entry` may stand in a rooms claim: a room name (names.h), "*" (any room), or a name followed
+ * by '*' (rooms starting with that name, e.g. "team-7.*"). */
+int jwt_room_pattern_valid(const char *entry);
 /* 1 if the claims let their user join and publish to `room`. */
 int jwt_room_allowed(const struct jwt_claims *c, const char *room);
 
