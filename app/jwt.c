@@ -381,7 +381,7 @@ static enum jwt_error take_rooms(const cJSON *claims, struct jwt_claims *out) {
         bytes += strlen(e->valuestring) + 1;
     }
     char **list = malloc(n * sizeof *list + bytes + 1);
-    if (!list) return JWT_BAD_ROOMS;
+    if (!list) return JWT_BAD_ROOMS; /* out of memory: refuse rather than grant any room */
     char *p = (char *)(list + n);
     size_t i = 0;
     cJSON_ArrayForEach(e, rooms) {
@@ -408,7 +408,7 @@ static enum jwt_error check_claims(const struct jwt_verifier *v, const cJSON *cl
 
 /* ---- the token ---- */
 
-/* The three parts of a compact token: [start, end) offsets of each. */
+/* The three parts of a compact token: where each starts and how long it is. */
 struct parts {
     size_t start[3], len[3];
 };

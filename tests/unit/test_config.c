@@ -317,6 +317,9 @@ static void test_jwt_settings(void) {
     BAD("--jwt-public-key", "/nonexistent/key.pem");
     CHECK(strstr(err_text, "/nonexistent/key.pem") != NULL);
     BAD("--jwt-secret-file", "/tmp");
+    BAD("--jwt-audience", "sb"); /* meaningless without a key: said, not ignored */
+    CHECK(strstr(err_text, "need a key") != NULL);
+    BAD("--jwt-issuer", "me");
     setenv("SWITCHBOARD_JWT_AUDIENCE", "", 1);
     BAD("--port", "9000");
     CHECK(strstr(err_text, "SWITCHBOARD_JWT_AUDIENCE") != NULL);
