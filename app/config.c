@@ -10,13 +10,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH };
+enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_TEXT };
 
 struct option_def {
     const char *flag, *env;
     enum opt_type type;
     size_t offset;  /* of the field in struct config */
-    long min, max;  /* OPT_LONG bounds */
+    long min, max;  /* OPT_LONG bounds; OPT_TEXT: max is the field's size */
     const char *def; /* NULL: no default value to apply */
     const char *metavar, *help;
 };
@@ -51,6 +51,10 @@ static const struct option_def options[] = {
      "presence events and user lists (off for very many connections)"},
     {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
      "error, warn, info or debug"},
+    {"--api-key", "SWITCHBOARD_API_KEY", OPT_TEXT, FIELD(api_key), 0, CONFIG_TEXT_MAX, NULL, "KEY",
+     "enable the HTTP API for backends at /api/ with this bearer key (prefer --api-key-file)"},
+    {"--api-key-file", "SWITCHBOARD_API_KEY_FILE", OPT_TEXT, FIELD(api_key_file), 0, PATH_MAX, NULL, "FILE",
+     "the same, the key read from FILE (one trailing newline stripped)"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -163,6 +167,16 @@ static int set_switch(struct config *cfg, const struct option_def *o, const char
     return -1;
 }
 
+static int set_text(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    size_t len = strlen(v);
+    if (len == 0 || len >= (size_t)o->max) {
+        snprintf(err, cap, "%s: %s", o->flag, len ? "too long" : "empty");
+        return -1;
+    }
+    memcpy((char *)cfg + o->offset, v, len + 1);
+    return 0;
+}
+
 static int set_option(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
     switch (o->type) {
     case OPT_PORT: return set_port(cfg, o, v, err, cap);
@@ -171,6 +185,7 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
     case OPT_LONG: return set_long(cfg, o, v, err, cap);
     case OPT_LEVEL: return set_level(cfg, o, v, err, cap);
     case OPT_SWITCH: return set_switch(cfg, o, v, err, cap);
+    case OPT_TEXT: return set_text(cfg, o, v, err, cap);
     }
     return -1;
 }
@@ -266,11 +281,49 @@ static void default_healthcheck_url(struct config *cfg) {
     else snprintf(cfg->healthcheck_url, sizeof cfg->healthcheck_url, "http://%s/healthz", cfg->port);
 }
 
+/* Why `text` (n bytes read from the key file, newline stripped) is no key, or NULL if it is one. */
+static const char *bad_key(const char *text, size_t n, size_t cap) {
+    if (n >= cap) return "longer than 511 bytes";
+    if (n == 0) return "empty";
+    if (memchr(text, '\0', n) || memchr(text, '\n', n) || memchr(text, '\r', n)) return "not a single line";
+    return NULL;
+}
+
+/* The API key from --api-key-file: its content without one trailing newline. */
+static int read_api_key(struct config *cfg, char *err, size_t cap) {
+    char text[CONFIG_TEXT_MAX + 2];
+    FILE *f = fopen(cfg->api_key_file, "r");
+    const char *why = f ? NULL : strerror(errno);
+    size_t n = f ? fread(text, 1, sizeof text, f) : 0;
+    if (f && ferror(f)) why = "cannot be read";
+    if (f) fclose(f);
+    if (n && text[n - 1] == '\n') n--;
+    if (n && text[n - 1] == '\r') n--;
+    if (!why) why = bad_key(text, n, sizeof cfg->api_key);
+    if (why) {
+        snprintf(err, cap, "--api-key-file: '%.300s': %s", cfg->api_key_file, why);
+        return -1;
+    }
+    memcpy(cfg->api_key, text, n);
+    cfg->api_key[n] = '\0';
+    return 0;
+}
+
+static int resolve_api_key(struct config *cfg, char *err, size_t cap) {
+    if (!cfg->api_key_file[0]) return 0;
+    if (cfg->api_key[0]) {
+        snprintf(err, cap, "--api-key and --api-key-file (or their variables) both given: use one");
+        return -1;
+    }
+    return read_api_key(cfg, err, cap);
+}
+
 enum config_result config_load(struct config *cfg, int argc, char **argv) {
     char err[CONFIG_TEXT_MAX + 256] = "";
     enum config_result r = load_defaults_and_env(cfg, err, sizeof err) < 0
                                ? CONFIG_EXIT_USAGE
                                : parse_args(cfg, argc, argv, err, sizeof err);
+    if (r == CONFIG_RUN && resolve_api_key(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
     if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);
     if (r == CONFIG_EXIT_USAGE) {

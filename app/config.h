@@ -33,6 +33,8 @@ struct config {
     enum sb_log_level log_level;
     int healthcheck;             /* run as a health probe instead of a server */
     char healthcheck_url[CONFIG_TEXT_MAX];
+    char api_key[CONFIG_TEXT_MAX];  /* the server API's bearer key (api.h); "" = the API is off */
+    char api_key_file[PATH_MAX];    /* where api_key was read from, if it came from a file */
 };
 
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
