@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "check.h"
+#include "envelope.h"
 #include "peer.h"
 
 #define KEY "k3y-for-tests"
@@ -57,6 +58,12 @@ static int parse_status(const char *method, const char *path, const char *auth, 
         CHECK_EQ_INT(parse_status(method, path, auth, body, got_code, sizeof got_code), status); \
         CHECK_EQ_STR(got_code, code);                                                             \
     } while (0)
+
+/* Deliveries from the API say "@server", which no client can be called. */
+static void test_server_is_no_user(void) {
+    CHECK(!name_valid(ENVELOPE_SERVER));
+    CHECK(!name_claimable(ENVELOPE_SERVER));
+}
 
 static void test_key_equal(void) {
     CHECK(api_key_equal(KEY, strlen(KEY), KEY));
@@ -286,6 +293,7 @@ static void test_calls_on_the_hub(void) {
 }
 
 int main(void) {
+    test_server_is_no_user();
     test_key_equal();
     test_auth_first();
     test_paths_and_methods();
