@@ -151,6 +151,29 @@ class ApiServerTest(harness.ServerTestCase):
         self.assertEqual(len(fits), 65536)
         self.assertIn("delivered", self.ok("POST", "/api/broadcast", fits))
 
+    def test_413_chunked_body_over_max_message(self):
+        """Without a Content-Length the body is read up to the limit, then refused."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=RECV_TIMEOUT)
+        try:
+            chunks = [b'{"data":"'] + [b"c" * 8192] * 9 + [b'"}']
+            conn.request("POST", "/api/broadcast", body=iter(chunks), encode_chunked=True,
+                         headers={"Authorization": "Bearer " + KEY, "Transfer-Encoding": "chunked"})
+            r = conn.getresponse()
+            self.assertEqual(r.status, 413)
+            self.assertEqual(json.loads(r.read())["error"]["code"], "too_large")
+        finally:
+            conn.close()
+        body = b'{"data":"' + b"c" * 8192 + b'"}'
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=RECV_TIMEOUT)
+        try:
+            conn.request("POST", "/api/broadcast", body=iter([body[:100], body[100:]]), encode_chunked=True,
+                         headers={"Authorization": "Bearer " + KEY, "Transfer-Encoding": "chunked"})
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertIn("delivered", json.loads(r.read()))
+        finally:
+            conn.close()
+
     def test_400_bodies(self):
         for body, code in [("", "bad_json"), ("not json", "bad_json"), ('{"data":1} x', "bad_json"),
                            ('{"data":1', "bad_json"), ("[1]", "bad_request"), ('"x"', "bad_request"),
