@@ -63,6 +63,10 @@ static const struct option_def options[] = {
      "tokens must name this audience (aud)"},
     {"--jwt-issuer", "SWITCHBOARD_JWT_ISSUER", OPT_TEXT, FIELD(jwt_issuer), 0, CONFIG_TEXT_MAX, NULL, "ISS",
      "tokens must come from this issuer (iss)"},
+    {"--api-key", "SWITCHBOARD_API_KEY", OPT_TEXT, FIELD(api_key), 0, CONFIG_TEXT_MAX, NULL, "KEY",
+     "enable the HTTP API for backends at /api/ with this bearer key (prefer --api-key-file)"},
+    {"--api-key-file", "SWITCHBOARD_API_KEY_FILE", OPT_TEXT, FIELD(api_key_file), 0, PATH_MAX, NULL, "FILE",
+     "the same, the key read from FILE (one trailing newline stripped)"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -181,7 +185,8 @@ static int set_switch(struct config *cfg, const struct option_def *o, const char
 static int set_text(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
     size_t len = strlen(v);
     if (len == 0 || len >= (size_t)o->max) {
-        snprintf(err, cap, "%s: the value must be 1 to %ld characters", o->flag, o->max - 1);
+        snprintf(err, cap, "%s: %s: the value must be 1 to %ld characters", o->flag, len ? "too long" : "empty",
+                 o->max - 1);
         return -1;
     }
     memcpy((char *)cfg + o->offset, v, len + 1);
@@ -292,11 +297,49 @@ static void default_healthcheck_url(struct config *cfg) {
     else snprintf(cfg->healthcheck_url, sizeof cfg->healthcheck_url, "http://%s/healthz", cfg->port);
 }
 
+/* Why `text` (n bytes read from the key file, newline stripped) is no key, or NULL if it is one. */
+static const char *bad_key(const char *text, size_t n, size_t cap) {
+    if (n >= cap) return "longer than 511 bytes";
+    if (n == 0) return "empty";
+    if (memchr(text, '\0', n) || memchr(text, '\n', n) || memchr(text, '\r', n)) return "not a single line";
+    return NULL;
+}
+
+/* The API key from --api-key-file: its content without one trailing newline. */
+static int read_api_key(struct config *cfg, char *err, size_t cap) {
+    char text[CONFIG_TEXT_MAX + 2];
+    FILE *f = fopen(cfg->api_key_file, "r");
+    const char *why = f ? NULL : strerror(errno);
+    size_t n = f ? fread(text, 1, sizeof text, f) : 0;
+    if (f && ferror(f)) why = "cannot be read";
+    if (f) fclose(f);
+    if (n && text[n - 1] == '\n') n--;
+    if (n && text[n - 1] == '\r') n--;
+    if (!why) why = bad_key(text, n, sizeof cfg->api_key);
+    if (why) {
+        snprintf(err, cap, "--api-key-file: '%.300s': %s", cfg->api_key_file, why);
+        return -1;
+    }
+    memcpy(cfg->api_key, text, n);
+    cfg->api_key[n] = '\0';
+    return 0;
+}
+
+static int resolve_api_key(struct config *cfg, char *err, size_t cap) {
+    if (!cfg->api_key_file[0]) return 0;
+    if (cfg->api_key[0]) {
+        snprintf(err, cap, "--api-key and --api-key-file (or their variables) both given: use one");
+        return -1;
+    }
+    return read_api_key(cfg, err, cap);
+}
+
 enum config_result config_load(struct config *cfg, int argc, char **argv) {
     char err[CONFIG_TEXT_MAX + 256] = "";
     enum config_result r = load_defaults_and_env(cfg, err, sizeof err) < 0
                                ? CONFIG_EXIT_USAGE
                                : parse_args(cfg, argc, argv, err, sizeof err);
+    if (r == CONFIG_RUN && resolve_api_key(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
     if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);
     if (r == CONFIG_RUN && !cfg->healthcheck && keys_check(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;

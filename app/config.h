@@ -38,6 +38,8 @@ struct config {
     char jwt_public_key[PATH_MAX];         /* PEM file of an RSA (RS256) or EC P-256 (ES256) public key */
     char jwt_audience[CONFIG_TEXT_MAX];    /* required aud; "" = none */
     char jwt_issuer[CONFIG_TEXT_MAX];      /* required iss; "" = none */
+    char api_key[CONFIG_TEXT_MAX];  /* the server API's bearer key (api.h); "" = the API is off */
+    char api_key_file[PATH_MAX];    /* where api_key was read from, if it came from a file */
 };
 
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };

@@ -323,6 +323,49 @@ def jwt_seeds():
         write("jwt", name, bytes([2, JWT_CLOCK]) + h.encode() + b"\0" + c.encode())
 
 
+# ---- api: byte 0 = method and path, byte 1 = Authorization (fuzz_api.c's tables), then the body ----
+API_SEND, API_BROADCAST, API_PUBLISH, API_USERS, API_ROOM, API_DISCONNECT = range(6)
+API_BAD_ROOM, API_UNKNOWN, API_WRONG_METHOD = 6, 7, 8
+API_PATHS = {"send": API_SEND, "broadcast": API_BROADCAST, "publish": API_PUBLISH, "disconnect": API_DISCONNECT}
+
+
+def api_seeds():
+    """Every body of docs/API.md's curl examples, then the edges of each call."""
+    with open(os.path.join(HERE, "..", "docs", "API.md"), encoding="utf-8") as f:
+        doc = f.read()
+    n = 0
+    for m in re.finditer(r"^curl .*?-d '([^']*)' \$SB/api/(\w+)$", doc, re.M):
+        write("api", "doc-%02d" % n, bytes([API_PATHS[m.group(2)], 0]) + m.group(1).encode())
+        n += 1
+    s = {
+        "users": (API_USERS, 0, ""),
+        "room": (API_ROOM, 0, ""),
+        "bad-room": (API_BAD_ROOM, 0, ""),
+        "unknown": (API_UNKNOWN, 0, ""),
+        "wrong-method": (API_WRONG_METHOD, 0, '{"data":1}'),
+        "wrong-key": (API_BROADCAST, 1, '{"data":1}'),
+        "no-key": (API_BROADCAST, 2, '{"data":1}'),
+        "send-list": (API_SEND, 0, '{"to":["bob","alice","bob","carol"],"data":[1,{"a":null}]}'),
+        "send-101": (API_SEND, 0, '{"data":0,"to":[' + ",".join('"u%d"' % i for i in range(101)) + "]}"),
+        "send-bad-name": (API_SEND, 0, '{"to":"a b","data":0}'),
+        "send-no-data": (API_SEND, 0, '{"to":"bob"}'),
+        "send-not-strict": (API_SEND, 0, '{"to":"bob","data":-.5}'),
+        "send-escapes": (API_SEND, 4, '{"to":"\\u0062ob","data":"\\u00e9\\ud83d\\ude00"}'),
+        "publish-anon-room": (API_PUBLISH, 0, '{"room":"lobby","data":"x","from":"alice"}'),
+        "disconnect-code": (API_DISCONNECT, 0, '{"user":"bob","code":4999,"reason":"\u00e9t\u00e9"}'),
+        "disconnect-bad-code": (API_DISCONNECT, 0, '{"user":"bob","code":4000.5}'),
+        "disconnect-long-reason": (API_DISCONNECT, 0, '{"user":"bob","reason":"' + "r" * 124 + '"}'),
+        "disconnect-bad-utf8": (API_DISCONNECT, 0, b'{"user":"bob","reason":"\xff"}'),
+        "deep": (API_BROADCAST, 0, '{"data":' + "[" * 70 + "]" * 70 + "}"),
+        "trailing": (API_BROADCAST, 0, '{"data":1} 2'),
+        "nul": (API_BROADCAST, 0, b'{"data":1}\x00'),
+        "array": (API_BROADCAST, 0, "[1]"),
+        "empty": (API_BROADCAST, 0, ""),
+    }
+    for name, (target, auth, body) in s.items():
+        write("api", name, bytes([target, auth]) + (body if isinstance(body, bytes) else body.encode()))
+
+
 def remove_old_seeds():
     for target in os.listdir(CORPUS) if os.path.isdir(CORPUS) else []:
         for name in os.listdir(os.path.join(CORPUS, target)):
@@ -341,3 +384,4 @@ if __name__ == "__main__":
     wsframe_seeds()
     jsonspan_seeds()
     jwt_seeds()
+    api_seeds()
