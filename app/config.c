@@ -11,15 +11,16 @@
 #include <unistd.h>
 
 #include "clustermsg.h"
+#include "keys.h"
 #include "names.h"
 
-enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_REDIS, OPT_NAME };
+enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_TEXT, OPT_REDIS, OPT_NAME };
 
 struct option_def {
     const char *flag, *env;
     enum opt_type type;
     size_t offset;  /* of the field in struct config */
-    long min, max;  /* OPT_LONG bounds */
+    long min, max;  /* OPT_LONG bounds; OPT_TEXT: max is the field's size */
     const char *def; /* NULL: no default value to apply */
     const char *metavar, *help;
 };
@@ -62,6 +63,20 @@ static const struct option_def options[] = {
      "a node that stops refreshing its presence is dead after this: its users leave"},
     {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
      "error, warn, info or debug"},
+    {"--jwt-secret", "SWITCHBOARD_JWT_SECRET", OPT_TEXT, FIELD(jwt_secret), 0, CONFIG_TEXT_MAX,
+     NULL, "SECRET", "require tokens signed HS256 with this secret (prefer --jwt-secret-file)"},
+    {"--jwt-secret-file", "SWITCHBOARD_JWT_SECRET_FILE", OPT_TEXT, FIELD(jwt_secret_file), 0, PATH_MAX, NULL, "FILE",
+     "require HS256 tokens; the secret is this file's content (one trailing newline dropped)"},
+    {"--jwt-public-key", "SWITCHBOARD_JWT_PUBLIC_KEY", OPT_TEXT, FIELD(jwt_public_key), 0, PATH_MAX, NULL, "FILE",
+     "require tokens signed with this PEM public key's algorithm: RSA = RS256, EC P-256 = ES256"},
+    {"--jwt-audience", "SWITCHBOARD_JWT_AUDIENCE", OPT_TEXT, FIELD(jwt_audience), 0, CONFIG_TEXT_MAX, NULL, "AUD",
+     "tokens must name this audience (aud)"},
+    {"--jwt-issuer", "SWITCHBOARD_JWT_ISSUER", OPT_TEXT, FIELD(jwt_issuer), 0, CONFIG_TEXT_MAX, NULL, "ISS",
+     "tokens must come from this issuer (iss)"},
+    {"--api-key", "SWITCHBOARD_API_KEY", OPT_TEXT, FIELD(api_key), 0, CONFIG_TEXT_MAX, NULL, "KEY",
+     "enable the HTTP API for backends at /api/ with this bearer key (prefer --api-key-file)"},
+    {"--api-key-file", "SWITCHBOARD_API_KEY_FILE", OPT_TEXT, FIELD(api_key_file), 0, PATH_MAX, NULL, "FILE",
+     "the same, the key read from FILE (one trailing newline stripped)"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -75,6 +90,8 @@ void config_usage(FILE *out) {
     }
     fprintf(out, "  --healthcheck [URL]\n      probe a running server's /healthz; exit 0 if it answers 200\n"
                  "  --help, --version\n");
+    fprintf(out, "\nswitchboard token --user NAME [--ttl 1h] [--rooms a,b] [--jwt-secret SECRET|--jwt-secret-file FILE]\n"
+                 "      print an HS256 token for NAME signed with the secret (switchboard token --help)\n");
 }
 
 static int set_long(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
@@ -194,6 +211,18 @@ static int set_name(struct config *cfg, const struct option_def *o, const char *
     return 0;
 }
 
+/* An empty value is refused rather than read as "not set": an empty secret must not mean open mode. */
+static int set_text(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    size_t len = strlen(v);
+    if (len == 0 || len >= (size_t)o->max) {
+        snprintf(err, cap, "%s: %s: the value must be 1 to %ld characters", o->flag, len ? "too long" : "empty",
+                 o->max - 1);
+        return -1;
+    }
+    memcpy((char *)cfg + o->offset, v, len + 1);
+    return 0;
+}
+
 static int set_option(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
     switch (o->type) {
     case OPT_REDIS: return set_redis(cfg, o, v, err, cap);
@@ -204,6 +233,7 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
     case OPT_LONG: return set_long(cfg, o, v, err, cap);
     case OPT_LEVEL: return set_level(cfg, o, v, err, cap);
     case OPT_SWITCH: return set_switch(cfg, o, v, err, cap);
+    case OPT_TEXT: return set_text(cfg, o, v, err, cap);
     }
     return -1;
 }
@@ -309,14 +339,53 @@ static void default_healthcheck_url(struct config *cfg) {
     else snprintf(cfg->healthcheck_url, sizeof cfg->healthcheck_url, "http://%s/healthz", cfg->port);
 }
 
+/* Why `text` (n bytes read from the key file, newline stripped) is no key, or NULL if it is one. */
+static const char *bad_key(const char *text, size_t n, size_t cap) {
+    if (n >= cap) return "longer than 511 bytes";
+    if (n == 0) return "empty";
+    if (memchr(text, '\0', n) || memchr(text, '\n', n) || memchr(text, '\r', n)) return "not a single line";
+    return NULL;
+}
+
+/* The API key from --api-key-file: its content without one trailing newline. */
+static int read_api_key(struct config *cfg, char *err, size_t cap) {
+    char text[CONFIG_TEXT_MAX + 2];
+    FILE *f = fopen(cfg->api_key_file, "r");
+    const char *why = f ? NULL : strerror(errno);
+    size_t n = f ? fread(text, 1, sizeof text, f) : 0;
+    if (f && ferror(f)) why = "cannot be read";
+    if (f) fclose(f);
+    if (n && text[n - 1] == '\n') n--;
+    if (n && text[n - 1] == '\r') n--;
+    if (!why) why = bad_key(text, n, sizeof cfg->api_key);
+    if (why) {
+        snprintf(err, cap, "--api-key-file: '%.300s': %s", cfg->api_key_file, why);
+        return -1;
+    }
+    memcpy(cfg->api_key, text, n);
+    cfg->api_key[n] = '\0';
+    return 0;
+}
+
+static int resolve_api_key(struct config *cfg, char *err, size_t cap) {
+    if (!cfg->api_key_file[0]) return 0;
+    if (cfg->api_key[0]) {
+        snprintf(err, cap, "--api-key and --api-key-file (or their variables) both given: use one");
+        return -1;
+    }
+    return read_api_key(cfg, err, cap);
+}
+
 enum config_result config_load(struct config *cfg, int argc, char **argv) {
     char err[CONFIG_TEXT_MAX + 256] = "";
     enum config_result r = load_defaults_and_env(cfg, err, sizeof err) < 0
                                ? CONFIG_EXIT_USAGE
                                : parse_args(cfg, argc, argv, err, sizeof err);
+    if (r == CONFIG_RUN && resolve_api_key(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
     if (r == CONFIG_RUN && !cfg->node_id[0]) default_node_id(cfg);
     if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);
+    if (r == CONFIG_RUN && !cfg->healthcheck && keys_check(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_EXIT_USAGE) {
         fprintf(stderr, "switchboard: %s\n\n", err);
         config_usage(stderr);

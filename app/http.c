@@ -9,9 +9,11 @@ const char *http_reason(int status) {
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
@@ -21,14 +23,20 @@ const char *http_reason(int status) {
 }
 
 void http_reply(struct mg_connection *conn, int status, const char *content_type, const char *body, size_t len) {
+    http_reply_headers(conn, status, content_type, "", body, len);
+}
+
+void http_reply_headers(struct mg_connection *conn, int status, const char *content_type, const char *extra,
+                        const char *body, size_t len) {
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\n"
               "Content-Type: %s\r\n"
               "Content-Length: %zu\r\n"
               "Cache-Control: no-store\r\n"
               "X-Content-Type-Options: nosniff\r\n"
+              "%s"
               "Connection: close\r\n\r\n",
-              status, http_reason(status), content_type, len);
+              status, http_reason(status), content_type, len, extra);
     if (len) mg_write(conn, body, len);
 }
 

@@ -13,6 +13,9 @@ struct mg_connection;
 
 /* Writes the response; `body` of `len` bytes; `content_type` e.g. "text/plain; charset=utf-8". */
 void http_reply(struct mg_connection *conn, int status, const char *content_type, const char *body, size_t len);
+/* The same with `extra` header lines ("Name: value\r\n" each, "" for none) before the blank line. */
+void http_reply_headers(struct mg_connection *conn, int status, const char *content_type, const char *extra,
+                        const char *body, size_t len);
 /* A short text/plain response: the reason phrase and `detail` (may be NULL) as the body. */
 void http_reply_text(struct mg_connection *conn, int status, const char *detail);
 const char *http_reason(int status);

@@ -564,3 +564,78 @@ void hub_remote_user(struct hub *h, const char *user, int delta) {
     }
     pthread_rwlock_unlock(&h->lock);
 }
+
+/* ---- The server API (see hub.h) ---- */
+
+size_t hub_publish_server(struct hub *h, const char *room, struct frame *f) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct room *r = dict_get(h->rooms, room);
+    size_t n = 0;
+    for (size_t k = 0; r && k < r->members.n; k++) n += (size_t)deliver(h, r->members.items[k], f);
+    long remote = h->engine ? h->engine->publish(h->engine->ctx, room, f) : 0;
+    if (remote > 0) n += (size_t)remote;
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+/* A JSON array of `n` names (which need no escaping, names.h): malloc'd, NUL-terminated. */
+static char *names_json(const char *const *names, size_t n, size_t text_len, size_t *len) {
+    char *text = malloc(text_len + 3 * n + 3), *end = text;
+    if (!text) return NULL;
+    *end++ = '[';
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        if (i) *end++ = ',';
+        *end++ = '"';
+        memcpy(end, names[i], l);
+        end += l;
+        *end++ = '"';
+    }
+    *end++ = ']';
+    *end = '\0';
+    *len = (size_t)(end - text);
+    return text;
+}
+
+char *hub_users_json(struct hub *h, size_t *len) {
+    pthread_rwlock_rdlock(&h->lock);
+    char *text = names_json(h->online.names, h->online.n, h->online.text_len, len);
+    pthread_rwlock_unlock(&h->lock);
+    return text;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The distinct users of a room's members, sorted. Called with the hub lock held. */
+static char *room_users_locked(const struct room *r, size_t *len) {
+    const char **names = malloc((r && r->members.n ? r->members.n : 1) * sizeof *names);
+    size_t n = 0, text_len = 0;
+    if (!names) return NULL;
+    for (size_t k = 0; r && k < r->members.n; k++) names[n++] = r->members.items[k]->user;
+    qsort(names, n, sizeof *names, by_name);
+    size_t kept = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (kept && strcmp(names[kept - 1], names[k]) == 0) continue;
+        names[kept++] = names[k];
+        text_len += strlen(names[k]);
+    }
+    char *text = names_json(names, kept, text_len, len);
+    free(names);
+    return text;
+}
+
+char *hub_room_users_json(struct hub *h, const char *room, size_t *len) {
+    pthread_rwlock_rdlock(&h->lock);
+    char *text = room_users_locked(dict_get(h->rooms, room), len);
+    pthread_rwlock_unlock(&h->lock);
+    return text;
+}
+
+size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct user *u = dict_get(h->users, user);
+    size_t n = 0;
+    for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)outbox_close(h->ob, &u->conns.items[i]->out, code, reason);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}

@@ -10,6 +10,10 @@ const char *const sb_error_names[ERR__COUNT] = {
     "bad_json", "bad_request", "unknown_type", "not_found", "too_large", "rate_limited", "unauthorized",
 };
 
+const char *const api_call_names[API__CALLS] = {"send", "broadcast", "publish", "users", "room", "disconnect", "other"};
+static const int api_statuses[] = {200, 400, 401, 404, 405, 413, 500};
+#define NAPI_STATUS (sizeof api_statuses / sizeof api_statuses[0])
+
 static const struct {
     const char *name, *help;
 } metric_info[M__COUNT] = {
@@ -56,6 +60,7 @@ static uint64_t unsharded[M__COUNT];  /* bumps from a thread whose shard could n
 static uint64_t rejects[REJECT__COUNT];
 static uint64_t errors[ERR__COUNT];
 static uint64_t closes[NCLOSE + 1]; /* the last slot: any other code */
+static uint64_t api_requests[API__CALLS][NAPI_STATUS + 1]; /* the last slot: any other status */
 
 static void bump(uint64_t *c, uint64_t n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
 static uint64_t load(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
@@ -81,6 +86,12 @@ uint64_t metrics_get(enum metric m) {
     uint64_t sum = load(&unsharded[m]);
     for (struct shard *s = __atomic_load_n(&shards, __ATOMIC_ACQUIRE); s; s = s->next) sum += load(&s->v[m]);
     return sum;
+}
+
+void metrics_api(enum api_call_kind call, int status) {
+    size_t i = 0;
+    while (i < NAPI_STATUS && api_statuses[i] != status) i++;
+    bump(&api_requests[call][i], 1);
 }
 
 void metrics_close(uint16_t code) {
@@ -123,6 +134,20 @@ static void put_closes(struct out *o) {
     put(o, "%s{code=\"other\"} %llu\n", name, (unsigned long long)load(&closes[NCLOSE]));
 }
 
+/* Only the pairs seen so far: most of the 7 x 8 never happen. */
+static void put_api(struct out *o) {
+    const char *name = "switchboard_api_requests_total";
+    put(o, "# HELP %s Server API requests (/api/), by call and HTTP status\n# TYPE %s counter\n", name, name);
+    for (int c = 0; c < API__CALLS; c++) {
+        for (size_t i = 0; i <= NAPI_STATUS; i++) {
+            uint64_t v = load(&api_requests[c][i]);
+            if (!v) continue;
+            if (i < NAPI_STATUS) put(o, "%s{call=\"%s\",status=\"%d\"} %llu\n", name, api_call_names[c], api_statuses[i], (unsigned long long)v);
+            else put(o, "%s{call=\"%s\",status=\"other\"} %llu\n", name, api_call_names[c], (unsigned long long)v);
+        }
+    }
+}
+
 size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, double uptime_s) {
     struct out o = {buf, cap, 0};
     if (cap) buf[0] = '\0';
@@ -141,6 +166,7 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
     put_labelled(&o, "switchboard_errors_total", "Error replies sent, by code", "code", sb_error_names, errors,
                  ERR__COUNT);
     put_closes(&o);
+    put_api(&o);
     if (g->cluster) {
         put_gauge(&o, "switchboard_redis_up", "1 when the cluster's Redis is connected", g->redis_up);
         put_gauge(&o, "switchboard_cluster_nodes_alive", "Other nodes seen alive in Redis", (double)g->nodes_alive);

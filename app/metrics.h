@@ -53,9 +53,15 @@ enum sb_error {
 };
 extern const char *const sb_error_names[ERR__COUNT];
 
+/* The server API's calls (api.h), counted by call and HTTP status; API_OTHER: an unknown path. */
+enum api_call_kind { API_SEND, API_BROADCAST, API_PUBLISH, API_USERS, API_ROOM, API_DISCONNECT, API_OTHER, API__CALLS };
+extern const char *const api_call_names[API__CALLS];
+
 void metrics_add(enum metric m, uint64_t n);
 void metrics_reject(enum reject_reason r);
 void metrics_error(enum sb_error e);
+/* Counts one server API request by call and the HTTP status it was answered with. */
+void metrics_api(enum api_call_kind call, int status);
 /* Counts a close frame the server sent, by code. */
 void metrics_close(uint16_t code);
 uint64_t metrics_get(enum metric m);

@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "envelope.h"
 #include "jsonspan.h"
 #include "names.h"
 
 #define ROUTER_TEXT_MAX 512 /* error message text */
-#define ROUTER_ENVELOPE_HEAD (64 + 2 * SB_NAME_MAX) /* a delivery's {"type":"message",...,"data": part */
 
 /* One command: its text as received, and cJSON's reading of it (the text's `data` is relayed). */
 struct request {
@@ -60,17 +60,11 @@ static void ack(struct hub *h, struct conn *c, const cJSON *id, long delivered) 
     reply(h, c, a);
 }
 
-/* The frame of a delivery, {"type":"message","from":FROM[,KEY:VALUE],"data":DATA}: `key` ("to" or
- * "room", or NULL for a broadcast) names where it went, and DATA is the sender's bytes (jsonspan.h
- * says why). The other parts are names (names.h), which need no escaping. One allocation: the frame. */
+/* The frame of a delivery from c (envelope.h): `key` ("to" or "room", or NULL for a broadcast) names
+ * where it went. */
 static struct frame *message_frame(const struct conn *from, const char *key, const char *value,
                                    const struct frame_part *data) {
-    char head[ROUTER_ENVELOPE_HEAD];
-    int n = key ? snprintf(head, sizeof head, "{\"type\":\"message\",\"from\":\"%s\",\"%s\":\"%s\",\"data\":", from->user, key, value)
-                : snprintf(head, sizeof head, "{\"type\":\"message\",\"from\":\"%s\",\"data\":", from->user);
-    if (n < 0 || (size_t)n >= sizeof head) return NULL;
-    struct frame_part parts[] = {{head, (size_t)n}, *data, {"}", 1}};
-    return frame_parts(WS_OP_TEXT, parts, 3);
+    return envelope_frame(from->user, key, value, data);
 }
 
 /* A field that must be a valid name; sends bad_request and returns NULL otherwise. */
@@ -98,29 +92,13 @@ static int data_field(struct hub *h, struct conn *c, const struct request *r, co
     return 0;
 }
 
-/* Checks `to` (a name or 1..ROUTER_MAX_TARGETS of them); returns the count, or -1 after an error. */
+/* Checks `to` (envelope.h); returns the count, or -1 after an error. */
 static int check_targets(struct hub *h, struct conn *c, const cJSON *to, const cJSON *id) {
-    int n = cJSON_IsArray(to) ? cJSON_GetArraySize(to) : cJSON_IsString(to) ? 1 : 0;
-    if (n > ROUTER_MAX_TARGETS) {
-        router_error(h, c, ERR_TOO_LARGE, "send to at most 100 users", id);
-        return -1;
-    }
-    const cJSON *t = cJSON_IsArray(to) ? to->child : to;
-    for (int i = 0; i < n; i++, t = t->next) {
-        if (!cJSON_IsString(t)) n = 0;
-        else if (!name_valid(t->valuestring)) {
-            router_error(h, c, ERR_BAD_REQUEST, "invalid user name", id);
-            return -1;
-        }
-    }
-    if (n == 0) router_error(h, c, ERR_BAD_REQUEST, "send needs to: a user name or an array of them", id);
-    return n ? n : -1;
-}
-
-static int seen_before(const cJSON *to, const cJSON *t) {
-    for (const cJSON *p = to->child; p && p != t; p = p->next)
-        if (strcmp(p->valuestring, t->valuestring) == 0) return 1;
-    return 0;
+    enum sb_error code;
+    const char *why;
+    int n = envelope_targets(to, &code, &why);
+    if (n < 0) router_error(h, c, code, why, id);
+    return n;
 }
 
 /* Appends `name` to the comma-separated list in buf, within its size. */
@@ -139,7 +117,7 @@ static long cmd_send(struct hub *h, struct conn *c, const struct request *r) {
     long delivered = 0;
     const cJSON *t = cJSON_IsArray(to) ? to->child : to;
     for (int i = 0; i < n; i++, t = t->next) {
-        if (cJSON_IsArray(to) && seen_before(to, t)) continue;
+        if (cJSON_IsArray(to) && envelope_seen_before(to, t)) continue;
         struct frame *f = message_frame(c, "to", t->valuestring, &data);
         long got = f ? hub_send_user(h, t->valuestring, f) : 0;
         frame_unref(f);

@@ -12,11 +12,12 @@
 
 #include <stddef.h>
 
+#include "envelope.h"
 #include "hub.h"
 #include "metrics.h"
 
 #define ROUTER_MAX_DEPTH 64   /* JSON nesting accepted */
-#define ROUTER_MAX_TARGETS 100 /* users in one send */
+#define ROUTER_MAX_TARGETS ENVELOPE_MAX_TARGETS /* users in one send */
 #define ROUTER_MAX_ID 64       /* characters in a string id */
 
 struct cJSON;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -16,6 +17,7 @@ struct server {
     struct mg_context *ctx;
     struct hub *hub;
     int64_t started_ms;
+    struct api *api; /* the server API, when --api-key is set */
 };
 
 static double uptime_s(const struct server *srv) { return (double)(hub_now_ms() - srv->started_ms) / 1000.0; }
@@ -121,11 +123,17 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     mg_set_request_handler(srv->ctx, "/healthz$", handle_healthz, srv);
     mg_set_request_handler(srv->ctx, "/metrics$", handle_metrics, srv);
     ws_register(ws, srv->ctx);
+    if (cfg->api_key[0] && !(srv->api = api_start(srv->ctx, h, cfg->api_key, cfg->max_message))) {
+        snprintf(err, cap, "out of memory");
+        server_stop(srv);
+        return NULL;
+    }
     return srv;
 }
 
 void server_stop(struct server *srv) {
     if (!srv) return;
     mg_stop(srv->ctx);
+    api_free(srv->api);
     free(srv);
 }

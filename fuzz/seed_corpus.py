@@ -4,6 +4,9 @@
 The router seeds include every client line of the session blocks in docs/PROTOCOL.md, so the corpus
 follows the documented protocol. Old seed-* files are replaced; other files in the corpus directories
 (crash-*, regression inputs, anything libFuzzer found) are left alone."""
+import base64
+import hashlib
+import hmac
 import os
 import re
 import struct
@@ -264,6 +267,105 @@ def jsonspan_seeds():
         write("jsonspan", name, bytes([key]) + text.encode())
 
 
+# ---- jwt: byte 0 = mode (0 HS256 token, 1 ES256 token, 2 header NUL claims signed by the target),
+# byte 1 = clock (now = 1700000000 + 8 * (b - 128)), then the input ----
+JWT_SECRET = b"fuzz-secret-0123456789abcdef0123"
+JWT_CLOCK = 128  # now = 1700000000
+RFC7515_A3 = ("eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb2"
+              "90Ijp0cnVlfQ.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256_token(header, claims, key=JWT_SECRET):
+    signing = b64url(header.encode()) + "." + b64url(claims.encode())
+    return signing + "." + b64url(hmac.new(key, signing.encode(), hashlib.sha256).digest())
+
+
+def jwt_seeds():
+    hdr = '{"alg":"HS256","typ":"JWT"}'
+    good = '{"sub":"alice","exp":1700000100,"iat":1699999000,"rooms":["lobby","team-7.*"]}'
+    aud = '{"sub":"alice","exp":1700000100,"aud":["x","switchboard"],"iss":"https://id.example","nbf":1699999999}'
+    valid = hs256_token(hdr, good)
+    tokens = {
+        "hs-valid": valid,
+        "hs-valid-aud": hs256_token(hdr, aud),
+        "hs-truncated": valid[:-5],
+        "hs-two-parts": valid.rsplit(".", 1)[0],
+        "hs-bad-base64": valid.replace("e", "+", 1),
+        "hs-padded": valid + "=",
+        "hs-alg-none": hs256_token('{"alg":"none"}', good).rsplit(".", 1)[0] + ".",
+        "hs-crit": hs256_token('{"alg":"HS256","crit":["b64"],"b64":false}', good),
+        "hs-nested": hs256_token(hdr, '{"sub":"a","exp":1700000100,"x":' + "[" * 40 + "]" * 40 + "}"),
+        "hs-not-object": hs256_token(hdr, '["sub","alice"]'),
+        "hs-wrong-key": hs256_token(hdr, good, key=b"other"),
+        "es-rfc7515-a3": RFC7515_A3,
+        "es-truncated": RFC7515_A3[:-10],
+        "es-hs-confusion": hs256_token(hdr, good),
+    }
+    for name, token in tokens.items():
+        mode = 1 if name.startswith("es-") else 0
+        write("jwt", name, bytes([mode, JWT_CLOCK]) + token.encode())
+    pairs = {
+        "signed-valid": (hdr, good),
+        "signed-aud": (hdr, aud),
+        "signed-no-exp": (hdr, '{"sub":"alice"}'),
+        "signed-float-dates": (hdr, '{"sub":"alice","exp":1.7000001e9,"nbf":-1e300,"iat":1e999}'),
+        "signed-rooms-many": (hdr, '{"sub":"bob","exp":1700000100,"rooms":[' + ",".join('"r%d"' % i for i in range(65)) + "]}"),
+        "signed-rooms-patterns": (hdr, '{"sub":"bob","exp":1700000100,"rooms":["*","a*","*a","a.b-c_d*"]}'),
+        "signed-dup": (hdr, '{"sub":"alice","sub":"bob","exp":1700000100}'),
+        "signed-escapes": ('{"alg":"HS\\u0032\\u00356"}', '{"sub":"al\\u0069ce","exp":1700000100}'),
+        "signed-deep": (hdr, '{"sub":"a","exp":1700000100,"x":' + "{\"a\":" * 20 + "1" + "}" * 20 + "}"),
+    }
+    for name, (h, c) in pairs.items():
+        write("jwt", name, bytes([2, JWT_CLOCK]) + h.encode() + b"\0" + c.encode())
+
+
+# ---- api: byte 0 = method and path, byte 1 = Authorization (fuzz_api.c's tables), then the body ----
+API_SEND, API_BROADCAST, API_PUBLISH, API_USERS, API_ROOM, API_DISCONNECT = range(6)
+API_BAD_ROOM, API_UNKNOWN, API_WRONG_METHOD = 6, 7, 8
+API_PATHS = {"send": API_SEND, "broadcast": API_BROADCAST, "publish": API_PUBLISH, "disconnect": API_DISCONNECT}
+
+
+def api_seeds():
+    """Every body of docs/API.md's curl examples, then the edges of each call."""
+    with open(os.path.join(HERE, "..", "docs", "API.md"), encoding="utf-8") as f:
+        doc = f.read()
+    n = 0
+    for m in re.finditer(r"^curl .*?-d '([^']*)' \$SB/api/(\w+)$", doc, re.M):
+        write("api", "doc-%02d" % n, bytes([API_PATHS[m.group(2)], 0]) + m.group(1).encode())
+        n += 1
+    s = {
+        "users": (API_USERS, 0, ""),
+        "room": (API_ROOM, 0, ""),
+        "bad-room": (API_BAD_ROOM, 0, ""),
+        "unknown": (API_UNKNOWN, 0, ""),
+        "wrong-method": (API_WRONG_METHOD, 0, '{"data":1}'),
+        "wrong-key": (API_BROADCAST, 1, '{"data":1}'),
+        "no-key": (API_BROADCAST, 2, '{"data":1}'),
+        "send-list": (API_SEND, 0, '{"to":["bob","alice","bob","carol"],"data":[1,{"a":null}]}'),
+        "send-101": (API_SEND, 0, '{"data":0,"to":[' + ",".join('"u%d"' % i for i in range(101)) + "]}"),
+        "send-bad-name": (API_SEND, 0, '{"to":"a b","data":0}'),
+        "send-no-data": (API_SEND, 0, '{"to":"bob"}'),
+        "send-not-strict": (API_SEND, 0, '{"to":"bob","data":-.5}'),
+        "send-escapes": (API_SEND, 4, '{"to":"\\u0062ob","data":"\\u00e9\\ud83d\\ude00"}'),
+        "publish-anon-room": (API_PUBLISH, 0, '{"room":"lobby","data":"x","from":"alice"}'),
+        "disconnect-code": (API_DISCONNECT, 0, '{"user":"bob","code":4999,"reason":"\u00e9t\u00e9"}'),
+        "disconnect-bad-code": (API_DISCONNECT, 0, '{"user":"bob","code":4000.5}'),
+        "disconnect-long-reason": (API_DISCONNECT, 0, '{"user":"bob","reason":"' + "r" * 124 + '"}'),
+        "disconnect-bad-utf8": (API_DISCONNECT, 0, b'{"user":"bob","reason":"\xff"}'),
+        "deep": (API_BROADCAST, 0, '{"data":' + "[" * 70 + "]" * 70 + "}"),
+        "trailing": (API_BROADCAST, 0, '{"data":1} 2'),
+        "nul": (API_BROADCAST, 0, b'{"data":1}\x00'),
+        "array": (API_BROADCAST, 0, "[1]"),
+        "empty": (API_BROADCAST, 0, ""),
+    }
+    for name, (target, auth, body) in s.items():
+        write("api", name, bytes([target, auth]) + (body if isinstance(body, bytes) else body.encode()))
+
+
 def remove_old_seeds():
     for target in os.listdir(CORPUS) if os.path.isdir(CORPUS) else []:
         for name in os.listdir(os.path.join(CORPUS, target)):
@@ -281,3 +383,5 @@ if __name__ == "__main__":
     config_seeds()
     wsframe_seeds()
     jsonspan_seeds()
+    jwt_seeds()
+    api_seeds()

@@ -1,0 +1,379 @@
+/* api: the HTTP API for backends (see api.h and docs/API.md). */
+#include "api.h"
+
+#include <civetweb.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "envelope.h"
+#include "http.h"
+#include "jsonspan.h"
+#include "router.h"
+#include "utf8.h"
+
+#define API_PREFIX "/api/"
+#define API_ROOMS_PREFIX "/api/rooms/"
+#define API_TEXT_MAX 256 /* an error message */
+/* {"delivered":N,"not_found":["a",...]}: every target listed at worst */
+#define API_SEND_REPLY_MAX (64 + ENVELOPE_MAX_TARGETS * (SB_NAME_MAX + 3))
+
+/* ---- Responses ---- */
+
+static void set_body(struct api_response *resp, int status, const char *text, size_t len) {
+    resp->status = status;
+    resp->body = malloc(len + 1);
+    resp->len = resp->body ? len : 0;
+    if (resp->body) memcpy(resp->body, text, len + 1);
+}
+
+/* {"error":{"code":CODE,"message":TEXT}}; returns -1 for the caller to pass on. */
+static int fail(struct api_response *resp, int status, const char *code, const char *message) {
+    cJSON *e = cJSON_CreateObject(), *inner = cJSON_AddObjectToObject(e, "error");
+    cJSON_AddStringToObject(inner, "code", code);
+    cJSON_AddStringToObject(inner, "message", message);
+    char *text = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    if (text) set_body(resp, status, text, strlen(text));
+    else resp->status = status;
+    free(text);
+    return -1;
+}
+
+static int fail_protocol(struct api_response *resp, enum sb_error code, const char *message) {
+    return fail(resp, 400, sb_error_names[code], message);
+}
+
+/* ---- Parsing a request ---- */
+
+int api_key_equal(const char *given, size_t given_len, const char *key) {
+    size_t key_len = strlen(key);
+    volatile unsigned char diff = given_len != key_len;
+    for (size_t i = 0; i < key_len; i++) diff |= (unsigned char)key[i] ^ (unsigned char)(i < given_len ? given[i] : 0);
+    return diff == 0;
+}
+
+/* 1 if the header is "Bearer KEY" (the scheme in any case, RFC 7235) with the configured key. */
+static int authorized(const char *key, const char *header) {
+    if (!header || strncasecmp(header, "Bearer ", 7) != 0) return 0;
+    const char *token = header + 7;
+    while (*token == ' ') token++;
+    size_t len = strlen(token);
+    while (len && token[len - 1] == ' ') len--;
+    return api_key_equal(token, len, key);
+}
+
+static const struct {
+    const char *path;
+    enum api_call_kind kind;
+    const char *method;
+} calls[] = {
+    {"/api/send", API_SEND, "POST"},       {"/api/broadcast", API_BROADCAST, "POST"},
+    {"/api/publish", API_PUBLISH, "POST"}, {"/api/users", API_USERS, "GET"},
+    {"/api/disconnect", API_DISCONNECT, "POST"},
+};
+
+/* Which call the path names; GET /api/rooms/R copies R into call->name. */
+static enum api_call_kind find_call(const char *path, struct api_call *call, const char **method) {
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        if (strcmp(path, calls[i].path) == 0) {
+            *method = calls[i].method;
+            return calls[i].kind;
+        }
+    }
+    if (strncmp(path, API_ROOMS_PREFIX, strlen(API_ROOMS_PREFIX)) != 0) return API_OTHER;
+    const char *room = path + strlen(API_ROOMS_PREFIX);
+    if (strlen(room) < sizeof call->name) memcpy(call->name, room, strlen(room) + 1); /* else "": invalid */
+    *method = "GET";
+    return API_ROOM;
+}
+
+/* The body as one JSON object, into call->json. */
+static int parse_body(const struct api_http *req, struct api_call *call, struct api_response *resp) {
+    if (!req->body || req->body_len == 0) return fail(resp, 400, "bad_json", "the body must be a JSON object");
+    if (memchr(req->body, '\0', req->body_len)) return fail(resp, 400, "bad_json", "the body is not valid JSON");
+    if (!router_depth_ok(req->body, req->body_len, ROUTER_MAX_DEPTH))
+        return fail(resp, 400, "bad_json", "the body is nested more than 64 levels deep");
+    const char *end = NULL;
+    call->json = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
+    while (call->json && end < req->body + req->body_len && strchr(" \t\r\n", *end)) end++;
+    if (!call->json || end != req->body + req->body_len) return fail(resp, 400, "bad_json", "the body is not valid JSON");
+    if (!cJSON_IsObject(call->json)) return fail(resp, 400, "bad_request", "the body must be a JSON object");
+    return 0;
+}
+
+/* `data`, as the backend wrote it. */
+static int data_member(const struct api_http *req, struct api_call *call, struct api_response *resp) {
+    const char *bytes = NULL;
+    size_t len = 0;
+    int found = jsonspan_member(req->body, req->body_len, "data", &bytes, &len);
+    call->data = (struct frame_part){bytes, len};
+    if (found > 0) return 0;
+    return found < 0 ? fail_protocol(resp, ERR_BAD_JSON, "data is not strict JSON (RFC 8259)")
+                     : fail_protocol(resp, ERR_BAD_REQUEST, "the body needs data");
+}
+
+/* A member that must be a user or room name, into call->name. */
+static int name_member(struct api_call *call, const char *field, struct api_response *resp) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->json, field);
+    if (cJSON_IsString(v) && name_valid(v->valuestring)) {
+        snprintf(call->name, sizeof call->name, "%s", v->valuestring);
+        return 0;
+    }
+    char text[API_TEXT_MAX];
+    snprintf(text, sizeof text, "%s must be a %s name (1-64 of A-Z a-z 0-9 _ . -)", field, strcmp(field, "room") ? "user" : "room");
+    return fail_protocol(resp, ERR_BAD_REQUEST, text);
+}
+
+static int parse_send(const struct api_http *req, struct api_call *call, struct api_response *resp) {
+    enum sb_error code;
+    const char *why;
+    call->to = cJSON_GetObjectItemCaseSensitive(call->json, "to");
+    call->ntargets = envelope_targets(call->to, &code, &why);
+    if (call->ntargets < 0) return fail_protocol(resp, code, why);
+    return data_member(req, call, resp);
+}
+
+static int close_code_ok(double code) {
+    return code == 1000 || code == 1008 || (code >= 4000 && code <= 4999 && code == (double)(long)code);
+}
+
+static int parse_disconnect(struct api_call *call, struct api_response *resp) {
+    if (name_member(call, "user", resp) < 0) return -1;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(call->json, "code");
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(call->json, "reason");
+    if (code && !(cJSON_IsNumber(code) && close_code_ok(code->valuedouble)))
+        return fail_protocol(resp, ERR_BAD_REQUEST, "code must be 1000, 1008 or 4000-4999");
+    if (reason && !(cJSON_IsString(reason) && strlen(reason->valuestring) <= API_REASON_MAX &&
+                    utf8_valid((const uint8_t *)reason->valuestring, strlen(reason->valuestring))))
+        return fail_protocol(resp, ERR_BAD_REQUEST, "reason must be a string of at most 123 bytes of UTF-8");
+    call->code = code ? (uint16_t)code->valuedouble : API_DEFAULT_CLOSE;
+    snprintf(call->reason, sizeof call->reason, "%s", reason ? reason->valuestring : API_DEFAULT_REASON);
+    return 0;
+}
+
+static int parse_call(const struct api_http *req, struct api_call *call, struct api_response *resp) {
+    if (call->kind == API_USERS) return 0;
+    if (call->kind == API_ROOM)
+        return name_valid(call->name) ? 0 : fail_protocol(resp, ERR_BAD_REQUEST, "invalid room name");
+    if (parse_body(req, call, resp) < 0) return -1;
+    switch (call->kind) {
+    case API_SEND: return parse_send(req, call, resp);
+    case API_BROADCAST: return data_member(req, call, resp);
+    case API_PUBLISH: return name_member(call, "room", resp) < 0 ? -1 : data_member(req, call, resp);
+    case API_DISCONNECT: return parse_disconnect(call, resp);
+    default: return fail(resp, 404, "not_found", "no such API call");
+    }
+}
+
+int api_parse(const char *key, const struct api_http *req, struct api_call *call, struct api_response *resp) {
+    const char *method = NULL;
+    memset(call, 0, sizeof *call);
+    memset(resp, 0, sizeof *resp);
+    call->kind = find_call(req->path ? req->path : "", call, &method);
+    if (!authorized(key, req->authorization)) {
+        resp->challenge = 1;
+        return fail(resp, 401, "unauthorized", "Authorization: Bearer KEY with the server's API key is required");
+    }
+    if (call->kind == API_OTHER) return fail(resp, 404, "not_found", "no such API call");
+    if (!req->method || strcmp(req->method, method) != 0) {
+        char text[API_TEXT_MAX];
+        snprintf(text, sizeof text, "use %s", method);
+        resp->allow = method;
+        return fail(resp, 405, "method_not_allowed", text);
+    }
+    if (req->body_too_large) {
+        char text[API_TEXT_MAX];
+        snprintf(text, sizeof text, "the body is larger than --max-message (%ld bytes)", req->max_body);
+        return fail(resp, 413, "too_large", text);
+    }
+    return parse_call(req, call, resp);
+}
+
+void api_call_free(struct api_call *call) {
+    cJSON_Delete(call->json);
+    call->json = NULL;
+}
+
+void api_response_free(struct api_response *resp) {
+    free(resp->body);
+    resp->body = NULL;
+}
+
+/* ---- Carrying out a call ---- */
+
+static void reply_count(struct api_response *resp, const char *field, size_t n) {
+    char text[64];
+    int len = snprintf(text, sizeof text, "{\"%s\":%zu}", field, n);
+    set_body(resp, 200, text, (size_t)len);
+}
+
+/* Appends ,"name" (or "name" first) to a JSON array's items in buf. */
+static size_t list_add(char *buf, size_t len, const char *name) {
+    return len + (size_t)sprintf(buf + len, "%s\"%s\"", buf[len - 1] == '[' ? "" : ",", name);
+}
+
+static void exec_send(struct hub *h, const struct api_call *call, struct api_response *resp) {
+    char missing[API_SEND_REPLY_MAX] = "[";
+    size_t mlen = 1, delivered = 0;
+    const cJSON *t = cJSON_IsArray(call->to) ? call->to->child : call->to;
+    for (int i = 0; i < call->ntargets; i++, t = t->next) {
+        if (cJSON_IsArray(call->to) && envelope_seen_before(call->to, t)) continue;
+        struct frame *f = envelope_frame(ENVELOPE_SERVER, "to", t->valuestring, &call->data);
+        long got = f ? hub_send_user(h, t->valuestring, f) : 0;
+        frame_unref(f);
+        if (got < 0) mlen = list_add(missing, mlen, t->valuestring);
+        else delivered += (size_t)got;
+    }
+    char text[API_SEND_REPLY_MAX + 64];
+    int len = snprintf(text, sizeof text, "{\"delivered\":%zu,\"not_found\":%s]}", delivered, missing);
+    set_body(resp, 200, text, (size_t)len);
+}
+
+static void exec_broadcast(struct hub *h, const struct api_call *call, struct api_response *resp) {
+    struct frame *f = envelope_frame(ENVELOPE_SERVER, NULL, NULL, &call->data);
+    size_t n = f ? hub_broadcast(h, NULL, f) : 0;
+    frame_unref(f);
+    if (f) reply_count(resp, "delivered", n);
+    else fail(resp, 500, "internal", "out of memory");
+}
+
+static void exec_publish(struct hub *h, const struct api_call *call, struct api_response *resp) {
+    struct frame *f = envelope_frame(ENVELOPE_SERVER, "room", call->name, &call->data);
+    size_t n = f ? hub_publish_server(h, call->name, f) : 0;
+    frame_unref(f);
+    if (f) reply_count(resp, "delivered", n);
+    else fail(resp, 500, "internal", "out of memory");
+}
+
+/* {HEAD[...]}: `head` is {"users": or {"room":"R","users":. */
+static void reply_list(struct api_response *resp, const char *head, char *list, size_t len) {
+    size_t hlen = strlen(head);
+    char *text = list ? malloc(hlen + len + 2) : NULL;
+    if (!text) {
+        free(list);
+        fail(resp, 500, "internal", "out of memory");
+        return;
+    }
+    memcpy(text, head, hlen);
+    memcpy(text + hlen, list, len);
+    memcpy(text + hlen + len, "}", 2);
+    free(list);
+    resp->status = 200;
+    resp->body = text;
+    resp->len = hlen + len + 1;
+}
+
+void api_execute(struct hub *h, const struct api_call *call, struct api_response *resp) {
+    char head[64 + SB_NAME_MAX];
+    size_t len = 0;
+    memset(resp, 0, sizeof *resp);
+    switch (call->kind) {
+    case API_SEND: exec_send(h, call, resp); break;
+    case API_BROADCAST: exec_broadcast(h, call, resp); break;
+    case API_PUBLISH: exec_publish(h, call, resp); break;
+    case API_USERS: {
+        char *list = hub_users_json(h, &len);
+        reply_list(resp, "{\"users\":", list, len);
+        break;
+    }
+    case API_ROOM: {
+        char *list = hub_room_users_json(h, call->name, &len);
+        snprintf(head, sizeof head, "{\"room\":\"%s\",\"users\":", call->name);
+        reply_list(resp, head, list, len);
+        break;
+    }
+    case API_DISCONNECT: reply_count(resp, "closed", hub_close_user(h, call->name, call->code, call->reason)); break;
+    default: fail(resp, 404, "not_found", "no such API call");
+    }
+}
+
+void api_handle(struct hub *h, const char *key, const struct api_http *req, struct api_response *resp) {
+    struct api_call call;
+    if (api_parse(key, req, &call, resp) == 0) api_execute(h, &call, resp);
+    metrics_api(call.kind, resp->status);
+    api_call_free(&call);
+}
+
+/* ---- CivetWeb glue ---- */
+
+struct api {
+    struct hub *hub;
+    long max_message;
+    char key[];
+};
+
+/* Reads the body into *out (malloc'd, *len bytes). Returns 0, 1 when it is over `max` bytes (what
+ * is left unread is drained by CivetWeb's closing), or -1 when it could not be read. */
+static int read_body(struct mg_connection *conn, long max, char **out, size_t *len) {
+    long long announced = mg_get_request_info(conn)->content_length;
+    *out = NULL;
+    *len = 0;
+    if (announced > max) return 1;
+    size_t cap = announced >= 0 ? (size_t)announced + 1 : 4096, n = 0;
+    char *buf = malloc(cap);
+    int got = buf ? 1 : -1;
+    while (got > 0 && n <= (size_t)max) {
+        if (n == cap) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                got = -1;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        got = mg_read(conn, buf + n, cap - n);
+        if (got > 0) n += (size_t)got;
+    }
+    *out = buf;
+    *len = n;
+    return n > (size_t)max ? 1 : got < 0 ? -1 : 0;
+}
+
+static void write_response(struct mg_connection *conn, const struct api_response *resp) {
+    char extra[64] = "";
+    if (resp->challenge) snprintf(extra, sizeof extra, "WWW-Authenticate: Bearer\r\n");
+    if (resp->allow) snprintf(extra, sizeof extra, "Allow: %s\r\n", resp->allow);
+    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+    const char *body = resp->body ? resp->body : oom;
+    http_reply_headers(conn, resp->body ? resp->status : 500, "application/json", extra, body,
+                       resp->body ? resp->len : sizeof oom - 1);
+}
+
+static int handle(struct mg_connection *conn, void *cbdata) {
+    struct api *a = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct api_http req = {ri->request_method, ri->local_uri, mg_get_header(conn, "Authorization"), NULL, 0, 0,
+                           a->max_message};
+    char *body = NULL;
+    size_t len = 0;
+    int read = strcmp(ri->request_method, "POST") == 0 ? read_body(conn, a->max_message, &body, &len) : 0;
+    if (read == 0) { /* a body that could not be read is no body: bad_json */
+        req.body = body;
+        req.body_len = len;
+    }
+    req.body_too_large = read == 1;
+    struct api_response resp;
+    api_handle(a->hub, a->key, &req, &resp);
+    free(body);
+    write_response(conn, &resp);
+    int status = resp.status;
+    api_response_free(&resp);
+    return status;
+}
+
+struct api *api_start(struct mg_context *ctx, struct hub *h, const char *key, long max_message) {
+    size_t klen = strlen(key);
+    struct api *a = malloc(sizeof *a + klen + 1);
+    if (!a) return NULL;
+    a->hub = h;
+    a->max_message = max_message;
+    memcpy(a->key, key, klen + 1);
+    mg_set_request_handler(ctx, API_PREFIX, handle, a);
+    return a;
+}
+
+void api_free(struct api *a) { free(a); }
