@@ -135,11 +135,11 @@ static int publish_frame(struct cluster *c, const char *channel, char kind, cons
     return -1;
 }
 
-/* Publishes f to the node channel of every other node that has `name` (a user, or a room when
- * rooms) per the presence table; returns how many took it, or -1 if every one was dropped. */
-static long route(struct cluster *c, int rooms, char kind, const char *name, const struct frame *f) {
+/* Publishes f to the node channel of every other node that has user `name` per the presence table;
+ * returns how many took it, or -1 if every one was dropped. */
+static long route(struct cluster *c, char kind, const char *name, const struct frame *f) {
     peer_id ids[CLUSTER_ROUTE_MAX];
-    size_t total = peers_having(c->peers, rooms, name, ids, CLUSTER_ROUTE_MAX);
+    size_t total = peers_having(c->peers, 0, name, ids, CLUSTER_ROUTE_MAX);
     size_t n = total < CLUSTER_ROUTE_MAX ? total : CLUSTER_ROUTE_MAX;
     if (total > n) metrics_add(M_CLUSTER_DROPPED, total - n);
     long sent = 0;
@@ -152,11 +152,16 @@ static long route(struct cluster *c, int rooms, char kind, const char *name, con
 }
 
 static long hook_send_user(void *ctx, const char *user, const struct frame *f) {
-    return route(ctx, 0, 'U', user, f);
+    return route(ctx, 'U', user, f);
 }
 
+/* A room message goes to every node on PREFIX.all, and each delivers it to its own members, as
+ * Socket.IO's adapter does: a member who joined on another node a moment ago gets it even before the
+ * presence table here has heard of the join. `delivered` counts the nodes the table knows have members. */
 static long hook_publish(void *ctx, const char *room, const struct frame *f) {
-    return route(ctx, 1, 'R', room, f);
+    struct cluster *c = ctx;
+    if (publish_frame(c, c->ch_all, 'R', room, f) < 0) return -1;
+    return (long)peers_having(c->peers, 1, room, NULL, 0);
 }
 
 /* A broadcast goes to every node on one channel; it counts the other nodes with a user. */

@@ -3,10 +3,13 @@
  * The hub calls it through struct hub_engine (hub.h) at its few delivery and presence points; it calls
  * the hub back (hub_deliver_local_*, hub_remote_user) with what other nodes sent. Design, after
  * Socket.IO's Redis adapter and Centrifugo's Redis engine:
- *   - channels: PREFIX.node.ID, one per node, carries messages for the users and rooms that node has
- *     (a send or a publish is routed by the presence table: one PUBLISH per node with a recipient);
- *     PREFIX.all carries broadcasts; PREFIX.presence carries users and rooms coming to and going from
- *     nodes. Payloads: clustermsg.h. The receiving node builds the frame once for all its recipients.
+ *   - channels: PREFIX.node.ID, one per node, carries messages for the users that node has (a send
+ *     is routed by the presence table: one PUBLISH per node where the user is online); PREFIX.all
+ *     carries broadcasts and room messages (every node delivers a room message to its own members, as
+ *     Socket.IO's adapter does, so a member who just joined elsewhere misses nothing while the join
+ *     crosses Redis); PREFIX.presence carries users and rooms coming to and going from nodes (the
+ *     rooms for `delivered`). Payloads: clustermsg.h. The receiving node builds the frame once for
+ *     all its recipients.
  *   - presence: a hash PREFIX.node.ID per node (field "" = its presence sequence number, one field per
  *     user online there, one "#ROOM" per room with members there) that expires --node-ttl minus a second after the node last refreshed it, and a
  *     set PREFIX.nodes of node ids. Every second each node refreshes its hash, re-reads every other

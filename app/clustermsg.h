@@ -1,8 +1,8 @@
 /* clustermsg: what the nodes of a cluster say to each other through Redis, and the Redis URL.
  *
  * Every pub/sub payload is `K SEQ NODE\n[NAME\n]BODY`:
- *   K     U a message for user NAME, R a message for room NAME (both on the node channel of each node
- *         that has the user or members of the room), B a broadcast (on PREFIX.all),
+ *   K     U a message for user NAME (on the node channel of each node that has the user), R a
+ *         message for room NAME and B a broadcast (both on PREFIX.all),
  *         J / L user NAME got its first / lost its last connection on NODE, E / X room NAME got its
  *         first / lost its last member on NODE, S NODE registered its users and rooms again (the five on
  *         PREFIX.presence);

@@ -11,7 +11,7 @@ import unittest
 
 import test_routing
 from clusterkit import Cluster, HAProxy
-from harness import SLOW
+from harness import SLOW, open_router, recv_json
 
 # test name -> why it does not apply through a balancer
 SINGLE_NODE = {
@@ -20,6 +20,9 @@ SINGLE_NODE = {
     # for its presence join: presence crosses nodes through Redis, milliseconds later (PROTOCOL.md,
     # "Several nodes"); test_cluster.py checks that the lists agree once it has.
     "test_welcome_ids_unique_and_users_sorted": "presence reaches other nodes asynchronously",
+    # Checks `delivered` of a publish right after a member on another node left the room: the count
+    # follows the presence table, which hears of the leave milliseconds later (PROTOCOL.md).
+    "test_publish_only_to_other_members": "delivered follows presence asynchronously",
 }
 
 
@@ -58,6 +61,26 @@ class RoutingThroughHAProxyTest(test_routing.RoutingTest):
             self.skipTest(reason)
         super().setUp()
         self.wait_nobody_online()
+
+    async def pair(self, *names):
+        """RoutingTest.pair, and each user is known on every node before the next one connects (a
+        single server knows at once; a cluster a few milliseconds later, PROTOCOL.md)."""
+        conns = []
+        for name in names:
+            ws, _ = await open_router(self.port, name)
+            for other in conns:
+                self.assertEqual(await recv_json(other), {"type": "presence", "event": "join", "user": name})
+            conns.append(ws)
+            self.wait_users_online(len(conns))
+        return conns
+
+    def wait_users_online(self, n):
+        deadline = time.monotonic() + 10 * SLOW
+        for node in self.server.cluster.nodes:
+            while node.metrics().get("switchboard_users_online") < n:
+                if time.monotonic() > deadline:
+                    raise AssertionError("node %d does not list %d users" % (node.port, n))
+                time.sleep(0.02)
 
     def wait_nobody_online(self):
         """The previous test's users have left every node (their leave events cross Redis after the
