@@ -71,6 +71,8 @@ struct cluster {
     struct redis_ev cmd_ev, sub_ev;
     int cmd_ready, sub_ready, reset, attempts;
     int64_t retry_at, backoff_ms, next_tick;
+    int64_t last_reply_ms;  /* when Redis last answered a command: a Redis that stops answering for
+                             * --node-ttl is treated as gone (reconnect), not waited for */
     uint64_t seq;
     struct outbox_batch batch;
 };
@@ -295,6 +297,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
     struct cluster *c = ac->data;
     redisReply *reply = r;
     inflight_add(c, -1);
+    if (reply) c->last_reply_ms = now_ms();
     if (reply && reply->type == REDIS_REPLY_ERROR) log_warn("cluster: redis: %s", reply->str);
 }
 
@@ -567,6 +570,7 @@ static void on_up(struct cluster *c) {
     register_node(c);
     tick(c);
     c->next_tick = now_ms() + CLUSTER_TICK_MS;
+    c->last_reply_ms = now_ms();
     c->backoff_ms = CLUSTER_BACKOFF_MIN_MS;
     log_info("cluster: connected to redis %s:%d as node %s", c->url.host, c->url.port, c->node);
 }
@@ -679,6 +683,11 @@ static void *engine_main(void *arg) {
         if (!c->cmd && !c->sub && now >= c->retry_at) connect_both(c);
         int up = c->cmd_ready && c->sub_ready;
         if (up) drain(c);
+        if (up && __atomic_load_n(&c->inflight, __ATOMIC_RELAXED) && now - c->last_reply_ms > c->ttl_ms) {
+            log_warn("cluster: redis has not answered for %ld ms: reconnecting", (long)(now - c->last_reply_ms));
+            c->reset = 1;
+            continue;
+        }
         if (up && now >= c->next_tick) {
             tick(c);
             c->next_tick = now + CLUSTER_TICK_MS;

@@ -26,8 +26,8 @@ class ClusterFailureTest(unittest.TestCase):
         if self.cluster:
             self.cluster.stop_and_check()
 
-    def start(self, n):
-        self.cluster = Cluster(n)
+    def start(self, n, extra_args=()):
+        self.cluster = Cluster(n, extra_args=extra_args)
         return self.cluster.ports()
 
     def run(self, result=None):
@@ -128,7 +128,8 @@ class ClusterFailureTest(unittest.TestCase):
         run_async(go(), timeout=90 * SLOW)
 
     def test_slow_redis_never_blocks_local_traffic(self):
-        ports = self.start(2)
+        # A TTL well above the pause: this Redis is slow, not gone (the test above covers gone).
+        ports = self.start(2, ["--node-ttl", "30"])
 
         async def go():
             a, _ = await open_router(ports[0], "sb_sa")
@@ -158,6 +159,38 @@ class ClusterFailureTest(unittest.TestCase):
             for ws in (a, a2, b):
                 await ws.close()
         run_async(go(), timeout=60 * SLOW)
+
+    def test_redis_that_stops_answering_counts_as_down_then_comes_back(self):
+        ports = self.start(2)
+        node0 = self.cluster.nodes[0]
+
+        def wait_redis(state, timeout):
+            deadline = time.monotonic() + timeout
+            while node0.healthz().get("redis") != state:
+                if time.monotonic() > deadline:
+                    raise AssertionError("redis never %s: %r" % (state, node0.healthz()))
+                time.sleep(0.1)
+
+        self.cluster.redis.pause()
+        try:
+            # Frozen, not closed: the connection stays up, but nothing answers for --node-ttl.
+            wait_redis("down", NODE_TTL + 5 * SLOW)
+            self.assertEqual(node0.healthz()["status"], "degraded")
+        finally:
+            self.cluster.redis.resume()
+        wait_redis("up", 15 * SLOW)
+
+        async def go():
+            a, _ = await open_router(ports[0], "sb_fa")
+            b, _ = await open_router(ports[1], "sb_fb")
+            for p in ports:
+                await wait_users(p, ["sb_fa", "sb_fb"])
+            await send_json(a, {"type": "send", "to": "sb_fb", "data": "after", "id": 1})
+            m, _ = await recv_until(b, is_type("message"))
+            self.assertEqual(m["data"], "after")
+            await a.close()
+            await b.close()
+        run_async(go(), timeout=30 * SLOW)
 
 
 if __name__ == "__main__":
