@@ -350,67 +350,80 @@ static void pexpire(struct cluster *c, redisCallbackFn *fn) {
     command(c, fn, NULL, 3, argv, NULL);
 }
 
-struct argv_list {
-    const char **v;
+struct fields {
+    char **v;
     size_t n, cap;
+    const char *prefix;
 };
 
-static void argv_add(const char *key, void *value, void *arg) {
-    struct argv_list *a = arg;
-    if (a->n < a->cap) a->v[a->n++] = key;
+static void field_add(const char *key, void *value, void *arg) {
+    struct fields *f = arg;
+    char *s = f->n < f->cap ? malloc(strlen(f->prefix) + strlen(key) + 1) : NULL;
+    if (!s) return;
+    sprintf(s, "%s%s", f->prefix, key);
+    f->v[f->n++] = s;
+}
+
+/* This node's users and rooms as fields of its hash ("NAME", "#ROOM"), copies; NULL when out of
+ * memory. Takes the lock. */
+static char **local_fields(struct cluster *c, size_t *n) {
+    pthread_mutex_lock(&c->lock);
+    size_t cap = dict_size(c->local) + dict_size(c->local_rooms);
+    struct fields f = {malloc((cap + 1) * sizeof(char *)), 0, cap, ""};
+    if (f.v) {
+        dict_each(c->local, field_add, &f);
+        f.prefix = "#";
+        dict_each(c->local_rooms, field_add, &f);
+    }
+    pthread_mutex_unlock(&c->lock);
+    *n = f.n;
+    return f.v;
+}
+
+static void set_reregister(struct cluster *c, int on) {
+    pthread_mutex_lock(&c->lock);
+    c->reregister = on;
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* Writes this node's whole presence again (after a reconnect, or when a change could not be queued):
- * the hash, atomically, then an S event so that the others read it at once. Takes the lock. */
+ * the hash, atomically, then an S event so that the others read it at once. A change made after the
+ * flag is cleared is either in the snapshot or sets the flag again. */
 static void register_node(struct cluster *c) {
-    pthread_mutex_lock(&c->lock);
-    c->reregister = 0;
-    size_t n = dict_size(c->local) + dict_size(c->local_rooms);
-    struct argv_list a = {malloc((4 + 2 * n) * sizeof(char *)), 0, 4 + 2 * n};
-    char **names = malloc((n + 1) * sizeof *names);
-    size_t got = 0;
-    if (a.v && names) {
-        struct argv_list keys = {(const char **)names, 0, n};
-        dict_each(c->local, argv_add, &keys);
-        size_t users = keys.n;
-        dict_each(c->local_rooms, argv_add, &keys);
-        for (got = 0; got < keys.n; got++) {
-            char *field = malloc(strlen(names[got]) + 2);
-            if (field) sprintf(field, "%s%s", got < users ? "" : "#", names[got]);
-            names[got] = field;
+    set_reregister(c, 0);
+    size_t n = 0;
+    char **fields = local_fields(c, &n);
+    const char **argv = fields ? malloc((4 + 2 * n) * sizeof *argv) : NULL;
+    size_t *lens = argv ? malloc((4 + 2 * n) * sizeof *lens) : NULL;
+    if (lens) {
+        char seq[24];
+        snprintf(seq, sizeof seq, "%llu", (unsigned long long)++c->seq);
+        int argc = 0;
+        argv[argc++] = "HSET";
+        argv[argc++] = c->key;
+        argv[argc++] = "";
+        argv[argc++] = seq;
+        for (size_t i = 0; i < n; i++) {
+            argv[argc++] = fields[i];
+            argv[argc++] = "1";
         }
-    }
-    pthread_mutex_unlock(&c->lock);
-    char seq[24];
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)++c->seq);
-    if (a.v && names) {
+        for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
         const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"}, *del[] = {"DEL", c->key};
         const char *sadd[] = {"SADD", c->nodes_key, c->node};
-        a.v[a.n++] = "HSET";
-        a.v[a.n++] = c->key;
-        a.v[a.n++] = "";
-        a.v[a.n++] = seq;
-        for (size_t i = 0; i < got; i++)
-            if (names[i]) {
-                a.v[a.n++] = names[i];
-                a.v[a.n++] = "1";
-            }
         command(c, NULL, NULL, 1, multi, NULL);
         command(c, NULL, NULL, 2, del, NULL);
-        size_t *lens = malloc(a.n * sizeof *lens);
-        for (size_t i = 0; lens && i < a.n; i++) lens[i] = strlen(a.v[i]);
-        if (lens) command(c, NULL, NULL, (int)a.n, a.v, lens);
-        free(lens);
+        command(c, NULL, NULL, argc, argv, lens);
         pexpire(c, NULL);
         command(c, NULL, NULL, 1, exec, NULL);
         command(c, NULL, NULL, 3, sadd, NULL);
         announce(c, 'S', NULL);
     } else {
-        c->reregister = 1; /* out of memory: the next turn tries again */
+        set_reregister(c, 1); /* out of memory: the next turn tries again */
     }
-    for (size_t i = 0; names && i < got; i++) free(names[i]);
-    free(names);
-    free(a.v);
+    for (size_t i = 0; fields && i < n; i++) free(fields[i]);
+    free(fields);
+    free(argv);
+    free(lens);
 }
 
 static void on_pexpire(redisAsyncContext *ac, void *r, void *privdata) {
