@@ -15,6 +15,10 @@ struct mg_connection;
 void http_reply(struct mg_connection *conn, int status, const char *content_type, const char *body, size_t len);
 /* A short text/plain response: the reason phrase and `detail` (may be NULL) as the body. */
 void http_reply_text(struct mg_connection *conn, int status, const char *detail);
+/* The same with extra header lines, each ending in \r\n (e.g. "WWW-Authenticate: Bearer\r\n"). */
+void http_reply_headers(struct mg_connection *conn, int status, const char *headers, const char *content_type,
+                        const char *body, size_t len);
+void http_reply_text_headers(struct mg_connection *conn, int status, const char *headers, const char *detail);
 const char *http_reason(int status);
 
 #endif

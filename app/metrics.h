@@ -33,6 +33,7 @@ enum reject_reason {
     REJECT_SHUTDOWN,
     REJECT_PER_IP,
     REJECT_BAD_REQUEST,
+    REJECT_TOKEN,
     REJECT__COUNT
 };
 
@@ -52,6 +53,8 @@ extern const char *const sb_error_names[ERR__COUNT];
 void metrics_add(enum metric m, uint64_t n);
 void metrics_reject(enum reject_reason r);
 void metrics_error(enum sb_error e);
+/* Counts a token refused (auth.h): `where` an enum auth_where, `reason` a jwt_error or an AUTH_* reason. */
+void metrics_token_refusal(int where, int reason);
 /* Counts a close frame the server sent, by code. */
 void metrics_close(uint16_t code);
 uint64_t metrics_get(enum metric m);
