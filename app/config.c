@@ -10,13 +10,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH };
+#include "keys.h"
+
+enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_TEXT };
 
 struct option_def {
     const char *flag, *env;
     enum opt_type type;
     size_t offset;  /* of the field in struct config */
-    long min, max;  /* OPT_LONG bounds */
+    long min, max;  /* OPT_LONG bounds; OPT_TEXT: max is the field's size */
     const char *def; /* NULL: no default value to apply */
     const char *metavar, *help;
 };
@@ -51,6 +53,16 @@ static const struct option_def options[] = {
      "presence events and user lists (off for very many connections)"},
     {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
      "error, warn, info or debug"},
+    {"--jwt-secret", "SWITCHBOARD_JWT_SECRET", OPT_TEXT, FIELD(jwt_secret), 0, CONFIG_TEXT_MAX,
+     NULL, "SECRET", "require tokens signed HS256 with this secret (prefer --jwt-secret-file)"},
+    {"--jwt-secret-file", "SWITCHBOARD_JWT_SECRET_FILE", OPT_TEXT, FIELD(jwt_secret_file), 0, PATH_MAX, NULL, "FILE",
+     "require HS256 tokens; the secret is this file's content (one trailing newline dropped)"},
+    {"--jwt-public-key", "SWITCHBOARD_JWT_PUBLIC_KEY", OPT_TEXT, FIELD(jwt_public_key), 0, PATH_MAX, NULL, "FILE",
+     "require tokens signed with this PEM public key's algorithm: RSA = RS256, EC P-256 = ES256"},
+    {"--jwt-audience", "SWITCHBOARD_JWT_AUDIENCE", OPT_TEXT, FIELD(jwt_audience), 0, CONFIG_TEXT_MAX, NULL, "AUD",
+     "tokens must name this audience (aud)"},
+    {"--jwt-issuer", "SWITCHBOARD_JWT_ISSUER", OPT_TEXT, FIELD(jwt_issuer), 0, CONFIG_TEXT_MAX, NULL, "ISS",
+     "tokens must come from this issuer (iss)"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -64,6 +76,8 @@ void config_usage(FILE *out) {
     }
     fprintf(out, "  --healthcheck [URL]\n      probe a running server's /healthz; exit 0 if it answers 200\n"
                  "  --help, --version\n");
+    fprintf(out, "\nswitchboard token --user NAME [--ttl 1h] [--rooms a,b] [--jwt-secret SECRET|--jwt-secret-file FILE]\n"
+                 "      print an HS256 token for NAME signed with the secret (switchboard token --help)\n");
 }
 
 static int set_long(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
@@ -163,6 +177,17 @@ static int set_switch(struct config *cfg, const struct option_def *o, const char
     return -1;
 }
 
+/* An empty value is refused rather than read as "not set": an empty secret must not mean open mode. */
+static int set_text(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    size_t len = strlen(v);
+    if (len == 0 || len >= (size_t)o->max) {
+        snprintf(err, cap, "%s: the value must be 1 to %ld characters", o->flag, o->max - 1);
+        return -1;
+    }
+    memcpy((char *)cfg + o->offset, v, len + 1);
+    return 0;
+}
+
 static int set_option(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
     switch (o->type) {
     case OPT_PORT: return set_port(cfg, o, v, err, cap);
@@ -171,6 +196,7 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
     case OPT_LONG: return set_long(cfg, o, v, err, cap);
     case OPT_LEVEL: return set_level(cfg, o, v, err, cap);
     case OPT_SWITCH: return set_switch(cfg, o, v, err, cap);
+    case OPT_TEXT: return set_text(cfg, o, v, err, cap);
     }
     return -1;
 }
@@ -273,6 +299,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
                                : parse_args(cfg, argc, argv, err, sizeof err);
     if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
     if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);
+    if (r == CONFIG_RUN && !cfg->healthcheck && keys_check(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_EXIT_USAGE) {
         fprintf(stderr, "switchboard: %s\n\n", err);
         config_usage(stderr);

@@ -33,6 +33,11 @@ struct config {
     enum sb_log_level log_level;
     int healthcheck;             /* run as a health probe instead of a server */
     char healthcheck_url[CONFIG_TEXT_MAX];
+    char jwt_secret[CONFIG_TEXT_MAX];      /* HS256 secret; "" = none (keys.h reads the key settings) */
+    char jwt_secret_file[PATH_MAX];        /* file holding the HS256 secret */
+    char jwt_public_key[PATH_MAX];         /* PEM file of an RSA (RS256) or EC P-256 (ES256) public key */
+    char jwt_audience[CONFIG_TEXT_MAX];    /* required aud; "" = none */
+    char jwt_issuer[CONFIG_TEXT_MAX];      /* required iss; "" = none */
 };
 
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };

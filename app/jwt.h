@@ -3,8 +3,9 @@
  * A verifier holds the one key the operator configured (an HS256 secret, or an RSA or EC P-256 public
  * key for RS256 or ES256) and the required audience and issuer. The algorithm a token may use follows
  * from the key alone, never from the token's header, so a token cannot choose how it is checked (alg
- * confusion, alg "none"). Verification allocates nothing on success but the claims' room list, never
- * recurses on the token, and reads at most JWT_MAX_TOKEN bytes: tokens come from anyone.
+ * confusion, alg "none"). Verification keeps nothing allocated on success but the claims' room list
+ * (cJSON's parse trees live only during the call), never recurses deeper than a fixed nesting bound
+ * checked before parsing, and reads at most JWT_MAX_TOKEN bytes: tokens come from anyone.
  *
  * Thread-safe: a verifier is immutable after jwt_verifier_new and may be shared by every thread. */
 #ifndef SB_JWT_H
@@ -24,7 +25,8 @@
 enum jwt_error {
     JWT_OK,
     JWT_TOO_LARGE,      /* over JWT_MAX_TOKEN, or empty */
-    JWT_MALFORMED,      /* not three base64url parts, or header/claims not a JSON object */
+    JWT_MALFORMED,      /* not three base64url parts, or header/claims not a JSON object (also: nested
+                         * too deep, duplicate member names, nbf/iat present but not a number) */
     JWT_ALG_NONE,       /* alg "none" (or missing) */
     JWT_ALG_MISMATCH,   /* alg is not the one the configured key implies */
     JWT_CRIT,           /* a "crit" header: no extension is understood */
@@ -45,7 +47,8 @@ struct jwt_settings {
     const char *secret;         /* HS256 secret, or NULL */
     size_t secret_len;
     const char *public_key_pem; /* PEM text of an RSA (RS256) or EC P-256 (ES256) public key, or NULL */
-    const char *audience;       /* required `aud` (a string, or one entry of an array), or NULL */
+    const char *audience;       /* required `aud` (a string, or one entry of an array), or NULL; with
+                                 * NULL a token that names an audience is refused (RFC 7519 4.1.3) */
     const char *issuer;         /* required `iss`, or NULL */
 };
 
@@ -71,6 +74,9 @@ struct jwt_claims {
 enum jwt_error jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, int64_t now_s,
                           struct jwt_claims *out);
 void jwt_claims_free(struct jwt_claims *c);
+/* 1 if `entry` may stand in a rooms claim: a room name (names.h), "*" (any room), or a name followed
+ * by '*' (rooms starting with that name, e.g. "team-7.*"). */
+int jwt_room_pattern_valid(const char *entry);
 /* 1 if the claims let their user join and publish to `room`. */
 int jwt_room_allowed(const struct jwt_claims *c, const char *room);
 

@@ -21,6 +21,7 @@
 #include "loop.h"
 #include "outbox.h"
 #include "server.h"
+#include "tokencmd.h"
 #include "ws.h"
 
 #define SHUTDOWN_DRAIN_MS 2500  /* wait for clients to answer our 1001; mg_stop takes up to 2 s more */
@@ -109,6 +110,7 @@ static void run(struct app *a, const sigset_t *signals) {
 
 int main(int argc, char **argv) {
     static struct config cfg;
+    if (argc > 1 && strcmp(argv[1], "token") == 0) return tokencmd_main(argc - 1, argv + 1);
     enum config_result r = config_load(&cfg, argc, argv);
     if (r == CONFIG_EXIT_OK) return 0;
     if (r == CONFIG_EXIT_USAGE) return 2;

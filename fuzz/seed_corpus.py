@@ -4,6 +4,9 @@
 The router seeds include every client line of the session blocks in docs/PROTOCOL.md, so the corpus
 follows the documented protocol. Old seed-* files are replaced; other files in the corpus directories
 (crash-*, regression inputs, anything libFuzzer found) are left alone."""
+import base64
+import hashlib
+import hmac
 import os
 import re
 import struct
@@ -264,6 +267,62 @@ def jsonspan_seeds():
         write("jsonspan", name, bytes([key]) + text.encode())
 
 
+# ---- jwt: byte 0 = mode (0 HS256 token, 1 ES256 token, 2 header NUL claims signed by the target),
+# byte 1 = clock (now = 1700000000 + 8 * (b - 128)), then the input ----
+JWT_SECRET = b"fuzz-secret-0123456789abcdef0123"
+JWT_CLOCK = 128  # now = 1700000000
+RFC7515_A3 = ("eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb2"
+              "90Ijp0cnVlfQ.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q")
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256_token(header, claims, key=JWT_SECRET):
+    signing = b64url(header.encode()) + "." + b64url(claims.encode())
+    return signing + "." + b64url(hmac.new(key, signing.encode(), hashlib.sha256).digest())
+
+
+def jwt_seeds():
+    hdr = '{"alg":"HS256","typ":"JWT"}'
+    good = '{"sub":"alice","exp":1700000100,"iat":1699999000,"rooms":["lobby","team-7.*"]}'
+    aud = '{"sub":"alice","exp":1700000100,"aud":["x","switchboard"],"iss":"https://id.example","nbf":1699999999}'
+    valid = hs256_token(hdr, good)
+    tokens = {
+        "hs-valid": valid,
+        "hs-valid-aud": hs256_token(hdr, aud),
+        "hs-truncated": valid[:-5],
+        "hs-two-parts": valid.rsplit(".", 1)[0],
+        "hs-bad-base64": valid.replace("e", "+", 1),
+        "hs-padded": valid + "=",
+        "hs-alg-none": hs256_token('{"alg":"none"}', good).rsplit(".", 1)[0] + ".",
+        "hs-crit": hs256_token('{"alg":"HS256","crit":["b64"],"b64":false}', good),
+        "hs-nested": hs256_token(hdr, '{"sub":"a","exp":1700000100,"x":' + "[" * 40 + "]" * 40 + "}"),
+        "hs-not-object": hs256_token(hdr, '["sub","alice"]'),
+        "hs-wrong-key": hs256_token(hdr, good, key=b"other"),
+        "es-rfc7515-a3": RFC7515_A3,
+        "es-truncated": RFC7515_A3[:-10],
+        "es-hs-confusion": hs256_token(hdr, good),
+    }
+    for name, token in tokens.items():
+        mode = 1 if name.startswith("es-") else 0
+        write("jwt", name, bytes([mode, JWT_CLOCK]) + token.encode())
+    pairs = {
+        "signed-valid": (hdr, good),
+        "signed-aud": (hdr, aud),
+        "signed-no-exp": (hdr, '{"sub":"alice"}'),
+        "signed-float-dates": (hdr, '{"sub":"alice","exp":1.7000001e9,"nbf":-1e300,"iat":1e999}'),
+        "signed-rooms-many": (hdr, '{"sub":"bob","exp":1700000100,"rooms":[' + ",".join('"r%d"' % i for i in range(65)) + "]}"),
+        "signed-rooms-patterns": (hdr, '{"sub":"bob","exp":1700000100,"rooms":["*","a*","*a","a.b-c_d*"]}'),
+        "signed-dup": (hdr, '{"sub":"alice","sub":"bob","exp":1700000100}'),
+        "signed-escapes": ('{"alg":"HS\\u0032\\u00356"}', '{"sub":"al\\u0069ce","exp":1700000100}'),
+        "signed-deep": (hdr, '{"sub":"a","exp":1700000100,"x":' + "{\"a\":" * 20 + "1" + "}" * 20 + "}"),
+    }
+    for name, (h, c) in pairs.items():
+        write("jwt", name, bytes([2, JWT_CLOCK]) + h.encode() + b"\0" + c.encode())
+
+
 def remove_old_seeds():
     for target in os.listdir(CORPUS) if os.path.isdir(CORPUS) else []:
         for name in os.listdir(os.path.join(CORPUS, target)):
@@ -281,3 +340,4 @@ if __name__ == "__main__":
     config_seeds()
     wsframe_seeds()
     jsonspan_seeds()
+    jwt_seeds()
