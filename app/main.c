@@ -57,7 +57,7 @@ static int app_start(struct app *a, const struct config *cfg) {
     config_origin_list(cfg, origins);
     struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000, cfg->max_rooms, cfg->max_user_conns};
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
-                               cfg->max_per_ip, origins, cfg->nallow};
+                               cfg->max_per_ip, origins, cfg->nallow, NULL};
     char err[256] = "";
     a->verifier = keys_jwt_verifier(cfg, err, sizeof err);
     if (!a->verifier && err[0]) {

@@ -115,7 +115,8 @@ client.addEventListener('failed', ({ detail }) => ui.logError(detail.id, detail.
 
 client.addEventListener('closed', ({ detail }) => {
   for (const command of detail.pending) ui.logUnconfirmed(command.id);
-  const why = describeClose(detail.code) + (detail.code >= 4000 && detail.reason ? `: ${detail.reason}` : '');
+  const words = describeClose(detail.code);
+  const why = detail.reason && !words.endsWith(detail.reason) ? `${words}: ${detail.reason}` : words;
   if (detail.code === 4401 || detail.code === 4408) $('name-error').textContent = `Disconnected: ${why}. Paste a new token.`;
   if (!detail.retrying) ui.logSystem(`Disconnected (${why}).`);
   else if (welcomed) ui.logSystem(`Connection lost (${why}). Reconnecting by itself…`);
