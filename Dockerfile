@@ -6,7 +6,7 @@
 # ---- build stage: compiler, CMake and the -dev packages ---------------------------------------------
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev make cmake libcivetweb-dev libcjson-dev \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make cmake libcivetweb-dev libcjson-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -20,7 +20,7 @@ RUN cmake -S . -B build -DSB_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
 # ---- runtime stage: the runtime libraries, the binary and www/ ----------------------------------------
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcivetweb1 libcjson1 \
+ && apt-get install -y --no-install-recommends libcivetweb1 libcjson1 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin switchboard

@@ -274,12 +274,19 @@ static int signature_ok(const struct jwt_verifier *v, const char *input, size_t 
 
 /* ---- JSON ---- */
 
-/* 1 if text nests arrays/objects no deeper than JWT_MAX_DEPTH (strings skipped): cJSON recurses. */
-static int depth_ok(const char *text, size_t len) {
+/* 1 if \u0000 starts at s: cJSON would cut the string there, so "alice\u0000x" would read as "alice". */
+static int escaped_nul(const char *s, size_t left) {
+    return left >= 5 && s[0] == 'u' && memcmp(s + 1, "0000", 4) == 0;
+}
+
+/* 1 if text nests arrays/objects no deeper than JWT_MAX_DEPTH (cJSON recurses) and no string holds an
+ * escaped NUL; one pass, strings skipped. */
+static int json_text_ok(const char *text, size_t len) {
     int depth = 0, in_string = 0;
     for (size_t i = 0; i < len; i++) {
         char ch = text[i];
         if (in_string) {
+            if (ch == '\\' && i + 1 < len && escaped_nul(text + i + 1, len - i - 1)) return 0;
             if (ch == '\\') i++;
             else if (ch == '"') in_string = 0;
         } else if (ch == '"') in_string = 1;
@@ -299,7 +306,7 @@ static int members_unique(const cJSON *obj) {
 
 /* Parses text[0..len) (NUL at text[len]) as one JSON object, or returns NULL. */
 static cJSON *parse_object(const char *text, size_t len) {
-    if (!depth_ok(text, len) || memchr(text, '\0', len)) return NULL;
+    if (!json_text_ok(text, len) || memchr(text, '\0', len)) return NULL;
     const char *end = NULL;
     cJSON *obj = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
     if (obj && (!cJSON_IsObject(obj) || !members_unique(obj))) {
@@ -374,7 +381,7 @@ static enum jwt_error take_rooms(const cJSON *claims, struct jwt_claims *out) {
         bytes += strlen(e->valuestring) + 1;
     }
     char **list = malloc(n * sizeof *list + bytes + 1);
-    if (!list) return JWT_BAD_ROOMS;
+    if (!list) return JWT_BAD_ROOMS; /* out of memory: refuse rather than grant any room */
     char *p = (char *)(list + n);
     size_t i = 0;
     cJSON_ArrayForEach(e, rooms) {
@@ -401,7 +408,7 @@ static enum jwt_error check_claims(const struct jwt_verifier *v, const cJSON *cl
 
 /* ---- the token ---- */
 
-/* The three parts of a compact token: [start, end) offsets of each. */
+/* The three parts of a compact token: where each starts and how long it is. */
 struct parts {
     size_t start[3], len[3];
 };

@@ -26,7 +26,7 @@ enum jwt_error {
     JWT_OK,
     JWT_TOO_LARGE,      /* over JWT_MAX_TOKEN, or empty */
     JWT_MALFORMED,      /* not three base64url parts, or header/claims not a JSON object (also: nested
-                         * too deep, duplicate member names, nbf/iat present but not a number) */
+                         * too deep, duplicate member names, a string with \u0000, nbf/iat present but not a number) */
     JWT_ALG_NONE,       /* alg "none" (or missing) */
     JWT_ALG_MISMATCH,   /* alg is not the one the configured key implies */
     JWT_CRIT,           /* a "crit" header: no extension is understood */

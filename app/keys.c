@@ -101,6 +101,9 @@ struct jwt_verifier *keys_jwt_verifier(const struct config *cfg, char *err, size
 
 int keys_check(const struct config *cfg, char *err, size_t cap) {
     struct jwt_verifier *v = keys_jwt_verifier(cfg, err, cap);
+    if (!v && !err[0] && (cfg->jwt_audience[0] || cfg->jwt_issuer[0]))
+        snprintf(err, cap, "--jwt-audience and --jwt-issuer need a key (--jwt-secret, --jwt-secret-file or "
+                           "--jwt-public-key): without one no token is asked for");
     if (!v) return err[0] ? -1 : 0;
     if (strcmp(jwt_verifier_alg(v), "HS256") == 0) {
         unsigned char secret[KEYS_FILE_MAX];

@@ -187,6 +187,10 @@ class KeySettingsTest(unittest.TestCase):
         self.assert_refused(["--jwt-secret", ""], "--jwt-secret")
         self.assert_refused([], "SWITCHBOARD_JWT_SECRET", env=clean_env(SWITCHBOARD_JWT_SECRET=""))
 
+    def test_audience_without_key(self):
+        self.assert_refused(["--jwt-audience", "switchboard"], "need a key")
+        self.assert_refused(["--jwt-issuer", "https://id.example"], "need a key")
+
     def test_bad_pem(self):
         not_pem = self.files.write("junk.pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
         self.assert_refused(["--jwt-public-key", not_pem], "PEM")

@@ -15,6 +15,8 @@ static const char *const env_names[] = {
     "SWITCHBOARD_PORT", "SWITCHBOARD_ROOT", "SWITCHBOARD_ALLOW_ORIGINS", "SWITCHBOARD_MAX_MESSAGE",
     "SWITCHBOARD_MAX_CONNECTIONS", "SWITCHBOARD_OUTBOX", "SWITCHBOARD_PING_INTERVAL", "SWITCHBOARD_RATE_LIMIT",
     "SWITCHBOARD_MAX_PER_IP", "SWITCHBOARD_THREADS", "SWITCHBOARD_PRESENCE", "SWITCHBOARD_LOG_LEVEL",
+    "SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_JWT_SECRET_FILE", "SWITCHBOARD_JWT_PUBLIC_KEY", "SWITCHBOARD_JWT_AUDIENCE",
+    "SWITCHBOARD_JWT_ISSUER",
 };
 
 static void clear_env(void) {
@@ -283,6 +285,48 @@ static void test_healthcheck(void) {
     CHECK_EQ_INT(cfg.healthcheck, 0);
 }
 
+/* The key settings (keys.c checks them at load): values land in their fields; combinations and files
+ * that cannot work are usage errors, so the server never starts open by mistake. */
+static void test_jwt_settings(void) {
+    char secret_file[] = "/tmp/sb-test-config-XXXXXX";
+    int fd = mkstemp(secret_file);
+    CHECK(fd >= 0 && write(fd, "0123456789abcdef0123456789abcdef\n", 33) == 33);
+    close(fd);
+    CHECK_EQ_INT(LOAD_NONE(), CONFIG_RUN);
+    CHECK(!cfg.jwt_secret[0] && !cfg.jwt_secret_file[0] && !cfg.jwt_public_key[0] && !cfg.jwt_audience[0] &&
+          !cfg.jwt_issuer[0]);
+    CHECK_EQ_INT(LOAD("--jwt-secret", "0123456789abcdef0123456789abcdef", "--jwt-audience", "sb", "--jwt-issuer=me"),
+                 CONFIG_RUN);
+    CHECK_EQ_STR(cfg.jwt_secret, "0123456789abcdef0123456789abcdef");
+    CHECK_EQ_STR(cfg.jwt_audience, "sb");
+    CHECK_EQ_STR(cfg.jwt_issuer, "me");
+    CHECK_EQ_STR(err_text, "");
+    CHECK_EQ_INT(LOAD("--jwt-secret", "short"), CONFIG_RUN); /* accepted, with a warning */
+    CHECK(strstr(err_text, "5 bytes") != NULL);
+    setenv("SWITCHBOARD_JWT_SECRET_FILE", secret_file, 1);
+    CHECK_EQ_INT(LOAD_NONE(), CONFIG_RUN);
+    CHECK_EQ_STR(cfg.jwt_secret_file, secret_file);
+    CHECK_EQ_STR(err_text, "");
+    BAD("--jwt-secret", "x"); /* and the file from the environment */
+    CHECK(strstr(err_text, "--jwt-secret-file") != NULL);
+    BAD("--jwt-public-key", secret_file);
+    clear_env();
+    BAD("--jwt-secret", "");
+    BAD("--jwt-public-key", secret_file); /* not a PEM */
+    CHECK(strstr(err_text, "PEM") != NULL);
+    BAD("--jwt-public-key", "/nonexistent/key.pem");
+    CHECK(strstr(err_text, "/nonexistent/key.pem") != NULL);
+    BAD("--jwt-secret-file", "/tmp");
+    BAD("--jwt-audience", "sb"); /* meaningless without a key: said, not ignored */
+    CHECK(strstr(err_text, "need a key") != NULL);
+    BAD("--jwt-issuer", "me");
+    setenv("SWITCHBOARD_JWT_AUDIENCE", "", 1);
+    BAD("--port", "9000");
+    CHECK(strstr(err_text, "SWITCHBOARD_JWT_AUDIENCE") != NULL);
+    clear_env();
+    unlink(secret_file);
+}
+
 static void test_usage_text(void) {
     FILE *f = tmpfile();
     char text[8192];
@@ -308,5 +352,6 @@ int main(void) {
     test_help_version();
     test_healthcheck();
     test_usage_text();
+    test_jwt_settings();
     return check_done();
 }

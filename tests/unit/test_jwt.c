@@ -234,6 +234,10 @@ static void test_refusals_structure(void) {
     CHECK_EQ_INT(verify(v, hs("{\"alg\":\"HS256\"} x", GOOD, secret, strlen(secret))), JWT_MALFORMED);
     CHECK_EQ_INT(verify(v, hsc("\"alice\"")), JWT_MALFORMED);
     CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\",\"exp\":1700000100,\"sub\":\"bob\"}")), JWT_MALFORMED);
+    /* an escaped NUL would cut the string in cJSON: "alice\u0000x" must not read as "alice" */
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\\u0000x\",\"exp\":1700000100}")), JWT_MALFORMED);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\",\"exp\":1700000100,\"note\":\"\\\\u0000\"}")), JWT_OK);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"al\\u0069ce\",\"exp\":1700000100}")), JWT_OK);
     CHECK_EQ_INT(verify(v, hsc(nested(16))), JWT_OK); /* the claims object and 15 arrays */
     CHECK_EQ_INT(verify(v, hsc(nested(17))), JWT_MALFORMED);
     CHECK_EQ_INT(verify(v, hsc(nested(5000))), JWT_TOO_LARGE);

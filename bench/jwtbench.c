@@ -1,0 +1,163 @@
+/* jwtbench: how long jwt_verify takes per token, for HS256, RS256 and ES256.
+ *
+ * Makes one key of each kind (a 32-byte secret, RSA 2048, EC P-256) and one token per algorithm with the
+ * same claims, writes keys and tokens into DIR (for the peer, bench/peers/jose-verify.mjs, which verifies
+ * the very same tokens), then verifies each token repeatedly: a warm-up, then up to --iterations times or
+ * --seconds, whichever comes first. Every verification must return JWT_OK, or the run fails.
+ * Prints one line per algorithm: "RESULT impl=switchboard alg=HS256 n=... us_per_verify=...".
+ *
+ * usage: jwtbench DIR [--iterations N] [--seconds S] */
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jwt.h"
+
+#define CLAIMS "{\"sub\":\"alice\",\"iat\":1700000000,\"exp\":4102444800,\"rooms\":[\"lobby\",\"team-7.*\"]}"
+#define NOW 1700000000
+
+static size_t b64url(const unsigned char *in, size_t len, char *out) {
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0) | (i + 2 < len ? in[i + 2] : 0);
+        out[n++] = a[v >> 18 & 63];
+        out[n++] = a[v >> 12 & 63];
+        if (i + 1 < len) out[n++] = a[v >> 6 & 63];
+        if (i + 2 < len) out[n++] = a[v & 63];
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static size_t signing_input(const char *alg, char *out) {
+    char header[64];
+    snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    size_t n = b64url((const unsigned char *)header, strlen(header), out);
+    out[n++] = '.';
+    return n + b64url((const unsigned char *)CLAIMS, strlen(CLAIMS), out + n);
+}
+
+/* Signs with a private key; ES256 signatures go from DER to JWS's R || S. */
+static void sign_pkey(EVP_PKEY *key, int es, char *tok) {
+    size_t n = signing_input(es ? "ES256" : "RS256", tok);
+    unsigned char sig[512], raw[64];
+    size_t slen = sizeof sig;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1 ||
+        EVP_DigestSign(ctx, sig, &slen, (unsigned char *)tok, n) != 1) {
+        fprintf(stderr, "jwtbench: signing failed\n");
+        exit(1);
+    }
+    EVP_MD_CTX_free(ctx);
+    tok[n++] = '.';
+    if (!es) {
+        b64url(sig, slen, tok + n);
+        return;
+    }
+    const unsigned char *p = sig;
+    ECDSA_SIG *es_sig = d2i_ECDSA_SIG(NULL, &p, (long)slen);
+    BN_bn2binpad(ECDSA_SIG_get0_r(es_sig), raw, 32);
+    BN_bn2binpad(ECDSA_SIG_get0_s(es_sig), raw + 32, 32);
+    ECDSA_SIG_free(es_sig);
+    b64url(raw, 64, tok + n);
+}
+
+static void write_file(const char *dir, const char *name, const char *text) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "jwtbench: cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+static void public_pem(EVP_PKEY *key, char *out, size_t cap) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(bio, key);
+    int n = BIO_read(bio, out, (int)cap - 1);
+    out[n > 0 ? n : 0] = '\0';
+    BIO_free(bio);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void bench(const char *alg, const struct jwt_settings *s, const char *tok, long iterations, double seconds) {
+    char err[256];
+    struct jwt_verifier *v = jwt_verifier_new(s, err, sizeof err);
+    if (!v) {
+        fprintf(stderr, "jwtbench: %s verifier: %s\n", alg, err);
+        exit(1);
+    }
+    size_t len = strlen(tok);
+    struct jwt_claims c;
+    long n = 0;
+    for (int i = 0; i < 100; i++) { /* warm-up */
+        if (jwt_verify(v, tok, len, NOW, &c) != JWT_OK) {
+            fprintf(stderr, "jwtbench: %s token refused\n", alg);
+            exit(1);
+        }
+        jwt_claims_free(&c);
+    }
+    double start = now_s(), end = start;
+    while (n < iterations && (n % 64 || (end = now_s()) - start < seconds)) {
+        if (jwt_verify(v, tok, len, NOW, &c) != JWT_OK) exit(1);
+        jwt_claims_free(&c);
+        n++;
+    }
+    end = now_s();
+    printf("RESULT impl=switchboard alg=%s n=%ld us_per_verify=%.2f\n", alg, n, (end - start) * 1e6 / (double)n);
+    jwt_verifier_free(v);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: jwtbench DIR [--iterations N] [--seconds S]\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    long iterations = 200000;
+    double seconds = 3;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--iterations") == 0) iterations = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--seconds") == 0) seconds = atof(argv[i + 1]);
+    }
+    static const char secret[] = "bench-secret-0123456789abcdef012"; /* 32 bytes */
+    static char hs[1024], rs[2048], es[1024], rs_pem[1024], es_pem[512];
+    unsigned char mac[32];
+    unsigned mlen = 0;
+    size_t n = signing_input("HS256", hs);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)hs, n, mac, &mlen);
+    hs[n++] = '.';
+    b64url(mac, mlen, hs + n);
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    sign_pkey(rsa, 0, rs);
+    sign_pkey(ec, 1, es);
+    public_pem(rsa, rs_pem, sizeof rs_pem);
+    public_pem(ec, es_pem, sizeof es_pem);
+    write_file(dir, "hs256.secret", secret);
+    write_file(dir, "hs256.jwt", hs);
+    write_file(dir, "rs256.pem", rs_pem);
+    write_file(dir, "rs256.jwt", rs);
+    write_file(dir, "es256.pem", es_pem);
+    write_file(dir, "es256.jwt", es);
+    struct jwt_settings shs = {secret, strlen(secret), NULL, NULL, NULL};
+    struct jwt_settings srs = {NULL, 0, rs_pem, NULL, NULL};
+    struct jwt_settings ses = {NULL, 0, es_pem, NULL, NULL};
+    bench("HS256", &shs, hs, iterations, seconds);
+    bench("RS256", &srs, rs, iterations, seconds);
+    bench("ES256", &ses, es, iterations, seconds);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ec);
+    return 0;
+}
