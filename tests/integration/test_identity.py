@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -475,6 +476,36 @@ class PublicKeyTest(harness.FreshServerMixin, unittest.TestCase):
 
     def test_es256(self):
         self.check_server("ec", "ES256")
+
+
+class PendingLimitsTest(harness.FreshServerMixin, unittest.TestCase):
+    """A connection without a token is nobody, but it is still a connection: it holds a slot of
+    --max-connections and is closed 1001 at shutdown like any other."""
+
+    def test_pending_counts_against_max_connections(self):
+        srv = self.start_server(["--jwt-secret", SECRET, "--max-connections", "1"])
+
+        async def go():
+            anon = await harness.ws_open(srv.port, "/ws")
+            resp, sock, _ = harness.raw_handshake(srv.port, "/ws?token=" + mint("alice", aud=None, iss=None))
+            if sock:
+                sock.close()
+            self.assertEqual(resp.status, 503, resp)
+            self.assertEqual(srv.healthz()["connections"], 1)
+            await anon.close()
+        harness.run_async(go())
+
+    def test_pending_gets_1001_at_shutdown(self):
+        srv = self.start_server(["--jwt-secret", SECRET])
+        ws = harness.RawWS(srv.port, "/ws")
+        try:
+            srv.wait_connections(1)
+            srv.send_signal(signal.SIGTERM)
+            frame = ws.expect_close(timeout=10 * SLOW)
+            self.assertEqual(frame.close_code, 1001)
+        finally:
+            ws.close_socket()
+        self.assertEqual(srv.wait_exit(), 0)
 
 
 class OpenModeTest(harness.FreshServerMixin, unittest.TestCase):
