@@ -47,11 +47,8 @@ struct conn {
     char user[SB_NAME_MAX + 1];   /* the user's name, or the id while anonymous */
     int named;                    /* the user came from ?user= or hello */
     int echo;                     /* echo-protocol: no user, no presence, no routing */
-    int pending;                  /* hub lock: waits to authenticate: no user, no welcome, no presence,
-                                   * no deliveries but its own replies (auth.h) */
-    int64_t exp_s;                /* the token's exp, shown in the welcome; 0 = no token */
-    struct hub_deadline deadline; /* hub lock */
-    struct auth_conn *auth;       /* what the token said; NULL on a server without a key (auth.h) */
+    int pending;                  /* hub lock: waits to authenticate (auth.h): listed, but no user, no
+                                   * welcome, no presence, no deliveries but its own replies */
     struct outq out;
     int64_t last_rx_ms;           /* atomic: when the peer last sent anything */
     int64_t last_ping_ms;         /* hub lock: when the hub last pinged it */
@@ -59,6 +56,10 @@ struct conn {
     struct user *u;               /* hub lock */
     struct room **rooms;          /* hub lock: the rooms joined; owned, freed by hub_remove */
     size_t nrooms, rooms_cap;
+    int64_t exp_s;                /* the token's exp for the welcome, 0 = none; the connection's own thread */
+    struct hub_deadline deadline; /* hub lock */
+    struct auth_conn *auth;       /* what the token said, NULL without a key (auth.h); set before hub_add,
+                                   * then used by the connection's own thread only */
 };
 
 struct hub_options {
