@@ -22,9 +22,9 @@ struct jwt_verifier *keys_jwt_verifier(const struct config *cfg, char *err, size
 /* The HS256 secret (from --jwt-secret or the file, trailing newline stripped) into out (cap bytes, not
  * NUL-terminated). Returns its length, 0 when no secret is configured, -1 with err set on failure. */
 long keys_jwt_secret(const struct config *cfg, unsigned char *out, size_t cap, char *err, size_t errcap);
-/* Checks the key settings at load: flags that exclude each other, unreadable files, a PEM that is not an
- * RSA or P-256 public key, an empty secret, an audience or issuer without a key. Warns (log_warn) about a secret under KEYS_SECRET_WARN_LEN
- * bytes. Returns 0, or -1 with err set. */
+/* Checks the key settings at load (config_load calls it): flags that exclude each other, unreadable
+ * files, a PEM that is not an RSA or P-256 public key, an empty secret, an audience or issuer without a
+ * key. Warns (log_warn) about a secret under KEYS_SECRET_WARN_LEN bytes. Returns 0, or -1 with err set. */
 int keys_check(const struct config *cfg, char *err, size_t cap);
 
 #endif
