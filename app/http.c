@@ -41,9 +41,14 @@ void http_reply_headers(struct mg_connection *conn, int status, const char *cont
 }
 
 void http_reply_text(struct mg_connection *conn, int status, const char *detail) {
+    http_reply_text_headers(conn, status, "", detail);
+}
+
+void http_reply_text_headers(struct mg_connection *conn, int status, const char *headers, const char *detail) {
     char body[512];
     int n = snprintf(body, sizeof body, "%d %s%s%s\n", status, http_reason(status), detail ? ": " : "",
                      detail ? detail : "");
     if (n < 0) n = 0;
-    http_reply(conn, status, "text/plain; charset=utf-8", body, (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
+    http_reply_headers(conn, status, "text/plain; charset=utf-8", headers, body,
+                       (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
 }

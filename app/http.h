@@ -18,6 +18,8 @@ void http_reply_headers(struct mg_connection *conn, int status, const char *cont
                         const char *body, size_t len);
 /* A short text/plain response: the reason phrase and `detail` (may be NULL) as the body. */
 void http_reply_text(struct mg_connection *conn, int status, const char *detail);
+/* http_reply_text with extra header lines, as for http_reply_headers (e.g. "WWW-Authenticate: Bearer\r\n"). */
+void http_reply_text_headers(struct mg_connection *conn, int status, const char *headers, const char *detail);
 const char *http_reason(int status);
 
 #endif

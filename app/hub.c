@@ -183,7 +183,7 @@ static int deliver(struct hub *h, struct conn *c, struct frame *f) {
 static size_t deliver_all(struct hub *h, const struct conn *except, struct frame *f) {
     size_t n = 0;
     for (struct conn *c = h->head; c; c = c->next)
-        if (c != except && !c->echo) n += (size_t)deliver(h, c, f);
+        if (c != except && !c->echo && !c->pending) n += (size_t)deliver(h, c, f);
     return n;
 }
 
@@ -226,8 +226,10 @@ static void send_with_users(struct hub *h, struct conn *c, const char *head, int
 }
 
 static void send_welcome(struct hub *h, struct conn *c) {
-    char head[64 + HUB_ID_MAX + SB_NAME_MAX];
-    snprintf(head, sizeof head, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"%s\"", c->id, c->user);
+    char head[96 + HUB_ID_MAX + SB_NAME_MAX];
+    int n = snprintf(head, sizeof head, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"%s\"", c->id, c->user);
+    if (c->exp_s && n > 0 && (size_t)n < sizeof head)
+        snprintf(head + n, sizeof head - (size_t)n, ",\"exp\":%lld", (long long)c->exp_s);
     send_with_users(h, c, head, h->opt.presence);
 }
 
@@ -305,7 +307,8 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
     pthread_rwlock_wrlock(&h->lock);
     int first = 0;
     enum hub_status s = h->shutting_down ? HUB_SHUTTING_DOWN : HUB_OK;
-    if (s == HUB_OK && !c->echo && (first = user_attach(h, c)) < 0) s = attach_failure(h, c->user);
+    int routed = !c->echo && !c->pending;
+    if (s == HUB_OK && routed && (first = user_attach(h, c)) < 0) s = attach_failure(h, c->user);
     if (s != HUB_OK && s != HUB_USER_FULL) {
         pthread_rwlock_unlock(&h->lock);
         return s;
@@ -321,7 +324,7 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
         pthread_rwlock_unlock(&h->lock);
         return s;
     }
-    if (!c->echo) send_welcome(h, c);
+    if (routed) send_welcome(h, c);
     if (first) send_presence(h, c, "join", c->user);
     pthread_rwlock_unlock(&h->lock);
     metrics_add(M_CONNECTIONS_TOTAL, 1);
@@ -472,6 +475,40 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
     return s;
 }
 
+enum hub_status hub_authenticate(struct hub *h, struct conn *c, const char *user, const struct hub_deadline *d) {
+    pthread_rwlock_wrlock(&h->lock);
+    struct user *target = dict_get(h->users, user);
+    enum hub_status s = c->pending ? HUB_OK : HUB_ALREADY_NAMED;
+    if (s == HUB_OK && target && target->conns.n >= (size_t)h->opt.max_user_conns) {
+        s = HUB_USER_FULL;
+        metrics_add(M_USER_LIMIT_REFUSALS, 1);
+    }
+    if (s == HUB_OK) {
+        char id_name[sizeof c->user];
+        snprintf(id_name, sizeof id_name, "%s", c->user);
+        snprintf(c->user, sizeof c->user, "%s", user);
+        int first = user_attach(h, c);
+        if (first < 0) {
+            snprintf(c->user, sizeof c->user, "%s", id_name);
+            s = HUB_NO_MEMORY;
+        } else {
+            c->pending = 0;
+            c->named = 1;
+            c->deadline = *d;
+            if (first > 0) send_presence(h, c, "join", c->user);
+            send_welcome(h, c);
+        }
+    }
+    pthread_rwlock_unlock(&h->lock);
+    return s;
+}
+
+void hub_set_deadline(struct hub *h, struct conn *c, const struct hub_deadline *d) {
+    pthread_rwlock_wrlock(&h->lock);
+    c->deadline = *d;
+    pthread_rwlock_unlock(&h->lock);
+}
+
 void hub_reply_users(struct hub *h, struct conn *c) {
     pthread_rwlock_rdlock(&h->lock);
     send_with_users(h, c, "{\"type\":\"users\"", 1);
@@ -484,6 +521,11 @@ void hub_tick(struct hub *h, int64_t now_ms) {
     pthread_rwlock_wrlock(&h->lock);
     for (struct conn *c = h->head; c && ping; c = c->next) {
         outbox_expire(h->ob, &c->out, now_ms, HUB_CLOSE_GRACE_MS);
+        if (c->deadline.at_ms && now_ms >= c->deadline.at_ms) {
+            outbox_close(h->ob, &c->out, c->deadline.code, c->deadline.reason);
+            c->deadline.at_ms = 0;
+            continue;
+        }
         int64_t silent = now_ms - __atomic_load_n(&c->last_rx_ms, __ATOMIC_RELAXED);
         if (silent >= 3 * interval) {
             if (outbox_close(h->ob, &c->out, 1001, "ping timeout")) metrics_add(M_PING_TIMEOUTS, 1);

@@ -6,10 +6,11 @@
  * recipient's outbox (outbox.h), so no caller ever waits on another client.
  *
  * Lock: `lock`, a read-write lock, guards every table and the hub fields of every registered
- * connection (user, named, rooms, links, last_ping_ms). Delivery only reads them, so senders share
- * it; registration, rooms, renames and the tick take it exclusively. The thread that serves a
- * connection's messages (its event loop, loop.h) may read its own `user` without the lock, because
- * only that thread changes it (hello), and it does so under the exclusive lock.
+ * connection (user, named, pending, rooms, links, last_ping_ms, deadline). Delivery only reads them,
+ * so senders share it; registration, rooms, renames and the tick take it exclusively. The thread that
+ * serves a connection's messages (its event loop, loop.h) may read its own `user` and `pending`
+ * without the lock, because only that thread changes them (hello), and it does so under the
+ * exclusive lock.
  *
  * Ownership: the caller (ws.c) allocates a struct conn, registers it with hub_add and frees it after
  * hub_remove and outbox_detach; other threads reach it only through the hub's tables under the lock,
@@ -31,12 +32,23 @@
 
 struct room;
 struct user;
+struct auth_conn;
+
+/* When the tick closes a connection, and how (auth.h sets them: the 10 s to authenticate, a token's
+ * expiry). */
+struct hub_deadline {
+    int64_t at_ms;      /* hub_now_ms() time; 0 = none */
+    uint16_t code;      /* close code */
+    const char *reason; /* close reason, a static string */
+};
 
 struct conn {
     char id[HUB_ID_MAX];          /* "conn-N", unique for the life of the process */
     char user[SB_NAME_MAX + 1];   /* the user's name, or the id while anonymous */
     int named;                    /* the user came from ?user= or hello */
     int echo;                     /* echo-protocol: no user, no presence, no routing */
+    int pending;                  /* hub lock: waits to authenticate (auth.h): listed, but no user, no
+                                   * welcome, no presence, no deliveries but its own replies */
     struct outq out;
     int64_t last_rx_ms;           /* atomic: when the peer last sent anything */
     int64_t last_ping_ms;         /* hub lock: when the hub last pinged it */
@@ -44,6 +56,10 @@ struct conn {
     struct user *u;               /* hub lock */
     struct room **rooms;          /* hub lock: the rooms joined; owned, freed by hub_remove */
     size_t nrooms, rooms_cap;
+    int64_t exp_s;                /* the token's exp for the welcome, 0 = none; the connection's own thread */
+    struct hub_deadline deadline; /* hub lock */
+    struct auth_conn *auth;       /* what the token said, NULL without a key (auth.h); set before hub_add,
+                                   * then used by the connection's own thread only */
 };
 
 struct hub_options {
@@ -70,7 +86,8 @@ enum hub_status {
     HUB_NO_MEMORY,
 };
 
-/* Registers c: a router connection gets its welcome and the others a presence join, atomically.
+/* Registers c: a router connection gets its welcome and the others a presence join, atomically; a
+ * pending one (c->pending) is only listed, for the tick, shutdown and the counts.
  * HUB_USER_FULL: c is listed (hub_remove it as usual) but has no user, and is being closed 1008.
  * Anything else but HUB_OK means nothing was registered. */
 enum hub_status hub_add(struct hub *h, struct conn *c);
@@ -91,11 +108,16 @@ enum hub_status hub_join(struct hub *h, struct conn *c, const char *room);
 enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room);
 /* Names an anonymous connection: presence leave of the id, join of the name, a new welcome. */
 enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user);
+/* Names a pending connection (hub_add with c->pending): its welcome, a presence join, and `d` as its
+ * new deadline, atomically. HUB_USER_FULL and HUB_NO_MEMORY leave it pending. */
+enum hub_status hub_authenticate(struct hub *h, struct conn *c, const char *user, const struct hub_deadline *d);
+/* Moves c's deadline (a refreshed token). */
+void hub_set_deadline(struct hub *h, struct conn *c, const struct hub_deadline *d);
 /* Queues {"type":"users","users":[...]} to c. */
 void hub_reply_users(struct hub *h, struct conn *c);
 
-/* Once a second: pings connections silent for a ping interval, closes those silent for three, and
- * ends those that did not answer our close frame within HUB_CLOSE_GRACE_MS. */
+/* Once a second: pings connections silent for a ping interval, closes those silent for three or past
+ * their deadline, and ends those that did not answer our close frame within HUB_CLOSE_GRACE_MS. */
 void hub_tick(struct hub *h, int64_t now_ms);
 /* Refuses new connections and sends close `code` to every open one. */
 void hub_shutdown(struct hub *h, uint16_t code, const char *reason);

@@ -16,6 +16,8 @@
 #include "config.h"
 #include "healthcheck.h"
 #include "hub.h"
+#include "jwt.h"
+#include "keys.h"
 #include "log.h"
 #include "loop.h"
 #include "outbox.h"
@@ -33,6 +35,7 @@ struct app {
     struct cluster *cluster; /* with --redis only */
     struct ws_server *ws;
     struct server *srv;
+    struct jwt_verifier *verifier; /* NULL: no key, identity is claimed, not proven */
 };
 
 static void block_signals(sigset_t *set) {
@@ -56,8 +59,16 @@ static int app_start(struct app *a, const struct config *cfg) {
     config_origin_list(cfg, origins);
     struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000, cfg->max_rooms, cfg->max_user_conns};
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
-                               cfg->max_per_ip, origins, cfg->nallow};
+                               cfg->max_per_ip, origins, cfg->nallow, NULL};
     char err[256] = "";
+    a->verifier = keys_jwt_verifier(cfg, err, sizeof err);
+    if (!a->verifier && err[0]) {
+        log_error("cannot start: %s", err);
+        return -1;
+    }
+    if (!a->verifier)
+        log_warn("identity is not verified: no --jwt-secret or --jwt-public-key; any client may claim any user name");
+    wset.verifier = a->verifier;
     a->ob = outbox_new(ws_outbox_io());
     a->loops = a->ob ? loops_start(loop_count(cfg->threads), a->ob) : NULL;
     a->hub = a->loops ? hub_new(a->ob, &hopt) : NULL;
@@ -86,6 +97,7 @@ static void app_stop(struct app *a) {
     outbox_free(a->ob);
     ws_free(a->ws);
     hub_free(a->hub);
+    jwt_verifier_free(a->verifier);
 }
 
 /* Ticks once a second until SIGINT or SIGTERM. */

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "auth.h"
+
 const char *const sb_error_names[ERR__COUNT] = {
     "bad_json", "bad_request", "unknown_type", "not_found", "too_large", "rate_limited", "unauthorized",
 };
@@ -39,8 +41,9 @@ static const struct {
 
 static int is_cluster_metric(int m) { return m >= M_CLUSTER_PUBLISHES && m <= M_CLUSTER_RECONNECTS; }
 
-static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown", "per_ip", "bad_request"};
-static const uint16_t close_codes[] = {1000, 1001, 1002, 1007, 1008, 1009};
+static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown", "per_ip", "bad_request",
+                                                        "token"};
+static const uint16_t close_codes[] = {1000, 1001, 1002, 1007, 1008, 1009, AUTH_CLOSE_EXPIRED, AUTH_CLOSE_TIMEOUT};
 #define NCLOSE (sizeof close_codes / sizeof close_codes[0])
 
 /* The enum metric counters, one shard per thread that bumps them: they count every message and
@@ -61,6 +64,7 @@ static uint64_t rejects[REJECT__COUNT];
 static uint64_t errors[ERR__COUNT];
 static uint64_t closes[NCLOSE + 1]; /* the last slot: any other code */
 static uint64_t api_requests[API__CALLS][NAPI_STATUS + 1]; /* the last slot: any other status */
+static uint64_t token_refusals[AUTH__WHERE][AUTH__REASON_END];
 
 static void bump(uint64_t *c, uint64_t n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
 static uint64_t load(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
@@ -82,6 +86,10 @@ void metrics_add(enum metric m, uint64_t n) {
 }
 void metrics_reject(enum reject_reason r) { bump(&rejects[r], 1); }
 void metrics_error(enum sb_error e) { bump(&errors[e], 1); }
+void metrics_token_refusal(int where, int reason) {
+    if (where >= 0 && where < AUTH__WHERE && reason > JWT_OK && reason < AUTH__REASON_END)
+        bump(&token_refusals[where][reason], 1);
+}
 uint64_t metrics_get(enum metric m) {
     uint64_t sum = load(&unsharded[m]);
     for (struct shard *s = __atomic_load_n(&shards, __ATOMIC_ACQUIRE); s; s = s->next) sum += load(&s->v[m]);
@@ -148,6 +156,17 @@ static void put_api(struct out *o) {
     }
 }
 
+static const char *reason_name(int r) { return r < JWT__COUNT ? jwt_error_names[r] : auth_reason_names[r - JWT__COUNT]; }
+
+static void put_token_refusals(struct out *o) {
+    const char *name = "switchboard_token_refusals_total";
+    put(o, "# HELP %s Tokens refused, by where (handshake, hello, refresh) and why\n# TYPE %s counter\n", name, name);
+    for (int w = 0; w < AUTH__WHERE; w++)
+        for (int r = JWT_OK + 1; r < AUTH__REASON_END; r++)
+            put(o, "%s{where=\"%s\",reason=\"%s\"} %llu\n", name, auth_where_names[w], reason_name(r),
+                (unsigned long long)load(&token_refusals[w][r]));
+}
+
 size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, double uptime_s) {
     struct out o = {buf, cap, 0};
     if (cap) buf[0] = '\0';
@@ -167,6 +186,7 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
                  ERR__COUNT);
     put_closes(&o);
     put_api(&o);
+    put_token_refusals(&o);
     if (g->cluster) {
         put_gauge(&o, "switchboard_redis_up", "1 when the cluster's Redis is connected", g->redis_up);
         put_gauge(&o, "switchboard_cluster_nodes_alive", "Other nodes seen alive in Redis", (double)g->nodes_alive);

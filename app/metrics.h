@@ -37,6 +37,7 @@ enum reject_reason {
     REJECT_SHUTDOWN,
     REJECT_PER_IP,
     REJECT_BAD_REQUEST,
+    REJECT_TOKEN,
     REJECT__COUNT
 };
 
@@ -62,6 +63,8 @@ void metrics_reject(enum reject_reason r);
 void metrics_error(enum sb_error e);
 /* Counts one server API request by call and the HTTP status it was answered with. */
 void metrics_api(enum api_call_kind call, int status);
+/* Counts a token refused (auth.h): `where` an enum auth_where, `reason` a jwt_error or an AUTH_* reason. */
+void metrics_token_refusal(int where, int reason);
 /* Counts a close frame the server sent, by code. */
 void metrics_close(uint16_t code);
 uint64_t metrics_get(enum metric m);

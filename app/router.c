@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "envelope.h"
 #include "jsonspan.h"
 #include "names.h"
@@ -138,10 +139,19 @@ static long cmd_broadcast(struct hub *h, struct conn *c, const struct request *r
     return n;
 }
 
+/* 1 if the token's rooms claim lets c use `room` (auth.h); else 0 after an error. */
+static int room_allowed(struct hub *h, struct conn *c, const char *room, const cJSON *id) {
+    if (auth_room_allowed(c, room)) return 1;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "your token does not allow room %s", room);
+    router_error(h, c, ERR_UNAUTHORIZED, text, id);
+    return 0;
+}
+
 static long cmd_publish(struct hub *h, struct conn *c, const struct request *r) {
     const char *room = name_field(h, c, r->msg, "room", "room", r->id);
     struct frame_part data;
-    if (!room || !data_field(h, c, r, "publish", &data)) return -1;
+    if (!room || !room_allowed(h, c, room, r->id) || !data_field(h, c, r, "publish", &data)) return -1;
     struct frame *f = message_frame(c, "room", room, &data);
     long n = f ? hub_publish(h, c, room, f) : 0;
     frame_unref(f);
@@ -154,7 +164,7 @@ static long cmd_publish(struct hub *h, struct conn *c, const struct request *r) 
 
 static long cmd_join(struct hub *h, struct conn *c, const struct request *r) {
     const char *room = name_field(h, c, r->msg, "room", "room", r->id);
-    if (!room) return -1;
+    if (!room || !room_allowed(h, c, room, r->id)) return -1;
     enum hub_status s = hub_join(h, c, room);
     if (s == HUB_OK) return 0;
     char text[ROUTER_TEXT_MAX];
@@ -185,7 +195,33 @@ static long cmd_ping(struct hub *h, struct conn *c, const struct request *r) {
     return 0;
 }
 
+/* The command's `token`, a string; NULL after an error otherwise. */
+static const cJSON *token_field(struct hub *h, struct conn *c, const struct request *r, const char *cmd) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->msg, "token");
+    if (cJSON_IsString(t)) return t;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "%s needs token: a JWT", cmd);
+    router_error(h, c, ERR_BAD_REQUEST, text, r->id);
+    return NULL;
+}
+
+/* hello on a server with a key: the token names the connection, never `user`. */
+static long hello_token(struct hub *h, struct conn *c, const struct request *r) {
+    if (cJSON_GetObjectItemCaseSensitive(r->msg, "user")) {
+        router_error(h, c, ERR_UNAUTHORIZED, "this server takes the user from a token: send hello with token only", r->id);
+        return -1;
+    }
+    const cJSON *t = token_field(h, c, r, "hello");
+    if (!t) return -1;
+    char text[AUTH_MESSAGE_MAX];
+    enum sb_error code;
+    if (auth_hello(h, c, t->valuestring, strlen(t->valuestring), &code, text, sizeof text) == 0) return 0;
+    router_error(h, c, code, text, r->id);
+    return -1;
+}
+
 static long cmd_hello(struct hub *h, struct conn *c, const struct request *r) {
+    if (c->auth) return hello_token(h, c, r);
     const char *user = name_field(h, c, r->msg, "user", "user", r->id);
     if (!user) return -1;
     if (!name_claimable(user)) {
@@ -202,12 +238,26 @@ static long cmd_hello(struct hub *h, struct conn *c, const struct request *r) {
     return -1;
 }
 
+static long unknown_type(struct hub *h, struct conn *c, const char *type, const cJSON *id);
+
+/* refresh exists only on a server with a key; elsewhere it is an unknown type, as before. */
+static long cmd_refresh(struct hub *h, struct conn *c, const struct request *r) {
+    if (!c->auth) return unknown_type(h, c, "refresh", r->id);
+    const cJSON *t = token_field(h, c, r, "refresh");
+    if (!t) return -1;
+    char text[AUTH_MESSAGE_MAX];
+    if (auth_refresh(h, c, t->valuestring, strlen(t->valuestring), text, sizeof text) == 0) return 0;
+    router_error(h, c, ERR_UNAUTHORIZED, text, r->id);
+    return -1;
+}
+
 static const struct {
     const char *type;
     command_fn fn;
 } commands[] = {
     {"send", cmd_send}, {"broadcast", cmd_broadcast}, {"publish", cmd_publish}, {"join", cmd_join},
     {"leave", cmd_leave}, {"users", cmd_users}, {"ping", cmd_ping}, {"hello", cmd_hello},
+    {"refresh", cmd_refresh},
 };
 
 /* The length of s cut to at most max bytes without splitting a UTF-8 character. */
@@ -221,6 +271,13 @@ static command_fn find_command(const char *type) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(commands[i].type, type) == 0) return commands[i].fn;
     return NULL;
+}
+
+static long unknown_type(struct hub *h, struct conn *c, const char *type, const cJSON *id) {
+    char why[ROUTER_TEXT_MAX];
+    snprintf(why, sizeof why, "unknown type %.*s", utf8_prefix(type, 64), type);
+    router_error(h, c, ERR_UNKNOWN_TYPE, why, id);
+    return -1;
 }
 
 static int id_valid(const cJSON *id) {
@@ -242,11 +299,13 @@ static void dispatch(struct hub *h, struct conn *c, const cJSON *msg, const char
         router_error(h, c, ERR_BAD_REQUEST, "type must be a string", id);
         return;
     }
+    if (c->pending && strcmp(type->valuestring, "hello") != 0) {
+        router_error(h, c, ERR_UNAUTHORIZED, "authenticate first: send {\"type\":\"hello\",\"token\":JWT}", id);
+        return;
+    }
     command_fn fn = find_command(type->valuestring);
     if (!fn) {
-        char why[ROUTER_TEXT_MAX];
-        snprintf(why, sizeof why, "unknown type %.*s", utf8_prefix(type->valuestring, 64), type->valuestring);
-        router_error(h, c, ERR_UNKNOWN_TYPE, why, id);
+        unknown_type(h, c, type->valuestring, id);
         return;
     }
     struct request r = {msg, id, text, len};

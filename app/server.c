@@ -10,12 +10,14 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "redact.h"
 
 #define SERVER_METRICS_MAX (16 * 1024)
 
 struct server {
     struct mg_context *ctx;
     struct hub *hub;
+    struct ws_server *ws;
     int64_t started_ms;
     struct api *api; /* the server API, when --api-key is set */
 };
@@ -37,6 +39,17 @@ static int handle_healthz(struct mg_connection *conn, void *cbdata) {
     int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"connections\":%zu,\"uptime_s\":%.0f%s}\n",
                      redis == 0 ? "degraded" : "ok", hub_count(srv->hub), uptime_s(srv),
                      redis < 0 ? "" : redis ? ",\"redis\":\"up\"" : ",\"redis\":\"down\"");
+    http_reply(conn, 200, "application/json", body, (size_t)n);
+    return 200;
+}
+
+/* How router connections say who they are, for clients such as the demo page: "token" when a key
+ * is configured (auth.h), else "open" (names are claimed). */
+static int handle_auth(struct mg_connection *conn, void *cbdata) {
+    struct server *srv = cbdata;
+    if (!method_is_get(conn)) return 405;
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"auth\":\"%s\"}\n", ws_wants_tokens(srv->ws) ? "token" : "open");
     http_reply(conn, 200, "application/json", body, (size_t)n);
     return 200;
 }
@@ -69,13 +82,16 @@ static void on_end_request(const struct mg_connection *conn, int status) {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (status <= 0 || status == 101) return; /* a WebSocket: ws.c logs its open and close */
     metrics_add(M_HTTP_REQUESTS, 1);
-    log_info("http %s %s %d %s", ri->request_method, ri->local_uri ? ri->local_uri : "-", status, ri->remote_addr);
+    char uri[256];
+    log_info("http %s %s %d %s", ri->request_method, ri->local_uri ? redact_secrets(ri->local_uri, uri, sizeof uri) : "-",
+             status, ri->remote_addr);
 }
 
 static void on_connection_close(const struct mg_connection *conn) { ws_connection_closed(); }
 
 static int on_log_message(const struct mg_connection *conn, const char *message) {
-    log_warn("civetweb: %s", message);
+    char text[512];
+    log_warn("civetweb: %s", redact_secrets(message, text, sizeof text));
     return 1;
 }
 
@@ -106,6 +122,7 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
         return NULL;
     }
     srv->hub = h;
+    srv->ws = ws;
     srv->started_ms = hub_now_ms();
     struct mg_callbacks callbacks = {0};
     callbacks.http_error = on_http_error;
@@ -122,6 +139,7 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     }
     mg_set_request_handler(srv->ctx, "/healthz$", handle_healthz, srv);
     mg_set_request_handler(srv->ctx, "/metrics$", handle_metrics, srv);
+    mg_set_request_handler(srv->ctx, "/auth$", handle_auth, srv);
     ws_register(ws, srv->ctx);
     if (cfg->api_key[0] && !(srv->api = api_start(srv->ctx, h, cfg->api_key, cfg->max_message))) {
         snprintf(err, cap, "out of memory");

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "assembler.h"
+#include "auth.h"
 #include "dict.h"
 #include "http.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #include "metrics.h"
 #include "names.h"
 #include "origin.h"
+#include "redact.h"
 #include "router.h"
 #include "sockfind.h"
 
@@ -33,6 +35,7 @@ struct session {
     struct ws_server *ws;
     int fd;                   /* the socket, claimed in the ready handler; -1 before */
     char user[SB_NAME_MAX + 1]; /* from ?user=, "" if none */
+    struct auth_conn *auth;   /* the handshake's token (auth.h), until conn owns it; NULL without a key */
     int echo;
     int inited;               /* conn and the assembler are set up */
     int registered;           /* in the hub */
@@ -110,6 +113,8 @@ void ws_free(struct ws_server *ws) {
     free(ws);
 }
 
+int ws_wants_tokens(const struct ws_server *ws) { return ws->set.verifier != NULL; }
+
 void ws_stop_accepting(struct ws_server *ws) { __atomic_store_n(&ws->stopping, 1, __ATOMIC_RELEASE); }
 
 /* Takes a connection slot; 0 when --max-connections are already open. */
@@ -141,12 +146,38 @@ static void release_ip_slot(struct ws_server *ws, const char *ip) {
     pthread_mutex_unlock(&ws->ip_lock);
 }
 
-static int refuse(struct mg_connection *mg, enum reject_reason why, int status, const char *detail) {
+/* Logs and counts a refusal; the URI is redacted, as any that may carry a token. */
+static void log_refusal(struct mg_connection *mg, enum reject_reason why, int status, const char *detail) {
     const struct mg_request_info *ri = mg_get_request_info(mg);
+    char uri[256];
     metrics_reject(why);
-    log_info("ws refused %s %s %d (%s)", ri->remote_addr, ri->local_uri, status, detail);
+    log_info("ws refused %s %s %d (%s)", ri->remote_addr, redact_secrets(ri->local_uri, uri, sizeof uri), status,
+             detail);
+}
+
+static int refuse(struct mg_connection *mg, enum reject_reason why, int status, const char *detail) {
+    log_refusal(mg, why, status, detail);
     http_reply_text(mg, status, detail);
     return 1;
+}
+
+/* The token of a router connection (auth.h): 0 after a 401 for a bad one, else 1 with *out set
+ * (NULL when there is nothing to prove: no key, or echo-protocol, which routes nothing). */
+static int check_token(struct ws_server *ws, struct mg_connection *mg, struct auth_conn **out) {
+    const struct mg_request_info *ri = mg_get_request_info(mg);
+    const char *proto = ri->acceptedWebSocketSubprotocol;
+    enum jwt_error why;
+    *out = NULL;
+    if (proto && strcmp(proto, WS_SUBPROTOCOL_ECHO) == 0) return 1;
+    enum auth_result r = auth_handshake(ws->set.verifier, ri->query_string, mg_get_header(mg, "Authorization"), out, &why);
+    if (r == AUTH_NO_MEMORY) {
+        refuse(mg, REJECT_CAPACITY, 503, "out of memory");
+        return 0;
+    }
+    if (r != AUTH_REFUSED) return 1;
+    log_refusal(mg, REJECT_TOKEN, 401, jwt_error_text(why));
+    http_reply_text_headers(mg, 401, "WWW-Authenticate: Bearer\r\n", jwt_error_text(why));
+    return 0;
 }
 
 /* The ?user= name: 1 and out filled (or "" when absent), 0 when it is not a usable name. */
@@ -189,25 +220,32 @@ static int on_connect(const struct mg_connection *cmg, void *cbdata) {
         return refuse(mg, REJECT_BAD_REQUEST, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
     if (!query_user(ri, user, sizeof user))
         return refuse(mg, REJECT_BAD_USER, 400, "user must be 1-64 of A-Z a-z 0-9 _ . - and not start with conn-");
+    clear_stale_subprotocol(mg);
+    struct auth_conn *auth;
+    if (!check_token(ws, mg, &auth)) return 1;
     int per_ip = ws->set.max_per_ip > 0;
-    if (per_ip && !take_ip_slot(ws, ri->remote_addr))
+    if (per_ip && !take_ip_slot(ws, ri->remote_addr)) {
+        auth_conn_free(auth);
         return refuse(mg, REJECT_PER_IP, 429, "too many connections from this address");
+    }
     if (!take_slot(ws)) {
+        auth_conn_free(auth);
         if (per_ip) release_ip_slot(ws, ri->remote_addr);
         return refuse(mg, REJECT_CAPACITY, 503, "too many connections");
     }
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
+        auth_conn_free(auth);
         if (per_ip) release_ip_slot(ws, ri->remote_addr);
         release_slot(ws);
         return refuse(mg, REJECT_CAPACITY, 503, "out of memory");
     }
+    s->auth = auth;
     s->ip_counted = per_ip;
     s->fd = -1;
     pthread_mutex_init(&s->park_lock, NULL);
     pthread_cond_init(&s->park, NULL);
     snprintf(s->remote_ip, sizeof s->remote_ip, "%s", ri->remote_addr);
-    clear_stale_subprotocol(mg);
     const char *proto = ri->acceptedWebSocketSubprotocol;
     s->ws = ws;
     s->echo = proto && strcmp(proto, WS_SUBPROTOCOL_ECHO) == 0;
@@ -361,6 +399,12 @@ static void on_ready(struct mg_connection *mg, void *cbdata) {
     s->tokens = (double)ws->set.rate_limit;
     s->tokens_at_ms = hub_now_ms();
     hub_conn_init(ws->hub, &s->conn, s->user[0] ? s->user : NULL, s->echo, s, (size_t)ws->set.outbox);
+    if (s->auth) { /* the token names the user; ?user= does not count */
+        const char *user = auth_attach(&s->conn, s->auth);
+        s->auth = NULL;
+        snprintf(s->conn.user, sizeof s->conn.user, "%s", user ? user : s->conn.id);
+        s->conn.named = user != NULL;
+    }
     s->inited = 1;
     enum hub_status st = hub_add(ws->hub, &s->conn);
     s->registered = st == HUB_OK || st == HUB_USER_FULL; /* the hub closes the latter itself */
@@ -387,7 +431,9 @@ static void on_close(const struct mg_connection *mg, void *cbdata) {
     if (s->inited) {
         outq_destroy(&s->conn.out);
         assembler_free(&s->in);
+        auth_conn_free(s->conn.auth);
     }
+    auth_conn_free(s->auth);
     if (s->ip_counted) release_ip_slot(ws, s->remote_ip);
     pthread_mutex_destroy(&s->park_lock);
     pthread_cond_destroy(&s->park);
@@ -403,6 +449,7 @@ void ws_connection_closed(void) {
     if (!s) return;
     if (s->ip_counted) release_ip_slot(s->ws, s->remote_ip);
     release_slot(s->ws);
+    auth_conn_free(s->auth);
     pthread_mutex_destroy(&s->park_lock);
     pthread_cond_destroy(&s->park);
     free(s);

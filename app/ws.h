@@ -1,7 +1,7 @@
 /* ws: the WebSocket endpoints: CivetWeb's four callbacks and the framing rules around them.
  *
- * connect: the handshake checks (shutdown, Origin, key, ?user=, capacity), each refusal a real HTTP
- *          response; the subprotocol choice (echo-protocol or the router).
+ * connect: the handshake checks (shutdown, Origin, key, ?user=, token, capacity), each refusal a real
+ *          HTTP response; the subprotocol choice (echo-protocol or the router).
  * ready:   the session finds its socket (sockfind.h), registers with the hub (welcome, presence) and
  *          hands the socket to an event loop (loop.h); the worker then waits until the loop is done.
  * frames:  on the loop's thread, every frame goes through the assembler (assembler.h); whole messages
@@ -21,6 +21,7 @@
 #include "outbox.h"
 
 struct mg_context;
+struct jwt_verifier;
 
 struct ws_settings {
     long max_message;     /* bytes */
@@ -30,6 +31,7 @@ struct ws_settings {
     long max_per_ip;      /* WebSockets per client address; 0 = off */
     const char *const *origins; /* --allow-origin list */
     size_t norigins;
+    const struct jwt_verifier *verifier; /* NULL: no key, names are claimed (auth.h) */
 };
 
 struct ws_server;
@@ -44,6 +46,8 @@ void ws_register(struct ws_server *ws, struct mg_context *ctx);
 /* CivetWeb's connection_close callback for this worker's connection, WebSocket or not: a backstop
  * that frees a session whose close handler never ran. */
 void ws_connection_closed(void);
+/* 1 if router connections must prove their user with a token (a key is configured). */
+int ws_wants_tokens(const struct ws_server *ws);
 /* From now on every handshake gets 503. */
 void ws_stop_accepting(struct ws_server *ws);
 

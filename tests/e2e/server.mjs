@@ -1,6 +1,6 @@
 // server.mjs: starts and stops the real switchboard binary for the browser tests.
 // startServer() runs $SWITCHBOARD_BIN (default: build/switchboard) on 127.0.0.1 (a free port, or the one given, so a test can
-// restart the server on the same port) with --root $SWITCHBOARD_SRC/www, and waits, bounded, for
+// restart the server on the same port) with --root $SWITCHBOARD_SRC/www and any extra `args`, and waits, bounded, for
 // GET /healthz to answer 200. server.stop() sends SIGTERM and asserts the process exits 0 in time.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -51,10 +51,10 @@ function healthz(port) {
  * Starts switchboard and resolves once /healthz says 200.
  * @returns {{port:number, url:string, output:()=>string, stop:()=>Promise<void>}}
  */
-export async function startServer({ port } = {}) {
+export async function startServer({ port, args: extra = [] } = {}) {
   assert.ok(existsSync(BIN), `no server binary at ${BIN}: build it, or set SWITCHBOARD_BIN (ctest does)`);
   port ??= await freePort();
-  const args = ['--port', `127.0.0.1:${port}`, '--root', path.join(SRC, 'www')];
+  const args = ['--port', `127.0.0.1:${port}`, '--root', path.join(SRC, 'www'), ...extra];
   const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   let output = '';

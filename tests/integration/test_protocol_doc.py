@@ -3,11 +3,19 @@
 Line forms inside a block:
   NAME: open PATH     open ws://127.0.0.1:PORT + PATH (router mode: no subprotocol offered)
   NAME: close         normal close (1000)
+  NAME: closed CODE REASON   the server closes NAME's connection with CODE and REASON (bounded wait)
   NAME> TEXT          send TEXT as one text message, exactly as written
   NAME< JSON          the next message NAME receives must equal JSON; the string "…" matches any value
 
 Messages are checked in order per connection. After the block (and before each `close`) the
 connection must have received nothing beyond what the block shows.
+
+A block opened with ```session token runs against a server started with --jwt-secret, and its
+TOKEN(...) placeholders (in paths and sent text) become tokens minted here with PyJWT for that secret:
+  TOKEN(alice)                      sub alice, exp in 300 s
+  TOKEN(alice, rooms=lobby|team-*)  with a rooms claim
+  TOKEN(alice, exp=+2)              exp relative to now, in seconds
+  TOKEN(alice, secret=other)        signed with another secret (so refused)
 
 One test per block, named after the block's section heading.
 """
@@ -16,7 +24,10 @@ import asyncio
 import json
 import os
 import re
+import time
 import unittest
+
+import jwt
 
 import websockets.exceptions
 
@@ -32,14 +43,41 @@ ANY = "\u2026"
 # an assertion on timing.
 SETTLE = 0.25 * SLOW
 
+DOC_SECRET = "protocol-doc-secret-" + "s" * 24
+TOKEN_RE = re.compile(r"TOKEN\(([A-Za-z0-9_.-]+)((?:,\s*[a-z]+=[^,)]*)*)\)")
+# Bound for a close the server makes at a deadline (4401: exp + 5 s leeway, checked once a second).
+CLOSE_WAIT = 20 * SLOW
+
+
+def mint_placeholder(m):
+    claims = {"sub": m.group(1), "iat": int(time.time()), "exp": int(time.time()) + 300}
+    secret = DOC_SECRET
+    for opt in filter(None, (o.strip() for o in m.group(2).split(","))):
+        key, _, value = opt.partition("=")
+        if key == "rooms":
+            claims["rooms"] = value.split("|")
+        elif key == "exp":
+            claims["exp"] = int(time.time()) + int(value)
+        elif key == "secret":
+            secret = value + "-" + "o" * 32
+        else:
+            raise ValueError("unknown TOKEN option %r" % key)
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def fill_tokens(text):
+    return TOKEN_RE.sub(mint_placeholder, text)
+
+
 LINE_RE = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(?:(?P<colon>:)\s*(?P<cmd>.*)|(?P<dir>[<>])\s?(?P<text>.*))$")
 
 
 class Block:
-    def __init__(self, index, heading, start_line):
+    def __init__(self, index, heading, start_line, token=False):
         self.index = index
         self.heading = heading
         self.start_line = start_line
+        self.token = token  # ```session token: a server with --jwt-secret
         self.lines = []  # (doc line number, raw text)
 
     def label(self):
@@ -54,8 +92,8 @@ def parse_blocks(path):
         if cur is None:
             if line.startswith("#"):
                 heading = line.lstrip("#").strip()
-            if line.strip() == "```session":
-                cur = Block(len(blocks) + 1, heading, n)
+            if line.strip() in ("```session", "```session token"):
+                cur = Block(len(blocks) + 1, heading, n, token=line.strip().endswith("token"))
             continue
         if line.strip() == "```":
             blocks.append(cur)
@@ -78,6 +116,11 @@ def parse_line(text):
         cmd = m.group("cmd").strip()
         if cmd == "close":
             return name, "close", None
+        if cmd.startswith("closed "):
+            code, _, reason = cmd[7:].strip().partition(" ")
+            if not code.isdigit():
+                raise ValueError("closed needs a close code")
+            return name, "closed", (int(code), reason)
         if cmd.startswith("open "):
             path = cmd[5:].strip()
             if not path.startswith("/"):
@@ -147,7 +190,7 @@ class Replay:
                 await self.step(lineno, text, name, kind, arg)
                 if kind == "send" and i + 1 < len(parsed):
                     nxt = parsed[i + 1]
-                    if nxt[2] != name and nxt[3] in ("send", "open", "close"):
+                    if nxt[2] != name and nxt[3] in ("send", "open", "close", "closed"):
                         await asyncio.sleep(SETTLE)
             # Nothing beyond what the block shows.
             leftovers = []
@@ -169,12 +212,26 @@ class Replay:
                     except Exception:
                         pass
 
+    async def expect_closed(self, lineno, text, name, ws, want):
+        """The server closes ws with want = (code, reason); nothing else may arrive first."""
+        try:
+            m = await asyncio.wait_for(ws.recv(), CLOSE_WAIT)
+            self.fail(lineno, text, "expected the server to close, but %s received %r" % (name, m))
+        except asyncio.TimeoutError:
+            self.fail(lineno, text, "the server did not close %s within %.0f s" % (name, CLOSE_WAIT))
+        except websockets.exceptions.ConnectionClosed as e:
+            got = (e.rcvd.code, e.rcvd.reason) if e.rcvd is not None else (None, None)
+            if got != want:
+                self.fail(lineno, text, "closed with %r, expected %r" % (got, want))
+        self.closed.add(name)
+        self.transcript.append("%s: closed %s %s" % (name, want[0], want[1]))
+
     async def step(self, lineno, text, name, kind, arg):
         if kind == "open":
             if name in self.conns and name not in self.closed:
                 self.fail(lineno, text, "%s is already open" % name)
             try:
-                ws = await harness.ws_open(self.port, arg)
+                ws = await harness.ws_open(self.port, fill_tokens(arg))
             except Exception as e:
                 self.fail(lineno, text, "open failed: %r" % e)
             if ws.response_headers.get("Sec-WebSocket-Protocol") is not None:
@@ -196,9 +253,12 @@ class Replay:
             self.closed.add(name)
             self.transcript.append("%s: close" % name)
             return
+        if kind == "closed":
+            await self.expect_closed(lineno, text, name, ws, arg)
+            return
         if kind == "send":
             try:
-                await ws.send(arg)
+                await ws.send(fill_tokens(arg))
             except websockets.exceptions.ConnectionClosed as e:
                 self.fail(lineno, text, "connection closed by the server: %r" % e)
             self.transcript.append("%s> %s" % (name, arg))
@@ -246,6 +306,16 @@ class ProtocolDocTest(harness.FreshServerMixin, unittest.TestCase):
         self.assertFalse(matches({"a": 1}, {"a": True}))
         self.assertFalse(matches({"a": "1"}, {"a": 1}))
 
+    def test_token_placeholders(self):
+        # TOKEN(...) becomes a token PyJWT reads back with the claims the placeholder asked for.
+        text = fill_tokens("a TOKEN(alice, rooms=lobby|team-7.*, exp=+2) b TOKEN(bob, secret=x)")
+        first, second = text.split(" ")[1], text.split(" ")[3]
+        claims = jwt.decode(first, DOC_SECRET, algorithms=["HS256"])
+        self.assertEqual((claims["sub"], claims["rooms"]), ("alice", ["lobby", "team-7.*"]))
+        self.assertAlmostEqual(claims["exp"], time.time() + 2, delta=5)
+        with self.assertRaises(jwt.InvalidSignatureError):
+            jwt.decode(second, DOC_SECRET, algorithms=["HS256"])
+
 
 def _slug(text):
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40]
@@ -253,7 +323,7 @@ def _slug(text):
 
 def _make_test(block):
     def test(self):
-        srv = self.start_server()
+        srv = self.start_server(["--jwt-secret", DOC_SECRET] if block.token else [])
         harness.run_async(Replay(block, srv.port).run(), timeout=60 * SLOW)
 
     test.__doc__ = "PROTOCOL.md %s" % block.label()

@@ -10,6 +10,9 @@
  * does, so a read past the end shows up under ASan. */
 #include <cjson/cJSON.h>
 
+#include <time.h>
+
+#include "auth.h"
 #include "check.h"
 #include "metrics.h"
 #include "peer.h"
@@ -671,6 +674,89 @@ static void test_error_metrics(void) {
     peer_close(&w, &a, 1);
 }
 
+/* ---- A server with a key (auth.h): the router's side of identity ---- */
+
+#define TOKEN_SECRET "router-test-secret-0123456789abcdef"
+
+static const char *mint_for(char *out, size_t cap, const char *sub, const char *room) {
+    int64_t now = (int64_t)time(NULL);
+    const char *rooms[] = {room};
+    CHECK(jwt_mint_hs256(TOKEN_SECRET, strlen(TOKEN_SECRET), sub, now, now + 300, rooms, room ? 1 : 0, out, cap) > 0);
+    return out;
+}
+
+/* A connection as ws.c registers it on a server with verifier v, from a handshake with `query`. */
+static void open_token(struct peer *p, const struct jwt_verifier *v, const char *query) {
+    struct auth_conn *a;
+    enum jwt_error why;
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    hub_conn_init(w.hub, &p->c, NULL, 0, p, PEER_OUTBOX);
+    CHECK_EQ_INT(auth_handshake(v, query, NULL, &a, &why), query ? AUTH_VERIFIED : AUTH_PENDING);
+    const char *user = auth_attach(&p->c, a);
+    if (user) snprintf(p->c.user, sizeof p->c.user, "%s", user), p->c.named = 1;
+    CHECK_EQ_INT(hub_add(w.hub, &p->c), HUB_OK);
+}
+
+static void test_token_mode(void) {
+    struct jwt_settings set = {TOKEN_SECRET, strlen(TOKEN_SECRET), NULL, NULL, NULL};
+    char err[128], tok[1024], query[1100];
+    struct jwt_verifier *v = jwt_verifier_new(&set, err, sizeof err);
+    struct peer alice, anon;
+    snprintf(query, sizeof query, "token=%s", mint_for(tok, sizeof tok, "alice", "lobby"));
+    open_token(&alice, v, query);
+    drain(&alice);
+    open_token(&anon, v, NULL);
+    EXPECT_NONE(&anon);
+    /* pending: everything but hello is unauthorized, also unknown types and refresh */
+    static const char *const cmds[] = {"{\"type\":\"users\",\"id\":1}", "{\"type\":\"ping\",\"id\":1}",
+                                       "{\"type\":\"dance\",\"id\":1}", "{\"type\":\"refresh\",\"token\":\"x\",\"id\":1}",
+                                       "{\"type\":\"join\",\"room\":\"lobby\",\"id\":1}"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        say(&anon, cmds[i]);
+        EXPECT(&anon, ERR_ID("unauthorized", "authenticate first: send {\\\"type\\\":\\\"hello\\\",\\\"token\\\":JWT}", "1"));
+    }
+    say(&anon, "{\"type\":\"hello\",\"user\":\"bob\",\"id\":2}");
+    EXPECT(&anon, ERR_ID("unauthorized", "this server takes the user from a token: send hello with token only", "2"));
+    say(&anon, "{\"type\":\"hello\",\"id\":3}");
+    EXPECT(&anon, ERR_ID("bad_request", "hello needs token: a JWT", "3"));
+    say(&anon, "{\"type\":\"hello\",\"token\":\"a.b.c\",\"id\":4}");
+    EXPECT(&anon, ERR_ID("unauthorized", "%s", "4"), jwt_error_text(JWT_MALFORMED));
+    EXPECT_NONE(&alice);
+    char hello[1200];
+    snprintf(hello, sizeof hello, "{\"type\":\"hello\",\"token\":\"%s\",\"id\":5}", mint_for(tok, sizeof tok, "bob", NULL));
+    say(&anon, hello);
+    EXPECT(&anon, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"bob\",\"exp\":%lld,\"users\":[\"alice\",\"bob\"]}",
+           anon.c.id, (long long)anon.c.exp_s);
+    EXPECT(&anon, "{\"type\":\"ack\",\"id\":5,\"delivered\":0}");
+    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"bob\"}");
+    /* the rooms claim: alice may use lobby only */
+    say(&alice, "{\"type\":\"join\",\"room\":\"lobby\",\"id\":6}");
+    EXPECT(&alice, "{\"type\":\"ack\",\"id\":6,\"delivered\":0}");
+    say(&alice, "{\"type\":\"join\",\"room\":\"vault\",\"id\":7}");
+    EXPECT(&alice, ERR_ID("unauthorized", "your token does not allow room vault", "7"));
+    say(&alice, "{\"type\":\"publish\",\"room\":\"vault\",\"data\":1,\"id\":8}");
+    EXPECT(&alice, ERR_ID("unauthorized", "your token does not allow room vault", "8"));
+    say(&alice, "{\"type\":\"refresh\",\"id\":9}");
+    EXPECT(&alice, ERR_ID("bad_request", "refresh needs token: a JWT", "9"));
+    EXPECT_NONE(&anon);
+    peer_close(&w, &anon, 1);
+    auth_conn_free(anon.c.auth);
+    peer_close(&w, &alice, 1);
+    auth_conn_free(alice.c.auth);
+    jwt_verifier_free(v);
+}
+
+/* Without a key, refresh is an unknown type and hello ignores a token, as before identity existed. */
+static void test_open_mode_refresh_and_token(void) {
+    struct peer a;
+    open_quiet(&a, "alice", NULL, 0);
+    say(&a, "{\"type\":\"refresh\",\"token\":\"x\",\"id\":1}");
+    EXPECT(&a, ERR_ID("unknown_type", "unknown type refresh", "1"));
+    EXPECT_NONE(&a);
+    peer_close(&w, &a, 1);
+}
+
 int main(void) {
     world_start(&w, 1);
     test_doc_targeted_send();
@@ -698,6 +784,8 @@ int main(void) {
     test_router_error();
     test_router_refuse();
     test_error_metrics();
+    test_token_mode();
+    test_open_mode_refresh_and_token();
     world_stop(&w);
     return check_done();
 }

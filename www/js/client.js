@@ -1,5 +1,6 @@
 // client.js: the connection to the switchboard router, with no DOM in it.
-// Opens ws(s)://<this host>/ws?user=NAME, speaks docs/PROTOCOL.md (one JSON object per text message;
+// Opens ws(s)://<this host>/ws?user=NAME (or, on a server that wants tokens, /ws and then
+// {"type":"hello","token":...}, since a browser cannot send an Authorization header), speaks docs/PROTOCOL.md (one JSON object per text message;
 // every command carries an "id" so its ack or error can be matched to it), and reconnects by itself
 // with exponential backoff when the server goes away. It reports what happens as events for the page:
 //   state     {state}                      readyState changed: CONNECTING, OPEN, CLOSING or CLOSED
@@ -11,6 +12,7 @@
 //   closed    {code, reason, retrying, pending}  the socket closed (pending: commands never answered)
 //   retry     {attempt, delay}             a reconnect is scheduled in `delay` ms
 //   rejoined  {room}                       a room was joined again after a reconnect
+//   refused   {message}                    the server refused our token (hello); we stop trying
 
 export const READY_STATES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
 
@@ -38,13 +40,18 @@ export function describeClose(code) {
     1000: 'normal closure', 1001: 'server going away', 1002: 'protocol error',
     1006: 'connection lost', 1007: 'invalid text', 1008: 'policy violation',
     1009: 'message too big', 1011: 'server error',
+    4401: 'token expired', 4408: 'authentication timeout',
   };
   return words[code] ? `${code}, ${words[code]}` : String(code);
 }
 
+// Closes after which reconnecting with the same token cannot help.
+const FINAL_CLOSES = new Set([4401, 4408]);
+
 export class ChatClient extends EventTarget {
   #ws = null;
   #user = '';
+  #token = '';              // set: prove who we are with this token (hello), not a name
   #wanted = false;          // true from connect() until disconnect(): keep (re)connecting
   #attempt = 0;             // failed (re)connects in a row
   #timer = 0;
@@ -68,10 +75,12 @@ export class ChatClient extends EventTarget {
   /** True while the page wants to be connected (connected, connecting or waiting to retry). */
   get active() { return this.#wanted; }
 
-  connect(user) {
-    const problem = nameProblem(user);
+  /** Connects as `user`, or, given `token`, as whoever the token names (the welcome says who). */
+  connect(user, { token = '' } = {}) {
+    const problem = token ? (token.trim() ? '' : 'Paste a token.') : nameProblem(user);
     if (problem) throw new Error(problem);
-    this.#user = user;
+    this.#user = token ? '' : user;
+    this.#token = token.trim();
     this.#wanted = true;
     this.#attempt = 0;
     this.#reconnecting = false;
@@ -100,7 +109,7 @@ export class ChatClient extends EventTarget {
   #emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
   #open() {
-    const ws = new WebSocket(socketUrl(`?user=${encodeURIComponent(this.#user)}`));
+    const ws = new WebSocket(socketUrl(this.#token ? '' : `?user=${encodeURIComponent(this.#user)}`));
     this.#ws = ws;
     this.#emit('state', { state: this.state });
     ws.addEventListener('open', () => {
@@ -108,13 +117,15 @@ export class ChatClient extends EventTarget {
       if (!this.#wanted) { ws.close(1000, 'bye'); this.#emit('state', { state: this.state }); return; }
       this.#attempt = 0;
       this.#emit('state', { state: this.state });
+      if (this.#token) this.#command({ type: 'hello', token: this.#token });
     });
     ws.addEventListener('message', (ev) => { if (this.#ws === ws) this.#receive(ev.data); });
     // 'error' is always followed by 'close', which handles it.
     ws.addEventListener('close', (ev) => {
       if (this.#ws !== ws) return;
-      const pending = [...this.#pending.values()];
+      const pending = [...this.#pending.values()].filter((c) => c.type !== 'hello');
       this.#pending.clear();
+      if (FINAL_CLOSES.has(ev.code)) this.#wanted = false;
       this.#emit('state', { state: this.state });
       this.#emit('closed', { code: ev.code, reason: ev.reason, retrying: this.#wanted, pending });
       if (this.#wanted) this.#scheduleRetry();
@@ -175,6 +186,11 @@ export class ChatClient extends EventTarget {
       }
       case 'error': {
         const command = this.#take(msg.id);
+        if (command?.type === 'hello') {   // our token was refused: trying again cannot help
+          this.#emit('refused', { message: String(msg.message ?? '') });
+          this.disconnect();
+          break;
+        }
         this.#emit('failed', { id: msg.id, code: String(msg.code), message: String(msg.message ?? ''), command });
         break;
       }

@@ -12,6 +12,7 @@ let users = [];          // online users, sorted, from welcome + presence
 let welcomed = false;    // the current connection has been greeted (so a close is a loss, not a failure)
 let retryNote = '';      // status detail while waiting to reconnect
 let announcedRetry = false;
+let authMode = 'open';   // 'token' when GET /auth says the server wants tokens
 
 function randomName() {
   const first = ['brisk', 'calm', 'eager', 'fuzzy', 'jolly', 'lucky', 'mellow', 'nimble', 'plucky', 'quiet', 'sunny', 'witty'];
@@ -23,7 +24,10 @@ function randomName() {
 // ---- redraw helpers ---------------------------------------------------------------------------
 
 function detailFor(state) {
-  if (state === 'CONNECTING') return announcedRetry ? 'reconnecting…' : `connecting as ${client.user}…`;
+  if (state === 'CONNECTING') {
+    if (announcedRetry) return 'reconnecting…';
+    return authMode === 'token' ? 'connecting with your token…' : `connecting as ${client.user}…`;
+  }
   if (state === 'OPEN') return welcomed ? '' : 'waiting for welcome…';
   if (state === 'CLOSING') return 'closing…';
   if (client.active) return retryNote;
@@ -34,7 +38,7 @@ function refreshConnection() {
   const state = client.state;
   ui.showStatus(state, detailFor(state));
   ui.showControls({ active: client.active, open: state === 'OPEN' && welcomed });
-  ui.showIdentity(client.active ? client.user : null);
+  ui.showIdentity(client.active && client.user ? client.user : null);
 }
 
 function refreshLists(choose) {
@@ -102,11 +106,18 @@ client.addEventListener('rejoined', ({ detail }) => {
   refreshLists();
 });
 
+client.addEventListener('refused', ({ detail }) => {
+  ui.logSystem(`The server refused your token: ${detail.message}.`);
+  $('name-error').textContent = `Token refused: ${detail.message}`;
+});
+
 client.addEventListener('failed', ({ detail }) => ui.logError(detail.id, detail.code, detail.message));
 
 client.addEventListener('closed', ({ detail }) => {
   for (const command of detail.pending) ui.logUnconfirmed(command.id);
-  const why = describeClose(detail.code);
+  const words = describeClose(detail.code);
+  const why = detail.reason && !words.endsWith(detail.reason) ? `${words}: ${detail.reason}` : words;
+  if (detail.code === 4401 || detail.code === 4408) $('name-error').textContent = `Disconnected: ${why}. Paste a new token.`;
   if (!detail.retrying) ui.logSystem(`Disconnected (${why}).`);
   else if (welcomed) ui.logSystem(`Connection lost (${why}). Reconnecting by itself…`);
   else if (!announcedRetry) ui.logSystem(`Could not reach the server (${why}). Retrying by itself…`);
@@ -126,6 +137,15 @@ client.addEventListener('retry', ({ detail }) => {
 
 $('connect-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
+  if (authMode === 'token') {
+    const token = $('token').value.trim();
+    $('name-error').textContent = token ? '' : 'Paste a token.';
+    if (!token) return;
+    announcedRetry = false;
+    welcomed = false;
+    client.connect('', { token });
+    return;
+  }
   const name = $('name').value.trim();
   const problem = nameProblem(name);
   $('name-error').textContent = problem;
@@ -201,8 +221,21 @@ $('echo-form').addEventListener('submit', (ev) => {
 
 // ---- start ------------------------------------------------------------------------------------
 
+/** 'token' or 'open', from GET /auth; 'open' from a server too old to say. */
+async function fetchAuthMode() {
+  try {
+    const res = await fetch('/auth', { cache: 'no-store' });
+    if (!res.ok) return 'open';
+    return (await res.json()).auth === 'token' ? 'token' : 'open';
+  } catch {
+    return 'open';
+  }
+}
+
 $('name').value = randomName();
 refreshConnection();
 refreshLists('all');
 ui.showEcho(echo.state, echo.protocol);
+authMode = await fetchAuthMode();
+ui.showAuthMode(authMode);
 document.documentElement.dataset.ready = 'true';   // the tests wait for this

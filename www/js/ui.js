@@ -51,9 +51,15 @@ export function showIdentity(user) {
   who.replaceChildren(...(user ? ['You are ', h('strong', { 'data-testid': 'me' }, user)] : []));
 }
 
+/** Shows the name field (mode 'open') or the token field (mode 'token'), as GET /auth said. */
+export function showAuthMode(mode) {
+  for (const el of document.querySelectorAll('[data-mode]')) el.hidden = el.dataset.mode !== mode;
+}
+
 /** Enables the controls that make sense: `active` = connected or trying to be. */
 export function showControls({ active, open }) {
   $('name').disabled = active;
+  $('token').disabled = active;
   $('connect').disabled = active;
   $('disconnect').disabled = !active;
   for (const id of ['room-name', 'join-room']) $(id).disabled = !open;
