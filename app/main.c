@@ -3,8 +3,8 @@
  * Signals are blocked in every thread and taken synchronously by the main thread with
  * sigtimedwait, which doubles as the once-a-second tick that drives server pings. Shutdown runs on
  * this ordinary thread, never in a signal handler: refuse new handshakes, send 1001 to every client,
- * give them a moment to answer, then stop the event loops (which hand every socket back to CivetWeb)
- * and CivetWeb. */
+ * give them a moment to answer, then stop the event loops (which end and close every connection
+ * still open) and CivetWeb (which ends the requests and handshakes in flight). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fdlimit.h"
 #include "healthcheck.h"
 #include "hub.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "server.h"
 #include "ws.h"
@@ -44,6 +46,20 @@ static size_t loop_count(long threads) {
     long n = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (threads <= 0 && n > LOOPS_PER_CPU_MAX) n = LOOPS_PER_CPU_MAX;
     return n < 1 ? 1 : (size_t)n;
+}
+
+/* Raises the open-file limit for --max-connections, or lowers --max-connections to what the hard limit
+ * allows (saying so once): every WebSocket holds a descriptor, each HTTP worker one more (a handshake
+ * briefly two), CivetWeb queues up to 20 accepted sockets, each loop an epoll set and an eventfd. */
+static void fit_descriptors(struct config *cfg) {
+    long reserve = FDLIMIT_RESERVE + 2 * cfg->http_threads + 20 + 2 * (long)loop_count(cfg->threads);
+    struct fdlimit fl;
+    if (!fdlimit_raise(cfg->max_connections, reserve, &fl))
+        log_warn("open-file limit: the hard limit of %ld descriptors holds %ld WebSockets, not --max-connections "
+                 "%ld: handshakes beyond %ld get 503 (raise the limit, e.g. ulimit -Hn or LimitNOFILE=)",
+                 fl.hard, fl.connections, cfg->max_connections, fl.connections);
+    cfg->max_connections = fl.connections;
+    metrics_set_limits(fl.connections, fl.open_files);
 }
 
 /* The ws settings point at these for the whole run; the strings live in the config. */
@@ -106,6 +122,7 @@ int main(int argc, char **argv) {
     sigset_t signals;
     block_signals(&signals);
     struct app a = {0};
+    fit_descriptors(&cfg);
     if (app_start(&a, &cfg) < 0) {
         app_stop(&a);
         return 1;
