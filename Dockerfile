@@ -30,7 +30,8 @@ COPY www/ /usr/share/switchboard/www/
 # Container defaults: listen on every interface of the container (port 8080), serve the bundled page.
 # The other variables keep the server's own defaults unless set:
 #   SWITCHBOARD_ALLOW_ORIGINS (comma list, e.g. http://localhost:3000), SWITCHBOARD_MAX_MESSAGE,
-#   SWITCHBOARD_MAX_CONNECTIONS, SWITCHBOARD_OUTBOX, SWITCHBOARD_PING_INTERVAL, SWITCHBOARD_RATE_LIMIT.
+#   SWITCHBOARD_MAX_CONNECTIONS, SWITCHBOARD_HTTP_THREADS, SWITCHBOARD_OUTBOX, SWITCHBOARD_PING_INTERVAL,
+#   SWITCHBOARD_RATE_LIMIT.
 ENV SWITCHBOARD_PORT=8080 \
     SWITCHBOARD_ROOT=/usr/share/switchboard/www \
     SWITCHBOARD_LOG_LEVEL=info

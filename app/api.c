@@ -94,7 +94,7 @@ static enum api_call_kind find_call(const char *path, struct api_call *call, con
 static int parse_body(const struct api_http *req, struct api_call *call, struct api_response *resp) {
     if (!req->body || req->body_len == 0) return fail(resp, 400, "bad_json", "the body must be a JSON object");
     if (memchr(req->body, '\0', req->body_len)) return fail(resp, 400, "bad_json", "the body is not valid JSON");
-    if (!router_depth_ok(req->body, req->body_len, ROUTER_MAX_DEPTH))
+    if (!jsonspan_shape_ok(req->body, req->body_len, ROUTER_MAX_DEPTH, 0))
         return fail(resp, 400, "bad_json", "the body is nested more than 64 levels deep");
     const char *end = NULL;
     call->json = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);

@@ -22,6 +22,10 @@ void assembler_free(struct assembler *a) {
     a->len = a->cap = 0;
 }
 
+void assembler_trim(struct assembler *a) {
+    if (!a->in_progress) assembler_free(a);
+}
+
 static void fail(struct asm_event *ev, uint16_t code, const char *reason) {
     ev->kind = ASM_FAIL;
     ev->close_code = code;

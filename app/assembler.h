@@ -52,6 +52,9 @@ struct assembler {
 
 void assembler_init(struct assembler *a, size_t max_message);
 void assembler_free(struct assembler *a);
+/* Gives back the reassembly buffer unless a fragmented message is in progress, so an idle connection
+ * holds none. Call it after using an event (whose data may point into the buffer). */
+void assembler_trim(struct assembler *a);
 /* `bits` is the frame's first header byte as CivetWeb passes it (FIN, RSV1-3, opcode). */
 void assembler_feed(struct assembler *a, uint8_t bits, const uint8_t *data, size_t len, struct asm_event *ev);
 /* 1 if a close frame may carry `code` (RFC 6455 7.4), else 0. */

@@ -29,6 +29,7 @@ struct config {
     long max_rooms;              /* rooms per connection */
     long max_user_conns;         /* connections per user */
     long threads;                /* event loops; 0 = one per CPU */
+    long http_threads;           /* CivetWeb's worker pool */
     int presence;                /* presence events and user lists */
     enum sb_log_level log_level;
     char redis[CONFIG_TEXT_MAX]; /* redis://... : run as a node of a cluster; "" = alone */

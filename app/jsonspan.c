@@ -237,3 +237,22 @@ int jsonspan_member(const char *text, size_t len, const char *key, const char **
         i++;
     }
 }
+
+static int escaped_nul(const char *s, size_t left) {
+    return left >= 5 && s[0] == 'u' && memcmp(s + 1, "0000", 4) == 0;
+}
+
+int jsonspan_shape_ok(const char *text, size_t len, int max_depth, int flags) {
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (in_string) {
+            if (ch == '\\' && (flags & JSONSPAN_NO_ESCAPED_NUL) && escaped_nul(text + i + 1, len - i - 1)) return 0;
+            if (ch == '\\') i++;
+            else if (ch == '"') in_string = 0;
+        } else if (ch == '"') in_string = 1;
+        else if ((ch == '[' || ch == '{') && ++depth > max_depth) return 0;
+        else if (ch == ']' || ch == '}') depth--;
+    }
+    return 1;
+}

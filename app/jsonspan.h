@@ -21,4 +21,11 @@
  * hand other clients text their parsers refuse. */
 int jsonspan_member(const char *text, size_t len, const char *key, const char **value, size_t *value_len);
 
+#define JSONSPAN_NO_ESCAPED_NUL 1 /* jsonspan_shape_ok: also refuse \u0000 in a string */
+/* 1 if text nests arrays and objects no deeper than max_depth, strings skipped, else 0: cJSON parses
+ * recursively, so deep input is refused before it reaches cJSON. With JSONSPAN_NO_ESCAPED_NUL, also 0
+ * when a string holds \u0000, where cJSON would cut the string ("alice\u0000x" would read "alice").
+ * One pass, no validation beyond that. */
+int jsonspan_shape_ok(const char *text, size_t len, int max_depth, int flags);
+
 #endif

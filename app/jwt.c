@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jsonspan.h"
+
 #define JWT_MAX_DEPTH 16        /* nesting of arrays/objects in the header or the claims */
 #define JWT_RSA_MIN_BITS 2048   /* smaller RSA keys are refused when configured */
 #define JWT_HS256_LEN 32
@@ -274,28 +276,6 @@ static int signature_ok(const struct jwt_verifier *v, const char *input, size_t 
 
 /* ---- JSON ---- */
 
-/* 1 if \u0000 starts at s: cJSON would cut the string there, so "alice\u0000x" would read as "alice". */
-static int escaped_nul(const char *s, size_t left) {
-    return left >= 5 && s[0] == 'u' && memcmp(s + 1, "0000", 4) == 0;
-}
-
-/* 1 if text nests arrays/objects no deeper than JWT_MAX_DEPTH (cJSON recurses) and no string holds an
- * escaped NUL; one pass, strings skipped. */
-static int json_text_ok(const char *text, size_t len) {
-    int depth = 0, in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = text[i];
-        if (in_string) {
-            if (ch == '\\' && i + 1 < len && escaped_nul(text + i + 1, len - i - 1)) return 0;
-            if (ch == '\\') i++;
-            else if (ch == '"') in_string = 0;
-        } else if (ch == '"') in_string = 1;
-        else if ((ch == '[' || ch == '{') && ++depth > JWT_MAX_DEPTH) return 0;
-        else if (ch == ']' || ch == '}') depth--;
-    }
-    return 1;
-}
-
 /* 1 if no two members of obj share a name: parsers differ on which one wins (RFC 7515 4). */
 static int members_unique(const cJSON *obj) {
     for (const cJSON *a = obj->child; a; a = a->next)
@@ -306,7 +286,7 @@ static int members_unique(const cJSON *obj) {
 
 /* Parses text[0..len) (NUL at text[len]) as one JSON object, or returns NULL. */
 static cJSON *parse_object(const char *text, size_t len) {
-    if (!json_text_ok(text, len) || memchr(text, '\0', len)) return NULL;
+    if (!jsonspan_shape_ok(text, len, JWT_MAX_DEPTH, JSONSPAN_NO_ESCAPED_NUL) || memchr(text, '\0', len)) return NULL;
     const char *end = NULL;
     cJSON *obj = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
     if (obj && (!cJSON_IsObject(obj) || !members_unique(obj))) {

@@ -11,7 +11,10 @@
  * Ownership: a struct loop_conn is embedded in its connection, which ws.c allocates. From
  * loops_adopt until the handler's `ended` callback the loop owns the socket's reading and its epoll
  * registration; `ended` is the last call, made on the loop's thread, and the connection may be freed
- * after it. The socket itself stays CivetWeb's: `ended` gives it back and CivetWeb closes it. */
+ * after it. The socket itself is the connection's (ws.c took it from CivetWeb): `ended` closes it.
+ *
+ * An idle connection holds no buffer here: `in` is allocated only while a frame is incomplete and
+ * freed as soon as it is whole. */
 #ifndef SB_LOOP_H
 #define SB_LOOP_H
 

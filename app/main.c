@@ -3,8 +3,9 @@
  * Signals are blocked in every thread and taken synchronously by the main thread with
  * sigtimedwait, which doubles as the once-a-second tick that drives server pings. Shutdown runs on
  * this ordinary thread, never in a signal handler: refuse new handshakes, send 1001 to every client,
- * give them a moment to answer, then stop the event loops (which hand every socket back to CivetWeb)
- * and CivetWeb. */
+ * give them a moment to answer, then stop the event loops (which end and close every connection
+ * still open) and CivetWeb (which ends the requests and handshakes in flight). */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,14 @@
 
 #include "cluster.h"
 #include "config.h"
+#include "fdlimit.h"
 #include "healthcheck.h"
 #include "hub.h"
 #include "jwt.h"
 #include "keys.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "server.h"
 #include "tokencmd.h"
@@ -27,6 +30,7 @@
 
 #define SHUTDOWN_DRAIN_MS 2500  /* wait for clients to answer our 1001; mg_stop takes up to 2 s more */
 #define LOOPS_PER_CPU_MAX 16    /* --threads 0: one event loop per CPU, up to this many */
+#define MAIN_TRIM_QUIET_BYTES (1024 * 1024) /* traffic in a second under which the heap is trimmed */
 
 struct app {
     struct outbox *ob;
@@ -50,6 +54,20 @@ static size_t loop_count(long threads) {
     long n = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
     if (threads <= 0 && n > LOOPS_PER_CPU_MAX) n = LOOPS_PER_CPU_MAX;
     return n < 1 ? 1 : (size_t)n;
+}
+
+/* Raises the open-file limit for --max-connections, or lowers --max-connections to what the hard limit
+ * allows (saying so once): every WebSocket holds a descriptor, each HTTP worker one more (a handshake
+ * briefly two), CivetWeb queues up to 20 accepted sockets, each loop an epoll set and an eventfd. */
+static void fit_descriptors(struct config *cfg) {
+    long reserve = FDLIMIT_RESERVE + 2 * cfg->http_threads + 20 + 2 * (long)loop_count(cfg->threads);
+    struct fdlimit fl;
+    if (!fdlimit_raise(cfg->max_connections, reserve, &fl))
+        log_warn("open-file limit: the hard limit of %ld descriptors holds %ld WebSockets, not --max-connections "
+                 "%ld: handshakes beyond %ld get 503 (raise the limit, e.g. ulimit -Hn or LimitNOFILE=)",
+                 fl.hard, fl.connections, cfg->max_connections, fl.connections);
+    cfg->max_connections = fl.connections;
+    metrics_set_limits(fl.connections, fl.open_files);
 }
 
 /* The ws settings point at these for the whole run; the strings live in the config. */
@@ -100,6 +118,22 @@ static void app_stop(struct app *a) {
     jwt_verifier_free(a->verifier);
 }
 
+/* A burst (a join storm with presence: every join goes to everyone, every welcome lists everyone)
+ * leaves glibc's arenas holding the freed queues and frames, tens of MiB for 10,000 connections, which
+ * malloc would keep until the next burst. Once a second passes with under MAIN_TRIM_QUIET_BYTES of
+ * traffic, whole free pages go back to the system (once per quiet spell), so RSS follows what the
+ * connections hold, about a kilobyte each when idle (docs/BENCHMARKS.md). Never while traffic flows:
+ * the pages given back would be faulted in again at once (measured: fan-out lost 10-30 %). */
+static void give_back_memory(void) {
+    static uint64_t last_bytes;
+    static int trimmed;
+    uint64_t bytes = metrics_get(M_BYTES_IN) + metrics_get(M_BYTES_OUT);
+    int quiet = bytes - last_bytes < MAIN_TRIM_QUIET_BYTES;
+    last_bytes = bytes;
+    if (quiet && !trimmed) malloc_trim(0);
+    trimmed = quiet;
+}
+
 /* Ticks once a second until SIGINT or SIGTERM. */
 static void run(struct app *a, const sigset_t *signals) {
     struct timespec second = {1, 0};
@@ -110,6 +144,7 @@ static void run(struct app *a, const sigset_t *signals) {
             return;
         }
         hub_tick(a->hub, hub_now_ms());
+        give_back_memory();
     }
 }
 
@@ -125,6 +160,7 @@ int main(int argc, char **argv) {
     sigset_t signals;
     block_signals(&signals);
     struct app a = {0};
+    fit_descriptors(&cfg);
     if (app_start(&a, &cfg) < 0) {
         app_stop(&a);
         return 1;

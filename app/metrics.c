@@ -167,6 +167,13 @@ static void put_token_refusals(struct out *o) {
                 (unsigned long long)load(&token_refusals[w][r]));
 }
 
+static long limit_connections, limit_open_files; /* written once before any scrape */
+
+void metrics_set_limits(long connections, long open_files) {
+    limit_connections = connections;
+    limit_open_files = open_files;
+}
+
 size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, double uptime_s) {
     struct out o = {buf, cap, 0};
     if (cap) buf[0] = '\0';
@@ -175,6 +182,10 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
     put_gauge(&o, "switchboard_rooms", "Rooms with at least one member", (double)g->rooms);
     put_gauge(&o, "switchboard_outbox_bytes", "Bytes queued in all outboxes", (double)g->outbox_bytes);
     put_gauge(&o, "switchboard_uptime_seconds", "Seconds since start", uptime_s);
+    put_gauge(&o, "switchboard_connections_limit", "WebSockets the server accepts at once (--max-connections, "
+              "bounded by the open-file limit)", (double)limit_connections);
+    put_gauge(&o, "switchboard_open_files_limit", "The process's open-file limit (RLIMIT_NOFILE, soft)",
+              (double)limit_open_files);
     for (int m = 0; m < M__COUNT; m++) {
         if (is_cluster_metric(m) && !g->cluster) continue;
         put(&o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", metric_info[m].name, metric_info[m].help,

@@ -81,6 +81,9 @@ struct metrics_gauges {
     size_t cluster_queue_bytes;
     size_t cluster_inflight;
 };
+/* The limits in force, shown as gauges: --max-connections as the descriptors allow it, and the
+ * process's open-file limit. Set once at start, before the server accepts. */
+void metrics_set_limits(long connections, long open_files);
 /* Writes the Prometheus text into buf; returns its length (cut at cap - 1). */
 size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, double uptime_s);
 

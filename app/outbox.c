@@ -34,6 +34,14 @@ struct outbox *outbox_new(const struct outbox_io *io) {
 
 void outbox_free(struct outbox *ob) { free(ob); }
 
+/* An empty queue gives its ring back, so an idle connection holds none. */
+static void ring_release_if_empty(struct outq *q) {
+    if (q->count || !q->ring) return;
+    free(q->ring);
+    q->ring = NULL;
+    q->head = q->cap = 0;
+}
+
 static struct frame *ring_pop(struct outq *q) {
     struct frame *f = q->ring[q->head];
     q->head = (q->head + 1) % q->cap;
@@ -61,6 +69,7 @@ static int ring_push(struct outq *q, struct frame *f) {
 static void drop_queued(struct outq *q) {
     if (q->count) metrics_add(M_OUTBOX_FRAMES_DROPPED, q->count);
     while (q->count) frame_unref(ring_pop(q));
+    ring_release_if_empty(q);
     q->bytes = 0;
     q->head_done = 0;
     q->close_frame = NULL;
@@ -93,6 +102,7 @@ static void advance(struct outq *q, size_t n) {
         if (f == q->close_frame) q->close_sent = 1;
         frame_unref(f);
     }
+    ring_release_if_empty(q);
     q->head_done = n;
 }
 

@@ -52,7 +52,7 @@ struct outq {
     pthread_cond_t idle;  /* broadcast when a batch lets go of the queue */
     void *sink;           /* handed to io; never used once `detached` */
     size_t limit;         /* bytes; the --outbox bound */
-    struct frame **ring;  /* queued frames, oldest at head; owned references */
+    struct frame **ring;  /* queued frames, oldest at head; owned references; NULL while empty */
     size_t head, count, cap;
     size_t bytes;         /* queued bytes not yet written */
     size_t head_done;     /* bytes of the head frame already written */

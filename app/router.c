@@ -22,20 +22,6 @@ struct request {
 /* A command handler returns the ack's `delivered` count, or -1 when it already sent an error. */
 typedef long (*command_fn)(struct hub *h, struct conn *c, const struct request *r);
 
-int router_depth_ok(const char *text, size_t len, int max_depth) {
-    int depth = 0, in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = text[i];
-        if (in_string) {
-            if (ch == '\\') i++;
-            else if (ch == '"') in_string = 0;
-        } else if (ch == '"') in_string = 1;
-        else if ((ch == '[' || ch == '{') && ++depth > max_depth) return 0;
-        else if (ch == ']' || ch == '}') depth--;
-    }
-    return 1;
-}
-
 static void reply(struct hub *h, struct conn *c, cJSON *obj) {
     struct frame *f = frame_json(obj);
     if (f) hub_reply(h, c, f);
@@ -326,7 +312,7 @@ static cJSON *parse_whole(const char *text, size_t len) {
 }
 
 void router_handle(struct hub *h, struct conn *c, const char *text, size_t len) {
-    if (!router_depth_ok(text, len, ROUTER_MAX_DEPTH)) {
+    if (!jsonspan_shape_ok(text, len, ROUTER_MAX_DEPTH, 0)) {
         router_error(h, c, ERR_BAD_JSON, "message is nested more than 64 levels deep", NULL);
         return;
     }
@@ -338,7 +324,7 @@ void router_handle(struct hub *h, struct conn *c, const char *text, size_t len) 
 }
 
 void router_refuse(struct hub *h, struct conn *c, const char *text, size_t len, enum sb_error code, const char *message) {
-    cJSON *msg = router_depth_ok(text, len, ROUTER_MAX_DEPTH) ? parse_whole(text, len) : NULL;
+    cJSON *msg = jsonspan_shape_ok(text, len, ROUTER_MAX_DEPTH, 0) ? parse_whole(text, len) : NULL;
     const cJSON *id = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "id") : NULL;
     router_error(h, c, code, message, id_valid(id) ? id : NULL);
     cJSON_Delete(msg);

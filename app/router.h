@@ -28,7 +28,5 @@ void router_handle(struct hub *h, struct conn *c, const char *text, size_t len);
 void router_error(struct hub *h, struct conn *c, enum sb_error code, const char *message, const struct cJSON *id);
 /* Refuses a text message without acting on it (e.g. rate_limited): an error that echoes its id. */
 void router_refuse(struct hub *h, struct conn *c, const char *text, size_t len, enum sb_error code, const char *message);
-/* 1 if text nests arrays/objects no deeper than max_depth (strings are skipped), else 0. */
-int router_depth_ok(const char *text, size_t len, int max_depth);
 
 #endif

@@ -20,6 +20,7 @@ struct server {
     struct ws_server *ws;
     int64_t started_ms;
     struct api *api; /* the server API, when --api-key is set */
+    int ready; /* atomic: the handlers are registered */
 };
 
 static double uptime_s(const struct server *srv) { return (double)(hub_now_ms() - srv->started_ms) / 1000.0; }
@@ -89,6 +90,15 @@ static void on_end_request(const struct mg_connection *conn, int status) {
 
 static void on_connection_close(const struct mg_connection *conn) { ws_connection_closed(); }
 
+/* Until the handlers are registered, a request would find none and get a 404 (or a static file where
+ * a WebSocket should be): it gets 503 instead. Once ready, CivetWeb handles the request as usual. */
+static int on_begin_request(struct mg_connection *conn) {
+    struct server *srv = mg_get_user_data(mg_get_context(conn));
+    if (__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE)) return 0;
+    http_reply_text(conn, 503, "starting");
+    return 503;
+}
+
 static int on_log_message(const struct mg_connection *conn, const char *message) {
     char text[512];
     log_warn("civetweb: %s", redact_secrets(message, text, sizeof text));
@@ -97,7 +107,7 @@ static int on_log_message(const struct mg_connection *conn, const char *message)
 
 struct server *server_start(const struct config *cfg, struct ws_server *ws, struct hub *h, char *err, size_t cap) {
     char threads[32];
-    snprintf(threads, sizeof threads, "%ld", cfg->max_connections + SERVER_HTTP_WORKERS);
+    snprintf(threads, sizeof threads, "%ld", cfg->http_threads);
     const char *options[] = {
         "listening_ports", cfg->port,
         "document_root", cfg->root,
@@ -129,6 +139,7 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     callbacks.end_request = on_end_request;
     callbacks.log_message = on_log_message;
     callbacks.connection_close = on_connection_close;
+    callbacks.begin_request = on_begin_request;
     struct mg_init_data init = {&callbacks, srv, options};
     unsigned code = 0;
     struct mg_error_data error = {&code, err, cap};
@@ -146,6 +157,7 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
         server_stop(srv);
         return NULL;
     }
+    __atomic_store_n(&srv->ready, 1, __ATOMIC_RELEASE);
     return srv;
 }
 

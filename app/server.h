@@ -3,8 +3,11 @@
  * One CivetWeb context serves static files from the root, /healthz, /metrics and the WebSocket
  * endpoints (ws.h). CivetWeb's unsafe defaults are turned off here (CGI, SSI, directory listing,
  * CORS "*"), its error responses are replaced by complete ones (http.h), and each request is logged.
- * Its worker pool is sized to --max-connections plus a reserve, so plain HTTP keeps working while
- * every WebSocket slot is taken (each WebSocket holds a worker for its whole life). */
+ * Its worker pool is --http-threads, for HTTP requests and WebSocket handshakes only: an open
+ * WebSocket belongs to an event loop and holds no worker (ws.c).
+ *
+ * Startup: CivetWeb accepts as soon as mg_start2 runs, before the handlers are registered; until they
+ * are, every request gets 503 (begin_request), never a 404 for a path that exists. */
 #ifndef SB_SERVER_H
 #define SB_SERVER_H
 
@@ -13,8 +16,6 @@
 #include "config.h"
 #include "hub.h"
 #include "ws.h"
-
-#define SERVER_HTTP_WORKERS 16 /* workers kept for plain HTTP beyond --max-connections */
 
 struct server;
 

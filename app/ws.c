@@ -1,4 +1,27 @@
-/* ws: CivetWeb's WebSocket callbacks (see ws.h). */
+/* ws: CivetWeb's WebSocket callbacks (see ws.h).
+ *
+ * Connections without threads. CivetWeb 1.15 serves a WebSocket on the worker thread that did its
+ * handshake until the connection ends; switchboard's event loops (loop.h) carry the connection instead,
+ * so the worker must go back to its pool as soon as the ready handler returns, without CivetWeb ever
+ * touching the connection again. The ready handler takes the socket (sockfind_take): the TCP
+ * connection gets a second descriptor, owned by the session, and CivetWeb's number is atomically
+ * turned into a socket that reads EOF (ws->eof_fd, one end of a socketpair whose other end is
+ * closed). CivetWeb's read loop then sees the end at once, calls the close handler, and closes the
+ * dummy; its writes and shutdowns on that path (if any) go to the dummy too.
+ *
+ * Invariants:
+ * - Before the take, CivetWeb owns the session: on_close (or ws_connection_closed, when CivetWeb gives
+ *   up an upgrade without calling either handler) frees it, found through worker_session.
+ * - After a successful take, worker_session is cleared: CivetWeb's close handler, which runs at once
+ *   on the worker, sees no session and frees nothing. The session, its socket (closed through
+ *   sockfind_close), its --max-connections and --max-per-ip slots belong to the loop, and on_ended frees
+ *   them all, on the loop's thread, after the session left the hub and its outbox let go.
+ * - No code of this file touches a session after handing it to loops_adopt, except through the loop's
+ *   callbacks: the loop may end and free it before on_ready returns.
+ * - Only if loops_adopt refuses (the loops have stopped: shutdown) does on_ready end the session
+ *   itself, the same way on_ended would.
+ * No thread waits for a connection, so the process's thread count does not depend on how many are
+ * open: CivetWeb's pool is --http-threads, the loops --threads. */
 #include "ws.h"
 
 #include <civetweb.h>
@@ -9,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "assembler.h"
 #include "auth.h"
@@ -26,30 +50,27 @@
 #define WS_RATE_STRIKES 20      /* rate_limited replies in a row before the connection is closed */
 #define WS_SUBPROTOCOL_ECHO "echo-protocol"
 
-/* One WebSocket connection. Allocated by the connect handler, freed by the close handler, both on
- * the connection's CivetWeb worker; in between, its loop (loop.h) serves it while the worker waits in
- * the ready handler. `conn` is what the rest of the server sees. */
+/* One WebSocket connection. Allocated by the connect handler on the connection's CivetWeb worker; freed
+ * by its loop's `ended` callback once the ready handler handed it over, or by CivetWeb's close handler
+ * if it never was (see the invariants above). `conn` is what the rest of the server sees. */
 struct session {
     struct conn conn;
     struct loop_conn lc;      /* the socket's reading, once a loop has it */
     struct ws_server *ws;
-    int fd;                   /* the socket, claimed in the ready handler; -1 before */
+    int fd;                   /* the TCP connection, taken from CivetWeb in the ready handler; -1 before */
     char user[SB_NAME_MAX + 1]; /* from ?user=, "" if none */
     struct auth_conn *auth;   /* the handshake's token (auth.h), until conn owns it; NULL without a key */
-    int echo;
-    int inited;               /* conn and the assembler are set up */
-    int registered;           /* in the hub */
-    int ip_counted;           /* holds a --max-per-ip slot for remote_ip */
-    char remote_ip[48];
+    unsigned echo : 1;
+    unsigned inited : 1;      /* conn and the assembler are set up */
+    unsigned registered : 1;  /* in the hub */
+    unsigned ip_counted : 1;  /* holds a --max-per-ip slot for remote_ip */
+    uint16_t remote_port;
+    char remote_ip[48];       /* mg_request_info.remote_addr */
     struct assembler in;      /* the loop's thread only */
     double tokens;            /* rate limiter: the loop's thread only */
     int64_t tokens_at_ms;
     unsigned strikes;
     unsigned peer_close;      /* the code the peer closed with, 0 = none */
-    char remote[64];
-    pthread_mutex_t park_lock; /* guards released */
-    pthread_cond_t park;       /* the worker waits here until the loop lets go */
-    int released;
 };
 
 struct ws_server {
@@ -57,6 +78,7 @@ struct ws_server {
     struct outbox *ob;
     struct loops *loops;
     struct sockfind *socks;
+    int eof_fd;     /* what CivetWeb's descriptor of a taken connection becomes (sockfind_take) */
     struct ws_settings set;
     long active;    /* atomic: handshakes accepted and not yet closed, for --max-connections */
     int stopping;   /* atomic */
@@ -66,7 +88,7 @@ struct ws_server {
 
 /* The session of the connection this worker thread serves: CivetWeb runs all four callbacks of a
  * connection on its one worker, and a worker serves one connection at a time. Set by the connect
- * handler, cleared by the close handler. */
+ * handler, cleared when the ready handler hands the session to a loop or by the close handler. */
 static __thread struct session *worker_session;
 
 /* Never blocks: the socket takes what fits (CivetWeb made it non-blocking). */
@@ -91,9 +113,11 @@ struct ws_server *ws_new(struct hub *h, struct outbox *ob, struct loops *loops, 
     if (!ws) return NULL;
     ws->per_ip = dict_new();
     ws->socks = sockfind_new();
-    if (!ws->per_ip || !ws->socks) {
+    ws->eof_fd = sockfind_eof_socket();
+    if (!ws->per_ip || !ws->socks || ws->eof_fd < 0) {
         dict_free(ws->per_ip);
         sockfind_free(ws->socks);
+        if (ws->eof_fd >= 0) close(ws->eof_fd);
         free(ws);
         return NULL;
     }
@@ -109,6 +133,7 @@ void ws_free(struct ws_server *ws) {
     if (!ws) return;
     dict_free(ws->per_ip);
     sockfind_free(ws->socks);
+    close(ws->eof_fd);
     pthread_mutex_destroy(&ws->ip_lock);
     free(ws);
 }
@@ -243,14 +268,12 @@ static int on_connect(const struct mg_connection *cmg, void *cbdata) {
     s->auth = auth;
     s->ip_counted = per_ip;
     s->fd = -1;
-    pthread_mutex_init(&s->park_lock, NULL);
-    pthread_cond_init(&s->park, NULL);
     snprintf(s->remote_ip, sizeof s->remote_ip, "%s", ri->remote_addr);
     const char *proto = ri->acceptedWebSocketSubprotocol;
     s->ws = ws;
     s->echo = proto && strcmp(proto, WS_SUBPROTOCOL_ECHO) == 0;
     snprintf(s->user, sizeof s->user, "%s", user);
-    snprintf(s->remote, sizeof s->remote, "%s:%d", ri->remote_addr, ri->remote_port);
+    s->remote_port = (uint16_t)ri->remote_port;
     worker_session = s;
     return 0;
 }
@@ -335,6 +358,7 @@ static int on_frame(void *ctx, uint8_t bits, uint8_t *data, size_t len) {
         return 1;
     case ASM_MESSAGE:
         on_message(s, &ev);
+        assembler_trim(&s->in);
         return 1;
     }
     return 1;
@@ -353,48 +377,51 @@ static int on_flush(void *ctx) {
     return outbox_flush(s->ws->ob, &s->conn.out);
 }
 
-/* Takes the connection out of the server and gives its socket back to CivetWeb, shut down so that
- * the worker's read loop ends at once and closes it. */
-static void finish(struct session *s) {
+/* Frees a session and gives back its slots. */
+static void session_free(struct session *s) {
+    struct ws_server *ws = s->ws;
+    if (s->inited) {
+        outq_destroy(&s->conn.out);
+        assembler_free(&s->in);
+        auth_conn_free(s->conn.auth);
+    }
+    auth_conn_free(s->auth);
+    if (s->ip_counted) release_ip_slot(ws, s->remote_ip);
+    free(s);
+    release_slot(ws);
+}
+
+/* Takes a handed-over connection out of the server, closes its socket and frees it. */
+static void end_session(struct session *s) {
     struct ws_server *ws = s->ws;
     outbox_detach(&s->conn.out);
     if (s->registered) hub_remove(ws->hub, &s->conn);
     unsigned code = s->conn.out.close_code ? s->conn.out.close_code : s->peer_close ? s->peer_close : 1006;
-    log_info("ws close %s user=%s remote=%s code=%u", s->conn.id, s->conn.user, s->remote, code);
-    shutdown(s->fd, SHUT_RDWR);
-    sockfind_release(ws->socks, s->fd);
+    log_info("ws close %s user=%s remote=%s:%u code=%u", s->conn.id, s->conn.user, s->remote_ip,
+             (unsigned)s->remote_port, code);
+    sockfind_close(ws->socks, s->fd);
+    session_free(s);
 }
 
-/* loop_handler.ended: the loop is done with the connection; its worker may go on. */
-static void on_ended(void *ctx) {
-    struct session *s = ctx;
-    finish(s);
-    pthread_mutex_lock(&s->park_lock);
-    s->released = 1;
-    pthread_cond_signal(&s->park);
-    pthread_mutex_unlock(&s->park_lock);
-}
+/* loop_handler.ended: the loop is done with the connection, which ends here. */
+static void on_ended(void *ctx) { end_session(ctx); }
 
 static const struct loop_handler session_handler = {on_frame, on_violation, on_flush, on_ended};
 
-static void park(struct session *s) {
-    pthread_mutex_lock(&s->park_lock);
-    while (!s->released) pthread_cond_wait(&s->park, &s->park_lock);
-    pthread_mutex_unlock(&s->park_lock);
-}
-
-/* Registers the connection (welcome, presence) and hands its socket to a loop; the worker then waits
- * here until the loop is done with it, because CivetWeb would otherwise read the socket itself. */
+/* Takes the connection from CivetWeb (see the top of this file), registers it (welcome, presence) and
+ * hands it to a loop. The worker returns to CivetWeb's pool as soon as this returns. */
 static void on_ready(struct mg_connection *mg, void *cbdata) {
     struct ws_server *ws = cbdata;
     struct session *s = worker_session;
     const struct mg_request_info *ri = mg_get_request_info(mg);
-    s->fd = sockfind_claim(ws->socks, ri->remote_addr, ri->remote_port, ri->server_port);
+    s->fd = sockfind_take(ws->socks, ri->remote_addr, ri->remote_port, ri->server_port, ws->eof_fd);
     if (s->fd < 0) {
-        log_error("ws %s: cannot find the connection's socket", s->remote);
+        log_error("ws %s:%u: cannot take the connection's socket: %s", s->remote_ip, (unsigned)s->remote_port,
+                  errno == EMFILE ? "no descriptor left" : "not found");
         mg_websocket_write(mg, WS_OP_CLOSE, "\x03\xf3", 2); /* 1011: CivetWeb ends it on the answer */
         return;
     }
+    worker_session = NULL; /* the session is the loop's now: CivetWeb's close handler must not free it */
     assembler_init(&s->in, (size_t)ws->set.max_message);
     s->tokens = (double)ws->set.rate_limit;
     s->tokens_at_ms = hub_now_ms();
@@ -410,35 +437,21 @@ static void on_ready(struct mg_connection *mg, void *cbdata) {
     s->registered = st == HUB_OK || st == HUB_USER_FULL; /* the hub closes the latter itself */
     if (st == HUB_SHUTTING_DOWN) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "server shutting down");
     else if (!s->registered) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "out of memory");
-    log_info("ws open %s user=%s remote=%s protocol=%s", s->conn.id, s->conn.user, s->remote,
-             s->echo ? WS_SUBPROTOCOL_ECHO : "json");
-    if (loops_adopt(ws->loops, &s->lc, s->fd, &session_handler, s, (uint64_t)ws->set.max_message) < 0) {
-        finish(s); /* the loops are stopping: only a shutdown gets here */
-        return;
-    }
-    park(s);
+    log_info("ws open %s user=%s remote=%s:%u protocol=%s", s->conn.id, s->conn.user, s->remote_ip,
+             (unsigned)s->remote_port, s->echo ? WS_SUBPROTOCOL_ECHO : "json");
+    if (loops_adopt(ws->loops, &s->lc, s->fd, &session_handler, s, (uint64_t)ws->set.max_message) < 0)
+        end_session(s); /* the loops are stopping: only a shutdown gets here */
 }
 
-/* CivetWeb reads the socket only after the loop let go (and shut it down), or when on_ready could not
- * find it: whatever comes then ends the connection. */
+/* CivetWeb reads a connection only when on_ready could not take it (or, after a take, the dummy's EOF,
+ * which ends the read loop before any frame): whatever comes ends the connection. */
 static int on_data(struct mg_connection *mg, int bits, char *data, size_t len, void *cbdata) { return 0; }
 
+/* Frees the session if CivetWeb still owns it, that is on_ready did not hand it to a loop. */
 static void on_close(const struct mg_connection *mg, void *cbdata) {
-    struct ws_server *ws = cbdata;
     struct session *s = worker_session;
     worker_session = NULL;
-    if (!s) return;
-    if (s->inited) {
-        outq_destroy(&s->conn.out);
-        assembler_free(&s->in);
-        auth_conn_free(s->conn.auth);
-    }
-    auth_conn_free(s->auth);
-    if (s->ip_counted) release_ip_slot(ws, s->remote_ip);
-    pthread_mutex_destroy(&s->park_lock);
-    pthread_cond_destroy(&s->park);
-    free(s);
-    release_slot(ws);
+    if (s) session_free(s);
 }
 
 /* Frees the session of an upgrade that failed after on_connect accepted it, if CivetWeb found a
@@ -446,13 +459,7 @@ static void on_close(const struct mg_connection *mg, void *cbdata) {
 void ws_connection_closed(void) {
     struct session *s = worker_session;
     worker_session = NULL;
-    if (!s) return;
-    if (s->ip_counted) release_ip_slot(s->ws, s->remote_ip);
-    release_slot(s->ws);
-    auth_conn_free(s->auth);
-    pthread_mutex_destroy(&s->park_lock);
-    pthread_cond_destroy(&s->park);
-    free(s);
+    if (s) session_free(s);
 }
 
 void ws_register(struct ws_server *ws, struct mg_context *ctx) {

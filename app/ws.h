@@ -1,14 +1,14 @@
 /* ws: the WebSocket endpoints: CivetWeb's four callbacks and the framing rules around them.
  *
- * connect: the handshake checks (shutdown, Origin, key, ?user=, token, capacity), each refusal a real
- *          HTTP response; the subprotocol choice (echo-protocol or the router).
- * ready:   the session finds its socket (sockfind.h), registers with the hub (welcome, presence) and
- *          hands the socket to an event loop (loop.h); the worker then waits until the loop is done.
+ * connect: the handshake checks (shutdown, Origin, key, ?user=, token, capacity), each refusal a
+ *          real HTTP response; the subprotocol choice (echo-protocol or the router).
+ * ready:   the session takes its socket from CivetWeb (sockfind.h), registers with the hub (welcome,
+ *          presence) and hands the socket to an event loop (loop.h); the worker goes back to its pool.
  * frames:  on the loop's thread, every frame goes through the assembler (assembler.h); whole messages
  *          go to the router, or straight back in echo mode; pings are answered, closes completed,
  *          violations closed.
- * close:   once the loop has let go (the session left the hub, its socket shut down), CivetWeb's
- *          close handler frees the session.
+ * end:     the loop's `ended` callback takes the session out of the hub, closes its socket and frees
+ *          it; CivetWeb's close handler frees only a session it still owns (no loop took it).
  *
  * Other threads never hold a session's mg_connection: they reach a connection through the hub and
  * write through the outbox, until the loop's `ended` callback detaches it. */

@@ -13,7 +13,8 @@
  *   pairs   P sender->receiver pairs doing targeted `send` at a paced total rate; steps the rate up
  *           (doubling, then bisecting) and reports the highest step whose p99 stayed under
  *           --p99-limit-us with zero loss. A step that fails on latency alone is tried once more.
- *   conns   opens N idle connections; reports the connect rate and the server's RSS and threads.
+ *   conns   opens N idle connections; reports the connect rate and the server's RSS and threads, once
+ *           the connections are open and again after holding them --hold seconds.
  *
  * Every message's data string carries its sequence number and send time (CLOCK_MONOTONIC, µs), padded
  * with 'x' to --size bytes: "s:123:t:1700000000123456:xxxx...". A delivery whose data string is not
@@ -1148,6 +1149,8 @@ static int scenario_conns(void) {
     int64_t hold_until = now_us() + (int64_t)(G.o.hold_s * 1e6);
     while (now_us() < hold_until && !past_deadline()) loop_once(20);
     size_t still = count_welcomed();
+    sample_server(); /* after the hold: a server that gives freed memory back has had time to */
+    int64_t rss2 = G.rss_kb;
     double rate = took > 0 ? (double)ok / ((double)took / 1e6) : 0;
     say("conns: %zu/%ld open in %.0f ms (%.0f/s), settle %.0f ms%s, rss %" PRId64 " -> %" PRId64 " kB, threads %" PRId64
         " -> %" PRId64 ", %zu still open after %.1f s",
@@ -1155,10 +1158,11 @@ static int scenario_conns(void) {
         threads1, still, G.o.hold_s);
     printf("RESULT scenario=conns n=%ld ok=%d upgraded=%zu opened=%zu still_open=%zu connect_ms=%.0f connect_per_s=%.0f settle_ms=%.0f"
            " settled=%d rss0_kb=%" PRId64 " rss_kb=%" PRId64 " rss_per_1000_kb=%.0f threads0=%" PRId64 " threads=%" PRId64
-           " threads_per_1000=%.1f",
+           " threads_per_1000=%.1f rss_held_kb=%" PRId64 " rss_held_per_1000_kb=%.0f",
            n, ok == (size_t)n && still == (size_t)n, upgraded, ok, still, (double)took / 1000, rate, (double)settled / 1000, quiet,
            rss0, rss1, ok ? (double)(rss1 - rss0) * 1000.0 / (double)ok : 0, threads0, threads1,
-           ok ? (double)(threads1 - threads0) * 1000.0 / (double)ok : 0);
+           ok ? (double)(threads1 - threads0) * 1000.0 / (double)ok : 0, rss2,
+           ok ? (double)(rss2 - rss0) * 1000.0 / (double)ok : 0);
     print_cpu(&cpu0, &cpu1);
     print_common();
     printf("\n");

@@ -66,7 +66,8 @@ static void test_defaults(void) {
     CHECK(cfg.root[0] != '\0');
     CHECK_EQ_INT(cfg.nallow, 0);
     CHECK_EQ_INT(cfg.max_message, 65536);
-    CHECK_EQ_INT(cfg.max_connections, 1000);
+    CHECK_EQ_INT(cfg.max_connections, 10000);
+    CHECK_EQ_INT(cfg.http_threads, 16);
     CHECK_EQ_INT(cfg.outbox, 1048576);
     CHECK_EQ_INT(cfg.ping_interval, 20);
     CHECK_EQ_INT(cfg.rate_limit, 0);
@@ -82,7 +83,7 @@ static void test_defaults(void) {
 static void test_each_flag(void) {
     CHECK_EQ_INT(LOAD("--port", "9000", "--root", "/tmp", "--allow-origin", "http://localhost:3000",
                       "--max-message", "100", "--max-connections", "5", "--outbox", "2048", "--ping-interval", "7",
-                      "--rate-limit", "10", "--max-per-ip", "3", "--threads", "2", "--presence", "off", "--log-level", "debug"),
+                      "--rate-limit", "10", "--max-per-ip", "3", "--threads", "2", "--http-threads", "4", "--presence", "off", "--log-level", "debug"),
                  CONFIG_RUN);
     CHECK_EQ_STR(cfg.port, "9000");
     CHECK_EQ_STR(cfg.root, "/tmp");
@@ -94,6 +95,7 @@ static void test_each_flag(void) {
     CHECK_EQ_INT(cfg.ping_interval, 7);
     CHECK_EQ_INT(cfg.rate_limit, 10);
     CHECK_EQ_INT(cfg.max_per_ip, 3);
+    CHECK_EQ_INT(cfg.http_threads, 4);
     CHECK_EQ_INT(cfg.threads, 2);
     CHECK_EQ_INT(cfg.presence, 0);
     CHECK_EQ_INT(cfg.log_level, SB_LOG_DEBUG);
@@ -130,7 +132,7 @@ static void test_env(void) {
     CHECK_EQ_INT(cfg.log_level, SB_LOG_WARN);
     CHECK_EQ_STR(cfg.root, "/tmp");
     CHECK_EQ_INT(cfg.max_per_ip, 9);
-    CHECK_EQ_INT(cfg.max_connections, 1000); /* untouched ones keep their default */
+    CHECK_EQ_INT(cfg.max_connections, 10000); /* untouched ones keep their default */
     /* a flag wins over its variable */
     CHECK_EQ_INT(LOAD("--port", "7001", "--max-message=5", "--presence", "on", "--log-level", "info"), CONFIG_RUN);
     CHECK_EQ_STR(cfg.port, "7001");
@@ -210,7 +212,9 @@ static void test_bad_values(void) {
     BAD("--max-message", "99999999999999999999999");
     BAD("--max-message", "1073741825");
     BAD("--max-connections", "0");
-    BAD("--max-connections", "60001");
+    BAD("--max-connections", "1000001");
+    BAD("--http-threads", "1");
+    BAD("--http-threads", "1025");
     BAD("--outbox", "1023");
     BAD("--ping-interval", "0");
     BAD("--ping-interval", "86401");
@@ -251,7 +255,7 @@ static void test_help_version(void) {
     CHECK_EQ_INT(LOAD("--help"), CONFIG_EXIT_OK);
     CHECK(strncmp(out_text, "usage: switchboard", 18) == 0);
     const char *flags[] = {"--port", "--root", "--allow-origin", "--max-message", "--max-connections", "--outbox",
-                           "--ping-interval", "--rate-limit", "--max-per-ip", "--threads", "--presence", "--log-level",
+                           "--ping-interval", "--rate-limit", "--max-per-ip", "--threads", "--http-threads", "--presence", "--log-level",
                            "--healthcheck", "SWITCHBOARD_PORT"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!CHECK(strstr(out_text, flags[i]) != NULL)) fprintf(stderr, "    missing %s\n", flags[i]);

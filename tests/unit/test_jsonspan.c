@@ -107,6 +107,23 @@ static void test_depth(void) {
     free(text);
 }
 
+static int shape(const char *text, int max_depth, int flags) {
+    return jsonspan_shape_ok(text, strlen(text), max_depth, flags);
+}
+
+/* The shape check before cJSON: brackets inside strings are not nesting, escaped quotes do not end a
+ * string, and \u0000 is refused only when asked. */
+static void test_shape(void) {
+    CHECK(shape("[[[]]]", 3, 0));
+    CHECK(!shape("[[[[]]]]", 3, 0));
+    CHECK(shape("\"[[[[\"", 1, 0));
+    CHECK(shape("\"\\\"[[[[\"", 1, 0));
+    CHECK(shape("{\"sub\":\"al\\u0000x\"}", 4, 0));
+    CHECK(!shape("{\"sub\":\"al\\u0000x\"}", 4, JSONSPAN_NO_ESCAPED_NUL));
+    CHECK(shape("{\"sub\":\"al\\\\u0000x\"}", 4, JSONSPAN_NO_ESCAPED_NUL));
+    CHECK(shape("\"\\", 1, JSONSPAN_NO_ESCAPED_NUL));
+}
+
 /* Every prefix of a message: no read past the end, and a value not yet followed by , or } is never found. */
 static void test_prefixes(void) {
     const char *full = "{\"type\":\"send\",\"d\\u0061ta\":{\"k\":[1,\"x\\\"y\",null]},\"to\":\"bob\"}";
@@ -124,6 +141,7 @@ int main(void) {
     test_where_the_member_is();
     test_not_strict();
     test_depth();
+    test_shape();
     test_prefixes();
     return check_done();
 }

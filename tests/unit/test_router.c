@@ -269,10 +269,6 @@ static void test_nesting(void) {
     say(&a, text);
     EXPECT(&a, "{\"type\":\"pong\"}");
     EXPECT_NONE(&a);
-    CHECK(router_depth_ok("[[[]]]", 6, 3));
-    CHECK(!router_depth_ok("[[[[]]]]", 8, 3));
-    CHECK(router_depth_ok("\"[[[[\"", 6, 1));
-    CHECK(router_depth_ok("\"\\\"[[[[\"", 8, 1));
     peer_close(&w, &b, 1);
     peer_close(&w, &a, 1);
 }

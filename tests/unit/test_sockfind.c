@@ -6,7 +6,8 @@
  * released; anything else (another port, another server port, another address, the client's own end
  * whose peer is the listener) gives -1. Enough connections are made that claimed descriptors fill a
  * whole 64-bit word of the claimed set, which the scan skips. Four threads racing to claim the same
- * connections must share them out, each to exactly one. */
+ * connections must share them out, each to exactly one. A take swaps the number CivetWeb holds for
+ * one that reads EOF and gives the caller the connection under a new number. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -219,6 +220,43 @@ static void test_ipv6(void) {
     net_close(&n, 2);
 }
 
+/* Taking a connection: the caller gets the TCP connection under a new descriptor, and the number
+ * CivetWeb held reads EOF at once while the connection itself goes on; whatever happens to the old
+ * number (written, shut down, closed) does not reach the client. sockfind_close ends it. */
+static void test_take(void) {
+    struct net n;
+    if (!CHECK_EQ_INT(net_open(&n, AF_INET, 2), 0)) return;
+    struct sockfind *sf = sockfind_new();
+    int eof = sockfind_eof_socket();
+    CHECK(eof >= 0);
+    int old = n.accepted[0];
+    int mine = sockfind_take(sf, n.ip, n.client_port[0], n.server_port, eof);
+    CHECK(mine >= 0 && mine != old);
+    CHECK_EQ_INT(sockfind_take(sf, n.ip, n.client_port[0], n.server_port, eof), -1); /* taken: claimed, and the old number is the dummy */
+    char c = 0;
+    CHECK_EQ_INT((int)recv(old, &c, 1, MSG_DONTWAIT), 0);   /* the old number: EOF at once */
+    CHECK_EQ_INT((int)send(old, "x", 1, MSG_NOSIGNAL), -1); /* and writes go nowhere */
+    shutdown(old, SHUT_RDWR);
+    close(old);
+    CHECK_EQ_INT((int)send(n.client[0], "hi", 2, 0), 2);
+    char buf[4] = "";
+    CHECK_EQ_INT((int)recv(mine, buf, sizeof buf, 0), 2);
+    CHECK(memcmp(buf, "hi", 2) == 0);
+    CHECK_EQ_INT((int)send(mine, "ok", 2, MSG_NOSIGNAL), 2);
+    CHECK_EQ_INT((int)recv(n.client[0], buf, sizeof buf, 0), 2);
+    CHECK(memcmp(buf, "ok", 2) == 0);
+    /* the other connection is untouched and still found */
+    CHECK_EQ_INT(sockfind_claim(sf, n.ip, n.client_port[1], n.server_port), n.accepted[1]);
+    sockfind_close(sf, mine);
+    CHECK_EQ_INT((int)recv(n.client[0], buf, sizeof buf, 0), 0); /* the client sees the end only now */
+    close(n.client[0]);
+    close(n.client[1]);
+    close(n.accepted[1]);
+    close(n.listener);
+    close(eof);
+    sockfind_free(sf);
+}
+
 /* A claim that finds nothing tries every descriptor number below RLIMIT_NOFILE, which sockfind_new
  * reads; containers often allow a million, which would make the failing claims here take minutes. */
 static void limit_descriptors(void) {
@@ -237,5 +275,6 @@ int main(void) {
     test_many();
     test_concurrent_claims();
     test_ipv6();
+    test_take();
     return check_done();
 }
