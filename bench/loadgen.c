@@ -859,11 +859,12 @@ static int past_deadline(void) { return now_us() >= G.deadline; }
  * welcomed or failed, or cap_us passes. Returns the time it took in µs. */
 static int64_t connect_range(size_t from, size_t to, int64_t cap_us) {
     int64_t start = now_us(), until = start + cap_us;
-    size_t next = from;
+    size_t next = from, settled = from; /* every connection below `settled` is welcomed or done, for good */
     for (;;) {
         while (next < to && G.connecting < (size_t)G.o.concurrency) ws_start(&G.conns[next++]);
+        while (settled < next && (G.conns[settled].state == WS_DONE || G.conns[settled].welcomed)) settled++;
         size_t pending = to - next;
-        for (size_t i = from; i < next; i++) {
+        for (size_t i = settled; i < next; i++) { /* not from `from`: that made 18,000 connections quadratic */
             struct ws *c = &G.conns[i];
             if (c->state != WS_DONE && !c->welcomed) pending++;
         }
