@@ -15,7 +15,7 @@
 #define CONFIG_MAX_ORIGINS 32
 #define CONFIG_TEXT_MAX 512
 
-#define CONFIG_HTTP_THREADS_MIN_AUTO 4  /* --http-threads 0: at least this many */
+#define CONFIG_HTTP_THREADS_MIN_AUTO 8  /* --http-threads 0: at least this many */
 #define CONFIG_HTTP_THREADS_MAX_AUTO 16 /* and at most this many */
 
 struct config {
