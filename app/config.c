@@ -37,8 +37,8 @@ static const struct option_def options[] = {
      "largest message accepted; bigger ones are closed 1009"},
     {"--max-connections", "SWITCHBOARD_MAX_CONNECTIONS", OPT_LONG, FIELD(max_connections), 1, 1000000, "10000", "N",
      "WebSockets open at once; more get HTTP 503 (also bounded by the open-file limit)"},
-    {"--http-threads", "SWITCHBOARD_HTTP_THREADS", OPT_LONG, FIELD(http_threads), 2, 1024, "16", "N",
-     "threads serving HTTP requests and WebSocket handshakes (open WebSockets hold none)"},
+    {"--http-threads", "SWITCHBOARD_HTTP_THREADS", OPT_LONG, FIELD(http_threads), 0, 1024, "0", "N",
+     "threads serving HTTP requests and WebSocket handshakes (open WebSockets hold none); 0 = two per CPU, 8 to 16"},
     {"--outbox", "SWITCHBOARD_OUTBOX", OPT_LONG, FIELD(outbox), 1024, 1L << 32, "1048576", "BYTES",
      "unsent bytes per connection before it is closed 1008"},
     {"--ping-interval", "SWITCHBOARD_PING_INTERVAL", OPT_LONG, FIELD(ping_interval), 1, 86400, "20", "SECONDS",
@@ -369,6 +369,23 @@ static int read_api_key(struct config *cfg, char *err, size_t cap) {
     return 0;
 }
 
+/* --http-threads 0: two workers per CPU, at least CONFIG_HTTP_THREADS_MIN_AUTO (a few slow clients, each
+ * holding a worker up to request_timeout_ms, must not stall every handshake: test_limits' slowloris
+ * case holds 6), at most CONFIG_HTTP_THREADS_MAX_AUTO: a handshake is ~100 µs of CPU, and workers
+ * beyond the CPUs only add wake-ups and context switches to each one (docs/BENCHMARKS.md). */
+static int resolve_http_threads(struct config *cfg, char *err, size_t cap) {
+    if (cfg->http_threads == 1) {
+        snprintf(err, cap, "--http-threads: '1' is not 0 (two per CPU) or a whole number from 2 to 1024");
+        return -1;
+    }
+    if (cfg->http_threads == 0) {
+        long n = 2 * sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->http_threads = n < CONFIG_HTTP_THREADS_MIN_AUTO ? CONFIG_HTTP_THREADS_MIN_AUTO
+                            : n > CONFIG_HTTP_THREADS_MAX_AUTO ? CONFIG_HTTP_THREADS_MAX_AUTO : n;
+    }
+    return 0;
+}
+
 static int resolve_api_key(struct config *cfg, char *err, size_t cap) {
     if (!cfg->api_key_file[0]) return 0;
     if (cfg->api_key[0]) {
@@ -384,6 +401,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
                                ? CONFIG_EXIT_USAGE
                                : parse_args(cfg, argc, argv, err, sizeof err);
     if (r == CONFIG_RUN && resolve_api_key(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
+    if (r == CONFIG_RUN && resolve_http_threads(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
     if (r == CONFIG_RUN && !cfg->node_id[0]) default_node_id(cfg);
     if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);

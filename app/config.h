@@ -15,6 +15,9 @@
 #define CONFIG_MAX_ORIGINS 32
 #define CONFIG_TEXT_MAX 512
 
+#define CONFIG_HTTP_THREADS_MIN_AUTO 8  /* --http-threads 0: at least this many */
+#define CONFIG_HTTP_THREADS_MAX_AUTO 16 /* and at most this many */
+
 struct config {
     char port[64];               /* CivetWeb listening_ports: "8080" or "127.0.0.1:8080" */
     char root[PATH_MAX];         /* static files; "" until config_load picks the default */
@@ -29,7 +32,7 @@ struct config {
     long max_rooms;              /* rooms per connection */
     long max_user_conns;         /* connections per user */
     long threads;                /* event loops; 0 = one per CPU */
-    long http_threads;           /* CivetWeb's worker pool */
+    long http_threads;           /* CivetWeb's worker pool; config_load resolves 0 (two per CPU) */
     int presence;                /* presence events and user lists */
     enum sb_log_level log_level;
     char redis[CONFIG_TEXT_MAX]; /* redis://... : run as a node of a cluster; "" = alone */

@@ -366,6 +366,7 @@ int loops_adopt(struct loops *ls, struct loop_conn *c, int fd, const struct loop
     c->max_payload = max_payload;
     pthread_mutex_lock(&lp->mail_lock);
     int ok = !lp->stopping;
+    int wake_it = ok && !lp->mail && !lp->kicks; /* else a wake is already on its way (as in loop_kick) */
     if (ok) {
         __atomic_store_n(&c->loop, lp, __ATOMIC_RELEASE);
         c->mail_next = lp->mail;
@@ -373,7 +374,7 @@ int loops_adopt(struct loops *ls, struct loop_conn *c, int fd, const struct loop
     }
     pthread_mutex_unlock(&lp->mail_lock);
     if (!ok) return -1;
-    wake(lp);
+    if (wake_it) wake(lp);
     return 0;
 }
 
@@ -381,7 +382,7 @@ void loop_kick(struct loop_conn *c) {
     struct loop *lp = __atomic_load_n(&c->loop, __ATOMIC_ACQUIRE);
     if (!lp) return; /* not adopted yet: `add` settles it anyway */
     pthread_mutex_lock(&lp->mail_lock);
-    int wake_it = !lp->kicks; /* else a wake is already on its way */
+    int wake_it = !lp->kicks && !lp->mail; /* else a wake is already on its way */
     if (!c->kicked) {
         c->kicked = 1;
         c->kick_next = lp->kicks;

@@ -19,14 +19,21 @@
  * number, so when CivetWeb accepted the connection every number below it was open; the search visits
  * the unclaimed numbers from 0 up and stops at the connection. Claimed numbers (the loops' sockets)
  * are skipped a 64-bit word at a time, and runs of full words 4096 numbers at a time through a second
- * level of the bitmap. What is left to visit: the server's own descriptors (listener, epoll, eventfds,
- * log files), HTTP connections in flight (at most --http-threads plus CivetWeb's queue), dummies not
- * yet closed, and numbers freed by WebSockets that closed since the accept: one getpeername each.
- * A connection found nowhere below the highest number ever claimed plus SOCKFIND_SLACK (only when
- * far more requests are in flight than that) is looked for in /proc/self/fd, which lists every open
- * descriptor: correct, and O(open descriptors), so it is the exception.
+ * level of the bitmap. What is left: the server's own descriptors (listener, epoll, eventfds, log
+ * files), HTTP connections in flight (at most --http-threads plus CivetWeb's queue), dummies not yet
+ * closed, and numbers freed by WebSockets that closed since the accept. Each search remembers what it
+ * saw at each of those (a hint per descriptor below SOCKFIND_HINTS_MAX: the peer's address and port as
+ * a 64-bit tag, or "no peer" for a listener or a non-socket, or "unknown" for a closed number or a
+ * dummy, both about to become a new connection), so the next search calls getpeername only where the
+ * hint is unknown or names the wanted peer: about one call per new connection instead of one per
+ * descriptor in the way. Hints are only an order: a number closed and reused behind sockfind's back
+ * (an HTTP connection's) keeps a stale hint, so a first pass that finds nothing is followed by a second
+ * over the descriptors the hints ruled out, which refreshes them. A take or a release resets its
+ * numbers' hints. A connection found nowhere below the highest number ever claimed plus SOCKFIND_SLACK
+ * (only when far more requests are in flight than that) is looked for in /proc/self/fd, which lists
+ * every open descriptor: correct, and O(open descriptors), so it is the exception.
  *
- * Thread-safe: `lock` guards the claimed set. */
+ * Thread-safe: `lock` guards the claimed set and the hints. */
 #ifndef SB_SOCKFIND_H
 #define SB_SOCKFIND_H
 

@@ -57,6 +57,7 @@
 #define LG_PROBE_TIMEOUT_US 5000000
 #define LG_STALE_US 2000000          /* fanout: a message not complete after this leaves the window */
 #define LG_MAX_DATA 65000
+#define LG_TOKEN_MAX 4096            /* --tokens: longest token line */
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -224,7 +225,7 @@ struct stats {
 };
 
 struct options {
-    const char *scenario, *host, *path;
+    const char *scenario, *host, *path, *tokens;
     int port, pid;
     int port2;        /* receivers connect here when set: cross-node runs against a cluster */
     long n, pairs, size, window, concurrency;
@@ -239,6 +240,8 @@ static struct {
     struct sockaddr_in addr, addr2;
     struct ws *conns;
     size_t nconns, connecting, open;
+    char **tokens;                 /* --tokens: connection i sends tokens[i % ntokens] */
+    size_t ntokens;
     int64_t last_rx;  /* when the last byte of any connection arrived */
     struct stats st;
     int64_t next_sample;           /* when /proc is read next */
@@ -396,11 +399,13 @@ static void ws_connected(struct ws *c) {
     snprintf(cat, sizeof cat, "%s%s", key, ws_guid);
     sha1((const uint8_t *)cat, strlen(cat), digest);
     base64(digest, sizeof digest, c->accept);
-    char req[512];
+    char req[LG_TOKEN_MAX + 512];
+    const char *param = G.ntokens ? "token" : "user";
+    const char *value = G.ntokens ? G.tokens[(size_t)(c - G.conns) % G.ntokens] : c->name;
     int n = snprintf(req, sizeof req,
-                     "GET %s?user=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "GET %s?%s=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     G.o.path, c->name, G.o.host, G.o.port, key);
+                     G.o.path, param, value, G.o.host, G.o.port, key);
     c->state = WS_HANDSHAKE;
     buf_reserve(&c->out, (size_t)n);
     memcpy(c->out.p + c->out.len, req, (size_t)n);
@@ -856,11 +861,12 @@ static int past_deadline(void) { return now_us() >= G.deadline; }
  * welcomed or failed, or cap_us passes. Returns the time it took in µs. */
 static int64_t connect_range(size_t from, size_t to, int64_t cap_us) {
     int64_t start = now_us(), until = start + cap_us;
-    size_t next = from;
+    size_t next = from, settled = from; /* every connection below `settled` is welcomed or done, for good */
     for (;;) {
         while (next < to && G.connecting < (size_t)G.o.concurrency) ws_start(&G.conns[next++]);
+        while (settled < next && (G.conns[settled].state == WS_DONE || G.conns[settled].welcomed)) settled++;
         size_t pending = to - next;
-        for (size_t i = from; i < next; i++) {
+        for (size_t i = settled; i < next; i++) { /* not from `from`: that made 18,000 connections quadratic */
             struct ws *c = &G.conns[i];
             if (c->state != WS_DONE && !c->welcomed) pending++;
         }
@@ -1158,11 +1164,12 @@ static int scenario_conns(void) {
         threads1, still, G.o.hold_s);
     printf("RESULT scenario=conns n=%ld ok=%d upgraded=%zu opened=%zu still_open=%zu connect_ms=%.0f connect_per_s=%.0f settle_ms=%.0f"
            " settled=%d rss0_kb=%" PRId64 " rss_kb=%" PRId64 " rss_per_1000_kb=%.0f threads0=%" PRId64 " threads=%" PRId64
-           " threads_per_1000=%.1f rss_held_kb=%" PRId64 " rss_held_per_1000_kb=%.0f",
+           " threads_per_1000=%.1f rss_held_kb=%" PRId64 " rss_held_per_1000_kb=%.0f server_cpu_us_per_conn=%.1f",
            n, ok == (size_t)n && still == (size_t)n, upgraded, ok, still, (double)took / 1000, rate, (double)settled / 1000, quiet,
            rss0, rss1, ok ? (double)(rss1 - rss0) * 1000.0 / (double)ok : 0, threads0, threads1,
            ok ? (double)(threads1 - threads0) * 1000.0 / (double)ok : 0, rss2,
-           ok ? (double)(rss2 - rss0) * 1000.0 / (double)ok : 0);
+           ok ? (double)(rss2 - rss0) * 1000.0 / (double)ok : 0,
+           ok && cpu0.server >= 0 && cpu1.server >= 0 ? (cpu1.server - cpu0.server) * 1e6 / (double)ok : 0);
     print_cpu(&cpu0, &cpu1);
     print_common();
     printf("\n");
@@ -1170,6 +1177,24 @@ static int scenario_conns(void) {
 }
 
 /*---- command line ----*/
+
+/* --tokens FILE: one token per line (blank lines skipped), sent as ?token= instead of ?user=. */
+static void read_tokens(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) die("--tokens %s: %s", path, strerror(errno));
+    char line[LG_TOKEN_MAX + 2];
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        if (len == 0) continue;
+        if (len > LG_TOKEN_MAX) die("--tokens %s: a token longer than %d bytes", path, LG_TOKEN_MAX);
+        line[len] = '\0';
+        G.tokens = xrealloc(G.tokens, (G.ntokens + 1) * sizeof *G.tokens);
+        G.tokens[G.ntokens] = xrealloc(NULL, len + 1);
+        memcpy(G.tokens[G.ntokens++], line, len + 1);
+    }
+    fclose(f);
+    if (!G.ntokens) die("--tokens %s: no token in it", path);
+}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -1195,6 +1220,8 @@ static void usage(FILE *out) {
             "  --hold S            conns: seconds to hold the connections open (1)\n"
             "  --settle-cap S      conns: cap on connecting plus settling (12)\n"
             "  --concurrency K     handshakes in progress at once (200)\n"
+            "  --tokens FILE       send ?token=LINE instead of ?user=NAME: connection i (c<i> in conns) gets\n"
+            "                      line i modulo the count (mint each with the connection's name as sub)\n"
             "  --deadline S        the whole run's cap; loadgen exits by then (20)\n");
 }
 
@@ -1245,6 +1272,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--scenario") == 0) o.scenario = v;
         else if (strcmp(a, "--host") == 0) o.host = v;
         else if (strcmp(a, "--path") == 0) o.path = v;
+        else if (strcmp(a, "--tokens") == 0) o.tokens = v;
         else if (strcmp(a, "--port") == 0) o.port = atoi(v);
         else if (strcmp(a, "--port2") == 0) o.port2 = atoi(v);
         else if (strcmp(a, "--pid") == 0) o.pid = atoi(v);
@@ -1276,6 +1304,7 @@ int main(int argc, char **argv) {
     if (o.size < 48 || o.size > LG_MAX_DATA) die("--size must be 48..%d", LG_MAX_DATA);
     if (o.n < 1 || o.pairs < 1 || o.window < 1 || o.concurrency < 1) die("counts must be positive");
     G.o = o;
+    if (o.tokens) read_tokens(o.tokens);
     raise_nofile();
     rng_state ^= (uint64_t)now_us() * 2654435761u ^ (uint64_t)getpid();
     G.t0 = now_us();

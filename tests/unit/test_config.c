@@ -67,7 +67,8 @@ static void test_defaults(void) {
     CHECK_EQ_INT(cfg.nallow, 0);
     CHECK_EQ_INT(cfg.max_message, 65536);
     CHECK_EQ_INT(cfg.max_connections, 10000);
-    CHECK_EQ_INT(cfg.http_threads, 16);
+    long auto_threads = 2 * sysconf(_SC_NPROCESSORS_ONLN); /* --http-threads 0: two per CPU, 8 to 16 */
+    CHECK_EQ_INT(cfg.http_threads, auto_threads < 8 ? 8 : auto_threads > 16 ? 16 : auto_threads);
     CHECK_EQ_INT(cfg.outbox, 1048576);
     CHECK_EQ_INT(cfg.ping_interval, 20);
     CHECK_EQ_INT(cfg.rate_limit, 0);

@@ -257,6 +257,33 @@ static void test_take(void) {
     sockfind_free(sf);
 }
 
+/* A search remembers what it saw at each descriptor, to skip it next time; a number closed and reused
+ * by another connection behind its back (no take, no release) is still found, and so is a connection
+ * whose number a failed search saw as a dummy or as not open at all. */
+static void test_stale_hints(void) {
+    struct net n;
+    if (!CHECK_EQ_INT(net_open(&n, AF_INET, 3), 0)) return;
+    struct sockfind *sf = sockfind_new();
+    CHECK_EQ_INT(sockfind_claim(sf, n.ip, 1, n.server_port), -1); /* looks at everything, remembers it */
+    struct sockaddr_storage a;
+    socklen_t alen = loopback(&n, &a, n.server_port);
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ_INT(connect(client, (struct sockaddr *)&a, alen), 0);
+    int reused = n.accepted[1];
+    close(n.accepted[1]); /* behind sockfind's back: its hint still names client 1 */
+    int accepted = accept(n.listener, NULL, NULL);
+    CHECK_EQ_INT(accepted, reused); /* the lowest free number */
+    CHECK_EQ_INT(sockfind_claim(sf, n.ip, port_of(client, 0), n.server_port), accepted);
+    CHECK_EQ_INT(sockfind_claim(sf, n.ip, n.client_port[1], n.server_port), -1);
+    CHECK_EQ_INT(sockfind_claim(sf, n.ip, n.client_port[2], n.server_port), n.accepted[2]);
+    CHECK_EQ_INT(sockfind_claim(sf, n.ip, n.client_port[0], n.server_port), n.accepted[0]);
+    sockfind_free(sf);
+    close(client);
+    close(accepted);
+    n.accepted[1] = -1;
+    net_close(&n, 3);
+}
+
 /* A claim that finds nothing tries every descriptor number below RLIMIT_NOFILE, which sockfind_new
  * reads; containers often allow a million, which would make the failing claims here take minutes. */
 static void limit_descriptors(void) {
@@ -276,5 +303,6 @@ int main(void) {
     test_concurrent_claims();
     test_ipv6();
     test_take();
+    test_stale_hints();
     return check_done();
 }
