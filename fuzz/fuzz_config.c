@@ -39,7 +39,8 @@ static void check_bounds(void) {
     FUZZ_CHECK(memchr(cfg.port, '\0', sizeof cfg.port) && cfg.port[0]);
     FUZZ_CHECK(cfg.root[0] != '\0');
     FUZZ_CHECK(cfg.max_message >= 1 && cfg.max_message <= 1L << 30);
-    FUZZ_CHECK(cfg.max_connections >= 1 && cfg.max_connections <= 60000);
+    FUZZ_CHECK(cfg.max_connections >= 1 && cfg.max_connections <= 1000000);
+    FUZZ_CHECK(cfg.http_threads >= 2 && cfg.http_threads <= 1024);
     FUZZ_CHECK(cfg.outbox >= 1024 && cfg.ping_interval >= 1 && cfg.rate_limit >= 0 && cfg.max_per_ip >= 0);
     FUZZ_CHECK(cfg.presence == 0 || cfg.presence == 1);
     FUZZ_CHECK(cfg.log_level >= SB_LOG_ERROR && cfg.log_level <= SB_LOG_DEBUG);
