@@ -30,10 +30,11 @@
 #define CLUSTER_STACK (256 * 1024)
 #define CLUSTER_ROUTE_MAX 32 /* nodes one targeted message is published to; past it, dropped and counted */
 
-enum item_kind { IT_PUBLISH, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN };
+enum item_kind { IT_PUBLISH, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN, IT_MEMBER_UP, IT_MEMBER_DOWN };
+#define MEMBER_KEY_MAX (2 * SB_NAME_MAX + 2) /* "ROOM USER" and its NUL */
 
 /* One thing for the engine thread to tell Redis. IT_PUBLISH: buf holds the channel then the payload;
- * the others: buf holds the user's or room's name. */
+ * the others: buf holds the user's or room's name, or a member's "ROOM USER". */
 struct item {
     struct item *next;
     enum item_kind kind;
@@ -54,7 +55,7 @@ struct cluster {
     pthread_t thread;
     int started;
 
-    pthread_mutex_t lock; /* guards the fields down to `local_rooms` */
+    pthread_mutex_t lock; /* guards the fields down to `local_members` */
     struct item *q_head, *q_tail;
     size_t q_bytes;
     int up;               /* both connections ready: hooks queue; else they drop */
@@ -62,6 +63,7 @@ struct cluster {
     int reregister;       /* a presence change was not queued: register every local user again */
     struct dict *local;   /* this node's users; values unused */
     struct dict *local_rooms; /* this node's rooms with members; values unused */
+    struct dict *local_members; /* "ROOM USER" for each user with a connection in ROOM here; values unused */
 
     struct peers *peers;  /* the other nodes' presence; its own lock */
     size_t inflight;      /* atomic reads (gauges); written by the engine thread */
@@ -206,6 +208,32 @@ static void hook_room_local(void *ctx, const char *room, int up) {
     local_change(c, c->local_rooms, up ? IT_ROOM_UP : IT_ROOM_DOWN, room, up);
 }
 
+static void hook_room_user_local(void *ctx, const char *room, const char *user, int up) {
+    struct cluster *c = ctx;
+    char key[MEMBER_KEY_MAX];
+    snprintf(key, sizeof key, "%s %s", room, user);
+    local_change(c, c->local_members, up ? IT_MEMBER_UP : IT_MEMBER_DOWN, key, up);
+}
+
+/* The API's disconnect goes to every node on PREFIX.all; `closed` counts the nodes the table knows
+ * have the user. */
+static long hook_close_user(void *ctx, const char *user, uint16_t code, const char *reason) {
+    struct cluster *c = ctx;
+    char head[CLUSTER_HEAD_MAX], body[CLUSTER_REASON_MAX + 8];
+    size_t hlen = cluster_msg_head(head, 'D', 0, c->node, user), blen = cluster_close_body(body, code, reason);
+    struct item *it = item_new(IT_PUBLISH, c->ch_all, strlen(c->ch_all), head, hlen, body, blen);
+    if (!it || enqueue(c, it) < 0) {
+        metrics_add(M_CLUSTER_DROPPED, 1);
+        return -1;
+    }
+    return (long)peers_having(c->peers, 0, user, NULL, 0);
+}
+
+static void hook_room_users(void *ctx, const char *room, void (*add)(void *arg, const char *user), void *arg) {
+    struct cluster *c = ctx;
+    peers_room_users(c->peers, room, add, arg);
+}
+
 static int hook_redis_up(void *ctx) {
     struct cluster *c = ctx;
     pthread_mutex_lock(&c->lock);
@@ -241,18 +269,32 @@ static void forget_node(struct cluster *c, const char *id) {
 }
 
 static void node_event(struct cluster *c, const struct cluster_msg *m) {
-    int room = m->kind == 'E' || m->kind == 'X', up = m->kind == 'J' || m->kind == 'E';
+    int room = m->kind == 'E' || m->kind == 'X', up = m->kind == 'J' || m->kind == 'E' || m->kind == 'M';
+    if (m->kind == 'M' || m->kind == 'N') {
+        char key[MEMBER_KEY_MAX];
+        snprintf(key, sizeof key, "%s %.*s", m->target, (int)m->body_len, m->body); /* parse checked the name */
+        peers_event(c->peers, m->node, m->seq, key, PEERS_MEMBER, up);
+        return;
+    }
     if (peers_event(c->peers, m->node, m->seq, m->target, room, up) && !room) hub_remote_user(c->hub, m->target, up ? 1 : -1);
 }
 
-static void node_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users, struct dict *rooms) {
+static void node_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users, struct dict *rooms,
+                          struct dict *members) {
     struct names joined = {0}, left = {0};
-    peers_snapshot(c->peers, id, seq, users, rooms, &joined, &left);
+    peers_snapshot(c->peers, id, seq, users, rooms, members, &joined, &left);
     names_apply(c, &joined, 1);
     names_apply(c, &left, -1);
 }
 
 /* ---- inbound: messages from the subscriber connection ---- */
+
+/* The API's disconnect, from another node: this node closes the user's connections here. */
+static void close_local(struct cluster *c, const struct cluster_msg *m) {
+    uint16_t code;
+    char reason[CLUSTER_REASON_MAX + 1];
+    if (cluster_close_parse(m->body, m->body_len, &code, reason) == 0) hub_close_local_user(c->hub, m->target, code, reason);
+}
 
 static void deliver_message(struct cluster *c, const struct cluster_msg *m) {
     if (!utf8_valid((const uint8_t *)m->body, m->body_len)) return; /* a text frame must be UTF-8 */
@@ -280,8 +322,9 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
         return;
     }
     if (strcmp(m.node, c->node) == 0) return; /* ours: delivered locally already */
-    if (strchr("JLEX", m.kind)) node_event(c, &m);
+    if (strchr("JLEXMN", m.kind)) node_event(c, &m);
     else if (m.kind == 'S') fetch_node(c, m.node);
+    else if (m.kind == 'D') close_local(c, &m);
     else deliver_message(c, &m);
 }
 
@@ -324,9 +367,23 @@ static void announce(struct cluster *c, char kind, const char *user) {
     metrics_add(M_CLUSTER_PUBLISHES, 1);
 }
 
-/* A user or room of this node came or went: the hash, atomically, then the event. */
+/* An M or N event for "ROOM USER": the room is the target, the user the body. */
+static void announce_member(struct cluster *c, const char *key, int up) {
+    char payload[CLUSTER_HEAD_MAX + SB_NAME_MAX + 1], room[SB_NAME_MAX + 1];
+    const char *space = strchr(key, ' ');
+    if (!space) return;
+    snprintf(room, sizeof room, "%.*s", (int)(space - key), key);
+    size_t n = cluster_msg_head(payload, up ? 'M' : 'N', c->seq, c->node, room);
+    snprintf(payload + n, sizeof payload - n, "%s", space + 1);
+    const char *argv[] = {"PUBLISH", c->ch_presence, payload};
+    command(c, NULL, NULL, 3, argv, NULL);
+    metrics_add(M_CLUSTER_PUBLISHES, 1);
+}
+
+/* A user, room or room member ("ROOM USER", room = PEERS_MEMBER) of this node came or went: the
+ * hash, atomically, then the event. */
 static void presence_change(struct cluster *c, const char *name, int room, int up) {
-    char seq[24], field[SB_NAME_MAX + 2];
+    char seq[24], field[MEMBER_KEY_MAX + 1];
     snprintf(field, sizeof field, "%s%s", room ? "#" : "", name);
     const char *user = field;
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)++c->seq);
@@ -340,7 +397,8 @@ static void presence_change(struct cluster *c, const char *name, int room, int u
         command(c, NULL, NULL, 4, hset_seq, NULL);
     }
     command(c, NULL, NULL, 1, exec, NULL);
-    announce(c, room ? (up ? 'E' : 'X') : (up ? 'J' : 'L'), name);
+    if (room == PEERS_MEMBER) announce_member(c, name, up);
+    else announce(c, room ? (up ? 'E' : 'X') : (up ? 'J' : 'L'), name);
 }
 
 static void pexpire(struct cluster *c, redisCallbackFn *fn) {
@@ -364,16 +422,17 @@ static void field_add(const char *key, void *value, void *arg) {
     f->v[f->n++] = s;
 }
 
-/* This node's users and rooms as fields of its hash ("NAME", "#ROOM"), copies; NULL when out of
+/* This node's users, rooms and members as fields of its hash ("NAME", "#ROOM", "#ROOM USER"), copies; NULL when out of
  * memory. Takes the lock. */
 static char **local_fields(struct cluster *c, size_t *n) {
     pthread_mutex_lock(&c->lock);
-    size_t cap = dict_size(c->local) + dict_size(c->local_rooms);
+    size_t cap = dict_size(c->local) + dict_size(c->local_rooms) + dict_size(c->local_members);
     struct fields f = {malloc((cap + 1) * sizeof(char *)), 0, cap, ""};
     if (f.v) {
         dict_each(c->local, field_add, &f);
         f.prefix = "#";
         dict_each(c->local_rooms, field_add, &f);
+        dict_each(c->local_members, field_add, &f);
     }
     pthread_mutex_unlock(&c->lock);
     *n = f.n;
@@ -436,6 +495,24 @@ static void on_pexpire(redisAsyncContext *ac, void *r, void *privdata) {
     }
 }
 
+/* A field of a node's hash naming a user or a room (len bytes at name): into d if it is a valid name. */
+static void take_field(struct dict *d, const char *name, size_t len) {
+    if (len <= SB_NAME_MAX && strlen(name) == len && name_valid(name) && !dict_get(d, name)) dict_add(d, name, d);
+}
+
+/* A "ROOM USER" field (after its '#'): into d if both are valid names. */
+static void take_member(struct dict *d, const char *key, size_t len) {
+    const char *space = memchr(key, ' ', len);
+    char room[SB_NAME_MAX + 1], user[SB_NAME_MAX + 1], both[MEMBER_KEY_MAX];
+    size_t rlen = (size_t)(space - key), ulen = len - rlen - 1;
+    if (strlen(key) != len || rlen > SB_NAME_MAX || ulen > SB_NAME_MAX) return;
+    snprintf(room, sizeof room, "%.*s", (int)rlen, key);
+    snprintf(user, sizeof user, "%.*s", (int)ulen, space + 1);
+    if (!name_valid(room) || !name_valid(user)) return;
+    snprintf(both, sizeof both, "%s %s", room, user);
+    if (!dict_get(d, both)) dict_add(d, both, d);
+}
+
 /* A node's hash arrived (privdata: its id, owned). */
 static void on_node(redisAsyncContext *ac, void *r, void *privdata) {
     struct cluster *c = ac->data;
@@ -448,23 +525,20 @@ static void on_node(redisAsyncContext *ac, void *r, void *privdata) {
             command(c, NULL, NULL, 3, srem, NULL);
             forget_node(c, id);
         } else {
-            struct dict *users = dict_new(), *rooms = dict_new();
+            struct dict *users = dict_new(), *rooms = dict_new(), *members = dict_new();
             uint64_t seq = 0;
-            for (size_t i = 0; users && rooms && i + 1 < reply->elements; i += 2) {
+            for (size_t i = 0; users && rooms && members && i + 1 < reply->elements; i += 2) {
                 redisReply *k = reply->element[i], *v = reply->element[i + 1];
                 if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-                int room = k->len > 0 && k->str[0] == '#';
-                const char *name = k->str + room;
-                struct dict *d = room ? rooms : users;
                 if (k->len == 0) seq = strtoull(v->str, NULL, 10);
-                else if (k->len - (size_t)room <= SB_NAME_MAX && strlen(name) == k->len - (size_t)room && name_valid(name) &&
-                         !dict_get(d, name))
-                    dict_add(d, name, d);
+                else if (k->str[0] == '#' && memchr(k->str, ' ', k->len)) take_member(members, k->str + 1, k->len - 1);
+                else take_field(k->str[0] == '#' ? rooms : users, k->str + (k->str[0] == '#'), k->len - (k->str[0] == '#'));
             }
-            if (users && rooms) node_snapshot(c, id, seq, users, rooms);
+            if (users && rooms && members) node_snapshot(c, id, seq, users, rooms, members);
             else {
                 dict_free(users);
                 dict_free(rooms);
+                dict_free(members);
             }
         }
     }
@@ -539,10 +613,11 @@ static void drain(struct cluster *c) {
             command(c, NULL, NULL, 3, argv, lens);
             metrics_add(M_CLUSTER_PUBLISHES, 1);
         } else {
-            char name[SB_NAME_MAX + 1];
+            char name[MEMBER_KEY_MAX];
+            int member = it->kind == IT_MEMBER_UP || it->kind == IT_MEMBER_DOWN;
             snprintf(name, sizeof name, "%.*s", (int)it->a_len, it->buf);
-            presence_change(c, name, it->kind == IT_ROOM_UP || it->kind == IT_ROOM_DOWN,
-                            it->kind == IT_USER_UP || it->kind == IT_ROOM_UP);
+            presence_change(c, name, member ? PEERS_MEMBER : it->kind == IT_ROOM_UP || it->kind == IT_ROOM_DOWN,
+                            it->kind == IT_USER_UP || it->kind == IT_ROOM_UP || it->kind == IT_MEMBER_UP);
         }
         free(it);
     }
@@ -722,6 +797,7 @@ static void cluster_free(struct cluster *c) {
     peers_free(c->peers);
     dict_free(c->local);
     dict_free(c->local_rooms);
+    dict_free(c->local_members);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -767,7 +843,8 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->seq = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     int ok = redis_url_parse(o->url, &c->url, err, cap) == 0 && set_names(c, o, err, cap) == 0;
-    if (ok && (!(c->peers = peers_new()) || !(c->local = dict_new()) || !(c->local_rooms = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+    if (ok && (!(c->peers = peers_new()) || !(c->local = dict_new()) || !(c->local_rooms = dict_new()) ||
+               !(c->local_members = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
                (c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
                epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev) < 0)) {
         snprintf(err, cap, "cluster: %s", strerror(errno ? errno : ENOMEM));
@@ -788,7 +865,8 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->started = 1;
     pthread_setname_np(c->thread, "sb-cluster");
     struct hub_engine e = {c, hook_send_user, hook_broadcast, hook_publish, hook_user_local,
-                           hook_room_local, hook_redis_up, hook_gauges, first_id()};
+                           hook_room_local, hook_redis_up, hook_gauges, first_id(),
+                           hook_room_user_local, hook_close_user, hook_room_users};
     hub_set_engine(h, &e);
     return c;
 }

@@ -331,7 +331,25 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
     return HUB_OK;
 }
 
+/* c's index in its room list, or -1. Called with the hub lock held. */
+static long member_index(const struct conn *c, const char *room) {
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i]->name, room) == 0) return (long)i;
+    return -1;
+}
+
+/* Tells the engine that c's user enters (up) or leaves `room`, unless another of its connections is
+ * in it: a user's connections are few (max_user_conns) and each has few rooms, so this stays short
+ * however large the room. Called with the hub lock held, exclusive. */
+static void member_change(struct hub *h, const struct conn *c, const char *room, int up) {
+    if (!h->engine || !h->engine->room_user_local || !c->u) return;
+    for (size_t i = 0; i < c->u->conns.n; i++)
+        if (c->u->conns.items[i] != c && member_index(c->u->conns.items[i], room) >= 0) return;
+    h->engine->room_user_local(h->engine->ctx, room, c->u->name, up);
+}
+
 static void room_drop_member(struct hub *h, struct room *r, struct conn *c) {
+    member_change(h, c, r->name, 0);
     set_remove(&r->members, c);
     if (r->members.n == 0) {
         if (h->engine) h->engine->room_local(h->engine->ctx, r->name, 0);
@@ -374,13 +392,6 @@ size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {
     if (remote > 0) n += (size_t)remote;
     pthread_rwlock_unlock(&h->lock);
     return n;
-}
-
-/* c's index in its room list, or -1. Called with the hub lock held. */
-static long member_index(const struct conn *c, const char *room) {
-    for (size_t i = 0; i < c->nrooms; i++)
-        if (strcmp(c->rooms[i]->name, room) == 0) return (long)i;
-    return -1;
 }
 
 long hub_publish(struct hub *h, const struct conn *from, const char *room, struct frame *f) {
@@ -431,6 +442,7 @@ static enum hub_status join_locked(struct hub *h, struct conn *c, const char *na
         return HUB_NO_MEMORY;
     }
     if (h->engine && r->members.n == 1) h->engine->room_local(h->engine->ctx, r->name, 1);
+    member_change(h, c, r->name, 1);
     c->rooms[c->nrooms++] = r;
     return HUB_OK;
 }
@@ -463,10 +475,12 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
         metrics_add(M_USER_LIMIT_REFUSALS, 1);
     }
     if (s == HUB_OK) {
+        for (size_t i = 0; i < c->nrooms; i++) member_change(h, c, c->rooms[i]->name, 0);
         if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
         snprintf(c->user, sizeof c->user, "%s", user);
         c->named = 1;
         int first = user_attach(h, c);
+        for (size_t i = 0; first >= 0 && i < c->nrooms; i++) member_change(h, c, c->rooms[i]->name, 1);
         if (first < 0) s = HUB_NO_MEMORY;
         if (first > 0) send_presence(h, c, "join", c->user);
         send_welcome(h, c);
@@ -595,6 +609,21 @@ size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f) 
     return n;
 }
 
+/* Called with the hub lock held. */
+static size_t close_user_locked(struct hub *h, const char *user, uint16_t code, const char *reason) {
+    struct user *u = dict_get(h->users, user);
+    size_t n = 0;
+    for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)outbox_close(h->ob, &u->conns.items[i]->out, code, reason);
+    return n;
+}
+
+size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
+    pthread_rwlock_rdlock(&h->lock);
+    size_t n = close_user_locked(h, user, code, reason);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
 void hub_remote_user(struct hub *h, const char *user, int delta) {
     pthread_rwlock_wrlock(&h->lock);
     struct user *u = dict_get(h->users, user);
@@ -648,12 +677,48 @@ char *hub_users_json(struct hub *h, size_t *len) {
 
 static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-/* The distinct users of a room's members, sorted. Called with the hub lock held. */
-static char *room_users_locked(const struct room *r, size_t *len) {
-    const char **names = malloc((r && r->members.n ? r->members.n : 1) * sizeof *names);
-    size_t n = 0, text_len = 0;
-    if (!names) return NULL;
-    for (size_t k = 0; r && k < r->members.n; k++) names[n++] = r->members.items[k]->user;
+/* A room's users: this node's members (pointers into the hub) and the other nodes' (copies). */
+struct room_names {
+    const char **v;
+    size_t n, cap, local;
+    int failed;
+};
+
+static void room_names_add(void *arg, const char *user) {
+    struct room_names *x = arg;
+    if (x->n == x->cap) {
+        size_t cap = x->cap * 2;
+        const char **v = realloc(x->v, cap * sizeof *v);
+        if (!v) {
+            x->failed = 1;
+            return;
+        }
+        x->v = v;
+        x->cap = cap;
+    }
+    char *copy = strdup(user);
+    if (copy) x->v[x->n++] = copy;
+    else x->failed = 1;
+}
+
+/* The distinct users of a room's members here and, with an engine, on the other nodes, sorted.
+ * Called with the hub lock held. */
+static char *room_users_locked(struct hub *h, const char *room, const struct room *r, size_t *len) {
+    struct room_names x = {NULL, 0, (r && r->members.n ? r->members.n : 0) + 16, 0, 0};
+    if (!(x.v = malloc(x.cap * sizeof *x.v))) return NULL;
+    for (size_t k = 0; r && k < r->members.n; k++) x.v[x.n++] = r->members.items[k]->user;
+    x.local = x.n;
+    if (h->engine && h->engine->room_users) h->engine->room_users(h->engine->ctx, room, room_names_add, &x);
+    const char **names = x.v;
+    size_t n = x.n, text_len = 0;
+    char **copies = x.failed || n > x.local ? malloc((n - x.local + 1) * sizeof *copies) : NULL;
+    for (size_t k = x.local; copies && k < n; k++) copies[k - x.local] = (char *)names[k];
+    if (x.failed || (n > x.local && !copies)) {
+        for (size_t k = x.local; k < n; k++) free((char *)names[k]);
+        free(copies);
+        free(names);
+        return NULL;
+    }
     qsort(names, n, sizeof *names, by_name);
     size_t kept = 0;
     for (size_t k = 0; k < n; k++) {
@@ -662,22 +727,26 @@ static char *room_users_locked(const struct room *r, size_t *len) {
         text_len += strlen(names[k]);
     }
     char *text = names_json(names, kept, text_len, len);
+    for (size_t k = 0; k < n - x.local; k++) free(copies[k]);
+    free(copies);
     free(names);
     return text;
 }
 
 char *hub_room_users_json(struct hub *h, const char *room, size_t *len) {
     pthread_rwlock_rdlock(&h->lock);
-    char *text = room_users_locked(dict_get(h->rooms, room), len);
+    char *text = room_users_locked(h, room, dict_get(h->rooms, room), len);
     pthread_rwlock_unlock(&h->lock);
     return text;
 }
 
 size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
     pthread_rwlock_rdlock(&h->lock);
-    struct user *u = dict_get(h->users, user);
-    size_t n = 0;
-    for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)outbox_close(h->ob, &u->conns.items[i]->out, code, reason);
+    size_t n = close_user_locked(h, user, code, reason);
+    /* Told to every node whatever the table says, so a connection made elsewhere a moment ago closes
+     * too; `closed` counts the nodes the table knows have the user, as `delivered` does for a send. */
+    long remote = h->engine && h->engine->close_user ? h->engine->close_user(h->engine->ctx, user, code, reason) : 0;
+    if (remote > 0) n += (size_t)remote;
     pthread_rwlock_unlock(&h->lock);
     return n;
 }
