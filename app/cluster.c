@@ -17,6 +17,7 @@
 
 #include "clustermsg.h"
 #include "dict.h"
+#include "hubremote.h"
 #include "log.h"
 #include "metrics.h"
 #include "peers.h"
