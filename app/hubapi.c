@@ -47,18 +47,18 @@ char *hub_users_json(struct hub *h, size_t *len) {
 
 static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-/* A room's users: this node's members (pointers into the hub) and the other nodes' (copies). */
-struct room_names {
-    const char **v;
-    size_t n, cap, local;
-    int failed;
+/* The users other nodes have in a room, copied: the engine's table may change once its hook returns. */
+struct remote_names {
+    char **v;
+    size_t n, cap;
+    int failed; /* out of memory: a name is missing */
 };
 
-static void room_names_add(void *arg, const char *user) {
-    struct room_names *x = arg;
+static void remote_add(void *arg, const char *user) {
+    struct remote_names *x = arg;
     if (x->n == x->cap) {
-        size_t cap = x->cap * 2;
-        const char **v = realloc(x->v, cap * sizeof *v);
+        size_t cap = x->cap ? x->cap * 2 : 16;
+        char **v = realloc(x->v, cap * sizeof *v);
         if (!v) {
             x->failed = 1;
             return;
@@ -66,40 +66,32 @@ static void room_names_add(void *arg, const char *user) {
         x->v = v;
         x->cap = cap;
     }
-    char *copy = strdup(user);
-    if (copy) x->v[x->n++] = copy;
+    if ((x->v[x->n] = strdup(user))) x->n++;
     else x->failed = 1;
 }
 
-/* The distinct users of a room's members here and, with an engine, on the other nodes, sorted.
- * Called with the hub lock held. */
+/* The distinct users of a room's members here and, with an engine, on the other nodes, sorted;
+ * NULL when out of memory. Called with the hub lock held. */
 static char *room_users_locked(struct hub *h, const char *room, const struct room *r, size_t *len) {
-    struct room_names x = {NULL, 0, (r && r->members.n ? r->members.n : 0) + 16, 0, 0};
-    if (!(x.v = malloc(x.cap * sizeof *x.v))) return NULL;
-    for (size_t k = 0; r && k < r->members.n; k++) x.v[x.n++] = r->members.items[k]->user;
-    x.local = x.n;
-    if (h->engine && h->engine->room_users) h->engine->room_users(h->engine->ctx, room, room_names_add, &x);
-    const char **names = x.v;
-    size_t n = x.n, text_len = 0;
-    char **copies = x.failed || n > x.local ? malloc((n - x.local + 1) * sizeof *copies) : NULL;
-    for (size_t k = x.local; copies && k < n; k++) copies[k - x.local] = (char *)names[k];
-    if (x.failed || (n > x.local && !copies)) {
-        for (size_t k = x.local; k < n; k++) free((char *)names[k]);
-        free(copies);
-        free(names);
-        return NULL;
+    struct remote_names remote = {0};
+    if (h->engine && h->engine->room_users) h->engine->room_users(h->engine->ctx, room, remote_add, &remote);
+    size_t local = r ? r->members.n : 0, n = 0, kept = 0, text_len = 0;
+    const char **names = remote.failed ? NULL : malloc((local + remote.n + 1) * sizeof *names);
+    char *text = NULL;
+    if (names) {
+        for (size_t k = 0; k < local; k++) names[n++] = r->members.items[k]->user;
+        for (size_t k = 0; k < remote.n; k++) names[n++] = remote.v[k];
+        qsort(names, n, sizeof *names, by_name);
+        for (size_t k = 0; k < n; k++) {
+            if (kept && strcmp(names[kept - 1], names[k]) == 0) continue;
+            names[kept++] = names[k];
+            text_len += strlen(names[k]);
+        }
+        text = names_json(names, kept, text_len, len);
     }
-    qsort(names, n, sizeof *names, by_name);
-    size_t kept = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (kept && strcmp(names[kept - 1], names[k]) == 0) continue;
-        names[kept++] = names[k];
-        text_len += strlen(names[k]);
-    }
-    char *text = names_json(names, kept, text_len, len);
-    for (size_t k = 0; k < n - x.local; k++) free(copies[k]);
-    free(copies);
     free(names);
+    for (size_t k = 0; k < remote.n; k++) free(remote.v[k]);
+    free(remote.v);
     return text;
 }
 
