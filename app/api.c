@@ -10,6 +10,7 @@
 
 #include "envelope.h"
 #include "http.h"
+#include "hubapi.h"
 #include "jsonspan.h"
 #include "router.h"
 #include "utf8.h"

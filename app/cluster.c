@@ -1,5 +1,6 @@
-/* cluster: the Redis engine (see cluster.h). Sections: the hub's hooks (any thread, queue only), the
- * peer table, inbound messages, Redis commands, connection life, the engine thread. */
+/* cluster: the Redis engine (see cluster.h). Sections: the hub's hooks (any thread, queue only),
+ * inbound messages, Redis commands, connection life, the engine thread. The presence protocol (this
+ * node's hash and the others' read back) is clusterpresence.c; the state both share, clusterpriv.h. */
 #include "cluster.h"
 
 #include <errno.h>
@@ -16,7 +17,10 @@
 #include <unistd.h>
 
 #include "clustermsg.h"
+#include "clusterpresence.h"
+#include "clusterpriv.h"
 #include "dict.h"
+#include "hubremote.h"
 #include "log.h"
 #include "metrics.h"
 #include "peers.h"
@@ -29,53 +33,6 @@
 #define CLUSTER_EVENTS 16
 #define CLUSTER_STACK (256 * 1024)
 #define CLUSTER_ROUTE_MAX 32 /* nodes one targeted message is published to; past it, dropped and counted */
-
-enum item_kind { IT_PUBLISH, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN };
-
-/* One thing for the engine thread to tell Redis. IT_PUBLISH: buf holds the channel then the payload;
- * the others: buf holds the user's or room's name. */
-struct item {
-    struct item *next;
-    enum item_kind kind;
-    size_t a_len, b_len;
-    char buf[];
-};
-
-struct cluster {
-    struct hub *hub;
-    struct outbox *ob;
-    char prefix[CLUSTER_PREFIX_MAX + 1];
-    char node[SB_NAME_MAX + 1];
-    char key[CLUSTER_CHANNEL_MAX], nodes_key[CLUSTER_CHANNEL_MAX];
-    char ch_self[CLUSTER_CHANNEL_MAX], ch_all[CLUSTER_CHANNEL_MAX], ch_presence[CLUSTER_CHANNEL_MAX];
-    long ttl_ms;
-    struct redis_url url;
-    int epfd, wakefd;
-    pthread_t thread;
-    int started;
-
-    pthread_mutex_t lock; /* guards the fields down to `local_rooms` */
-    struct item *q_head, *q_tail;
-    size_t q_bytes;
-    int up;               /* both connections ready: hooks queue; else they drop */
-    int stopping;
-    int reregister;       /* a presence change was not queued: register every local user again */
-    struct dict *local;   /* this node's users; values unused */
-    struct dict *local_rooms; /* this node's rooms with members; values unused */
-
-    struct peers *peers;  /* the other nodes' presence; its own lock */
-    size_t inflight;      /* atomic reads (gauges); written by the engine thread */
-
-    /* The engine thread only: */
-    redisAsyncContext *cmd, *sub;
-    struct redis_ev cmd_ev, sub_ev;
-    int cmd_ready, sub_ready, reset, attempts;
-    int64_t retry_at, backoff_ms, next_tick;
-    int64_t last_reply_ms;  /* when Redis last answered a command: a Redis that stops answering for
-                             * --node-ttl is treated as gone (reconnect), not waited for */
-    uint64_t seq;
-    struct outbox_batch batch;
-};
 
 static int64_t now_ms(void) { return hub_now_ms(); }
 
@@ -206,6 +163,32 @@ static void hook_room_local(void *ctx, const char *room, int up) {
     local_change(c, c->local_rooms, up ? IT_ROOM_UP : IT_ROOM_DOWN, room, up);
 }
 
+static void hook_room_user_local(void *ctx, const char *room, const char *user, int up) {
+    struct cluster *c = ctx;
+    char key[MEMBER_KEY_MAX];
+    snprintf(key, sizeof key, "%s %s", room, user);
+    local_change(c, c->local_members, up ? IT_MEMBER_UP : IT_MEMBER_DOWN, key, up);
+}
+
+/* The API's disconnect goes to every node on PREFIX.all; `closed` counts the nodes the table knows
+ * have the user. */
+static long hook_close_user(void *ctx, const char *user, uint16_t code, const char *reason) {
+    struct cluster *c = ctx;
+    char head[CLUSTER_HEAD_MAX], body[CLUSTER_REASON_MAX + 8];
+    size_t hlen = cluster_msg_head(head, 'D', 0, c->node, user), blen = cluster_close_body(body, code, reason);
+    struct item *it = item_new(IT_PUBLISH, c->ch_all, strlen(c->ch_all), head, hlen, body, blen);
+    if (!it || enqueue(c, it) < 0) {
+        metrics_add(M_CLUSTER_DROPPED, 1);
+        return -1;
+    }
+    return (long)peers_having(c->peers, 0, user, NULL, 0);
+}
+
+static void hook_room_users(void *ctx, const char *room, void (*add)(void *arg, const char *user), void *arg) {
+    struct cluster *c = ctx;
+    peers_room_users(c->peers, room, add, arg);
+}
+
 static int hook_redis_up(void *ctx) {
     struct cluster *c = ctx;
     pthread_mutex_lock(&c->lock);
@@ -225,34 +208,14 @@ static void hook_gauges(void *ctx, struct metrics_gauges *g) {
     g->cluster_inflight = __atomic_load_n(&c->inflight, __ATOMIC_RELAXED);
 }
 
-/* ---- the peer table (peers.h): the engine thread changes it, then tells the hub ---- */
-
-/* Tells the hub that each name gained (delta 1) or lost (-1) a node, then frees the list. */
-static void names_apply(struct cluster *c, struct names *x, int delta) {
-    for (size_t i = 0; i < x->n; i++) hub_remote_user(c->hub, x->v[i], delta);
-    names_free(x);
-}
-
-/* Node `id` is dead or gone: its users leave. */
-static void forget_node(struct cluster *c, const char *id) {
-    struct names gone = {0};
-    if (peers_drop(c->peers, id, &gone)) log_info("cluster: node %s left (%zu users)", id, gone.n);
-    names_apply(c, &gone, -1);
-}
-
-static void node_event(struct cluster *c, const struct cluster_msg *m) {
-    int room = m->kind == 'E' || m->kind == 'X', up = m->kind == 'J' || m->kind == 'E';
-    if (peers_event(c->peers, m->node, m->seq, m->target, room, up) && !room) hub_remote_user(c->hub, m->target, up ? 1 : -1);
-}
-
-static void node_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users, struct dict *rooms) {
-    struct names joined = {0}, left = {0};
-    peers_snapshot(c->peers, id, seq, users, rooms, &joined, &left);
-    names_apply(c, &joined, 1);
-    names_apply(c, &left, -1);
-}
-
 /* ---- inbound: messages from the subscriber connection ---- */
+
+/* The API's disconnect, from another node: this node closes the user's connections here. */
+static void close_local(struct cluster *c, const struct cluster_msg *m) {
+    uint16_t code;
+    char reason[CLUSTER_REASON_MAX + 1];
+    if (cluster_close_parse(m->body, m->body_len, &code, reason) == 0) hub_close_local_user(c->hub, m->target, code, reason);
+}
 
 static void deliver_message(struct cluster *c, const struct cluster_msg *m) {
     if (!utf8_valid((const uint8_t *)m->body, m->body_len)) return; /* a text frame must be UTF-8 */
@@ -264,8 +227,6 @@ static void deliver_message(struct cluster *c, const struct cluster_msg *m) {
     else hub_deliver_local_all(c->hub, f);
     frame_unref(f);
 }
-
-static void fetch_node(struct cluster *c, const char *id);
 
 static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
     struct cluster *c = ac->data;
@@ -280,8 +241,9 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
         return;
     }
     if (strcmp(m.node, c->node) == 0) return; /* ours: delivered locally already */
-    if (strchr("JLEX", m.kind)) node_event(c, &m);
-    else if (m.kind == 'S') fetch_node(c, m.node);
+    if (strchr("JLEXMN", m.kind)) cpres_node_event(c, &m);
+    else if (m.kind == 'S') cpres_fetch_node(c, m.node);
+    else if (m.kind == 'D') close_local(c, &m);
     else deliver_message(c, &m);
 }
 
@@ -291,9 +253,7 @@ static void inflight_add(struct cluster *c, long d) {
     __atomic_store_n(&c->inflight, (size_t)((long)__atomic_load_n(&c->inflight, __ATOMIC_RELAXED) + d), __ATOMIC_RELAXED);
 }
 
-static void on_node(redisAsyncContext *ac, void *r, void *privdata);
-
-static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
+void cluster_on_reply(redisAsyncContext *ac, void *r, void *privdata) {
     struct cluster *c = ac->data;
     redisReply *reply = r;
     inflight_add(c, -1);
@@ -302,212 +262,18 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
 }
 
 /* Sends a command; the argument lengths are strlen's where lens is NULL. */
-static void command(struct cluster *c, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+void cluster_command(struct cluster *c, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
                     const size_t *lens) {
     size_t own[8];
     if (!lens) {
         for (int i = 0; i < argc && i < 8; i++) own[i] = strlen(argv[i]);
         lens = own;
     }
-    if (!c->cmd || redisAsyncCommandArgv(c->cmd, fn ? fn : on_reply, privdata, argc, argv, lens) != REDIS_OK) {
-        if (fn == on_node) free(privdata);
+    if (!c->cmd || redisAsyncCommandArgv(c->cmd, fn ? fn : cluster_on_reply, privdata, argc, argv, lens) != REDIS_OK) {
+        if (fn == cpres_on_node) free(privdata);
         return;
     }
     inflight_add(c, 1);
-}
-
-static void announce(struct cluster *c, char kind, const char *user) {
-    char head[CLUSTER_HEAD_MAX];
-    cluster_msg_head(head, kind, c->seq, c->node, user);
-    const char *argv[] = {"PUBLISH", c->ch_presence, head};
-    command(c, NULL, NULL, 3, argv, NULL);
-    metrics_add(M_CLUSTER_PUBLISHES, 1);
-}
-
-/* A user or room of this node came or went: the hash, atomically, then the event. */
-static void presence_change(struct cluster *c, const char *name, int room, int up) {
-    char seq[24], field[SB_NAME_MAX + 2];
-    snprintf(field, sizeof field, "%s%s", room ? "#" : "", name);
-    const char *user = field;
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)++c->seq);
-    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-    const char *hset_up[] = {"HSET", c->key, user, "1", "", seq};
-    const char *hdel[] = {"HDEL", c->key, user}, *hset_seq[] = {"HSET", c->key, "", seq};
-    command(c, NULL, NULL, 1, multi, NULL);
-    if (up) command(c, NULL, NULL, 6, hset_up, NULL);
-    else {
-        command(c, NULL, NULL, 3, hdel, NULL);
-        command(c, NULL, NULL, 4, hset_seq, NULL);
-    }
-    command(c, NULL, NULL, 1, exec, NULL);
-    announce(c, room ? (up ? 'E' : 'X') : (up ? 'J' : 'L'), name);
-}
-
-static void pexpire(struct cluster *c, redisCallbackFn *fn) {
-    char ttl[24];
-    snprintf(ttl, sizeof ttl, "%ld", c->ttl_ms > 2000 ? c->ttl_ms - 1000 : c->ttl_ms / 2);
-    const char *argv[] = {"PEXPIRE", c->key, ttl};
-    command(c, fn, NULL, 3, argv, NULL);
-}
-
-struct fields {
-    char **v;
-    size_t n, cap;
-    const char *prefix;
-};
-
-static void field_add(const char *key, void *value, void *arg) {
-    struct fields *f = arg;
-    char *s = f->n < f->cap ? malloc(strlen(f->prefix) + strlen(key) + 1) : NULL;
-    if (!s) return;
-    sprintf(s, "%s%s", f->prefix, key);
-    f->v[f->n++] = s;
-}
-
-/* This node's users and rooms as fields of its hash ("NAME", "#ROOM"), copies; NULL when out of
- * memory. Takes the lock. */
-static char **local_fields(struct cluster *c, size_t *n) {
-    pthread_mutex_lock(&c->lock);
-    size_t cap = dict_size(c->local) + dict_size(c->local_rooms);
-    struct fields f = {malloc((cap + 1) * sizeof(char *)), 0, cap, ""};
-    if (f.v) {
-        dict_each(c->local, field_add, &f);
-        f.prefix = "#";
-        dict_each(c->local_rooms, field_add, &f);
-    }
-    pthread_mutex_unlock(&c->lock);
-    *n = f.n;
-    return f.v;
-}
-
-static void set_reregister(struct cluster *c, int on) {
-    pthread_mutex_lock(&c->lock);
-    c->reregister = on;
-    pthread_mutex_unlock(&c->lock);
-}
-
-/* Writes this node's whole presence again (after a reconnect, or when a change could not be queued):
- * the hash, atomically, then an S event so that the others read it at once. A change made after the
- * flag is cleared is either in the snapshot or sets the flag again. */
-static void register_node(struct cluster *c) {
-    set_reregister(c, 0);
-    size_t n = 0;
-    char **fields = local_fields(c, &n);
-    const char **argv = fields ? malloc((4 + 2 * n) * sizeof *argv) : NULL;
-    size_t *lens = argv ? malloc((4 + 2 * n) * sizeof *lens) : NULL;
-    if (lens) {
-        char seq[24];
-        snprintf(seq, sizeof seq, "%llu", (unsigned long long)++c->seq);
-        int argc = 0;
-        argv[argc++] = "HSET";
-        argv[argc++] = c->key;
-        argv[argc++] = "";
-        argv[argc++] = seq;
-        for (size_t i = 0; i < n; i++) {
-            argv[argc++] = fields[i];
-            argv[argc++] = "1";
-        }
-        for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-        const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"}, *del[] = {"DEL", c->key};
-        const char *sadd[] = {"SADD", c->nodes_key, c->node};
-        command(c, NULL, NULL, 1, multi, NULL);
-        command(c, NULL, NULL, 2, del, NULL);
-        command(c, NULL, NULL, argc, argv, lens);
-        pexpire(c, NULL);
-        command(c, NULL, NULL, 1, exec, NULL);
-        command(c, NULL, NULL, 3, sadd, NULL);
-        announce(c, 'S', NULL);
-    } else {
-        set_reregister(c, 1); /* out of memory: the next turn tries again */
-    }
-    for (size_t i = 0; fields && i < n; i++) free(fields[i]);
-    free(fields);
-    free(argv);
-    free(lens);
-}
-
-static void on_pexpire(redisAsyncContext *ac, void *r, void *privdata) {
-    struct cluster *c = ac->data;
-    redisReply *reply = r;
-    on_reply(ac, r, privdata);
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
-        log_warn("cluster: this node's presence vanished from Redis: registering it again");
-        register_node(c);
-    }
-}
-
-/* A node's hash arrived (privdata: its id, owned). */
-static void on_node(redisAsyncContext *ac, void *r, void *privdata) {
-    struct cluster *c = ac->data;
-    redisReply *reply = r;
-    char *id = privdata;
-    on_reply(ac, r, NULL);
-    if (reply && reply->type == REDIS_REPLY_ARRAY) {
-        if (reply->elements == 0) { /* expired: the node is dead */
-            const char *srem[] = {"SREM", c->nodes_key, id};
-            command(c, NULL, NULL, 3, srem, NULL);
-            forget_node(c, id);
-        } else {
-            struct dict *users = dict_new(), *rooms = dict_new();
-            uint64_t seq = 0;
-            for (size_t i = 0; users && rooms && i + 1 < reply->elements; i += 2) {
-                redisReply *k = reply->element[i], *v = reply->element[i + 1];
-                if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-                int room = k->len > 0 && k->str[0] == '#';
-                const char *name = k->str + room;
-                struct dict *d = room ? rooms : users;
-                if (k->len == 0) seq = strtoull(v->str, NULL, 10);
-                else if (k->len - (size_t)room <= SB_NAME_MAX && strlen(name) == k->len - (size_t)room && name_valid(name) &&
-                         !dict_get(d, name))
-                    dict_add(d, name, d);
-            }
-            if (users && rooms) node_snapshot(c, id, seq, users, rooms);
-            else {
-                dict_free(users);
-                dict_free(rooms);
-            }
-        }
-    }
-    free(id);
-}
-
-static void fetch_node(struct cluster *c, const char *id) {
-    char key[CLUSTER_CHANNEL_MAX];
-    snprintf(key, sizeof key, "%s.node.%s", c->prefix, id);
-    const char *argv[] = {"HGETALL", key};
-    char *copy = strdup(id);
-    if (copy) command(c, on_node, copy, 2, argv, NULL);
-}
-
-/* The node set arrived: read each other node's hash; forget those no longer listed. */
-static void on_members(redisAsyncContext *ac, void *r, void *privdata) {
-    struct cluster *c = ac->data;
-    redisReply *reply = r;
-    on_reply(ac, r, privdata);
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) return;
-    const char **ids = malloc((reply->elements + 1) * sizeof *ids);
-    size_t n = 0;
-    for (size_t i = 0; ids && i < reply->elements; i++) {
-        redisReply *e = reply->element[i];
-        if (e->type == REDIS_REPLY_STRING && e->len <= SB_NAME_MAX && strlen(e->str) == e->len && name_valid(e->str) &&
-            strcmp(e->str, c->node) != 0)
-            ids[n++] = e->str;
-    }
-    if (!ids) return;
-    struct names gone = {0};
-    peers_unlisted(c->peers, ids, n, &gone);
-    for (size_t i = 0; i < gone.n; i++) forget_node(c, gone.v[i]);
-    names_free(&gone);
-    for (size_t i = 0; i < n; i++) fetch_node(c, ids[i]);
-    free(ids);
-}
-
-/* Once a second while connected: keep this node alive, and re-read everybody's presence. */
-static void tick(struct cluster *c) {
-    const char *sadd[] = {"SADD", c->nodes_key, c->node}, *smembers[] = {"SMEMBERS", c->nodes_key};
-    pexpire(c, on_pexpire);
-    command(c, NULL, NULL, 3, sadd, NULL);
-    command(c, on_members, NULL, 2, smembers, NULL);
 }
 
 /* Sends what the hooks queued, as far as the in-flight bound allows. */
@@ -536,17 +302,18 @@ static void drain(struct cluster *c) {
             snprintf(channel, sizeof channel, "%.*s", (int)it->a_len, it->buf);
             const char *argv[] = {"PUBLISH", channel, it->buf + it->a_len};
             size_t lens[] = {7, strlen(channel), it->b_len};
-            command(c, NULL, NULL, 3, argv, lens);
+            cluster_command(c, NULL, NULL, 3, argv, lens);
             metrics_add(M_CLUSTER_PUBLISHES, 1);
         } else {
-            char name[SB_NAME_MAX + 1];
+            char name[MEMBER_KEY_MAX];
+            int member = it->kind == IT_MEMBER_UP || it->kind == IT_MEMBER_DOWN;
             snprintf(name, sizeof name, "%.*s", (int)it->a_len, it->buf);
-            presence_change(c, name, it->kind == IT_ROOM_UP || it->kind == IT_ROOM_DOWN,
-                            it->kind == IT_USER_UP || it->kind == IT_ROOM_UP);
+            cpres_change(c, name, member ? PEERS_MEMBER : it->kind == IT_ROOM_UP || it->kind == IT_ROOM_DOWN,
+                            it->kind == IT_USER_UP || it->kind == IT_ROOM_UP || it->kind == IT_MEMBER_UP);
         }
         free(it);
     }
-    if (rereg) register_node(c);
+    if (rereg) cpres_register(c);
 }
 
 /* ---- connection life ---- */
@@ -580,8 +347,8 @@ static void on_up(struct cluster *c) {
     const char *argv[] = {"SUBSCRIBE", c->ch_self, c->ch_all, c->ch_presence};
     size_t lens[] = {9, strlen(c->ch_self), strlen(c->ch_all), strlen(c->ch_presence)};
     redisAsyncCommandArgv(c->sub, on_message, NULL, 4, argv, lens);
-    register_node(c);
-    tick(c);
+    cpres_register(c);
+    cpres_tick(c);
     c->next_tick = now_ms() + CLUSTER_TICK_MS;
     c->last_reply_ms = now_ms();
     c->backoff_ms = CLUSTER_BACKOFF_MIN_MS;
@@ -679,9 +446,9 @@ static void goodbye(struct cluster *c) {
     if (!c->cmd_ready || !c->sub_ready || c->reset) return;
     drain(c);
     const char *del[] = {"DEL", c->key}, *srem[] = {"SREM", c->nodes_key, c->node};
-    command(c, NULL, NULL, 2, del, NULL);
-    command(c, NULL, NULL, 3, srem, NULL);
-    announce(c, 'S', NULL);
+    cluster_command(c, NULL, NULL, 2, del, NULL);
+    cluster_command(c, NULL, NULL, 3, srem, NULL);
+    cpres_announce(c, 'S', NULL);
     redisAsyncDisconnect(c->cmd);
     int64_t until = now_ms() + CLUSTER_STOP_WAIT_MS;
     while (c->cmd && now_ms() < until) turn(c, 50);
@@ -702,7 +469,7 @@ static void *engine_main(void *arg) {
             continue;
         }
         if (up && now >= c->next_tick) {
-            tick(c);
+            cpres_tick(c);
             c->next_tick = now + CLUSTER_TICK_MS;
         }
         int64_t next = up ? c->next_tick : c->cmd || c->sub ? now + CLUSTER_TICK_MS : c->retry_at;
@@ -722,6 +489,7 @@ static void cluster_free(struct cluster *c) {
     peers_free(c->peers);
     dict_free(c->local);
     dict_free(c->local_rooms);
+    dict_free(c->local_members);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -767,7 +535,8 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->seq = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     int ok = redis_url_parse(o->url, &c->url, err, cap) == 0 && set_names(c, o, err, cap) == 0;
-    if (ok && (!(c->peers = peers_new()) || !(c->local = dict_new()) || !(c->local_rooms = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+    if (ok && (!(c->peers = peers_new()) || !(c->local = dict_new()) || !(c->local_rooms = dict_new()) ||
+               !(c->local_members = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
                (c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
                epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev) < 0)) {
         snprintf(err, cap, "cluster: %s", strerror(errno ? errno : ENOMEM));
@@ -788,7 +557,8 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->started = 1;
     pthread_setname_np(c->thread, "sb-cluster");
     struct hub_engine e = {c, hook_send_user, hook_broadcast, hook_publish, hook_user_local,
-                           hook_room_local, hook_redis_up, hook_gauges, first_id()};
+                           hook_room_local, hook_redis_up, hook_gauges, first_id(),
+                           hook_room_user_local, hook_close_user, hook_room_users};
     hub_set_engine(h, &e);
     return c;
 }

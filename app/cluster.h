@@ -7,11 +7,13 @@
  *     is routed by the presence table: one PUBLISH per node where the user is online); PREFIX.all
  *     carries broadcasts and room messages (every node delivers a room message to its own members, as
  *     Socket.IO's adapter does, so a member who just joined elsewhere misses nothing while the join
- *     crosses Redis); PREFIX.presence carries users and rooms coming to and going from nodes (the
- *     rooms for `delivered`). Payloads: clustermsg.h. The receiving node builds the frame once for
+ *     crosses Redis) and the HTTP API's disconnects (each node closes the user's connections it has);
+ *     PREFIX.presence carries users, rooms and room members coming to and going from nodes (the rooms
+ *     for `delivered`, the members for the API's cluster-wide room listing). Payloads: clustermsg.h. The receiving node builds the frame once for
  *     all its recipients.
  *   - presence: a hash PREFIX.node.ID per node (field "" = its presence sequence number, one field per
- *     user online there, one "#ROOM" per room with members there) that expires --node-ttl minus a second after the node last refreshed it, and a
+ *     user online there, one "#ROOM" per room with members there, one "#ROOM USER" per user with a
+ *     connection in that room there) that expires --node-ttl minus a second after the node last refreshed it, and a
  *     set PREFIX.nodes of node ids. Every second each node refreshes its hash, re-reads every other
  *     node's hash (a node whose hash expired is dead: its users leave) and applies the J/L events in
  *     between, ordered by the sequence numbers. The table is kept here and in the hub, so a welcome or

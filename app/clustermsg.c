@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 /* Copies a name of n bytes into out if it is valid; 0 or -1. */
 static int take_name(const char *p, size_t n, char *out) {
     if (n == 0 || n > SB_NAME_MAX || memchr(p, '\0', n)) return -1;
@@ -22,7 +24,7 @@ static int take_line(const char **p, size_t n, char *out) {
 }
 
 int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
-    if (len < 2 || p[0] == '\0' || !strchr("URBJLEXS", p[0]) || p[1] != ' ') return -1;
+    if (len < 2 || p[0] == '\0' || !strchr(CLUSTER_KINDS, p[0]) || p[1] != ' ') return -1;
     const char *end = p + len, *q = p + 2;
     uint64_t seq = 0;
     size_t digits = 0;
@@ -36,11 +38,42 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
     m->seq = seq;
     m->target[0] = '\0';
     if (take_line(&q, (size_t)(end - q), m->node) < 0) return -1;
-    if (strchr("URJLEX", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
+    if (strchr("URJLEXMND", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
     m->body = q;
     m->body_len = (size_t)(end - q);
     if (strchr("JLEXS", m->kind)) return m->body_len ? -1 : 0;
+    if (strchr("MN", m->kind)) { /* the body is a user's name */
+        char user[SB_NAME_MAX + 1];
+        return m->body_len <= SB_NAME_MAX && take_name(m->body, m->body_len, user) == 0 ? 0 : -1;
+    }
+    if (m->kind == 'D') {
+        uint16_t code;
+        char reason[CLUSTER_REASON_MAX + 1];
+        return cluster_close_parse(m->body, m->body_len, &code, reason);
+    }
     return m->body_len ? 0 : -1;
+}
+
+int cluster_close_parse(const char *body, size_t len, uint16_t *code, char *reason) {
+    if (len < 5 || body[4] != ' ' || len - 5 > CLUSTER_REASON_MAX) return -1;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        if (body[i] < '0' || body[i] > '9') return -1;
+        v = v * 10 + (unsigned)(body[i] - '0');
+    }
+    if (!(v == 1000 || v == 1008 || (v >= 4000 && v <= 4999))) return -1;
+    const char *r = body + 5;
+    size_t rlen = len - 5;
+    if (memchr(r, '\0', rlen) || !utf8_valid((const uint8_t *)r, rlen)) return -1;
+    *code = (uint16_t)v;
+    memcpy(reason, r, rlen);
+    reason[rlen] = '\0';
+    return 0;
+}
+
+size_t cluster_close_body(char *out, uint16_t code, const char *reason) {
+    int n = snprintf(out, CLUSTER_REASON_MAX + 8, "%04u %.*s", (unsigned)code, CLUSTER_REASON_MAX, reason);
+    return n < 0 ? 0 : (size_t)n > CLUSTER_REASON_MAX + 7 ? CLUSTER_REASON_MAX + 7 : (size_t)n;
 }
 
 size_t cluster_msg_head(char *out, char kind, uint64_t seq, const char *node, const char *target) {

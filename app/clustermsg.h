@@ -4,12 +4,15 @@
  *   K     U a message for user NAME (on the node channel of each node that has the user), R a
  *         message for room NAME and B a broadcast (both on PREFIX.all),
  *         J / L user NAME got its first / lost its last connection on NODE, E / X room NAME got its
- *         first / lost its last member on NODE, S NODE registered its users and rooms again (the five on
- *         PREFIX.presence);
- *   SEQ   NODE's presence sequence number (J, L, E, X, S; 0 for the others), decimal;
+ *         first / lost its last member on NODE, M / N user BODY got its first / lost its last connection
+ *         in room NAME on NODE (for the cluster-wide room listing), S NODE registered its users and rooms
+ *         again (the seven on PREFIX.presence),
+ *         D every connection of user NAME is to close with the code and reason in BODY (on PREFIX.all:
+ *         the HTTP API's disconnect, carried out by every node on its own connections);
+ *   SEQ   NODE's presence sequence number (J, L, E, X, M, N, S; 0 for the others), decimal;
  *   NODE  the sender's node id, a name (names.h);
- *   BODY  for U, R and B the message frame's text, sent once per node whatever the recipients; empty
- *         for the others.
+ *   BODY  for U, R and B the message frame's text, sent once per node whatever the recipients; for M
+ *         and N the user's name; for D "CODE REASON" (cluster_close_parse); empty for the others.
  * These parsers read what Redis hands over, which any Redis client could have published, so they check
  * everything and are fuzzed (fuzz/fuzz_cluster.c). Pure functions, no state. */
 #ifndef SB_CLUSTERMSG_H
@@ -23,12 +26,14 @@
 #define CLUSTER_HEAD_MAX (6 + 20 + 2 * SB_NAME_MAX) /* "K SEQ NODE\nNAME\n" at its longest */
 #define CLUSTER_PREFIX_MAX 64
 #define CLUSTER_CHANNEL_MAX (CLUSTER_PREFIX_MAX + 16 + SB_NAME_MAX)
+#define CLUSTER_KINDS "URBJLEXSMND"
+#define CLUSTER_REASON_MAX 123 /* bytes of a D's reason: a close frame's payload is 125 */
 
 struct cluster_msg {
-    char kind;                        /* one of "URBJLEXS" */
+    char kind;                        /* one of CLUSTER_KINDS */
     uint64_t seq;
     char node[SB_NAME_MAX + 1];
-    char target[SB_NAME_MAX + 1];     /* U, R, J, L, E, X: the user's or room's name; else "" */
+    char target[SB_NAME_MAX + 1];     /* U, R, J, L, E, X, M, N, D: the user's or room's name; else "" */
     const char *body;                 /* into the parsed payload */
     size_t body_len;
 };
@@ -38,6 +43,13 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m);
 /* Writes "K SEQ NODE\n" and, when target is not NULL, "TARGET\n" into out (CLUSTER_HEAD_MAX bytes at
  * least); returns its length. */
 size_t cluster_msg_head(char *out, char kind, uint64_t seq, const char *node, const char *target);
+
+/* A D's body: "CODE REASON", CODE 1000, 1008 or 4000-4999 in one spelling, REASON at most
+ * CLUSTER_REASON_MAX bytes of UTF-8 without NUL (may be empty). 0 with *code and reason (a
+ * CLUSTER_REASON_MAX + 1 buffer) filled, or -1. */
+int cluster_close_parse(const char *body, size_t len, uint16_t *code, char *reason);
+/* The body for cluster_close_parse into out (CLUSTER_REASON_MAX + 8 bytes); returns its length. */
+size_t cluster_close_body(char *out, uint16_t code, const char *reason);
 
 /* redis://[[user]:password@]host[:port][/db] */
 struct redis_url {

@@ -1,4 +1,5 @@
-/* hub: connections, users, rooms, presence and delivery (see hub.h). */
+/* hub: connections, users, rooms, presence and delivery (see hub.h); the cluster-inbound side is
+ * hubremote.c, the server API's is hubapi.c, the tables they share hubpriv.h. */
 #include "hub.h"
 
 #include <cjson/cJSON.h>
@@ -9,48 +10,8 @@
 #include <time.h>
 
 #include "dict.h"
+#include "hubpriv.h"
 #include "log.h"
-
-/* A set of connections: a user's, or a room's members. */
-struct conn_set {
-    struct conn **items;
-    size_t n, cap;
-};
-
-struct user {
-    struct conn_set conns;
-    long remote;          /* other nodes where the user is online (cluster engine); 0 alone */
-    char name[SB_NAME_MAX + 1];
-};
-
-/* The online users' names in order, kept as users come and go, so that a welcome's list is a copy,
- * not a sort: a join storm of n users would otherwise sort n lists of up to n names. */
-struct name_index {
-    const char **names; /* each a struct user's `name` */
-    size_t n, cap;
-    size_t text_len;    /* sum of the names' lengths */
-};
-
-struct room {
-    char name[SB_NAME_MAX + 1];
-    struct conn_set members;
-};
-
-struct hub {
-    pthread_rwlock_t lock; /* guards everything below and the hub fields of each conn; delivery only
-                            * reads the tables, so concurrent senders share it */
-    struct outbox *ob;
-    struct hub_options opt;
-    struct dict *users;   /* name -> struct user */
-    struct name_index online;
-    struct dict *rooms;   /* name -> struct room */
-    struct conn *head;    /* every registered connection */
-    size_t count;         /* atomic reads: /healthz must not wait behind joins for the lock */
-    uint64_t next_id;
-    int shutting_down;
-    const struct hub_engine *engine; /* NULL without --redis; set before any connection */
-    struct hub_engine engine_copy;
-};
 
 long hub_max_rooms(const struct hub *h) { return h->opt.max_rooms; }
 long hub_max_user_conns(const struct hub *h) { return h->opt.max_user_conns; }
@@ -175,15 +136,15 @@ void hub_conn_init(struct hub *h, struct conn *c, const char *user, int echo, vo
 }
 
 /* Queues f to c. Called with the hub lock held. Returns 1 if queued. */
-static int deliver(struct hub *h, struct conn *c, struct frame *f) {
+int hubp_deliver(struct hub *h, struct conn *c, struct frame *f) {
     return outbox_push_message(h->ob, &c->out, f) == OUTQ_QUEUED;
 }
 
 /* To every router connection but `except`. Called with the hub lock held. */
-static size_t deliver_all(struct hub *h, const struct conn *except, struct frame *f) {
+size_t hubp_deliver_all(struct hub *h, const struct conn *except, struct frame *f) {
     size_t n = 0;
     for (struct conn *c = h->head; c; c = c->next)
-        if (c != except && !c->echo && !c->pending) n += (size_t)deliver(h, c, f);
+        if (c != except && !c->echo && !c->pending) n += (size_t)hubp_deliver(h, c, f);
     return n;
 }
 
@@ -221,7 +182,7 @@ static void send_with_users(struct hub *h, struct conn *c, const char *head, int
     *end++ = '}';
     struct frame *f = frame_new(WS_OP_TEXT, text, (size_t)(end - text));
     free(text);
-    if (f) deliver(h, c, f);
+    if (f) hubp_deliver(h, c, f);
     frame_unref(f);
 }
 
@@ -233,20 +194,20 @@ static void send_welcome(struct hub *h, struct conn *c) {
     send_with_users(h, c, head, h->opt.presence);
 }
 
-static void send_presence(struct hub *h, const struct conn *except, const char *event, const char *user) {
+void hubp_send_presence(struct hub *h, const struct conn *except, const char *event, const char *user) {
     if (!h->opt.presence) return;
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "type", "presence");
     cJSON_AddStringToObject(p, "event", event);
     cJSON_AddStringToObject(p, "user", user);
     struct frame *f = frame_json(p);
-    if (f) deliver_all(h, except, f);
+    if (f) hubp_deliver_all(h, except, f);
     frame_unref(f);
     cJSON_Delete(p);
 }
 
 /* A user online under `name`, listed in the users table and the name index; NULL when out of memory. */
-static struct user *user_new(struct hub *h, const char *name) {
+struct user *hubp_user_new(struct hub *h, const char *name) {
     struct user *u = calloc(1, sizeof *u);
     if (!u) return NULL;
     snprintf(u->name, sizeof u->name, "%s", name);
@@ -262,7 +223,7 @@ static struct user *user_new(struct hub *h, const char *name) {
     return u;
 }
 
-static void user_free(struct hub *h, struct user *u) {
+void hubp_user_free(struct hub *h, struct user *u) {
     index_remove(&h->online, u->name);
     dict_remove(h->users, u->name);
     free_user(NULL, u, NULL);
@@ -274,9 +235,9 @@ static int user_attach(struct hub *h, struct conn *c) {
     struct user *u = dict_get(h->users, c->user);
     int first = u == NULL;
     if (u && u->conns.n >= (size_t)h->opt.max_user_conns) return -1;
-    if (first && !(u = user_new(h, c->user))) return -1;
+    if (first && !(u = hubp_user_new(h, c->user))) return -1;
     if (set_add(&u->conns, c) < 0) {
-        if (first) user_free(h, u);
+        if (first) hubp_user_free(h, u);
         return -1;
     }
     c->u = u;
@@ -293,7 +254,7 @@ static int user_detach(struct hub *h, struct conn *c) {
     if (u->conns.n) return 0;
     if (h->engine) h->engine->user_local(h->engine->ctx, u->name, 0);
     if (u->remote) return 0; /* still online on another node */
-    user_free(h, u);
+    hubp_user_free(h, u);
     return 1;
 }
 
@@ -325,13 +286,31 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
         return s;
     }
     if (routed) send_welcome(h, c);
-    if (first) send_presence(h, c, "join", c->user);
+    if (first) hubp_send_presence(h, c, "join", c->user);
     pthread_rwlock_unlock(&h->lock);
     metrics_add(M_CONNECTIONS_TOTAL, 1);
     return HUB_OK;
 }
 
+/* c's index in its room list, or -1. Called with the hub lock held. */
+static long member_index(const struct conn *c, const char *room) {
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (strcmp(c->rooms[i]->name, room) == 0) return (long)i;
+    return -1;
+}
+
+/* Tells the engine that c's user enters (up) or leaves `room`, unless another of its connections is
+ * in it: a user's connections are few (max_user_conns) and each has few rooms, so this stays short
+ * however large the room. Called with the hub lock held, exclusive. */
+static void member_change(struct hub *h, const struct conn *c, const char *room, int up) {
+    if (!h->engine || !h->engine->room_user_local || !c->u) return;
+    for (size_t i = 0; i < c->u->conns.n; i++)
+        if (c->u->conns.items[i] != c && member_index(c->u->conns.items[i], room) >= 0) return;
+    h->engine->room_user_local(h->engine->ctx, room, c->u->name, up);
+}
+
 static void room_drop_member(struct hub *h, struct room *r, struct conn *c) {
+    member_change(h, c, r->name, 0);
     set_remove(&r->members, c);
     if (r->members.n == 0) {
         if (h->engine) h->engine->room_local(h->engine->ctx, r->name, 0);
@@ -351,7 +330,7 @@ void hub_remove(struct hub *h, struct conn *c) {
     free(c->rooms);
     c->rooms = NULL;
     c->rooms_cap = 0;
-    if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
+    if (user_detach(h, c)) hubp_send_presence(h, c, "leave", c->user);
     pthread_rwlock_unlock(&h->lock);
 }
 
@@ -359,7 +338,7 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     struct user *u = dict_get(h->users, user);
     long n = u ? 0 : -1;
-    for (size_t i = 0; u && i < u->conns.n; i++) n += deliver(h, u->conns.items[i], f);
+    for (size_t i = 0; u && i < u->conns.n; i++) n += hubp_deliver(h, u->conns.items[i], f);
     /* delivered counts each other node the engine handed it to (hub.h) */
     long remote = u && u->remote && h->engine ? h->engine->send_user(h->engine->ctx, user, f) : 0;
     if (remote > 0) n += remote;
@@ -369,18 +348,11 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
 
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
-    size_t n = deliver_all(h, from, f);
+    size_t n = hubp_deliver_all(h, from, f);
     long remote = h->engine ? h->engine->broadcast(h->engine->ctx, f) : 0;
     if (remote > 0) n += (size_t)remote;
     pthread_rwlock_unlock(&h->lock);
     return n;
-}
-
-/* c's index in its room list, or -1. Called with the hub lock held. */
-static long member_index(const struct conn *c, const char *room) {
-    for (size_t i = 0; i < c->nrooms; i++)
-        if (strcmp(c->rooms[i]->name, room) == 0) return (long)i;
-    return -1;
 }
 
 long hub_publish(struct hub *h, const struct conn *from, const char *room, struct frame *f) {
@@ -388,7 +360,7 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
     long i = member_index(from, room), n = 0;
     struct conn_set *m = i < 0 ? NULL : &from->rooms[i]->members;
     for (size_t k = 0; m && k < m->n; k++)
-        if (m->items[k] != from) n += deliver(h, m->items[k], f);
+        if (m->items[k] != from) n += hubp_deliver(h, m->items[k], f);
     long remote = m && h->engine ? h->engine->publish(h->engine->ctx, room, f) : 0;
     if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
@@ -397,7 +369,7 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
 
 void hub_reply(struct hub *h, struct conn *c, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
-    deliver(h, c, f);
+    hubp_deliver(h, c, f);
     pthread_rwlock_unlock(&h->lock);
 }
 
@@ -431,6 +403,7 @@ static enum hub_status join_locked(struct hub *h, struct conn *c, const char *na
         return HUB_NO_MEMORY;
     }
     if (h->engine && r->members.n == 1) h->engine->room_local(h->engine->ctx, r->name, 1);
+    member_change(h, c, r->name, 1);
     c->rooms[c->nrooms++] = r;
     return HUB_OK;
 }
@@ -463,12 +436,14 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
         metrics_add(M_USER_LIMIT_REFUSALS, 1);
     }
     if (s == HUB_OK) {
-        if (user_detach(h, c)) send_presence(h, c, "leave", c->user);
+        for (size_t i = 0; i < c->nrooms; i++) member_change(h, c, c->rooms[i]->name, 0);
+        if (user_detach(h, c)) hubp_send_presence(h, c, "leave", c->user);
         snprintf(c->user, sizeof c->user, "%s", user);
         c->named = 1;
         int first = user_attach(h, c);
+        for (size_t i = 0; first >= 0 && i < c->nrooms; i++) member_change(h, c, c->rooms[i]->name, 1);
         if (first < 0) s = HUB_NO_MEMORY;
-        if (first > 0) send_presence(h, c, "join", c->user);
+        if (first > 0) hubp_send_presence(h, c, "join", c->user);
         send_welcome(h, c);
     }
     pthread_rwlock_unlock(&h->lock);
@@ -495,7 +470,7 @@ enum hub_status hub_authenticate(struct hub *h, struct conn *c, const char *user
             c->pending = 0;
             c->named = 1;
             c->deadline = *d;
-            if (first > 0) send_presence(h, c, "join", c->user);
+            if (first > 0) hubp_send_presence(h, c, "join", c->user);
             send_welcome(h, c);
         }
     }
@@ -570,114 +545,10 @@ void hub_set_engine(struct hub *h, const struct hub_engine *e) {
 
 int hub_engine_state(struct hub *h) { return h->engine ? h->engine->redis_up(h->engine->ctx) : -1; }
 
-size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f) {
-    pthread_rwlock_rdlock(&h->lock);
-    struct user *u = dict_get(h->users, user);
-    size_t n = 0;
-    for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)deliver(h, u->conns.items[i], f);
-    pthread_rwlock_unlock(&h->lock);
-    return n;
-}
-
-size_t hub_deliver_local_all(struct hub *h, struct frame *f) {
-    pthread_rwlock_rdlock(&h->lock);
-    size_t n = deliver_all(h, NULL, f);
-    pthread_rwlock_unlock(&h->lock);
-    return n;
-}
-
-size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f) {
-    pthread_rwlock_rdlock(&h->lock);
-    struct room *r = dict_get(h->rooms, room);
-    size_t n = 0;
-    for (size_t k = 0; r && k < r->members.n; k++) n += (size_t)deliver(h, r->members.items[k], f);
-    pthread_rwlock_unlock(&h->lock);
-    return n;
-}
-
-void hub_remote_user(struct hub *h, const char *user, int delta) {
-    pthread_rwlock_wrlock(&h->lock);
-    struct user *u = dict_get(h->users, user);
-    if (delta > 0 && !u && (u = user_new(h, user))) send_presence(h, NULL, "join", user);
-    if (u && delta > 0) u->remote++;
-    if (u && delta < 0 && u->remote > 0 && --u->remote == 0 && u->conns.n == 0) {
-        user_free(h, u);
-        send_presence(h, NULL, "leave", user);
-    }
-    pthread_rwlock_unlock(&h->lock);
-}
-
-/* ---- The server API (see hub.h) ---- */
-
-size_t hub_publish_server(struct hub *h, const char *room, struct frame *f) {
-    pthread_rwlock_rdlock(&h->lock);
-    struct room *r = dict_get(h->rooms, room);
-    size_t n = 0;
-    for (size_t k = 0; r && k < r->members.n; k++) n += (size_t)deliver(h, r->members.items[k], f);
-    long remote = h->engine ? h->engine->publish(h->engine->ctx, room, f) : 0;
-    if (remote > 0) n += (size_t)remote;
-    pthread_rwlock_unlock(&h->lock);
-    return n;
-}
-
-/* A JSON array of `n` names (which need no escaping, names.h): malloc'd, NUL-terminated. */
-static char *names_json(const char *const *names, size_t n, size_t text_len, size_t *len) {
-    char *text = malloc(text_len + 3 * n + 3), *end = text;
-    if (!text) return NULL;
-    *end++ = '[';
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(names[i]);
-        if (i) *end++ = ',';
-        *end++ = '"';
-        memcpy(end, names[i], l);
-        end += l;
-        *end++ = '"';
-    }
-    *end++ = ']';
-    *end = '\0';
-    *len = (size_t)(end - text);
-    return text;
-}
-
-char *hub_users_json(struct hub *h, size_t *len) {
-    pthread_rwlock_rdlock(&h->lock);
-    char *text = names_json(h->online.names, h->online.n, h->online.text_len, len);
-    pthread_rwlock_unlock(&h->lock);
-    return text;
-}
-
-static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
-/* The distinct users of a room's members, sorted. Called with the hub lock held. */
-static char *room_users_locked(const struct room *r, size_t *len) {
-    const char **names = malloc((r && r->members.n ? r->members.n : 1) * sizeof *names);
-    size_t n = 0, text_len = 0;
-    if (!names) return NULL;
-    for (size_t k = 0; r && k < r->members.n; k++) names[n++] = r->members.items[k]->user;
-    qsort(names, n, sizeof *names, by_name);
-    size_t kept = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (kept && strcmp(names[kept - 1], names[k]) == 0) continue;
-        names[kept++] = names[k];
-        text_len += strlen(names[k]);
-    }
-    char *text = names_json(names, kept, text_len, len);
-    free(names);
-    return text;
-}
-
-char *hub_room_users_json(struct hub *h, const char *room, size_t *len) {
-    pthread_rwlock_rdlock(&h->lock);
-    char *text = room_users_locked(dict_get(h->rooms, room), len);
-    pthread_rwlock_unlock(&h->lock);
-    return text;
-}
-
-size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
-    pthread_rwlock_rdlock(&h->lock);
+/* Called with the hub lock held. */
+size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
     struct user *u = dict_get(h->users, user);
     size_t n = 0;
     for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)outbox_close(h->ob, &u->conns.items[i]->out, code, reason);
-    pthread_rwlock_unlock(&h->lock);
     return n;
 }

@@ -148,33 +148,22 @@ struct hub_engine {
     void (*gauges)(void *ctx, struct metrics_gauges *g);
     uint64_t first_id; /* connection ids count from here: anonymous users are named by their ids, which
                         * must not collide across nodes */
+    /* User `user` got its first connection in `room` here (up = 1) or lost its last (0): what the
+     * cluster-wide room listing (hub_room_users_json) reads on the other nodes. */
+    void (*room_user_local)(void *ctx, const char *room, const char *user, int up);
+    /* The server API's disconnect: every other node closes user's connections there with code and
+     * reason. Returns how many other nodes have the user per the presence table, or -1 when dropped. */
+    long (*close_user)(void *ctx, const char *user, uint16_t code, const char *reason);
+    /* Calls add(arg, name) for each user that other nodes have in `room` (duplicates possible), from
+     * the engine's mirror, never waiting on Redis. */
+    void (*room_users)(void *ctx, const char *room, void (*add)(void *arg, const char *user), void *arg);
 };
 /* Before the first connection; e is copied. */
 void hub_set_engine(struct hub *h, const struct hub_engine *e);
 /* -1 without an engine, else engine->redis_up. */
 int hub_engine_state(struct hub *h);
 
-/* The engine's inbound side: deliveries from other nodes go to this node's connections only. */
-size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f);
-size_t hub_deliver_local_all(struct hub *h, struct frame *f);
-size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f);
-/* One more (delta 1) or one fewer (-1) other node has `user` online. The user is listed (users,
- * welcome) while it has a connection here or on another node; this node's connections get a presence
- * join when it appears in that union and a leave when it disappears from it. */
-void hub_remote_user(struct hub *h, const char *user, int delta);
-/* ---- The server API (api.h): the server acting on no connection's behalf ----
- * Called from CivetWeb worker threads. Each takes the hub lock itself, shared: these only read the
- * tables (a close is queued on the connection's outbox, which its loop then carries out). A server
- * broadcast is hub_broadcast(h, NULL, f). A cluster engine makes these cluster-wide like the others. */
-/* To every member connection of `room`; 0 when nobody is in it. */
-size_t hub_publish_server(struct hub *h, const char *room, struct frame *f);
-/* The online users, sorted, as the text of a JSON array of strings: malloc'd and NUL-terminated
- * (*len is its length), the caller frees it; NULL when out of memory. */
-char *hub_users_json(struct hub *h, size_t *len);
-/* The same for the distinct users with a connection in `room` ("[]" when nobody is in it). */
-char *hub_room_users_json(struct hub *h, const char *room, size_t *len);
-/* Sends close `code` and `reason` (at most 123 bytes) to every connection of `user`; returns how
- * many began closing (0 when the user is offline, or its connections were closing already). */
-size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
+/* The engine's inbound side (deliveries from other nodes, their presence): hubremote.h. The server
+ * API (the server acting on no connection's behalf): hubapi.h. */
 
 #endif

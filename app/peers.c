@@ -11,6 +11,7 @@ struct peer {
     peer_id id;
     struct dict *users;   /* names online there; values unused */
     struct dict *rooms;   /* rooms with members there; values unused */
+    struct dict *members; /* "ROOM USER": USER has a connection in ROOM there; values unused */
     uint64_t seq;         /* the newest presence state applied */
 };
 
@@ -47,6 +48,7 @@ struct peers *peers_new(void) {
 static void peer_free(struct peer *n) {
     dict_free(n->users);
     dict_free(n->rooms);
+    dict_free(n->members);
     free(n);
 }
 
@@ -81,9 +83,9 @@ static struct peer *find(struct peers *p, const char *id) {
 static struct peer *get(struct peers *p, const char *id) {
     struct peer *e = find(p, id);
     if (e) return e;
-    if (!(e = calloc(1, sizeof *e)) || !(e->users = dict_new()) || !(e->rooms = dict_new())) {
-        if (e) dict_free(e->users);
-        free(e);
+    if (!(e = calloc(1, sizeof *e)) || !(e->users = dict_new()) || !(e->rooms = dict_new()) ||
+        !(e->members = dict_new())) {
+        if (e) peer_free(e);
         return NULL;
     }
     snprintf(e->id, sizeof e->id, "%s", id);
@@ -123,7 +125,7 @@ int peers_event(struct peers *p, const char *id, uint64_t seq, const char *name,
     pthread_mutex_lock(&p->lock);
     struct peer *e = up ? get(p, id) : find(p, id);
     if (e && seq > e->seq) {
-        struct dict *d = room ? e->rooms : e->users;
+        struct dict *d = room == PEERS_MEMBER ? e->members : room ? e->rooms : e->users;
         e->seq = seq;
         if (up && !dict_get(d, name)) changed = dict_add(d, name, e) == 0;
         if (!up) changed = dict_remove(d, name) != NULL;
@@ -144,8 +146,8 @@ static void collect_missing(const char *key, void *value, void *arg) {
 }
 
 void peers_snapshot(struct peers *p, const char *id, uint64_t seq, struct dict *users, struct dict *rooms,
-                    struct names *joined, struct names *left) {
-    struct dict *old_users = users, *old_rooms = rooms; /* what is freed at the end */
+                    struct dict *members, struct names *joined, struct names *left) {
+    struct dict *old_users = users, *old_rooms = rooms, *old_members = members; /* what is freed at the end */
     pthread_mutex_lock(&p->lock);
     struct peer *e = get(p, id);
     if (e && seq >= e->seq) {
@@ -153,14 +155,36 @@ void peers_snapshot(struct peers *p, const char *id, uint64_t seq, struct dict *
         dict_each(e->users, collect_missing, &(struct diff){users, left});
         old_users = e->users;
         old_rooms = e->rooms;
+        old_members = e->members;
         e->users = users;
         e->rooms = rooms;
+        e->members = members;
         e->seq = seq;
     }
     recount(p);
     pthread_mutex_unlock(&p->lock);
     dict_free(old_users);
     dict_free(old_rooms);
+    dict_free(old_members);
+}
+
+struct member_scan {
+    const char *room;
+    size_t room_len;
+    void (*add)(void *arg, const char *user);
+    void *arg;
+};
+
+static void member_match(const char *key, void *value, void *arg) {
+    struct member_scan *m = arg;
+    if (strncmp(key, m->room, m->room_len) == 0 && key[m->room_len] == ' ') m->add(m->arg, key + m->room_len + 1);
+}
+
+void peers_room_users(struct peers *p, const char *room, void (*add)(void *arg, const char *user), void *arg) {
+    struct member_scan m = {room, strlen(room), add, arg};
+    pthread_mutex_lock(&p->lock);
+    for (struct peer *e = p->head; e; e = e->next) dict_each(e->members, member_match, &m);
+    pthread_mutex_unlock(&p->lock);
 }
 
 int peers_drop(struct peers *p, const char *id, struct names *gone) {

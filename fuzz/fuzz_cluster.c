@@ -3,7 +3,7 @@
  *
  * Input: byte 0 picks the parser (even: a payload, odd: a URL), the rest is its text. A payload that
  * parses must have a valid node and target, a body inside the input, and encode back to the same head
- * (cluster_msg_head); a URL that parses must give a non-empty host, a port in 1..65535 and fields that
+ * (cluster_msg_head), and a D's body must give a valid close code and a short UTF-8 reason; a URL that parses must give a non-empty host, a port in 1..65535 and fields that
  * fit their buffers. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,14 +16,22 @@
 static void check_payload(const char *p, size_t len) {
     struct cluster_msg m;
     if (cluster_msg_parse(p, len, &m) < 0) return;
-    FUZZ_CHECK(strchr("URBJLEXS", m.kind) && m.kind != '\0');
+    FUZZ_CHECK(strchr(CLUSTER_KINDS, m.kind) && m.kind != '\0');
     FUZZ_CHECK(name_valid(m.node));
     FUZZ_CHECK(m.body >= p && m.body + m.body_len == p + len);
-    int targeted = strchr("URJLEX", m.kind) != NULL;
+    int targeted = strchr("URJLEXMND", m.kind) != NULL;
     FUZZ_CHECK(targeted ? name_valid(m.target) : m.target[0] == '\0');
     char head[CLUSTER_HEAD_MAX];
     size_t n = cluster_msg_head(head, m.kind, m.seq, m.node, targeted ? m.target : NULL);
     FUZZ_CHECK(n == (size_t)(m.body - p) && memcmp(head, p, n) == 0); /* one spelling per payload */
+    if (m.kind == 'D') {
+        uint16_t code;
+        char reason[CLUSTER_REASON_MAX + 1], body[CLUSTER_REASON_MAX + 8];
+        FUZZ_CHECK(cluster_close_parse(m.body, m.body_len, &code, reason) == 0);
+        FUZZ_CHECK(code == 1000 || code == 1008 || (code >= 4000 && code <= 4999));
+        size_t blen = cluster_close_body(body, code, reason);
+        FUZZ_CHECK(blen == m.body_len && memcmp(body, m.body, blen) == 0);
+    }
 }
 
 static void check_url(const char *url) {

@@ -56,6 +56,33 @@ static void test_malformed(void) {
     CHECK_EQ_INT(cluster_msg_parse("U 0 n\0\nalice\n1", 14, &m), -1); /* a NUL in the node id */
 }
 
+/* M / N carry a room member (the user's name as the body); D the API's disconnect. */
+static void test_members_and_disconnect(void) {
+    struct cluster_msg m;
+    CHECK_EQ_INT(parse("M 9 n\nlobby\nbob", &m), 0);
+    CHECK_EQ_STR(m.target, "lobby");
+    CHECK_EQ_INT((long long)m.body_len, 3);
+    CHECK_EQ_INT(parse("N 10 n\nlobby\nbob", &m), 0);
+    CHECK_EQ_INT(parse("M 9 n\nlobby\n", &m), -1);      /* no user */
+    CHECK_EQ_INT(parse("M 9 n\nlobby\nbo b", &m), -1);  /* not a name */
+    CHECK_EQ_INT(parse("M 9 n\nlobby\nbob\n", &m), -1);
+    char body[CLUSTER_REASON_MAX + 8], reason[CLUSTER_REASON_MAX + 1];
+    uint16_t code = 0;
+    size_t n = cluster_close_body(body, 4001, "bye now");
+    CHECK_EQ_STR(body, "4001 bye now");
+    CHECK_EQ_INT(cluster_close_parse(body, n, &code, reason), 0);
+    CHECK_EQ_INT(code, 4001);
+    CHECK_EQ_STR(reason, "bye now");
+    CHECK_EQ_INT(parse("D 0 n\nbob\n1000 ", &m), 0);     /* an empty reason */
+    CHECK_EQ_STR(m.target, "bob");
+    CHECK_EQ_INT(parse("D 0 n\nbob\n3000 x", &m), -1);   /* not a code the API sends */
+    CHECK_EQ_INT(parse("D 0 n\nbob\n4001", &m), -1);     /* no space */
+    CHECK_EQ_INT(parse("D 0 n\nbob\n4001 \xff", &m), -1); /* not UTF-8 */
+    char longer[200] = "D 0 n\nbob\n4001 ";
+    memset(longer + strlen(longer), 'x', CLUSTER_REASON_MAX + 1);
+    CHECK_EQ_INT(parse(longer, &m), -1);                  /* a close frame could not carry it */
+}
+
 static void test_urls(void) {
     struct redis_url u;
     char err[256];
@@ -84,6 +111,7 @@ int main(void) {
     test_round_trip();
     test_kinds();
     test_malformed();
+    test_members_and_disconnect();
     test_urls();
     return check_done();
 }

@@ -1,0 +1,81 @@
+/* clusterpriv: the cluster engine's state, shared by cluster.c and clusterpresence.c and no other module.
+ *
+ * The engine (cluster.h) is one structure carried out by two files: cluster.c (the hub's hooks, the
+ * queue, inbound messages, the Redis connections and the engine thread) and clusterpresence.c (this
+ * node's presence in Redis and the other nodes' read back into the peer table). Locks as cluster.h
+ * says: `lock` guards the fields marked so; the fields under "The engine thread only" are touched by
+ * that thread alone, which is the one calling everything declared here. */
+#ifndef SB_CLUSTERPRIV_H
+#define SB_CLUSTERPRIV_H
+
+#include <hiredis/async.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster.h"
+#include "clustermsg.h"
+#include "dict.h"
+#include "outbox.h"
+#include "peers.h"
+#include "redisev.h"
+
+enum item_kind { IT_PUBLISH, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN, IT_MEMBER_UP, IT_MEMBER_DOWN };
+#define MEMBER_KEY_MAX (2 * SB_NAME_MAX + 2) /* "ROOM USER" and its NUL */
+
+/* One thing for the engine thread to tell Redis. IT_PUBLISH: buf holds the channel then the payload;
+ * the others: buf holds the user's or room's name, or a member's "ROOM USER". */
+struct item {
+    struct item *next;
+    enum item_kind kind;
+    size_t a_len, b_len;
+    char buf[];
+};
+
+struct cluster {
+    struct hub *hub;
+    struct outbox *ob;
+    char prefix[CLUSTER_PREFIX_MAX + 1];
+    char node[SB_NAME_MAX + 1];
+    char key[CLUSTER_CHANNEL_MAX], nodes_key[CLUSTER_CHANNEL_MAX];
+    char ch_self[CLUSTER_CHANNEL_MAX], ch_all[CLUSTER_CHANNEL_MAX], ch_presence[CLUSTER_CHANNEL_MAX];
+    long ttl_ms;
+    struct redis_url url;
+    int epfd, wakefd;
+    pthread_t thread;
+    int started;
+
+    pthread_mutex_t lock; /* guards the fields down to `local_members` */
+    struct item *q_head, *q_tail;
+    size_t q_bytes;
+    int up;               /* both connections ready: hooks queue; else they drop */
+    int stopping;
+    int reregister;       /* a presence change was not queued: register every local user again */
+    struct dict *local;   /* this node's users; values unused */
+    struct dict *local_rooms; /* this node's rooms with members; values unused */
+    struct dict *local_members; /* "ROOM USER" for each user with a connection in ROOM here; values unused */
+
+    struct peers *peers;  /* the other nodes' presence; its own lock */
+    size_t inflight;      /* atomic reads (gauges); written by the engine thread */
+
+    /* The engine thread only: */
+    redisAsyncContext *cmd, *sub;
+    struct redis_ev cmd_ev, sub_ev;
+    int cmd_ready, sub_ready, reset, attempts;
+    int64_t retry_at, backoff_ms, next_tick;
+    int64_t last_reply_ms;  /* when Redis last answered a command: a Redis that stops answering for
+                             * --node-ttl is treated as gone (reconnect), not waited for */
+    uint64_t seq;
+    struct outbox_batch batch;
+};
+
+/* Sends a command on the command connection, pipelined, counted in flight until answered; fn NULL
+ * means cluster_on_reply. Argument lengths are strlen's where lens is NULL. When it cannot be sent and
+ * fn is cpres_on_node, privdata is freed. */
+void cluster_command(struct cluster *c, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                     const size_t *lens);
+/* The default reply callback: counts the reply, notes that Redis answers, logs an error reply. Reply
+ * callbacks of their own call it first. */
+void cluster_on_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+#endif

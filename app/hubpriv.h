@@ -1,0 +1,76 @@
+/* hubpriv: the hub's tables, shared by its three files and no other module.
+ *
+ * The hub (hub.h) is one lock and one set of tables, carried out by three files: hub.c (registration,
+ * rooms, delivery, presence, the tick), hubremote.c (what the cluster engine brings in from other
+ * nodes, hubremote.h) and hubapi.c (the server API, hubapi.h). This header is what they share: the
+ * structures and the core's helpers. Every field below is guarded by hub->lock as hub.h says; each
+ * helper is called with that lock held (shared for deliveries, exclusive where it changes a table).
+ * Other modules use hub.h, hubremote.h and hubapi.h only. */
+#ifndef SB_HUBPRIV_H
+#define SB_HUBPRIV_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub.h"
+
+struct dict;
+
+/* A set of connections: a user's, or a room's members. */
+struct conn_set {
+    struct conn **items;
+    size_t n, cap;
+};
+
+struct user {
+    struct conn_set conns;
+    long remote;          /* other nodes where the user is online (cluster engine); 0 alone */
+    char name[SB_NAME_MAX + 1];
+};
+
+/* The online users' names in order, kept as users come and go, so that a welcome's list is a copy,
+ * not a sort: a join storm of n users would otherwise sort n lists of up to n names. */
+struct name_index {
+    const char **names; /* each a struct user's `name` */
+    size_t n, cap;
+    size_t text_len;    /* sum of the names' lengths */
+};
+
+struct room {
+    char name[SB_NAME_MAX + 1];
+    struct conn_set members;
+};
+
+struct hub {
+    pthread_rwlock_t lock; /* guards everything below and the hub fields of each conn; delivery only
+                            * reads the tables, so concurrent senders share it */
+    struct outbox *ob;
+    struct hub_options opt;
+    struct dict *users;   /* name -> struct user */
+    struct name_index online;
+    struct dict *rooms;   /* name -> struct room */
+    struct conn *head;    /* every registered connection */
+    size_t count;         /* atomic reads: /healthz must not wait behind joins for the lock */
+    uint64_t next_id;
+    int shutting_down;
+    const struct hub_engine *engine; /* NULL without --redis; set before any connection */
+    struct hub_engine engine_copy;
+};
+
+/* Queues f to c; 1 if queued. */
+int hubp_deliver(struct hub *h, struct conn *c, struct frame *f);
+/* To every router connection but `except` (NULL: all); how many were queued to. */
+size_t hubp_deliver_all(struct hub *h, const struct conn *except, struct frame *f);
+/* A presence event (join or leave of `user`) to every router connection but `except`, with
+ * --presence. */
+void hubp_send_presence(struct hub *h, const struct conn *except, const char *event, const char *user);
+/* A user online under `name`, listed in the users table and the name index; NULL when out of memory.
+ * Exclusive lock. */
+struct user *hubp_user_new(struct hub *h, const char *name);
+/* Unlists and frees u. Exclusive lock. */
+void hubp_user_free(struct hub *h, struct user *u);
+/* Close `code`, `reason` to every connection of `user` here; how many began closing. */
+size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
+
+#endif

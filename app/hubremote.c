@@ -1,0 +1,51 @@
+/* hubremote: the cluster engine's inbound side of the hub (see hubremote.h). */
+#include "hubremote.h"
+
+#include <pthread.h>
+
+#include "dict.h"
+#include "hubpriv.h"
+
+size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct user *u = dict_get(h->users, user);
+    size_t n = 0;
+    for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)hubp_deliver(h, u->conns.items[i], f);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+size_t hub_deliver_local_all(struct hub *h, struct frame *f) {
+    pthread_rwlock_rdlock(&h->lock);
+    size_t n = hubp_deliver_all(h, NULL, f);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct room *r = dict_get(h->rooms, room);
+    size_t n = 0;
+    for (size_t k = 0; r && k < r->members.n; k++) n += (size_t)hubp_deliver(h, r->members.items[k], f);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
+    pthread_rwlock_rdlock(&h->lock);
+    size_t n = hubp_close_user(h, user, code, reason);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+void hub_remote_user(struct hub *h, const char *user, int delta) {
+    pthread_rwlock_wrlock(&h->lock);
+    struct user *u = dict_get(h->users, user);
+    if (delta > 0 && !u && (u = hubp_user_new(h, user))) hubp_send_presence(h, NULL, "join", user);
+    if (u && delta > 0) u->remote++;
+    if (u && delta < 0 && u->remote > 0 && --u->remote == 0 && u->conns.n == 0) {
+        hubp_user_free(h, u);
+        hubp_send_presence(h, NULL, "leave", user);
+    }
+    pthread_rwlock_unlock(&h->lock);
+}

@@ -1,0 +1,30 @@
+/* hubremote: what the cluster engine (cluster.h) brings into the hub from other nodes.
+ *
+ * The engine's outbound hooks (struct hub_engine, hub.h) hand this node's deliveries and presence to
+ * Redis; these functions are the way back: messages other nodes published, which go to this node's
+ * connections only, and other nodes' users coming and going, which change the users listed here.
+ * A separate file from hub.c because it is a second concern: the core serves this node's clients,
+ * this side mirrors the rest of the cluster into it.
+ *
+ * Threads and locks: called on the engine thread; each takes the hub lock itself (shared for
+ * deliveries and closes, exclusive for hub_remote_user) and never calls the engine back. */
+#ifndef SB_HUBREMOTE_H
+#define SB_HUBREMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub.h"
+
+/* The engine's inbound side: deliveries from other nodes go to this node's connections only. */
+size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f);
+size_t hub_deliver_local_all(struct hub *h, struct frame *f);
+size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f);
+/* Another node's API disconnect: hub_close_user on this node's connections only. */
+size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, const char *reason);
+/* One more (delta 1) or one fewer (-1) other node has `user` online. The user is listed (users,
+ * welcome) while it has a connection here or on another node; this node's connections get a presence
+ * join when it appears in that union and a leave when it disappears from it. */
+void hub_remote_user(struct hub *h, const char *user, int delta);
+
+#endif
