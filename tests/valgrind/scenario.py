@@ -175,11 +175,13 @@ async def shutdown(port, pid):
 def main():
     port, pid = int(sys.argv[1]), int(sys.argv[2])
     steps = 0
-    for block in test_protocol_doc.BLOCKS:
+    # This server has no key: the ```session token blocks need one and run under ASan instead
+    # (test_protocol_doc and test_identity in build-asan).
+    for block in (b for b in test_protocol_doc.BLOCKS if not b.token):
         harness.run_async(test_protocol_doc.Replay(block, port).run(), timeout=120 * harness.SLOW)
         wait_idle(port)
         steps += 1
-    print("scenario: %d PROTOCOL.md blocks replayed" % steps, flush=True)
+    print("scenario: %d PROTOCOL.md blocks replayed (open mode)" % steps, flush=True)
     harness.run_async(routing(port), timeout=120 * harness.SLOW)
     wait_idle(port)
     harness.run_async(echo(port))
