@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
+#include "frame.h"
 #include "hub.h"
 #include "memsink.h"
 #include "outbox.h"
@@ -113,6 +114,17 @@ static inline int peer_next(struct peer *p, int *op, char **payload, size_t *ple
 
 /* The connection is over (outbox_done): its loop would end it now. */
 static inline int peer_done(struct peer *p) { return outbox_done(&p->c.out); }
+
+/* Reads and drops everything the peer has received so far (welcomes, presence). */
+static inline void drain(struct peer *p) {
+    int op;
+    char *s;
+    size_t n;
+    while (peer_next(p, &op, &s, &n)) free(s);
+}
+
+/* A text frame holding s, for hub_send and the like (the caller owns one reference). */
+static inline struct frame *text(const char *s) { return frame_new(WS_OP_TEXT, s, strlen(s)); }
 
 /* How many times the outbox asked the connection's loop to look at it. */
 static inline int peer_kicks(struct peer *p) {

@@ -235,13 +235,6 @@ static char *handle(const char *method, const char *path, const char *body, int 
         free(got);                                                      \
     } while (0)
 
-static void drain(struct peer *p) {
-    int op;
-    char *s;
-    size_t n;
-    while (peer_next(p, &op, &s, &n)) free(s);
-}
-
 static void test_calls_on_the_hub(void) {
     struct peer alice, bob, bob2, anon, echo;
     world_start(&w, 1);

@@ -32,13 +32,6 @@ static const char *mint(char *out, size_t cap, const char *sub, int64_t exp_in, 
     return out;
 }
 
-static void drain(struct peer *p) {
-    int op;
-    char *s;
-    size_t n;
-    while (peer_next(p, &op, &s, &n)) free(s);
-}
-
 static void test_open_mode(void) {
     struct auth_conn *a = (struct auth_conn *)1;
     enum jwt_error why = JWT_EXPIRED;

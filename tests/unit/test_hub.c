@@ -9,16 +9,6 @@
 #include "check.h"
 #include "peer.h"
 
-static struct frame *text(const char *s) { return frame_new(WS_OP_TEXT, s, strlen(s)); }
-
-/* Reads and drops everything a peer has received so far. */
-static void drain(struct peer *p) {
-    int op;
-    char *s;
-    size_t n;
-    while (peer_next(p, &op, &s, &n)) free(s);
-}
-
 static void test_welcome_and_presence(void) {
     struct world w;
     struct peer alice, bob, bob2;

@@ -10,14 +10,6 @@
 #include "hubapi.h"
 #include "peer.h"
 
-/* Reads and drops everything a peer has received so far (welcomes). */
-static void drain(struct peer *p) {
-    int op;
-    char *s;
-    size_t n;
-    while (peer_next(p, &op, &s, &n)) free(s);
-}
-
 static char *json_room(struct hub *h, const char *room) {
     size_t len = 0;
     char *s = hub_room_users_json(h, room, &len);

@@ -8,15 +8,6 @@
 #include "hubremote.h"
 #include "peer.h"
 
-static struct frame *text(const char *s) { return frame_new(WS_OP_TEXT, s, strlen(s)); }
-
-static void drain(struct peer *p) {
-    int op;
-    char *s;
-    size_t n;
-    while (peer_next(p, &op, &s, &n)) free(s);
-}
-
 static void test_remote_users(void) {
     struct world w;
     struct peer a, b;

@@ -30,13 +30,6 @@ static void say_len(struct peer *p, const char *text, size_t len) {
 
 static void say(struct peer *p, const char *json) { say_len(p, json, strlen(json)); }
 
-static void drain(struct peer *p) {
-    int op;
-    char *s;
-    size_t n;
-    while (peer_next(p, &op, &s, &n)) free(s);
-}
-
 /* Opens a named connection and reads away its welcome (and everyone else's presence). */
 static void open_quiet(struct peer *p, const char *user, struct peer **others, size_t n) {
     CHECK_EQ_INT(peer_open(&w, p, user), HUB_OK);
