@@ -14,39 +14,16 @@
  *    and nothing arrives after a refused request;
  *  - nothing is left queued. */
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "fuzz_check.h"
-#include "hub.h"
-#include "memsink.h" /* tests/unit: the same in-memory sink as the unit tests' peers */
+#include "fuzz_hub.h"
 #include "utf8.h"
 
 #define KEY "fuzz-key"
 #define NPEERS 4
-
-struct peer {
-    struct conn c;
-    pthread_mutex_t lock;
-    uint8_t *buf;
-    size_t len, cap;
-};
-
-static ssize_t mem_write(void *sink, const struct iovec *iov, int iovcnt) {
-    struct peer *p = sink;
-    pthread_mutex_lock(&p->lock);
-    ssize_t n = memsink_writev(&p->buf, &p->len, &p->cap, iov, iovcnt);
-    pthread_mutex_unlock(&p->lock);
-    return n;
-}
-
-static void mem_kick(void *sink) {}
-
-static const struct outbox_io mem_io = {mem_write, mem_kick, 0};
-static struct outbox *ob;
-static struct hub *hub;
 
 static const struct {
     const char *method, *path;
@@ -59,50 +36,27 @@ static const struct {
 static const char *const auths[] = {"Bearer " KEY, "Bearer fuzz-kez", NULL, "Basic " KEY, "bearer " KEY " ", "Bearer"};
 #define NAUTHS (sizeof auths / sizeof auths[0])
 
-static void peer_open(struct peer *p, const char *user, const char *room) {
-    memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->lock, NULL);
-    hub_conn_init(hub, &p->c, user, 0, p, 1 << 20);
-    FUZZ_CHECK(hub_add(hub, &p->c) == HUB_OK);
-    if (room) FUZZ_CHECK(hub_join(hub, &p->c, room) == HUB_OK);
-}
-
-static void peer_close(struct peer *p) {
-    outbox_detach(&p->c.out);
-    hub_remove(hub, &p->c);
-    outq_destroy(&p->c.out);
-    free(p->buf);
-    pthread_mutex_destroy(&p->lock);
-}
-
 static int close_code_ok(unsigned code) { return code == 1000 || code == 1008 || (code >= 4000 && code <= 4999); }
 
 /* Checks every frame from `from` on; returns how many text frames there were. */
 static size_t check_frames(struct peer *p, size_t from, int want_utf8) {
     FUZZ_CHECK(outq_bytes(&p->c.out) == 0);
-    size_t n = 0, off = from;
-    while (off < p->len) {
-        const uint8_t *b = p->buf + off;
-        FUZZ_CHECK(p->len - off >= 2 && (b[0] == 0x81 || b[0] == 0x88) && !(b[1] & 0x80));
-        size_t hlen = 2, len = b[1];
-        if (len == 126) hlen = 4, len = (size_t)b[2] << 8 | b[3];
-        else if (len == 127) {
-            hlen = 10, len = 0;
-            for (int i = 0; i < 8; i++) len = len << 8 | b[2 + i];
-        }
-        FUZZ_CHECK(p->len - off >= hlen && p->len - off - hlen >= len);
-        if (b[0] == 0x88) {
-            FUZZ_CHECK(len >= 2 && len <= 125 && close_code_ok((unsigned)b[hlen] << 8 | b[hlen + 1]));
-            FUZZ_CHECK(utf8_valid(b + hlen + 2, len - 2));
+    size_t n = 0, off = from, len;
+    uint8_t head;
+    const uint8_t *payload;
+    while (fuzz_frame(p, &off, &head, &payload, &len)) {
+        FUZZ_CHECK(head == 0x81 || head == 0x88);
+        if (head == 0x88) {
+            FUZZ_CHECK(len >= 2 && len <= 125 && close_code_ok((unsigned)payload[0] << 8 | payload[1]));
+            FUZZ_CHECK(utf8_valid(payload + 2, len - 2));
         } else {
-            if (want_utf8) FUZZ_CHECK(utf8_valid(b + hlen, len));
-            cJSON *msg = cJSON_ParseWithLength((const char *)b + hlen, len);
+            if (want_utf8) FUZZ_CHECK(utf8_valid(payload, len));
+            cJSON *msg = cJSON_ParseWithLength((const char *)payload, len);
             const cJSON *from_field = cJSON_GetObjectItemCaseSensitive(msg, "from");
             FUZZ_CHECK(cJSON_IsString(from_field) && strcmp(from_field->valuestring, "@server") == 0);
             cJSON_Delete(msg);
             n++;
         }
-        off += hlen + len;
     }
     return n;
 }
@@ -126,13 +80,6 @@ static long check_response(const struct api_response *resp, int key_ok) {
     long n = cJSON_IsNumber(delivered) ? (long)delivered->valuedouble : -1;
     cJSON_Delete(body);
     return n;
-}
-
-static void start_once(void) {
-    static struct hub_options opt = {1, 20000, 0, 0};
-    if (hub) return;
-    ob = outbox_new(&mem_io);
-    hub = hub_new(ob, &opt);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

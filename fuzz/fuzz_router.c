@@ -11,78 +11,27 @@
  *    browser fails the connection (1007) on a text frame that is not;
  *  - nothing is left queued, and no connection is closing or ended (router.h: no failure closes). */
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "hub.h"
-#include "memsink.h" /* tests/unit: the same in-memory sink as the unit tests' peers */
+#include "fuzz_hub.h"
 #include "router.h"
 #include "utf8.h"
-
-struct peer {
-    struct conn c;
-    pthread_mutex_t lock;
-    uint8_t *buf;
-    size_t len, cap;
-    int kicks;
-};
-
-static ssize_t mem_write(void *sink, const struct iovec *iov, int iovcnt) {
-    struct peer *p = sink;
-    pthread_mutex_lock(&p->lock);
-    ssize_t n = memsink_writev(&p->buf, &p->len, &p->cap, iov, iovcnt);
-    pthread_mutex_unlock(&p->lock);
-    return n;
-}
-
-static void mem_kick(void *sink) {
-    struct peer *p = sink;
-    pthread_mutex_lock(&p->lock);
-    p->kicks++;
-    pthread_mutex_unlock(&p->lock);
-}
-
-static const struct outbox_io mem_io = {mem_write, mem_kick, 0};
-static struct outbox *ob;
-static struct hub *hub;
-
-static void peer_open(struct peer *p, const char *user) {
-    memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->lock, NULL);
-    hub_conn_init(hub, &p->c, user, 0, p, 1 << 20);
-    FUZZ_CHECK(hub_add(hub, &p->c) == HUB_OK);
-}
-
-static void peer_close(struct peer *p) {
-    outbox_detach(&p->c.out);
-    hub_remove(hub, &p->c);
-    outq_destroy(&p->c.out);
-    free(p->buf);
-    pthread_mutex_destroy(&p->lock);
-}
 
 /* Checks every frame from `from` on and returns how many there were. */
 static size_t check_frames(struct peer *p, size_t from, int want_utf8) {
     FUZZ_CHECK(outq_bytes(&p->c.out) == 0 && !outq_closing(&p->c.out));
     FUZZ_CHECK(!outbox_done(&p->c.out) && p->kicks == 0);
-    size_t n = 0, off = from;
-    while (off < p->len) {
-        const uint8_t *b = p->buf + off;
-        FUZZ_CHECK(p->len - off >= 2 && b[0] == 0x81 && !(b[1] & 0x80));
-        size_t hlen = 2, len = b[1];
-        if (len == 126) hlen = 4, len = (size_t)b[2] << 8 | b[3];
-        else if (len == 127) {
-            hlen = 10, len = 0;
-            for (int i = 0; i < 8; i++) len = len << 8 | b[2 + i];
-        }
-        FUZZ_CHECK(p->len - off >= hlen && p->len - off - hlen >= len);
-        if (want_utf8) FUZZ_CHECK(utf8_valid(b + hlen, len));
-        cJSON *msg = cJSON_ParseWithLength((const char *)b + hlen, len);
+    size_t n = 0, off = from, len;
+    uint8_t head;
+    const uint8_t *payload;
+    while (fuzz_frame(p, &off, &head, &payload, &len)) {
+        FUZZ_CHECK(head == 0x81);
+        if (want_utf8) FUZZ_CHECK(utf8_valid(payload, len));
+        cJSON *msg = cJSON_ParseWithLength((const char *)payload, len);
         FUZZ_CHECK(cJSON_IsObject(msg) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "type")));
         cJSON_Delete(msg);
-        off += hlen + len;
         n++;
     }
     return n;
@@ -100,20 +49,13 @@ static int may_be_silent(const uint8_t *data, size_t size) {
     return ok;
 }
 
-static void start_once(void) {
-    static struct hub_options opt = {1, 20000, 0, 0};
-    if (hub) return;
-    ob = outbox_new(&mem_io);
-    hub = hub_new(ob, &opt);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct peer alice, bob, bob2, anon;
     start_once();
-    peer_open(&alice, "alice");
-    peer_open(&bob, "bob");
-    peer_open(&bob2, "bob");
-    peer_open(&anon, NULL);
+    peer_open(&alice, "alice", NULL);
+    peer_open(&bob, "bob", NULL);
+    peer_open(&bob2, "bob", NULL);
+    peer_open(&anon, NULL, NULL);
     struct peer *all[] = {&alice, &bob, &bob2, &anon};
     size_t seen[4];
     for (int i = 0; i < 4; i++) seen[i] = (check_frames(all[i], 0, 1), all[i]->len);

@@ -1,6 +1,6 @@
 /* memsink.h: a growing memory buffer that stands in for a client's socket.
  *
- * The unit tests' peers (peer.h) and the router fuzz target (fuzz/fuzz_router.c) both collect a
+ * The unit tests' peers (peer.h) and the router and API fuzz targets' peers (fuzz/fuzz_hub.h) collect a
  * connection's frames in memory: their outbox sink takes every byte the real outbox writes and appends
  * it to a (buf, len, cap) buffer, which the test then reads back as a client would. test_outbox's sink
  * and test_loop's handler keep what they are handed the same way. The append lives here once so that
