@@ -1,18 +1,31 @@
 #!/usr/bin/env python3
 """Writes the hand-made seed inputs of fuzz/corpus/<target>/ (seed-*); run from anywhere.
 
-The router seeds include every client line of the session blocks in docs/PROTOCOL.md, so the corpus
-follows the documented protocol. Old seed-* files are replaced; other files in the corpus directories
-(crash-*, regression inputs, anything libFuzzer found) are left alone."""
+    fuzz/seed_corpus.py            rewrite the seeds in fuzz/corpus/
+    fuzz/seed_corpus.py DIR        write them under DIR/<target>/ instead (DIR is created)
+    fuzz/seed_corpus.py --check    write nothing; exit 1 and name every seed-* file of fuzz/corpus/
+                                   that differs from what this script makes, is missing, or is stale
+
+The router seeds include every client line of the session blocks in docs/PROTOCOL.md (```session and
+```session token blocks alike; TOKEN(...) placeholders become tokens minted here, as
+tests/integration/test_protocol_doc.py mints them), and the api seeds every body of docs/API.md's curl
+examples, so the corpus follows the documented protocol. Only the targets this script makes seeds for
+are touched: their old seed-* files are replaced; other files in the corpus directories (crash-*,
+regression inputs, anything libFuzzer found) and the seeds of other targets (cluster, redact: written
+by hand) are left alone."""
 import base64
 import hashlib
 import hmac
+import json
 import os
 import re
+import shutil
 import struct
+import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.path.join(HERE, "corpus")
+CORPUS = os.path.join(HERE, "corpus")  # where write() puts seeds; generate() points it at its target
 
 
 def write(target, name, data):
@@ -99,16 +112,47 @@ def utf8_seeds():
 
 
 # ---- router: every client line of PROTOCOL.md's sessions, and malformed ones ----
-def router_seeds():
+SESSION_OPENERS = ("```session", "```session token")  # as tests/integration/test_protocol_doc.py reads them
+TOKEN_RE = re.compile(r"TOKEN\(([^)]*)\)")
+
+
+def doc_token(m):
+    """A TOKEN(user, rooms=a|b, exp=+N, secret=S) placeholder as a token with a fixed clock (the fuzz
+    target's server has no key, so only its shape matters; the seed stays the same from run to run)."""
+    user, *opts = [a.strip() for a in m.group(1).split(",")]
+    claims, key = {"sub": user, "exp": 1700000300}, JWT_SECRET
+    for opt in opts:
+        name, _, value = opt.partition("=")
+        if name == "rooms":
+            claims["rooms"] = value.split("|")
+        elif name == "exp":
+            claims["exp"] = 1700000000 + int(value)
+        elif name == "secret":
+            key = value.encode()
+    body = json.dumps(claims, separators=(",", ":"))
+    return hs256_token('{"alg":"HS256","typ":"JWT"}', body, key)
+
+
+def doc_client_lines():
+    """Every distinct `NAME> TEXT` line of the session blocks, in the order of the document."""
     with open(os.path.join(HERE, "..", "docs", "PROTOCOL.md"), encoding="utf-8") as f:
-        doc = f.read()
-    lines = []
-    for block in re.findall(r"```session\n(.*?)```", doc, re.S):
-        for line in block.splitlines():
+        doc = f.read().splitlines()
+    lines, inside = [], False
+    for line in doc:
+        if not inside:
+            inside = line.strip() in SESSION_OPENERS
+        elif line.strip() == "```":
+            inside = False
+        else:
             m = re.match(r"^\w+> (.*)$", line)
-            if m and m.group(1) not in lines:
-                lines.append(m.group(1))
-    for i, line in enumerate(lines):
+            text = m and TOKEN_RE.sub(doc_token, m.group(1))
+            if text and text not in lines:
+                lines.append(text)
+    return lines
+
+
+def router_seeds():
+    for i, line in enumerate(doc_client_lines()):
         write("router", "doc-%02d" % i, line)
     extra = {
         "trailing-garbage": '{"type":"ping"} x',
@@ -366,22 +410,60 @@ def api_seeds():
         write("api", name, bytes([target, auth]) + (body if isinstance(body, bytes) else body.encode()))
 
 
-def remove_old_seeds():
-    for target in os.listdir(CORPUS) if os.path.isdir(CORPUS) else []:
-        for name in os.listdir(os.path.join(CORPUS, target)):
-            if name.startswith("seed-"):
-                os.remove(os.path.join(CORPUS, target, name))
+GENERATORS = {  # target -> what writes its seeds
+    "assembler": assembler_seeds, "utf8": utf8_seeds, "router": router_seeds, "origin": origin_seeds,
+    "names": names_seeds, "config": config_seeds, "wsframe": wsframe_seeds, "jsonspan": jsonspan_seeds,
+    "jwt": jwt_seeds, "api": api_seeds,
+}
+
+
+def seeds(corpus, target):
+    d = os.path.join(corpus, target)
+    return sorted(n for n in os.listdir(d) if n.startswith("seed-")) if os.path.isdir(d) else []
+
+
+def generate(corpus):
+    """Replaces the seed-* files of every target in GENERATORS under corpus."""
+    global CORPUS
+    CORPUS = corpus
+    for target, make in GENERATORS.items():
+        for name in seeds(corpus, target):
+            os.remove(os.path.join(corpus, target, name))
+        make()
+
+
+def check(corpus):
+    """Names every seed that differs between corpus and a fresh run; returns how many."""
+    scratch = tempfile.mkdtemp(prefix="seed-corpus-")
+    try:
+        generate(scratch)
+        bad = 0
+        for target in GENERATORS:
+            want, have = seeds(scratch, target), seeds(corpus, target)
+            for name in sorted(set(want) | set(have)):
+                path = os.path.join(target, name)
+                if name not in have:
+                    print("missing: %s" % path)
+                elif name not in want:
+                    print("stale: %s" % path)
+                else:
+                    with open(os.path.join(scratch, path), "rb") as a, open(os.path.join(corpus, path), "rb") as b:
+                        if a.read() == b.read():
+                            continue
+                    print("differs: %s" % path)
+                bad += 1
+        return bad
+    finally:
+        shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":
-    remove_old_seeds()
-    assembler_seeds()
-    utf8_seeds()
-    router_seeds()
-    origin_seeds()
-    names_seeds()
-    config_seeds()
-    wsframe_seeds()
-    jsonspan_seeds()
-    jwt_seeds()
-    api_seeds()
+    args = sys.argv[1:]
+    if args == ["--check"]:
+        bad = check(CORPUS)
+        if bad:
+            print("%d seed(s) out of date: run fuzz/seed_corpus.py and commit fuzz/corpus/" % bad)
+        sys.exit(1 if bad else 0)
+    if len(args) > 1 or (args and args[0].startswith("-")):
+        sys.exit("usage: seed_corpus.py [--check | DIR]")
+    generate(os.path.abspath(args[0]) if args else CORPUS)
