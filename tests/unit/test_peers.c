@@ -246,7 +246,8 @@ static void test_room_members(void) {
     struct names in = {0}, out = {0};
     peers_snapshot(p, "n1", 1, dict_new(), dict_of("lobby", "lobby2", "lob", NULL),
                    dict_of("lobby alice", "lobby2 carol", "lob dave", NULL), &in, &out);
-    peers_snapshot(p, "n2", 1, dict_new(), dict_of("lobby", NULL), dict_of("lobby alice", "lobby bob", NULL), &in, &out);
+    peers_snapshot(p, "n2", 1, dict_new(), dict_of("lobby", NULL), dict_of("lobby alice", "lobby bob", NULL), &in,
+                   &out);
     CHECK_EQ_INT(in.n + out.n, 0); /* members are not users: nobody joined */
     CHECK_EQ_STR(room_users(p, "lobby"), "alice,alice,bob"); /* once per node that has the member */
     CHECK_EQ_STR(room_users(p, "lob"), "dave");              /* a room's name is not a prefix match */
