@@ -31,6 +31,7 @@ static void forget_node(struct cluster *c, const char *id) {
 }
 
 void cpres_node_event(struct cluster *c, const struct cluster_msg *m) {
+    metrics_add(M_CLUSTER_PRESENCE_IN, 1);
     int room = m->kind == 'E' || m->kind == 'X', up = m->kind == 'J' || m->kind == 'E' || m->kind == 'M';
     if (m->kind == 'M' || m->kind == 'N') {
         char key[MEMBER_KEY_MAX];
@@ -57,6 +58,7 @@ void cpres_announce(struct cluster *c, char kind, const char *user) {
     const char *argv[] = {"PUBLISH", c->ch_presence, head};
     cluster_command(c, NULL, NULL, 3, argv, NULL);
     metrics_add(M_CLUSTER_PUBLISHES, 1);
+    if (kind != 'S') metrics_add(M_CLUSTER_PRESENCE_OUT, 1); /* a resync request is not a change */
 }
 
 /* An M or N event for "ROOM USER": the room is the target, the user the body. */
@@ -70,6 +72,7 @@ static void announce_member(struct cluster *c, const char *key, int up) {
     const char *argv[] = {"PUBLISH", c->ch_presence, payload};
     cluster_command(c, NULL, NULL, 3, argv, NULL);
     metrics_add(M_CLUSTER_PUBLISHES, 1);
+    metrics_add(M_CLUSTER_PRESENCE_OUT, 1);
 }
 
 /* A user, room or room member ("ROOM USER", room = PEERS_MEMBER) of this node came or went: the

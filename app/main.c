@@ -109,7 +109,7 @@ static void app_stop(struct app *a) {
         while (hub_count(a->hub) > 0 && hub_now_ms() < until) usleep(20 * 1000);
     }
     loops_stop(a->loops);
-    server_stop(a->srv); /* a handshake already past on_connect may still reach loops_adopt until here */
+    server_stop(a->srv); /* a handshake already past its checks may still reach loops_adopt until here */
     cluster_stop(a->cluster);
     loops_free(a->loops);
     outbox_free(a->ob);

@@ -25,6 +25,8 @@ enum metric {
     M_USER_LIMIT_REFUSALS,
     M_CLUSTER_PUBLISHES,   /* the cluster ones are rendered only with --redis */
     M_CLUSTER_MESSAGES_IN,
+    M_CLUSTER_PRESENCE_OUT,
+    M_CLUSTER_PRESENCE_IN,
     M_CLUSTER_DROPPED,
     M_CLUSTER_RECONNECTS,
     M__COUNT

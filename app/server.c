@@ -88,13 +88,11 @@ static void on_end_request(const struct mg_connection *conn, int status) {
              status, ri->remote_addr);
 }
 
-static void on_connection_close(const struct mg_connection *conn) { ws_connection_closed(); }
-
-/* Until the handlers are registered, a request would find none and get a 404 (or a static file where
- * a WebSocket should be): it gets 503 instead. Once ready, CivetWeb handles the request as usual. */
+/* Until the handlers are registered, a request would find none and get a 404: it gets 503 instead.
+ * Once ready, a WebSocket upgrade is answered here (ws.h) and anything else goes on to CivetWeb. */
 static int on_begin_request(struct mg_connection *conn) {
     struct server *srv = mg_get_user_data(mg_get_context(conn));
-    if (__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE)) return 0;
+    if (__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE)) return ws_upgrade(srv->ws, conn);
     http_reply_text(conn, 503, "starting");
     return 503;
 }
@@ -121,8 +119,6 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
         "static_file_cache_control", "no-cache",
         "tcp_nodelay", "1",
         "request_timeout_ms", "10000",
-        "websocket_timeout_ms", "1000",
-        "enable_websocket_ping_pong", "no",
         "listen_backlog", "1024",
         NULL,
     };
@@ -138,7 +134,6 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     callbacks.http_error = on_http_error;
     callbacks.end_request = on_end_request;
     callbacks.log_message = on_log_message;
-    callbacks.connection_close = on_connection_close;
     callbacks.begin_request = on_begin_request;
     struct mg_init_data init = {&callbacks, srv, options};
     unsigned code = 0;
@@ -151,7 +146,6 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     mg_set_request_handler(srv->ctx, "/healthz$", handle_healthz, srv);
     mg_set_request_handler(srv->ctx, "/metrics$", handle_metrics, srv);
     mg_set_request_handler(srv->ctx, "/auth$", handle_auth, srv);
-    ws_register(ws, srv->ctx);
     if (cfg->api_key[0] && !(srv->api = api_start(srv->ctx, h, cfg->api_key, cfg->max_message))) {
         snprintf(err, cap, "out of memory");
         server_stop(srv);

@@ -9,7 +9,7 @@
  * Taking (sockfind_take), under the lock:
  *   mine = fcntl(fd, F_DUPFD_CLOEXEC)   the TCP connection under a second number, which the caller owns
  *   dup3(eof_fd, fd)                    CivetWeb's number now names a socket that only says EOF
- * so CivetWeb's worker, back in its read loop, sees the end at once, runs its close handler and closes
+ * so when the request is done (ws.c answers the upgrade from begin_request) CivetWeb's worker closes
  * ITS number, that is the dummy: whatever CivetWeb reads, writes, shuts down or closes from then on
  * never reaches the TCP connection, and its worker is free for the next request. `mine` is claimed
  * until sockfind_close, which releases and closes it under the lock, so no search ever sees a claimed

@@ -1,36 +1,36 @@
-/* ws: CivetWeb's WebSocket callbacks (see ws.h).
+/* ws: the WebSocket endpoints (see ws.h).
  *
- * Connections without threads. CivetWeb 1.15 serves a WebSocket on the worker thread that did its
- * handshake until the connection ends; switchboard's event loops (loop.h) carry the connection instead,
- * so the worker must go back to its pool as soon as the ready handler returns, without CivetWeb ever
- * touching the connection again. The ready handler takes the socket (sockfind_take): the TCP
- * connection gets a second descriptor, owned by the session, and CivetWeb's number is atomically
- * turned into a socket that reads EOF (ws->eof_fd, one end of a socketpair whose other end is
- * closed). CivetWeb's read loop then sees the end at once, calls the close handler, and closes the
- * dummy; its writes and shutdowns on that path (if any) go to the dummy too.
+ * Connections without threads. CivetWeb 1.15 would serve a WebSocket on the worker thread that did
+ * its handshake until the connection ends; switchboard's event loops (loop.h) carry the connection
+ * instead, and the worker goes back to its pool as soon as the handshake is answered. The upgrade is
+ * answered from CivetWeb's begin_request callback, before CivetWeb's own WebSocket handling: ws_upgrade
+ * checks the request, takes the socket (sockfind_take: the TCP connection gets a second descriptor,
+ * owned by the session, and CivetWeb's number is atomically turned into a socket that reads EOF,
+ * ws->eof_fd, one end of a socketpair whose other end is closed), writes the 101 on it and hands it to
+ * a loop, then tells CivetWeb the request is done. CivetWeb then closes the dummy; whatever it reads,
+ * writes or shuts down on that path goes to the dummy.
  *
  * Invariants:
- * - Before the take, CivetWeb owns the session: on_close (or ws_connection_closed, when CivetWeb gives
- *   up an upgrade without calling either handler) frees it, found through worker_session.
- * - After a successful take, worker_session is cleared: CivetWeb's close handler, which runs at once
- *   on the worker, sees no session and frees nothing. The session, its socket (closed through
- *   sockfind_close), its --max-connections and --max-per-ip slots belong to the loop, and on_ended frees
- *   them all, on the loop's thread, after the session left the hub and its outbox let go.
- * - No code of this file touches a session after handing it to loops_adopt, except through the loop's
- *   callbacks: the loop may end and free it before on_ready returns.
- * - Only if loops_adopt refuses (the loops have stopped: shutdown) does on_ready end the session
+ * - A session exists only from ws_upgrade's slot checks on. Until loops_adopt, ws_upgrade owns it and
+ *   every failure frees it there (session_free), closing the socket if it was taken.
+ * - After loops_adopt the session, its socket (closed through sockfind_close), its --max-connections
+ *   and --max-per-ip slots belong to the loop, and on_ended frees them all, on the loop's thread,
+ *   after the session left the hub and its outbox let go. No code of this file touches a session
+ *   after handing it to loops_adopt, except through the loop's callbacks: the loop may end and free it
+ *   before ws_upgrade returns.
+ * - Only if loops_adopt refuses (the loops have stopped: shutdown) does ws_upgrade end the session
  *   itself, the same way on_ended would.
  * No thread waits for a connection, so the process's thread count does not depend on how many are
  * open: CivetWeb's pool is --http-threads, the loops --threads. */
 #include "ws.h"
 
 #include <civetweb.h>
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,21 +46,20 @@
 #include "redact.h"
 #include "router.h"
 #include "sockfind.h"
+#include "upgrade.h"
 
 #define WS_RATE_STRIKES 20      /* rate_limited replies in a row before the connection is closed */
 #define WS_SUBPROTOCOL_ECHO "echo-protocol"
+#define WS_PROTOCOL_HEADERS_MAX 8 /* Sec-WebSocket-Protocol headers of one request looked at */
 
-/* One WebSocket connection. Allocated by the connect handler on the connection's CivetWeb worker; freed
- * by its loop's `ended` callback once the ready handler handed it over, or by CivetWeb's close handler
- * if it never was (see the invariants above). `conn` is what the rest of the server sees. */
+/* One WebSocket connection. Allocated by ws_upgrade on the CivetWeb worker that answers the handshake;
+ * freed by its loop's `ended` callback once it was handed over, or by ws_upgrade if it never was (see
+ * the invariants above). `conn` is what the rest of the server sees. */
 struct session {
     struct conn conn;
     struct loop_conn lc;      /* the socket's reading, once a loop has it */
     struct ws_server *ws;
-    int fd;                   /* the TCP connection, taken from CivetWeb in the ready handler; -1 before */
-    char user[SB_NAME_MAX + 1]; /* from ?user=, "" if none */
-    struct auth_conn *auth;   /* the handshake's token (auth.h), until conn owns it; NULL without a key */
-    unsigned echo : 1;
+    int fd;                   /* the TCP connection, taken from CivetWeb by ws_upgrade; -1 before */
     unsigned inited : 1;      /* conn and the assembler are set up */
     unsigned registered : 1;  /* in the hub */
     unsigned ip_counted : 1;  /* holds a --max-per-ip slot for remote_ip */
@@ -85,11 +84,6 @@ struct ws_server {
     pthread_mutex_t ip_lock; /* guards per_ip */
     struct dict *per_ip;     /* client address -> WebSockets open from it (as intptr_t), for --max-per-ip */
 };
-
-/* The session of the connection this worker thread serves: CivetWeb runs all four callbacks of a
- * connection on its one worker, and a worker serves one connection at a time. Set by the connect
- * handler, cleared when the ready handler hands the session to a loop or by the close handler. */
-static __thread struct session *worker_session;
 
 /* Never blocks: the socket takes what fits (CivetWeb made it non-blocking). */
 static ssize_t io_write(void *sink, const struct iovec *iov, int iovcnt) {
@@ -180,29 +174,26 @@ static void log_refusal(struct mg_connection *mg, enum reject_reason why, int st
              detail);
 }
 
+/* Answers a refused handshake; returns the status, for CivetWeb's end_request and log. */
 static int refuse(struct mg_connection *mg, enum reject_reason why, int status, const char *detail) {
     log_refusal(mg, why, status, detail);
     http_reply_text(mg, status, detail);
-    return 1;
+    return status;
 }
 
-/* The token of a router connection (auth.h): 0 after a 401 for a bad one, else 1 with *out set
- * (NULL when there is nothing to prove: no key, or echo-protocol, which routes nothing). */
-static int check_token(struct ws_server *ws, struct mg_connection *mg, struct auth_conn **out) {
+/* The token of a router connection (auth.h): 0 and *out set (NULL when there is nothing to prove:
+ * no key, or echo-protocol, which routes nothing), else the status of the refusal it answered. */
+static int check_token(struct ws_server *ws, struct mg_connection *mg, int echo, struct auth_conn **out) {
     const struct mg_request_info *ri = mg_get_request_info(mg);
-    const char *proto = ri->acceptedWebSocketSubprotocol;
     enum jwt_error why;
     *out = NULL;
-    if (proto && strcmp(proto, WS_SUBPROTOCOL_ECHO) == 0) return 1;
+    if (echo) return 0;
     enum auth_result r = auth_handshake(ws->set.verifier, ri->query_string, mg_get_header(mg, "Authorization"), out, &why);
-    if (r == AUTH_NO_MEMORY) {
-        refuse(mg, REJECT_CAPACITY, 503, "out of memory");
-        return 0;
-    }
-    if (r != AUTH_REFUSED) return 1;
+    if (r == AUTH_NO_MEMORY) return refuse(mg, REJECT_CAPACITY, 503, "out of memory");
+    if (r != AUTH_REFUSED) return 0;
     log_refusal(mg, REJECT_TOKEN, 401, jwt_error_text(why));
     http_reply_text_headers(mg, 401, "WWW-Authenticate: Bearer\r\n", jwt_error_text(why));
-    return 0;
+    return 401;
 }
 
 /* The ?user= name: 1 and out filled (or "" when absent), 0 when it is not a usable name. */
@@ -214,68 +205,72 @@ static int query_user(const struct mg_request_info *ri, char *out, size_t cap) {
     return n > 0 && name_claimable(out);
 }
 
-/* RFC 6455 4.2.1: the key is 16 random bytes in base64, 24 characters ending in "==". CivetWeb
- * 1.15 fails the upgrade without calling the ready or close handler when a key is 64 characters or
- * longer, after the connect handler has accepted it, so anything else is refused here first. */
-static int key_valid(const char *key) {
-    if (!key || strlen(key) != 24 || strcmp(key + 22, "==") != 0) return 0;
-    for (int i = 0; i < 22; i++)
-        if (!isalnum((unsigned char)key[i]) && key[i] != '+' && key[i] != '/') return 0;
-    return 1;
+/* The subprotocol accepted for this request: the first offered of "json" and "echo-protocol" (a client
+ * may send several Sec-WebSocket-Protocol headers), or NULL for none. */
+static const char *pick_protocol(const struct mg_request_info *ri) {
+    static const char *const known[] = {"json", WS_SUBPROTOCOL_ECHO};
+    const char *offers[WS_PROTOCOL_HEADERS_MAX];
+    size_t n = 0;
+    for (int i = 0; i < ri->num_headers && n < WS_PROTOCOL_HEADERS_MAX; i++)
+        if (strcasecmp(ri->http_headers[i].name, "Sec-WebSocket-Protocol") == 0) offers[n++] = ri->http_headers[i].value;
+    return upgrade_pick_protocol(offers, n, known, sizeof known / sizeof *known);
 }
 
-/* CivetWeb 1.15 keeps the subprotocol a worker accepted for an earlier connection (#1091) and
- * would send it to a client that offered none; such a client (a browser) then fails the handshake. */
-static void clear_stale_subprotocol(const struct mg_connection *mg) {
-    if (!mg_get_header(mg, "Sec-WebSocket-Protocol"))
-        ((struct mg_request_info *)mg_get_request_info(mg))->acceptedWebSocketSubprotocol = NULL;
-}
+/* What a handshake that passed its checks carries into its session. */
+struct handshake {
+    const char *key;
+    const char *protocol;     /* accepted subprotocol, NULL for none */
+    int echo;
+    char user[SB_NAME_MAX + 1]; /* from ?user=, "" if none */
+    struct auth_conn *auth;   /* the token (auth.h), NULL without a key or in echo mode */
+    int per_ip;               /* holds a --max-per-ip slot */
+};
 
-static int on_connect(const struct mg_connection *cmg, void *cbdata) {
-    struct ws_server *ws = cbdata;
-    struct mg_connection *mg = (struct mg_connection *)cmg; /* CivetWeb documents writing a refusal here */
+/* Every check of an upgrade request, in the order a client learns of them; each refusal is a real HTTP
+ * response. 0 when the handshake may proceed, with hs filled and the slots taken; else the status. */
+static int check_handshake(struct ws_server *ws, struct mg_connection *mg, struct handshake *hs) {
     const struct mg_request_info *ri = mg_get_request_info(mg);
-    char user[SB_NAME_MAX + 1];
-    worker_session = NULL;
-    if (__atomic_load_n(&ws->stopping, __ATOMIC_ACQUIRE))
-        return refuse(mg, REJECT_SHUTDOWN, 503, "server shutting down");
+    hs->key = mg_get_header(mg, "Sec-WebSocket-Key");
+    if (strcmp(ri->request_method, "GET") != 0)
+        return refuse(mg, REJECT_BAD_REQUEST, 400, "a WebSocket upgrade is a GET request");
+    if (!upgrade_key_valid(hs->key))
+        return refuse(mg, REJECT_BAD_REQUEST, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
+    if (!upgrade_version_ok(mg_get_header(mg, "Sec-WebSocket-Version"))) {
+        log_refusal(mg, REJECT_BAD_REQUEST, 426, "only WebSocket version 13");
+        http_reply_text_headers(mg, 426, "Sec-WebSocket-Version: 13\r\n", "only WebSocket version 13");
+        return 426;
+    }
+    if (__atomic_load_n(&ws->stopping, __ATOMIC_ACQUIRE)) return refuse(mg, REJECT_SHUTDOWN, 503, "server shutting down");
     if (!origin_allowed(mg_get_header(mg, "Origin"), mg_get_header(mg, "Host"), ws->set.origins, ws->set.norigins))
         return refuse(mg, REJECT_ORIGIN, 403, "origin not allowed");
-    if (!key_valid(mg_get_header(mg, "Sec-WebSocket-Key")))
-        return refuse(mg, REJECT_BAD_REQUEST, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
-    if (!query_user(ri, user, sizeof user))
+    if (!query_user(ri, hs->user, sizeof hs->user))
         return refuse(mg, REJECT_BAD_USER, 400, "user must be 1-64 of A-Z a-z 0-9 _ . - and not start with conn-");
-    clear_stale_subprotocol(mg);
-    struct auth_conn *auth;
-    if (!check_token(ws, mg, &auth)) return 1;
-    int per_ip = ws->set.max_per_ip > 0;
-    if (per_ip && !take_ip_slot(ws, ri->remote_addr)) {
-        auth_conn_free(auth);
+    hs->protocol = pick_protocol(ri);
+    hs->echo = hs->protocol && strcmp(hs->protocol, WS_SUBPROTOCOL_ECHO) == 0;
+    int status = check_token(ws, mg, hs->echo, &hs->auth);
+    if (status) return status;
+    hs->per_ip = ws->set.max_per_ip > 0;
+    if (hs->per_ip && !take_ip_slot(ws, ri->remote_addr)) {
+        auth_conn_free(hs->auth);
         return refuse(mg, REJECT_PER_IP, 429, "too many connections from this address");
     }
     if (!take_slot(ws)) {
-        auth_conn_free(auth);
-        if (per_ip) release_ip_slot(ws, ri->remote_addr);
+        auth_conn_free(hs->auth);
+        if (hs->per_ip) release_ip_slot(ws, ri->remote_addr);
         return refuse(mg, REJECT_CAPACITY, 503, "too many connections");
     }
-    struct session *s = calloc(1, sizeof *s);
-    if (!s) {
-        auth_conn_free(auth);
-        if (per_ip) release_ip_slot(ws, ri->remote_addr);
-        release_slot(ws);
-        return refuse(mg, REJECT_CAPACITY, 503, "out of memory");
-    }
-    s->auth = auth;
-    s->ip_counted = per_ip;
-    s->fd = -1;
-    snprintf(s->remote_ip, sizeof s->remote_ip, "%s", ri->remote_addr);
-    const char *proto = ri->acceptedWebSocketSubprotocol;
-    s->ws = ws;
-    s->echo = proto && strcmp(proto, WS_SUBPROTOCOL_ECHO) == 0;
-    snprintf(s->user, sizeof s->user, "%s", user);
-    s->remote_port = (uint16_t)ri->remote_port;
-    worker_session = s;
     return 0;
+}
+
+/* Writes the 101 on the session's fresh socket: it is a few hundred bytes into an empty send buffer,
+ * so one non-blocking send takes all of it unless the peer is already gone. 0 on success. */
+static int send_upgrade(struct session *s, const struct handshake *hs) {
+    char head[UPGRADE_RESPONSE_MAX];
+    size_t n = upgrade_response(head, hs->key, hs->protocol);
+    ssize_t put;
+    do put = send(s->fd, head, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (put < 0 && errno == EINTR);
+    return put == (ssize_t)n ? 0 : -1;
 }
 
 /* Token bucket of --rate-limit messages per second, burst the same. 1 = may proceed. */
@@ -300,7 +295,7 @@ static void on_message(struct session *s, const struct asm_event *ev) {
     struct ws_server *ws = s->ws;
     metrics_add(M_MESSAGES_IN, 1);
     metrics_add(M_BYTES_IN, ev->len);
-    if (s->echo) {
+    if (s->conn.echo) {
         struct frame *f = frame_new(ev->opcode, ev->data, ev->len);
         if (f) hub_reply(ws->hub, &s->conn, f);
         frame_unref(f);
@@ -385,7 +380,6 @@ static void session_free(struct session *s) {
         assembler_free(&s->in);
         auth_conn_free(s->conn.auth);
     }
-    auth_conn_free(s->auth);
     if (s->ip_counted) release_ip_slot(ws, s->remote_ip);
     free(s);
     release_slot(ws);
@@ -408,27 +402,33 @@ static void on_ended(void *ctx) { end_session(ctx); }
 
 static const struct loop_handler session_handler = {on_frame, on_violation, on_flush, on_ended};
 
-/* Takes the connection from CivetWeb (see the top of this file), registers it (welcome, presence) and
- * hands it to a loop. The worker returns to CivetWeb's pool as soon as this returns. */
-static void on_ready(struct mg_connection *mg, void *cbdata) {
-    struct ws_server *ws = cbdata;
-    struct session *s = worker_session;
-    const struct mg_request_info *ri = mg_get_request_info(mg);
-    s->fd = sockfind_take(ws->socks, ri->remote_addr, ri->remote_port, ri->server_port, ws->eof_fd);
-    if (s->fd < 0) {
-        log_error("ws %s:%u: cannot take the connection's socket: %s", s->remote_ip, (unsigned)s->remote_port,
-                  errno == EMFILE ? "no descriptor left" : "not found");
-        mg_websocket_write(mg, WS_OP_CLOSE, "\x03\xf3", 2); /* 1011: CivetWeb ends it on the answer */
-        return;
+/* A session for a handshake that passed check_handshake, holding its slots; NULL (slots given back)
+ * when out of memory. */
+static struct session *session_new(struct ws_server *ws, const struct mg_request_info *ri, const struct handshake *hs) {
+    struct session *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (hs->per_ip) release_ip_slot(ws, ri->remote_addr);
+        release_slot(ws);
+        return NULL;
     }
-    worker_session = NULL; /* the session is the loop's now: CivetWeb's close handler must not free it */
+    s->ws = ws;
+    s->fd = -1;
+    s->ip_counted = hs->per_ip;
+    s->remote_port = (uint16_t)ri->remote_port;
+    snprintf(s->remote_ip, sizeof s->remote_ip, "%s", ri->remote_addr);
+    return s;
+}
+
+/* Registers the upgraded session with the hub (welcome, presence) and hands it to a loop; the
+ * session belongs to the loop from loops_adopt on. Takes hs->auth. */
+static void session_start(struct session *s, struct handshake *hs) {
+    struct ws_server *ws = s->ws;
     assembler_init(&s->in, (size_t)ws->set.max_message);
     s->tokens = (double)ws->set.rate_limit;
     s->tokens_at_ms = hub_now_ms();
-    hub_conn_init(ws->hub, &s->conn, s->user[0] ? s->user : NULL, s->echo, s, (size_t)ws->set.outbox);
-    if (s->auth) { /* the token names the user; ?user= does not count */
-        const char *user = auth_attach(&s->conn, s->auth);
-        s->auth = NULL;
+    hub_conn_init(ws->hub, &s->conn, hs->user[0] ? hs->user : NULL, hs->echo, s, (size_t)ws->set.outbox);
+    if (hs->auth) { /* the token names the user; ?user= does not count */
+        const char *user = auth_attach(&s->conn, hs->auth);
         snprintf(s->conn.user, sizeof s->conn.user, "%s", user ? user : s->conn.id);
         s->conn.named = user != NULL;
     }
@@ -438,33 +438,44 @@ static void on_ready(struct mg_connection *mg, void *cbdata) {
     if (st == HUB_SHUTTING_DOWN) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "server shutting down");
     else if (!s->registered) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "out of memory");
     log_info("ws open %s user=%s remote=%s:%u protocol=%s", s->conn.id, s->conn.user, s->remote_ip,
-             (unsigned)s->remote_port, s->echo ? WS_SUBPROTOCOL_ECHO : "json");
+             (unsigned)s->remote_port, hs->echo ? WS_SUBPROTOCOL_ECHO : "json");
     if (loops_adopt(ws->loops, &s->lc, s->fd, &session_handler, s, (uint64_t)ws->set.max_message) < 0)
         end_session(s); /* the loops are stopping: only a shutdown gets here */
 }
 
-/* CivetWeb reads a connection only when on_ready could not take it (or, after a take, the dummy's EOF,
- * which ends the read loop before any frame): whatever comes ends the connection. */
-static int on_data(struct mg_connection *mg, int bits, char *data, size_t len, void *cbdata) { return 0; }
-
-/* Frees the session if CivetWeb still owns it, that is on_ready did not hand it to a loop. */
-static void on_close(const struct mg_connection *mg, void *cbdata) {
-    struct session *s = worker_session;
-    worker_session = NULL;
-    if (s) session_free(s);
+/* An accepted handshake: takes the socket from CivetWeb (see the top of this file), writes the 101 and
+ * starts the session. Returns the status for CivetWeb's log: 101, or that of the refusal it answered. */
+static int open_session(struct ws_server *ws, struct mg_connection *mg, struct handshake *hs) {
+    const struct mg_request_info *ri = mg_get_request_info(mg);
+    struct session *s = session_new(ws, ri, hs);
+    if (!s) {
+        auth_conn_free(hs->auth);
+        return refuse(mg, REJECT_CAPACITY, 503, "out of memory");
+    }
+    s->fd = sockfind_take(ws->socks, ri->remote_addr, ri->remote_port, ri->server_port, ws->eof_fd);
+    if (s->fd < 0) {
+        const char *why = errno == EMFILE ? "no descriptor left" : "cannot find the connection's socket";
+        log_error("ws %s:%u: %s", s->remote_ip, (unsigned)s->remote_port, why);
+        session_free(s);
+        auth_conn_free(hs->auth);
+        return refuse(mg, REJECT_CAPACITY, 503, why);
+    }
+    if (send_upgrade(s, hs) < 0) {
+        log_debug("ws %s:%u: left during the handshake", s->remote_ip, (unsigned)s->remote_port);
+        sockfind_close(ws->socks, s->fd);
+        session_free(s);
+        auth_conn_free(hs->auth);
+        return 101;
+    }
+    session_start(s, hs);
+    return 101;
 }
 
-/* Frees the session of an upgrade that failed after on_connect accepted it, if CivetWeb found a
- * reason to give up that key_valid did not foresee: it then calls neither on_ready nor on_close. */
-void ws_connection_closed(void) {
-    struct session *s = worker_session;
-    worker_session = NULL;
-    if (s) session_free(s);
-}
-
-void ws_register(struct ws_server *ws, struct mg_context *ctx) {
-    static const char *protocols[] = {"json", WS_SUBPROTOCOL_ECHO};
-    static struct mg_websocket_subprotocols list = {2, protocols};
-    mg_set_websocket_handler_with_subprotocols(ctx, "/ws$", &list, on_connect, on_ready, on_data, on_close, ws);
-    mg_set_websocket_handler_with_subprotocols(ctx, "/$", &list, on_connect, on_ready, on_data, on_close, ws);
+int ws_upgrade(struct ws_server *ws, struct mg_connection *mg) {
+    const char *uri = mg_get_request_info(mg)->local_uri;
+    if (!uri || (strcmp(uri, "/ws") != 0 && strcmp(uri, "/") != 0)) return 0;
+    if (!upgrade_requested(mg_get_header(mg, "Connection"), mg_get_header(mg, "Upgrade"))) return 0;
+    struct handshake hs = {0};
+    int status = check_handshake(ws, mg, &hs);
+    return status ? status : open_session(ws, mg, &hs);
 }

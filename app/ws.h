@@ -1,14 +1,14 @@
-/* ws: the WebSocket endpoints: CivetWeb's four callbacks and the framing rules around them.
+/* ws: the WebSocket endpoints "/ws" and "/": the handshake and the framing rules after it.
  *
- * connect: the handshake checks (shutdown, Origin, key, ?user=, token, capacity), each refusal a
- *          real HTTP response; the subprotocol choice (echo-protocol or the router).
- * ready:   the session takes its socket from CivetWeb (sockfind.h), registers with the hub (welcome,
- *          presence) and hands the socket to an event loop (loop.h); the worker goes back to its pool.
+ * upgrade: from CivetWeb's begin_request (ws_upgrade), before CivetWeb's own WebSocket handling: the
+ *          handshake checks (method, key, version, shutdown, Origin, ?user=, token, capacity), each
+ *          refusal a real HTTP response; the subprotocol choice (echo-protocol or the router); then the
+ *          session takes its socket from CivetWeb (sockfind.h), writes the 101, registers with the hub
+ *          (welcome, presence) and goes to an event loop (loop.h). The worker goes back to its pool.
  * frames:  on the loop's thread, every frame goes through the assembler (assembler.h); whole messages
  *          go to the router, or straight back in echo mode; pings are answered, closes completed,
  *          violations closed.
- * end:     the loop's `ended` callback takes the session out of the hub, closes its socket and frees
- *          it; CivetWeb's close handler frees only a session it still owns (no loop took it).
+ * end:     the loop's `ended` callback takes the session out of the hub, closes its socket and frees it.
  *
  * Other threads never hold a session's mg_connection: they reach a connection through the hub and
  * write through the outbox, until the loop's `ended` callback detaches it. */
@@ -20,7 +20,6 @@
 #include "hub.h"
 #include "outbox.h"
 
-struct mg_context;
 struct jwt_verifier;
 
 struct ws_settings {
@@ -41,11 +40,11 @@ const struct outbox_io *ws_outbox_io(void);
 struct loops;
 struct ws_server *ws_new(struct hub *h, struct outbox *ob, struct loops *loops, const struct ws_settings *s);
 void ws_free(struct ws_server *ws);
-/* Installs the handlers for "/ws" and "/". */
-void ws_register(struct ws_server *ws, struct mg_context *ctx);
-/* CivetWeb's connection_close callback for this worker's connection, WebSocket or not: a backstop
- * that frees a session whose close handler never ran. */
-void ws_connection_closed(void);
+/* CivetWeb's begin_request for a request that may be a WebSocket upgrade, on the worker serving it:
+ * 0 when it is not one for "/ws" or "/" (CivetWeb goes on with it), else the request is answered
+ * (101 and the connection is the server's, or a refusal) and the status is returned. */
+struct mg_connection;
+int ws_upgrade(struct ws_server *ws, struct mg_connection *mg);
 /* 1 if router connections must prove their user with a token (a key is configured). */
 int ws_wants_tokens(const struct ws_server *ws);
 /* From now on every handshake gets 503. */

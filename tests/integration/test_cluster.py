@@ -241,6 +241,7 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(m.get("switchboard_redis_up"), 1)
         self.assertEqual(m.get("switchboard_cluster_nodes_alive"), 2)
         for name in ("switchboard_cluster_publishes_total", "switchboard_cluster_messages_in_total",
+                     "switchboard_cluster_presence_out_total", "switchboard_cluster_presence_in_total",
                      "switchboard_cluster_dropped_total", "switchboard_cluster_reconnects_total"):
             self.assertTrue(m.has(name), name)
         self.assertGreater(m.get("switchboard_cluster_publishes_total"), 0)

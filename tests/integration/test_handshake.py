@@ -1,6 +1,7 @@
 """WebSocket handshake: paths, Origin policy, subprotocols, names, capacity."""
 
 import asyncio
+import socket
 import time
 import unittest
 
@@ -87,6 +88,43 @@ class PathsAndOriginTest(harness.ServerTestCase):
                 self.assertEqual(welcome["user"], name)
                 await ws.close()
         harness.run_async(go())
+
+
+    def upgrade_request(self, method="GET", version="13", key=None, connection="Upgrade"):
+        return ("%s /ws?user=rfc HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: %s\r\n"
+                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n\r\n"
+                % (method, self.port, connection, key or harness.ws_key(), version)).encode()
+
+    def test_other_version_426(self):
+        # RFC 6455 4.4: a version the server does not speak gets 426 naming the one it does.
+        for version in ("8", "12", "14", "13, 8", ""):
+            with self.subTest(version=version):
+                resp = harness.raw_http(self.port, self.upgrade_request(version=version))
+                assert_refused(self, resp, 426)
+                self.assertEqual(resp.header("Sec-WebSocket-Version"), "13")
+
+    def test_upgrade_must_be_get(self):
+        resp = harness.raw_http(self.port, self.upgrade_request(method="POST"))
+        assert_refused(self, resp, 400)
+
+    def test_bad_key_400(self):
+        for key in ("short==", "A" * 64, "dGhlIHNhbXBsZSBub25j-Q=="):
+            with self.subTest(key=key):
+                resp = harness.raw_http(self.port, self.upgrade_request(key=key))
+                assert_refused(self, resp, 400)
+
+    def test_connection_header_list(self):
+        # Firefox sends "Connection: keep-alive, Upgrade"; the token counts wherever it is in the list.
+        with socket.create_connection(("127.0.0.1", self.port), timeout=RECV_TIMEOUT) as sock:
+            sock.sendall(self.upgrade_request(connection="keep-alive, Upgrade"))
+            head = b""
+            deadline = time.monotonic() + RECV_TIMEOUT
+            while b"\r\n\r\n" not in head and time.monotonic() < deadline:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head[:100])
 
 
 class AllowOriginTest(harness.ServerTestCase):

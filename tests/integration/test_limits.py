@@ -12,8 +12,7 @@
                         it is whole
   announced size        a frame whose header announces more than --max-message is closed 1009
                         before any of its payload is sent (nothing is allocated for it)
-  handshake failure     a handshake CivetWeb fails after our connect handler accepted it must give
-                        its connection slot back (expected to fail until app/ws.c handles it)
+  handshake failure     a handshake with a malformed key gets 400 and takes no connection slot
 (--rate-limit is covered by test_routing.py.)
 """
 
@@ -354,12 +353,11 @@ class SlowlorisTest(harness.ServerTestCase):
 
 
 class HandshakeFailureSlotTest(harness.ServerTestCase):
-    """Regression: CivetWeb 1.15 fails the upgrade after our connect handler accepted it when the
-    Sec-WebSocket-Key is 64 characters or more (its key+GUID buffer would truncate): it answers 500
-    and calls neither the ready nor the close handler, so the session, its --max-connections slot and
-    its --max-per-ip slot were never given back, and a few such requests locked everyone out. The
-    connect handler now refuses any key that is not 24 characters of base64 with 400, before it takes
-    a slot."""
+    """Regression: when CivetWeb 1.15 answered upgrades, it failed one whose Sec-WebSocket-Key was 64
+    characters or more after switchboard had accepted it, and never said so, so its --max-connections
+    and --max-per-ip slots were never given back and a few such requests locked everyone out.
+    switchboard answers upgrades itself now (app/upgrade.c), and any key that is not 24 characters of
+    base64 gets 400 before a slot is taken."""
 
     server_args = ["--max-connections", "2", "--max-per-ip", "2"]
 

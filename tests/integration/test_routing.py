@@ -25,6 +25,10 @@ class RoutingTest(harness.ServerTestCase):
             conns.append(ws)
         return conns
 
+    async def presence_settled(self):
+        """Every part of the server knows of every join and leave so far: at once for one server
+        (nothing to wait for); test_cluster_haproxy waits for the nodes to hear each other."""
+
     async def close_all(self, *conns):
         for ws in conns:
             await ws.close()
@@ -81,6 +85,7 @@ class RoutingTest(harness.ServerTestCase):
             for ws, i in ((a, 1), (b, 2)):
                 await send_json(ws, {"type": "join", "room": "pb_room", "id": i})
                 self.assertEqual(await recv_json(ws), {"type": "ack", "id": i, "delivered": 0})
+            await self.presence_settled()
             await send_json(a, {"type": "publish", "room": "pb_room", "data": "hey", "from": "mallory", "id": 3})
             self.assertEqual(await recv_json(b), {"type": "message", "from": "pb_a", "room": "pb_room", "data": "hey"})
             self.assertEqual(await recv_json(a), {"type": "ack", "id": 3, "delivered": 1})
@@ -89,6 +94,7 @@ class RoutingTest(harness.ServerTestCase):
             # after leaving, b no longer receives
             await send_json(b, {"type": "leave", "room": "pb_room", "id": 4})
             self.assertEqual(await recv_json(b), {"type": "ack", "id": 4, "delivered": 0})
+            await self.presence_settled()
             await send_json(a, {"type": "publish", "room": "pb_room", "data": "again", "id": 5})
             self.assertEqual(await recv_json(a), {"type": "ack", "id": 5, "delivered": 0})
             await expect_quiet(b)
@@ -131,6 +137,7 @@ class RoutingTest(harness.ServerTestCase):
                 ids.add(welcome["id"])
                 self.assertEqual(welcome["users"], sorted(welcome["users"]))
             self.assertEqual(len(ids), 3)
+            await self.presence_settled()
             await send_json(conns[0], {"type": "users"})
             users, _ = await harness.recv_until(conns[0], lambda m: m.get("type") == "users")
             self.assertEqual(users["users"], sorted(users["users"]))

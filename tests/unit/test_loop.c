@@ -566,7 +566,7 @@ static void test_kick_while_ending(void) {
 }
 
 /* loops_stop ends every connection still open, registered or still in the mailbox. An `ended` it
- * causes tries loops_adopt (as ws.c's on_ready may, on another thread, while the server stops): with
+ * causes tries loops_adopt (as ws.c's ws_upgrade may, on another thread, while the server stops): with
  * one loop that is already stopping, so it is refused and the connection never hears from the loop. */
 static void check_stop_ends_all(size_t loops) {
     enum { N = 7 };
