@@ -16,14 +16,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *part[MAX_PARTS] = {0};
-    size_t nparts = 0, start = 0;
-    for (size_t i = 0; i <= size && nparts < MAX_PARTS; i++) {
-        if (i < size && data[i] != 0) continue;
-        part[nparts] = malloc(i - start + 1);
-        memcpy(part[nparts], data + start, i - start);
-        part[nparts++][i - start] = '\0';
-        start = i + 1;
-    }
+    size_t nparts = fuzz_split(data, size, part, MAX_PARTS);
     const char *origin = part[0], *host = nparts > 1 ? part[1] : NULL;
     const char *const *allow = (const char *const *)part + 2;
     size_t nallow = nparts > 2 ? nparts - 2 : 0;

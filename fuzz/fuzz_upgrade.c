@@ -15,14 +15,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *part[MAX_PARTS] = {0};
-    size_t nparts = 0, start = 0;
-    for (size_t i = 0; i <= size && nparts < MAX_PARTS; i++) {
-        if (i < size && data[i] != 0) continue;
-        part[nparts] = malloc(i - start + 1);
-        memcpy(part[nparts], data + start, i - start);
-        part[nparts++][i - start] = '\0';
-        start = i + 1;
-    }
+    size_t nparts = fuzz_split(data, size, part, MAX_PARTS);
     const char *get[4];
     for (size_t i = 0; i < 4; i++) get[i] = i < nparts ? part[i] : NULL;
     int requested = upgrade_requested(get[0], get[1]);

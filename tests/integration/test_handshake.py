@@ -117,13 +117,7 @@ class PathsAndOriginTest(harness.ServerTestCase):
         # Firefox sends "Connection: keep-alive, Upgrade"; the token counts wherever it is in the list.
         with socket.create_connection(("127.0.0.1", self.port), timeout=RECV_TIMEOUT) as sock:
             sock.sendall(self.upgrade_request(connection="keep-alive, Upgrade"))
-            head = b""
-            deadline = time.monotonic() + RECV_TIMEOUT
-            while b"\r\n\r\n" not in head and time.monotonic() < deadline:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                head += chunk
+            head, _ = harness._read_http_head(sock, time.monotonic() + RECV_TIMEOUT)
         self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head[:100])
 
 
