@@ -267,6 +267,7 @@ static int check_handshake(struct ws_server *ws, struct mg_connection *mg, struc
 static int send_upgrade(struct session *s, const struct handshake *hs) {
     char head[UPGRADE_RESPONSE_MAX];
     size_t n = upgrade_response(head, hs->key, hs->protocol);
+    if (!n) return -1; /* cannot happen with the server's own short subprotocol names */
     ssize_t put;
     do put = send(s->fd, head, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (put < 0 && errno == EINTR);
