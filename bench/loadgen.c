@@ -232,6 +232,7 @@ struct options {
     const char *scenario, *host, *path, *tokens;
     enum framing framing;
     int port, pid;
+    int pid2;         /* the --port2 node's pid: its CPU is reported too */
     int port2;        /* receivers connect here when set: cross-node runs against a cluster */
     long n, pairs, size, window, concurrency;
     double duration_s, warmup_s, deadline_s, step_s, settle_cap_s, hold_s;
@@ -855,11 +856,11 @@ static void sample_server(void) {
     if (G.threads > G.threads_peak) G.threads_peak = G.threads;
 }
 
-/* The server's CPU time (utime + stime) in seconds, from /proc/PID/stat; -1 if unknown. */
-static double server_cpu_s(void) {
-    if (!G.o.pid) return -1;
+/* A server's CPU time (utime + stime) in seconds, from /proc/PID/stat; -1 if unknown. */
+static double server_cpu_s(int pid) {
+    if (!pid) return -1;
     char path[64], line[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", G.o.pid);
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     size_t n = fread(line, 1, sizeof line - 1, f);
@@ -892,7 +893,7 @@ static double self_cpu_s(void) {
 
 /* CPU use over an interval: the server's, this generator's and everything else's (100 = one core). */
 struct cpu_mark {
-    double server, self, machine, steal;
+    double server, server2, self, machine, steal;
     int64_t t;
 };
 
@@ -908,16 +909,18 @@ static double steal_s(void) {
 }
 
 static struct cpu_mark cpu_mark(void) {
-    return (struct cpu_mark){server_cpu_s(), self_cpu_s(), machine_busy_s(), steal_s(), now_us()};
+    return (struct cpu_mark){server_cpu_s(G.o.pid), server_cpu_s(G.o.pid2), self_cpu_s(), machine_busy_s(), steal_s(), now_us()};
 }
 
 static void print_cpu(const struct cpu_mark *a, const struct cpu_mark *b) {
     double secs = (double)(b->t - a->t) / 1e6;
     if (secs <= 0) secs = 1e-9;
     double server = a->server >= 0 && b->server >= 0 ? b->server - a->server : 0, self = b->self - a->self;
-    double others = a->machine >= 0 && b->machine >= 0 ? b->machine - a->machine - server - self : -secs;
+    double server2 = a->server2 >= 0 && b->server2 >= 0 ? b->server2 - a->server2 : 0;
+    double others = a->machine >= 0 && b->machine >= 0 ? b->machine - a->machine - server - server2 - self : -secs;
     printf(" server_cpu_pct=%.0f gen_cpu_pct=%.0f others_cpu_pct=%.0f steal_pct=%.0f", 100 * server / secs,
            100 * self / secs, others < 0 ? 0 : 100 * others / secs, 100 * (b->steal - a->steal) / secs);
+    if (G.o.pid2) printf(" server2_cpu_pct=%.0f", 100 * server2 / secs);
 }
 
 /*---- the loop ----*/
@@ -1288,6 +1291,7 @@ static void usage(FILE *out) {
             "  --framing F         plain: a text frame is one JSON message (default); socketio: Socket.IO 4's\n"
             "                      packets over Engine.IO 4's WebSocket transport, each message the event \"msg\"\n"
             "  --pid PID           the server's pid, for RSS, threads and CPU from /proc\n"
+            "  --pid2 PID          the --port2 node's pid, for its CPU (server2_cpu_pct; others_cpu_pct leaves it out)\n"
             "  --n N               fanout receivers, or conns connections (100)\n"
             "  --pairs P           pairs: sender->receiver pairs (100)\n"
             "  --size BYTES        data string length of each message (64)\n"
@@ -1355,11 +1359,14 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--host") == 0) o.host = v;
         else if (strcmp(a, "--path") == 0) o.path = v;
         else if (strcmp(a, "--tokens") == 0) o.tokens = v;
-        else if (strcmp(a, "--framing") == 0 && strcmp(v, "plain") == 0) o.framing = FRAMING_PLAIN;
-        else if (strcmp(a, "--framing") == 0 && strcmp(v, "socketio") == 0) o.framing = FRAMING_SOCKETIO;
+        else if (strcmp(a, "--framing") == 0) {
+            if (strcmp(v, "plain") != 0 && strcmp(v, "socketio") != 0) die("--framing must be plain or socketio, not %s", v);
+            o.framing = strcmp(v, "socketio") == 0 ? FRAMING_SOCKETIO : FRAMING_PLAIN;
+        }
         else if (strcmp(a, "--port") == 0) o.port = atoi(v);
         else if (strcmp(a, "--port2") == 0) o.port2 = atoi(v);
         else if (strcmp(a, "--pid") == 0) o.pid = atoi(v);
+        else if (strcmp(a, "--pid2") == 0) o.pid2 = atoi(v);
         else if (strcmp(a, "--n") == 0) o.n = atol(v);
         else if (strcmp(a, "--pairs") == 0) o.pairs = atol(v);
         else if (strcmp(a, "--size") == 0) o.size = atol(v);
