@@ -4,7 +4,8 @@
  * Sec-WebSocket-Key (the server's Sec-WebSocket-Accept is checked), masked client frames, server
  * frames parsed (text and fragments, ping answered with pong, close echoed). It speaks switchboard's
  * protocol subset (docs/PROTOCOL.md: welcome, send, broadcast), which the peer servers in bench/peers
- * speak too, so the same run measures every server the same way.
+ * speak too, so the same run measures every server the same way. With --framing socketio each of those
+ * messages travels as a Socket.IO event over Engine.IO's WebSocket transport (the Socket.IO peer).
  *
  * Scenarios (one per run; `loadgen --help`):
  *   fanout  N receivers and one sender; the sender broadcasts as fast as the server delivers, with at
@@ -229,9 +230,14 @@ struct stats {
     uint64_t welcomes, presence, other, frames, pings;
 };
 
+/* How a protocol message (one JSON object) travels in WebSocket text frames; see app_send. */
+enum framing { FRAMING_PLAIN, FRAMING_SOCKETIO };
+
 struct options {
     const char *scenario, *host, *path, *tokens;
+    enum framing framing;
     int port, pid;
+    int pid2;         /* the --port2 node's pid: its CPU is reported too */
     int port2;        /* receivers connect here when set: cross-node runs against a cluster */
     long n, pairs, size, window, concurrency;
     double duration_s, warmup_s, deadline_s, step_s, settle_cap_s, hold_s;
@@ -342,8 +348,17 @@ static void ws_flush(struct ws *c) {
     if (c->state != WS_CONNECTING) ws_arm(c, 0);
 }
 
-/* Appends one masked client frame (FIN set) to c's output; the caller flushes. */
-static void ws_queue_frame(struct ws *c, int opcode, const void *data, size_t len) {
+/* A piece of a frame's payload: a frame is sent from up to three pieces without copying them first. */
+struct piece {
+    const void *p;
+    size_t len;
+};
+
+/* Appends one masked client frame (FIN set) whose payload is the n pieces, in order, to c's output;
+ * the caller flushes. */
+static void ws_queue_pieces(struct ws *c, int opcode, const struct piece *pieces, int n) {
+    size_t len = 0;
+    for (int i = 0; i < n; i++) len += pieces[i].len;
     uint8_t hdr[14];
     size_t h = 0;
     hdr[h++] = (uint8_t)(0x80 | opcode);
@@ -363,16 +378,25 @@ static void ws_queue_frame(struct ws *c, int opcode, const void *data, size_t le
     buf_reserve(&c->out, h + len);
     uint8_t *o = c->out.p + c->out.len;
     memcpy(o, hdr, h);
-    const uint8_t *in = data;
-    for (size_t i = 0; i < len; i++) o[h + i] = in[i] ^ mask[i & 3];
+    o += h;
+    size_t at = 0;
+    for (int k = 0; k < n; k++) {
+        const uint8_t *in = pieces[k].p;
+        for (size_t i = 0; i < pieces[k].len; i++, at++) o[at] = in[i] ^ mask[at & 3];
+    }
     c->out.len += h + len;
 }
 
-static void ws_send(struct ws *c, int opcode, const void *data, size_t len) {
+static void ws_send_pieces(struct ws *c, int opcode, const struct piece *pieces, int n) {
     if (c->state != WS_OPEN) return;
     int idle = c->out.off == c->out.len;
-    ws_queue_frame(c, opcode, data, len);
+    ws_queue_pieces(c, opcode, pieces, n);
     if (idle) ws_flush(c);
+}
+
+static void ws_send(struct ws *c, int opcode, const void *data, size_t len) {
+    struct piece one = {data, len};
+    ws_send_pieces(c, opcode, &one, 1);
 }
 
 /* Binds connection i to loopback source address 127.0.0.(1 + i % LG_SOURCES) when the server is on
@@ -422,11 +446,12 @@ static void ws_connected(struct ws *c) {
     base64(digest, sizeof digest, c->accept);
     char req[LG_TOKEN_MAX + 512];
     const char *param = G.ntokens ? "token" : "user";
+    const char *transport = G.o.framing == FRAMING_SOCKETIO ? "EIO=4&transport=websocket&" : "";
     const char *value = G.ntokens ? G.tokens[(size_t)(c - G.conns) % G.ntokens] : c->name;
     int n = snprintf(req, sizeof req,
-                     "GET %s?%s=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "GET %s?%s%s=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     G.o.path, param, value, G.o.host, G.o.port, key);
+                     G.o.path, transport, param, value, G.o.host, G.o.port, key);
     c->state = WS_HANDSHAKE;
     buf_reserve(&c->out, (size_t)n);
     memcpy(c->out.p + c->out.len, req, (size_t)n);
@@ -546,6 +571,62 @@ static void on_text(struct ws *c, const char *msg, size_t len, int64_t now) {
     } else G.st.other++;
 }
 
+/*---- framing: protocol messages in WebSocket text frames ----*/
+
+/* plain: a text frame is one protocol message (switchboard, the ws and websocket peers).
+ * socketio: Engine.IO v4 and Socket.IO v5 packets over the WebSocket transport (the Socket.IO peer,
+ * bench/peers/socketio-redis-server.js). The server opens with `0{"sid":..}` (Engine.IO open), the
+ * client answers `40` (Socket.IO CONNECT to the namespace "/") and the server acknowledges with
+ * `40{"sid":..}`; a protocol message is the event `42["msg",{..}]` in either direction; the server's
+ * Engine.IO ping `2` must get a pong `3` within its pingTimeout. The peer's welcome arrives as such an
+ * event once its connection handler has run (the socket has joined its user's room), which is when
+ * switchboard's welcome arrives too: registered and reachable. */
+static const char sio_event_head[] = "42[\"msg\",", sio_event_tail[] = "]";
+
+/* Sends the protocol message `json` on c. */
+static void app_send(struct ws *c, const char *json, size_t len) {
+    if (G.o.framing == FRAMING_PLAIN) {
+        ws_send(c, 0x1, json, len);
+        return;
+    }
+    struct piece event[3] = {{sio_event_head, sizeof sio_event_head - 1}, {json, len}, {sio_event_tail, 1}};
+    ws_send_pieces(c, 0x1, event, 3);
+}
+
+/* A Socket.IO packet (after the Engine.IO message type `4`) from the server. */
+static void sio_packet(struct ws *c, const char *p, size_t len, int64_t now) {
+    const char *args = sio_event_head + 2; /* `["msg",`: what follows the EVENT packet type 2 */
+    size_t head = strlen(args);
+    if (len > 1 + head + 1 && p[0] == '2' && memcmp(p + 1, args, head) == 0 && p[len - 1] == ']') {
+        on_text(c, p + 1 + head, len - 1 - head - 1, now);
+    } else if (len >= 1 && (p[0] == '1' || p[0] == '4')) { /* DISCONNECT, CONNECT_ERROR: the session is over */
+        if (++G.st.errors <= 5) say("%s: Socket.IO %s: %.*s", c->name, p[0] == '1' ? "disconnect" : "connect error",
+                                    (int)(len < 200 ? len : 200), p);
+    } else G.st.other++; /* CONNECT's acknowledgement, other events */
+}
+
+/* One complete text message from the server, unwrapped according to --framing. */
+static void app_text(struct ws *c, const char *msg, size_t len, int64_t now) {
+    if (G.o.framing == FRAMING_PLAIN) {
+        on_text(c, msg, len, now);
+        return;
+    }
+    switch (len ? msg[0] : '\0') {
+    case '0': /* Engine.IO open: join the default namespace */
+        ws_send(c, 0x1, "40", 2);
+        break;
+    case '2': /* Engine.IO ping */
+        G.st.pings++;
+        ws_send(c, 0x1, "3", 1);
+        break;
+    case '4':
+        sio_packet(c, msg + 1, len - 1, now);
+        break;
+    default: /* Engine.IO close (the WebSocket close follows), noop, anything else */
+        G.st.other++;
+    }
+}
+
 /* One complete frame from the server. Returns 0 if the connection was closed. */
 static int on_frame(struct ws *c, int fin, int op, const uint8_t *data, size_t len, int64_t now) {
     G.st.frames++;
@@ -555,7 +636,7 @@ static int on_frame(struct ws *c, int fin, int op, const uint8_t *data, size_t l
     case 0x2:
         if (op && c->frag_op) G.st.truncated++; /* a new message inside a fragmented one */
         if (op && fin) {
-            if (op == 1) on_text(c, (const char *)data, len, now);
+            if (op == 1) app_text(c, (const char *)data, len, now);
             return 1;
         }
         if (op) c->frag_op = op, c->frag.len = c->frag.off = 0;
@@ -564,7 +645,7 @@ static int on_frame(struct ws *c, int fin, int op, const uint8_t *data, size_t l
         memcpy(c->frag.p + c->frag.len, data, len);
         c->frag.len += len;
         if (fin) {
-            if (c->frag_op == 1) on_text(c, (const char *)c->frag.p, c->frag.len, now);
+            if (c->frag_op == 1) app_text(c, (const char *)c->frag.p, c->frag.len, now);
             c->frag_op = 0;
         }
         return 1;
@@ -797,11 +878,11 @@ static void sample_server(void) {
     if (G.threads > G.threads_peak) G.threads_peak = G.threads;
 }
 
-/* The server's CPU time (utime + stime) in seconds, from /proc/PID/stat; -1 if unknown. */
-static double server_cpu_s(void) {
-    if (!G.o.pid) return -1;
+/* A server's CPU time (utime + stime) in seconds, from /proc/PID/stat; -1 if unknown. */
+static double server_cpu_s(int pid) {
+    if (!pid) return -1;
     char path[64], line[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", G.o.pid);
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     size_t n = fread(line, 1, sizeof line - 1, f);
@@ -834,7 +915,7 @@ static double self_cpu_s(void) {
 
 /* CPU use over an interval: the server's, this generator's and everything else's (100 = one core). */
 struct cpu_mark {
-    double server, self, machine, steal;
+    double server, server2, self, machine, steal;
     int64_t t;
 };
 
@@ -850,16 +931,18 @@ static double steal_s(void) {
 }
 
 static struct cpu_mark cpu_mark(void) {
-    return (struct cpu_mark){server_cpu_s(), self_cpu_s(), machine_busy_s(), steal_s(), now_us()};
+    return (struct cpu_mark){server_cpu_s(G.o.pid), server_cpu_s(G.o.pid2), self_cpu_s(), machine_busy_s(), steal_s(), now_us()};
 }
 
 static void print_cpu(const struct cpu_mark *a, const struct cpu_mark *b) {
     double secs = (double)(b->t - a->t) / 1e6;
     if (secs <= 0) secs = 1e-9;
     double server = a->server >= 0 && b->server >= 0 ? b->server - a->server : 0, self = b->self - a->self;
-    double others = a->machine >= 0 && b->machine >= 0 ? b->machine - a->machine - server - self : -secs;
+    double server2 = a->server2 >= 0 && b->server2 >= 0 ? b->server2 - a->server2 : 0;
+    double others = a->machine >= 0 && b->machine >= 0 ? b->machine - a->machine - server - server2 - self : -secs;
     printf(" server_cpu_pct=%.0f gen_cpu_pct=%.0f others_cpu_pct=%.0f steal_pct=%.0f", 100 * server / secs,
            100 * self / secs, others < 0 ? 0 : 100 * others / secs, 100 * (b->steal - a->steal) / secs);
+    if (G.o.pid2) printf(" server2_cpu_pct=%.0f", 100 * server2 / secs);
 }
 
 /*---- the loop ----*/
@@ -928,7 +1011,7 @@ static void send_message(struct ws *from, const char *to) {
     int d = snprintf(data, 64, "s:%" PRIu64 ":t:%" PRId64 ":", seq, now);
     memset(data + d, 'x', (size_t)(G.o.size - d));
     memcpy(data + G.o.size, "\"}", 2);
-    ws_send(from, 0x1, G.payload, (size_t)head + (size_t)G.o.size + 2);
+    app_send(from, G.payload, (size_t)head + (size_t)G.o.size + 2);
 }
 
 static uint64_t lost_deliveries(uint64_t lo, uint64_t hi) {
@@ -1236,8 +1319,11 @@ static void usage(FILE *out) {
             "options:\n"
             "  --host ADDR         server address (127.0.0.1)\n"
             "  --port2 PORT        receivers connect to this port (another node of a cluster), senders to --port\n"
-            "  --path PATH         WebSocket path (/ws)\n"
+            "  --path PATH         WebSocket path (/ws; /socket.io/ with --framing socketio)\n"
+            "  --framing F         plain: a text frame is one JSON message (default); socketio: Socket.IO 4's\n"
+            "                      packets over Engine.IO 4's WebSocket transport, each message the event \"msg\"\n"
             "  --pid PID           the server's pid, for RSS, threads and CPU from /proc\n"
+            "  --pid2 PID          the --port2 node's pid, for its CPU (server2_cpu_pct; others_cpu_pct leaves it out)\n"
             "  --n N               fanout receivers, or conns connections (100)\n"
             "  --pairs P           pairs: sender->receiver pairs (100)\n"
             "  --size BYTES        data string length of each message (64)\n"
@@ -1288,7 +1374,7 @@ static void raise_nofile(void) {
 }
 
 int main(int argc, char **argv) {
-    struct options o = {.scenario = NULL, .host = "127.0.0.1", .path = "/ws", .n = 100, .pairs = 100, .size = 64,
+    struct options o = {.scenario = NULL, .host = "127.0.0.1", .path = NULL, .n = 100, .pairs = 100, .size = 64,
                         .window = 16, .concurrency = 200, .duration_s = 5, .warmup_s = 1, .deadline_s = 20,
                         .step_s = 1, .settle_cap_s = 12, .hold_s = 1, .start_rate = 2000, .max_rate = 1000000,
                         .p99_limit_us = 10000, .bisections = 3};
@@ -1305,9 +1391,14 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--host") == 0) o.host = v;
         else if (strcmp(a, "--path") == 0) o.path = v;
         else if (strcmp(a, "--tokens") == 0) o.tokens = v;
+        else if (strcmp(a, "--framing") == 0) {
+            if (strcmp(v, "plain") != 0 && strcmp(v, "socketio") != 0) die("--framing must be plain or socketio, not %s", v);
+            o.framing = strcmp(v, "socketio") == 0 ? FRAMING_SOCKETIO : FRAMING_PLAIN;
+        }
         else if (strcmp(a, "--port") == 0) o.port = atoi(v);
         else if (strcmp(a, "--port2") == 0) o.port2 = atoi(v);
         else if (strcmp(a, "--pid") == 0) o.pid = atoi(v);
+        else if (strcmp(a, "--pid2") == 0) o.pid2 = atoi(v);
         else if (strcmp(a, "--n") == 0) o.n = atol(v);
         else if (strcmp(a, "--pairs") == 0) o.pairs = atol(v);
         else if (strcmp(a, "--size") == 0) o.size = atol(v);
@@ -1333,6 +1424,7 @@ int main(int argc, char **argv) {
         i++;
     }
     if (o.port <= 0 || o.port > 65535) die("--port is required");
+    if (!o.path) o.path = o.framing == FRAMING_SOCKETIO ? "/socket.io/" : "/ws";
     if (o.size < 48 || o.size > LG_MAX_DATA) die("--size must be 48..%d", LG_MAX_DATA);
     if (o.n < 1 || o.pairs < 1 || o.window < 1 || o.concurrency < 1) die("counts must be positive");
     G.o = o;
