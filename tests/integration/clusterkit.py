@@ -21,6 +21,16 @@ HAPROXY_BIN = "/usr/sbin/haproxy"
 NODE_TTL = 3  # seconds: --node-ttl of the test nodes
 
 
+def end_process(proc):
+    """SIGTERM, and SIGKILL if it has not exited 10 s later."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def wait_port(port, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -57,12 +67,7 @@ class Redis:
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            end_process(self.proc)
         self.proc = None
 
     def pause(self):
@@ -214,11 +219,6 @@ backend nodes
 
     def cleanup(self):
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            end_process(self.proc)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,9 +2,8 @@
 
 The whole of test_routing.RoutingTest runs against the balancer's port: every client connection lands
 on the next node, so each test's clients are spread over the three nodes, and the WebSocket upgrade
-goes through HAProxy 2.6. Tests whose assertions are single-node by definition are listed in
-SINGLE_NODE with the reason; everything else must pass unchanged, waiting only where the contract
-says presence crosses nodes asynchronously (presence_settled).
+goes through HAProxy 2.6. Every test must pass unchanged, waiting only where the contract says
+presence crosses nodes asynchronously (presence_settled).
 """
 
 import asyncio
@@ -13,12 +12,7 @@ import unittest
 
 import test_routing
 from clusterkit import Cluster, HAProxy
-from harness import SLOW, open_router, recv_json
-
-# test name -> why it does not apply through a balancer
-SINGLE_NODE = {
-    "test_every_pair_across_loops": "counts the event loops of one process",
-}
+from harness import SLOW
 
 
 class Front:
@@ -51,23 +45,8 @@ class RoutingThroughHAProxyTest(test_routing.RoutingTest):
         cls.server = Front(proxy, cluster)
 
     def setUp(self):
-        reason = SINGLE_NODE.get(self._testMethodName)
-        if reason:
-            self.skipTest(reason)
         super().setUp()
         self.wait_nobody_online()
-
-    async def pair(self, *names):
-        """RoutingTest.pair, and each user is known on every node before the next one connects (a
-        single server knows at once; a cluster a few milliseconds later, PROTOCOL.md)."""
-        conns = []
-        for name in names:
-            ws, _ = await open_router(self.port, name)
-            for other in conns:
-                self.assertEqual(await recv_json(other), {"type": "presence", "event": "join", "user": name})
-            conns.append(ws)
-            self.wait_users_online(len(conns))
-        return conns
 
     async def presence_settled(self):
         """Presence crosses nodes through Redis, milliseconds later (PROTOCOL.md, "Several nodes"):
@@ -84,14 +63,6 @@ class RoutingThroughHAProxyTest(test_routing.RoutingTest):
             if time.monotonic() > deadline:
                 raise AssertionError("presence not settled: out %r, in %r" % (out, heard))
             await asyncio.sleep(0.02)
-
-    def wait_users_online(self, n):
-        deadline = time.monotonic() + 10 * SLOW
-        for node in self.server.cluster.nodes:
-            while node.metrics().get("switchboard_users_online") < n:
-                if time.monotonic() > deadline:
-                    raise AssertionError("node %d does not list %d users" % (node.port, n))
-                time.sleep(0.02)
 
     def wait_nobody_online(self):
         """The previous test's users have left every node (their leave events cross Redis after the

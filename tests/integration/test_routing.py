@@ -15,7 +15,8 @@ class RoutingTest(harness.ServerTestCase):
         return harness.run_async(coro)
 
     async def pair(self, *names):
-        """Open router connections in order, consuming the presence joins the others see."""
+        """Open router connections in order, consuming the presence joins the others see; each user
+        is known everywhere (presence_settled) before the next one connects."""
         conns = []
         for name in names:
             ws, _ = await open_router(self.port, name)
@@ -23,6 +24,7 @@ class RoutingTest(harness.ServerTestCase):
                 p = await recv_json(other)
                 self.assertEqual(p, {"type": "presence", "event": "join", "user": name})
             conns.append(ws)
+            await self.presence_settled()
         return conns
 
     async def presence_settled(self):
