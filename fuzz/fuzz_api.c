@@ -1,4 +1,4 @@
-/* fuzz_api: one server API request (app/api.c) through api_handle and the hub.
+/* fuzz_api: one server API request (app/http/api.c) through api_handle and the hub.
  *
  * Input: byte 0 picks the method and path (the six calls, a room path, unknown ones), byte 1 the
  * Authorization header (the key, a wrong one, none, other schemes), the rest is the body, in a buffer

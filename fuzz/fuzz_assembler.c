@@ -1,4 +1,4 @@
-/* fuzz_assembler: client frames through the RFC 6455 assembler (app/assembler.c).
+/* fuzz_assembler: client frames through the RFC 6455 assembler (app/io/assembler.c).
  *
  * Input: byte 0 picks --max-message (0xFF: 65536, else 1 + 4 * byte), then frames, each one header
  * byte as CivetWeb passes it (FIN, RSV, opcode), a 2-byte big-endian payload length (clamped to what

@@ -1,4 +1,4 @@
-/* fuzz_cluster: the cluster's pub/sub payloads and the Redis URL (app/clustermsg.c), the parsers of
+/* fuzz_cluster: the cluster's pub/sub payloads and the Redis URL (app/cluster/clustermsg.c), the parsers of
  * what arrives from Redis and from --redis.
  *
  * Input: byte 0 picks the parser (even: a payload, odd: a URL), the rest is its text. A payload that

@@ -1,4 +1,4 @@
-/* fuzz_jsonspan: a member's value by bytes (app/jsonspan.c), against cJSON's own reading.
+/* fuzz_jsonspan: a member's value by bytes (app/proto/jsonspan.c), against cJSON's own reading.
  *
  * Input: byte 0 picks the key ("data", "to", "\xc3\xa9" or ""), the rest is the text, in a buffer of
  * exactly its length. Checked, beside ASan/UBSan's own checks:

@@ -1,4 +1,4 @@
-/* fuzz_jwt: jwt_verify (app/jwt.c) on anything, with an HMAC oracle.
+/* fuzz_jwt: jwt_verify (app/identity/jwt.c) on anything, with an HMAC oracle.
  *
  * Input: byte 0 picks the mode, byte 1 the clock (now = 1700000000 + 8 * (byte - 128) seconds, so exp,
  * nbf and the leeway edges are reachable), the rest is:

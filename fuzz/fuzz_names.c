@@ -1,4 +1,4 @@
-/* fuzz_names: query_param and the name rules (app/names.c), against a reference decoder.
+/* fuzz_names: query_param and the name rules (app/proto/names.c), against a reference decoder.
  *
  * Input: byte 0 picks the output capacity (1..80), byte 1 picks the key ("user", "u", "" or "a=b"),
  * the rest is the query string (cut at its first NUL, as a C string would be). query_param must agree

@@ -1,4 +1,4 @@
-/* fuzz_origin: the handshake's Origin check (app/origin.c).
+/* fuzz_origin: the handshake's Origin check (app/front/origin.c).
  *
  * Input: Origin, Host and up to four allow-list entries, separated by NUL bytes (a missing Host means
  * the header is absent). Each string is copied to a buffer of exactly its size. Beyond not crashing:

@@ -1,4 +1,4 @@
-/* fuzz_redact: redact_secrets (app/redact.c), the filter between clients' URLs and the log.
+/* fuzz_redact: redact_secrets (app/core/redact.c), the filter between clients' URLs and the log.
  *
  * Input: byte 0 picks the output capacity (1..256), the rest is the text (cut at its first NUL). The
  * output must be NUL-terminated within cap and be a prefix of the whole result (a cut, never garbage);

@@ -1,4 +1,4 @@
-/* fuzz_router: one client text message through the JSON router (app/router.c) and the hub.
+/* fuzz_router: one client text message through the JSON router (app/proto/router.c) and the hub.
  *
  * Each input is one message from "alice" to a hub that also holds "bob" (two connections) and an
  * anonymous connection, each with an in-memory sink that takes every byte: no batch is open, so the

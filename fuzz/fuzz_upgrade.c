@@ -1,4 +1,4 @@
-/* fuzz_upgrade: the WebSocket handshake's header decisions and its 101 (app/upgrade.c).
+/* fuzz_upgrade: the WebSocket handshake's header decisions and its 101 (app/front/upgrade.c).
  *
  * Input: the Connection, Upgrade, Sec-WebSocket-Key and Sec-WebSocket-Version values and up to four
  * Sec-WebSocket-Protocol values, separated by NUL bytes (each copied to a buffer of exactly its size).

@@ -1,4 +1,4 @@
-/* fuzz_utf8: the incremental UTF-8 validator (app/utf8.c) against an independent reference.
+/* fuzz_utf8: the incremental UTF-8 validator (app/io/utf8.c) against an independent reference.
  *
  * Input: 2 bytes choose two split points, the rest is the text. The text is fed in three chunks cut
  * there, and byte by byte, and must get the same verdict as utf8_valid of the whole and as the

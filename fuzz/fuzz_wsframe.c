@@ -1,4 +1,4 @@
-/* fuzz_wsframe: client frame decoding and unmasking (app/wsframe.c), as the event loops drive it.
+/* fuzz_wsframe: client frame decoding and unmasking (app/io/wsframe.c), as the event loops drive it.
  *
  * Input: byte 0 picks max_payload (0xFF: no limit, 0xFE: 65536, else the byte itself, so that 1009
  * is common), the rest is what a client sent. It is decoded frame after frame from a buffer of

@@ -1,4 +1,4 @@
-# FindHiredis: locate Debian's libhiredis-dev (0.14) for the cluster engine (app/cluster.c).
+# FindHiredis: locate Debian's libhiredis-dev (0.14) for the cluster engine (app/cluster/cluster.c).
 #
 # Debian's hiredis 0.14 ships a pkg-config file but no CMake package config, so this module finds the
 # header and the library directly (include <hiredis/async.h>, as the adapter does) and reads the

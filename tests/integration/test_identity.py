@@ -29,8 +29,8 @@ from harness import RECV_TIMEOUT, SLOW, expect_quiet, recv_json, send_json
 SECRET = "test-secret-" + "k" * 32
 AUDIENCE = "switchboard-test"
 ISSUER = "https://issuer.test"
-LEEWAY_S = 5          # app/jwt.h JWT_LEEWAY_S
-AUTH_TIMEOUT_S = 10   # app/auth.h AUTH_TIMEOUT_MS
+LEEWAY_S = 5          # app/identity/jwt.h JWT_LEEWAY_S
+AUTH_TIMEOUT_S = 10   # app/identity/auth.h AUTH_TIMEOUT_MS
 # Bound for a close the tick makes at a deadline: the tick runs once a second; generous, not a timing.
 CLOSE_SLACK = 6.0 * SLOW
 

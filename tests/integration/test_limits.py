@@ -356,7 +356,7 @@ class HandshakeFailureSlotTest(harness.ServerTestCase):
     """Regression: when CivetWeb 1.15 answered upgrades, it failed one whose Sec-WebSocket-Key was 64
     characters or more after switchboard had accepted it, and never said so, so its --max-connections
     and --max-per-ip slots were never given back and a few such requests locked everyone out.
-    switchboard answers upgrades itself now (app/upgrade.c), and any key that is not 24 characters of
+    switchboard answers upgrades itself now (app/front/upgrade.c), and any key that is not 24 characters of
     base64 gets 400 before a slot is taken."""
 
     server_args = ["--max-connections", "2", "--max-per-ip", "2"]

@@ -1,4 +1,4 @@
-/* test_assembler: RFC 6455 rules for client frames and message reassembly (app/assembler.c).
+/* test_assembler: RFC 6455 rules for client frames and message reassembly (app/io/assembler.c).
  *
  * CivetWeb checks none of the protocol, so the assembler is the server's whole defence. Every row of
  * the "Frames" table in docs/PROTOCOL.md that is decided per frame is driven here: whole and

@@ -1,4 +1,4 @@
-/* test_auth: who a connection is (app/auth.c), with the hub's pending connections and deadlines.
+/* test_auth: who a connection is (app/identity/auth.c), with the hub's pending connections and deadlines.
  *
  * Tokens are minted with jwt_mint_hs256 for a verifier over the same secret (test_jwt checks the
  * verifier itself against independently minted tokens; the integration tests use PyJWT). Covers: open

@@ -1,4 +1,4 @@
-/* test_clustermsg: the cluster's pub/sub payloads and the Redis URL (app/clustermsg.c).
+/* test_clustermsg: the cluster's pub/sub payloads and the Redis URL (app/cluster/clustermsg.c).
  *
  * What one node publishes another must read back exactly (kind, sequence number, node, target, body),
  * and what does not follow the format, which any Redis client could publish, must be refused rather

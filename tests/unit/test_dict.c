@@ -1,4 +1,4 @@
-/* test_dict: the string-keyed hash table behind the hub's users and rooms (app/dict.c).
+/* test_dict: the string-keyed hash table behind the hub's users and rooms (app/hub/dict.c).
  *
  * The dict owns copies of its keys but never its values, grows by rehashing every chain, and is walked
  * by dict_each for user lists; a lost or duplicated entry after growth would show up as a missing

@@ -1,4 +1,4 @@
-/* test_frame: server-to-client frame encoding and sharing (app/frame.c).
+/* test_frame: server-to-client frame encoding and sharing (app/io/frame.c).
  *
  * One encoded frame is queued to many connections, so its header must be right for every payload
  * size class of RFC 6455 5.2 (7-bit, 16-bit and 64-bit lengths, at their boundaries), server frames

@@ -1,4 +1,4 @@
-/* test_hub: who is connected, presence, rooms and delivery (app/hub.c).
+/* test_hub: who is connected, presence, rooms and delivery (app/hub/hub.c).
  *
  * The hub is the server's one shared table; these tests drive its API directly with in-memory peers
  * (peer.h) and read back the exact frames each connection got: the welcome and presence events and

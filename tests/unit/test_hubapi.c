@@ -1,4 +1,4 @@
-/* test_hubapi: the hub's server-API side (app/hubapi.c), and the room members the hub tells a cluster
+/* test_hubapi: the hub's server-API side (app/hub/hubapi.c), and the room members the hub tells a cluster
  * engine about for it.
  *
  * Alone, a room's listing is the distinct users of its members, sorted, and a disconnect closes every

@@ -1,4 +1,4 @@
-/* test_hubremote: what the cluster engine brings into the hub from other nodes (app/hubremote.c).
+/* test_hubremote: what the cluster engine brings into the hub from other nodes (app/hub/hubremote.c).
  *
  * A user online on another node is listed here and announced once (a join when it first appears in
  * the union of this node and the others, a leave when it leaves that union, never while it still has

@@ -1,4 +1,4 @@
-/* test_jsonspan: finding a member's value by bytes (app/jsonspan.c).
+/* test_jsonspan: finding a member's value by bytes (app/proto/jsonspan.c).
  *
  * The span is what a delivery carries, so each case checks the exact bytes found: every kind of
  * value, nesting, whitespace around and inside, the first of duplicate keys, keys written with

@@ -1,4 +1,4 @@
-/* test_jwt: token verification (app/jwt.c).
+/* test_jwt: token verification (app/identity/jwt.c).
  *
  * RFC 7515 appendix A's examples prove each algorithm agrees with the standard: A.1 (HS256, the JWK's
  * key bytes), A.2 (RS256) and A.3 (ES256) with public keys derived from the appendix's n/e and x/y

@@ -1,4 +1,4 @@
-/* test_loop: the epoll threads that carry open WebSockets (app/loop.c).
+/* test_loop: the epoll threads that carry open WebSockets (app/io/loop.c).
  *
  * Each connection is a socketpair: the loop gets one end (non-blocking, as ws.c hands it over) and the
  * test plays the client on the other, writing masked frames many at once, in odd pieces, and a byte

@@ -1,4 +1,4 @@
-/* test_names: user/room name rules and ?user= reading (app/names.c).
+/* test_names: user/room name rules and ?user= reading (app/proto/names.c).
  *
  * Names end up in JSON, URLs and log lines, and the "conn-" prefix is what keeps one connection from
  * claiming another's anonymous identity, so the edges matter: 64 vs 65 characters, the empty name,

@@ -1,4 +1,4 @@
-/* test_origin: the cross-site WebSocket hijacking check (app/origin.c).
+/* test_origin: the cross-site WebSocket hijacking check (app/front/origin.c).
  *
  * A false "allowed" lets any web page drive a user's socket; a false "refused" breaks the demo page
  * served by the server itself. So both directions are pinned: same host:port (with default ports and

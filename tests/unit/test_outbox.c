@@ -1,4 +1,4 @@
-/* test_outbox: per-connection send queues written without blocking (app/outbox.c).
+/* test_outbox: per-connection send queues written without blocking (app/io/outbox.c).
  *
  * The outbox is what keeps one client that stops reading from stalling anyone else, what closes it
  * 1008 when its queue passes --outbox, what coalesces a loop turn's deliveries into one writev per

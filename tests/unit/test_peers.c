@@ -1,4 +1,4 @@
-/* test_peers: the cluster's table of what every other node has (app/peers.c).
+/* test_peers: the cluster's table of what every other node has (app/cluster/peers.c).
  *
  * The cluster engine fills the table from Redis and the hub reads it on every message to another
  * node, so what it says is what users see: who is online elsewhere (presence), which nodes a message

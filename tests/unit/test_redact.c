@@ -1,4 +1,4 @@
-/* test_redact: tokens out of log lines (app/redact.c): query parameters, Bearer credentials, several
+/* test_redact: tokens out of log lines (app/core/redact.c): query parameters, Bearer credentials, several
  * in one line, other text untouched, and a buffer too small for the result (cut, terminated). */
 #include "check.h"
 

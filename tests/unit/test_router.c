@@ -1,4 +1,4 @@
-/* test_router: the JSON command protocol of docs/PROTOCOL.md (app/router.c).
+/* test_router: the JSON command protocol of docs/PROTOCOL.md (app/proto/router.c).
  *
  * The router runs over a real hub and outbox; each connection is an in-memory peer (peer.h) and
  * the tests assert the exact JSON frames every connection receives, in order. First the session blocks

@@ -1,4 +1,4 @@
-/* test_sockfind: finding a connection's socket by its addresses (app/sockfind.c).
+/* test_sockfind: finding a connection's socket by its addresses (app/front/sockfind.c).
  *
  * Real TCP connections on 127.0.0.1 (and ::1 where the host has it), so the descriptors are the kind
  * CivetWeb holds: a listener on port 0, clients connected to it and their accepted ends. A claim by

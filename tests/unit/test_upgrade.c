@@ -1,4 +1,4 @@
-/* test_upgrade: the WebSocket opening handshake's decisions and its 101 (app/upgrade.c).
+/* test_upgrade: the WebSocket opening handshake's decisions and its 101 (app/front/upgrade.c).
  *
  * A wrong "is an upgrade" sends a plain request down the WebSocket path (or the reverse); a wrong
  * accept value makes every client fail the handshake; a wrong subprotocol choice puts a client in the

@@ -1,4 +1,4 @@
-/* test_utf8: the incremental UTF-8 validator (app/utf8.c).
+/* test_utf8: the incremental UTF-8 validator (app/io/utf8.c).
  *
  * Text messages arrive in fragments split at arbitrary bytes, and RFC 6455 wants a bad one refused
  * (1007) as soon as it is provably bad. So beside whole-buffer checks of the classic traps (overlongs,

@@ -1,4 +1,4 @@
-/* test_wsframe: decoding client frames from raw bytes (app/wsframe.c).
+/* test_wsframe: decoding client frames from raw bytes (app/io/wsframe.c).
  *
  * The event loops hand wsframe_decode whatever a read brought, so it must be right at every length a
  * read can stop at: each prefix of a frame is "more", with `need` exact once the header is whole, and

@@ -118,7 +118,7 @@ for err in root.iter("error"):
         d, f, ln = fr.findtext("dir"), fr.findtext("file"), fr.findtext("line")
         where = "%s/%s:%s" % (d, f, ln) if f else (fr.findtext("obj") or "")
         # switchboard's code: a source file in app/, or (no debug info) the switchboard binary itself
-        in_app = (bool(d) and d.rstrip("/").endswith("/app")) or (
+        in_app = (bool(d) and ("/app/" in d.rstrip("/") + "/")) or (
             not f and bool(fr.findtext("obj")) and os.path.realpath(fr.findtext("obj")) == exe)
         frames.append((fn, where, in_app))
     record = (kind, what, frames)
