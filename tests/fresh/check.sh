@@ -79,6 +79,15 @@ else
     say "download cache: none (FRESH_CACHE=none, or another run holds $CACHE)"
 fi
 
+# A machine whose network inspects TLS trusts that network's CA through /usr/local/share/ca-certificates;
+# a fresh machine there would have it too, so it goes in (read-only) before ca-certificates installs, and
+# Node (npm) is told to use the system's store. Elsewhere that folder is empty and nothing changes.
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    MOUNTS+=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro
+             -e NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
+    say "local CAs: $(cd /usr/local/share/ca-certificates && echo *.crt)"
+fi
+
 # --- 4. deps, build, README, smoke: inside the container -----------------------------------------------
 say "running tests/fresh/inside.sh in $NAME (bounded to ${TIMEOUT}s)"
 timeout "$TIMEOUT" "${RUN[@]}" "${MOUNTS[@]}" -w /src \
