@@ -15,7 +15,7 @@
 #
 # Env: SWITCHBOARD_SRC (repo root; default: two levels up from here)  CONTAINER_ENGINE=docker|podman
 #      FRESH_TESTS (ctest -R regex of the smoke subset; default in inside.sh)  FRESH_FULL=1 (run the
-#      whole scripts/test instead of the smoke subset)  FRESH_TIMEOUT (s; default 1500, 5400 with FRESH_FULL)
+#      whole scripts/test instead of the smoke subset)  FRESH_TIMEOUT (s; default 2400, 5400 with FRESH_FULL)
 #      FRESH_CACHE (default /var/cache/switchboard-fresh; "none": no cache)
 set -uo pipefail
 export PATH=$PATH:/usr/sbin:/sbin   # podman's network helpers call iptables & co.
@@ -23,7 +23,7 @@ export PATH=$PATH:/usr/sbin:/sbin   # podman's network helpers call iptables & c
 SRC=${SWITCHBOARD_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BASE=docker.io/library/debian:bookworm-slim
 FULL=${FRESH_FULL:-0}
-TIMEOUT=${FRESH_TIMEOUT:-$([ "$FULL" = 1 ] && echo 5400 || echo 1500)}
+TIMEOUT=${FRESH_TIMEOUT:-$([ "$FULL" = 1 ] && echo 5400 || echo 2400)}
 CACHE=${FRESH_CACHE:-/var/cache/switchboard-fresh}
 NAME=sb-fresh-check-$$
 TMP=$(mktemp -d /tmp/sb-fresh.XXXXXX)
