@@ -32,7 +32,7 @@ say() { echo "== $* [${SECONDS}s]"; }
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
 cleanup() {
-    [ -n "${E:-}" ] && timeout 60 $E rm -f "$NAME" >/dev/null 2>&1
+    [ -n "${E:-}" ] && timeout 60 "$E" rm -f "$NAME" >/dev/null 2>&1
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -50,7 +50,7 @@ elif engine_works docker; then E=docker
 else
     skip "no container engine (podman or docker) found ('podman info' and 'docker info' both fail or are missing)"
 fi
-RUN=($E run --name "$NAME" --rm)
+RUN=("$E" run --name "$NAME" --rm)
 if [ "$E" = podman ]; then
     # No registry is assumed: the base image must already be local.
     podman image exists "$BASE" \
@@ -62,7 +62,7 @@ say "engine: $E ($($E --version 2>/dev/null | head -1)), image $BASE"
 # --- 2. a clean clone of HEAD -------------------------------------------------------------------------
 command -v git >/dev/null || fail "git is needed to clone $SRC"
 sha=$(git -C "$SRC" rev-parse HEAD) || fail "$SRC is not a git checkout"
-git clone -q --no-checkout "$SRC" "$TMP/src" && git -C "$TMP/src" checkout -q --detach "$sha" \
+{ git clone -q --no-checkout "$SRC" "$TMP/src" && git -C "$TMP/src" checkout -q --detach "$sha"; } \
     || fail "git clone of $SRC at $sha failed"
 dirty=$(git -C "$SRC" status --porcelain --untracked-files=no | wc -l)
 say "checking $(git -C "$TMP/src" log -1 --format='%h %s' | cut -c1-90)"

@@ -21,7 +21,7 @@ SMOKE='^(unit\..*|fuzz\..*|integration\.test_(identity|token_cli|api_doc|cluster
 TESTS=${FRESH_TESTS:-$SMOKE}
 t0=$SECONDS
 step() { echo "== fresh: $* [$((SECONDS - t0))s]"; }
-took() { echo "== fresh: $1 took $(($SECONDS - $2))s"; }
+took() { echo "== fresh: $1 took $((SECONDS - $2))s"; }
 
 # The image deletes downloaded .deb files after each install; keep them in check.sh's cache volume.
 # The install itself is a real one either way (every package unpacked and configured).
