@@ -198,6 +198,10 @@ def origin_seeds():
         "listed-slash": b"http://localhost:3000/\0localhost:8080\0http://localhost:3000",
         "star": b"http://evil.example\0localhost:8080\0*", "userinfo": b"http://a@localhost:8080\0localhost:8080",
         "plus-port": b"http://a:+80\0a:80", "space-port": b"http://a: 80\0a:80",
+        # DNS rebinding: the entries as --allowed-hosts against the Host
+        "rebind": b"http://rebind.evil.example:8080\0rebind.evil.example:8080\0localhost\0127.0.0.1:8080",
+        "hosts-listed": b"http://x\0LOCALHOST:8080\0localhost\0[::1]\0chat.example.com:8443",
+        "hosts-v6": b"\0[::1]:8080\0[::1]",
     }
     for name, data in s.items():
         write("origin", name, data)
