@@ -322,12 +322,12 @@ struct api {
 };
 
 /* Reads the body into *out (malloc'd, *len bytes). Returns 0, 1 when it is over `max` bytes (what
- * is left unread is drained by CivetWeb's closing), or -1 when it could not be read. */
+ * is left unread is drained by CivetWeb's closing), or -1 when it could not be read. Runs only once
+ * api_parse_head passed, which refuses an announced length over `max` before anything is allocated. */
 static int read_body(struct mg_connection *conn, long max, char **out, size_t *len) {
     long long announced = mg_get_request_info(conn)->content_length;
     *out = NULL;
     *len = 0;
-    if (announced > max) return 1;
     size_t cap = announced >= 0 ? (size_t)announced + 1 : 4096, n = 0;
     char *buf = malloc(cap);
     int got = buf ? 1 : -1;
