@@ -1708,6 +1708,59 @@ CIVETWEB_API int mg_start_domain2(struct mg_context *ctx,
 // Added by SJ
 CIVETWEB_API void mg_disable_keep_alive(struct mg_connection *conn);
 
+
+/* Added for switchboard (patches/0001-handover.patch): serve a connection
+   that the caller accepted, and whose first bytes it has already read.
+
+   sock: a connected TCP socket (IPv4; IPv6 only when built with USE_IPV6),
+     blocking or not. peer, peer_len: its remote address, as accept() gave
+     it (remote_addr and remote_port of its requests).
+   head, head_len: the bytes the caller has already read from sock, in
+     order: normally one complete request head, possibly followed by the
+     first bytes of its body (or of further pipelined requests). CivetWeb
+     processes them before anything it reads from sock itself; they are
+     copied, the caller keeps its buffer. head_len may be 0 (then it is an
+     ordinary accepted socket). At most "max_request_size" bytes.
+
+   The socket then joins the queue that CivetWeb's own listener fills: the
+   next free worker serves it exactly as if it had been accepted on the
+   plain (non-TLS) listening port it is connected to (its local address is
+   read with getsockname(); TCP_NODELAY, SO_KEEPALIVE, non-blocking mode
+   and close-on-exec are set as for an accepted socket;
+   "access_control_list" applies). Keep-alive, when enabled, lets the
+   worker read further requests from sock itself, within
+   "keep_alive_timeout_ms" of the previous response.
+
+   Never waits for a worker: a full queue ("connection_queue" sockets
+   waiting) is refused at once. Thread-safe: may be called from any thread,
+   concurrently, until mg_stop() is called on ctx (calls racing with
+   mg_stop() are refused; none may start once it has returned).
+   A context started with "listening_ports" set to "" has no listener and
+   serves only the sockets handed over this way.
+
+   Return:
+     0       CivetWeb owns sock: it closes it when done (also if stopped
+             before a worker took it).
+     < 0     a negated errno value; sock was NOT taken: it is still the
+             caller's, open, to answer (e.g. 503) and close:
+             -EAGAIN        the queue is full (all workers busy and
+                            "connection_queue" sockets waiting)
+             -ESHUTDOWN     mg_stop() has begun
+             -EMSGSIZE      head_len exceeds "max_request_size"
+             -EAFNOSUPPORT  peer is not an address family CivetWeb serves
+             -EACCES        "access_control_list" refuses peer
+             -ENOMEM        no memory for the copy of head
+             -EINVAL        a bad argument (or ctx is not a server)
+             other          getsockname() failed on sock (-errno)
+*/
+struct sockaddr;
+CIVETWEB_API int mg_handover_connection(struct mg_context *ctx,
+                                        int sock,
+                                        const struct sockaddr *peer,
+                                        size_t peer_len,
+                                        const char *head,
+                                        size_t head_len);
+
 #ifdef __cplusplus
 }
 #endif /* __cplusplus */

@@ -1899,6 +1899,8 @@ struct socket {
 	unsigned char ssl_redir; /* Is port supposed to redirect everything to SSL
 	                          * port */
 	unsigned char in_use;    /* 0: invalid, 1: valid, 2: free */
+	char *head;      /* mg_handover_connection: bytes already read (owned) */
+	size_t head_len; /* ...and their number */
 };
 
 
@@ -15222,7 +15224,8 @@ set_ports_option(struct mg_context *phys_ctx)
 		portsOk = 0;
 	}
 
-	return portsOk;
+	/* "listening_ports" "": no listener, mg_handover_connection only */
+	return (portsTotal == 0) ? 1 : portsOk;
 }
 
 
@@ -18746,7 +18749,7 @@ consume_socket(struct mg_context *ctx, struct socket *sp, int thread_index)
 	}
 
 	/* If we're stopping, sq_head may be equal to sq_tail. */
-	if (ctx->sq_head > ctx->sq_tail) {
+	if ((ctx->sq_head > ctx->sq_tail) && STOP_FLAG_IS_ZERO(&ctx->stop_flag)) {
 		/* Copy socket from the queue and increment tail */
 		*sp = ctx->squeue[ctx->sq_tail % ctx->sq_size];
 		ctx->sq_tail++;
@@ -18995,6 +18998,13 @@ worker_thread_run(struct mg_connection *conn)
 			conn->connection_type = CONNECTION_TYPE_REQUEST;
 			/* Start with HTTP, WS will be an "upgrade" request later */
 			conn->protocol_type = PROTOCOL_TYPE_HTTP1;
+			if (conn->client.head != NULL) {
+				/* Handed over: what the caller read comes first */
+				memcpy(conn->buf, conn->client.head, conn->client.head_len);
+				conn->data_len = (int)conn->client.head_len;
+				mg_free(conn->client.head);
+				conn->client.head = NULL;
+			}
 			process_new_connection(conn);
 		}
 
@@ -19151,6 +19161,81 @@ accept_new_connection(const struct socket *listener, struct mg_context *ctx)
 }
 
 
+#if !defined(ALTERNATIVE_QUEUE)
+/* Queues a socket accepted and partly read by the caller, as
+ * accept_new_connection does, but never waits: see civetweb.h. */
+int
+mg_handover_connection(struct mg_context *ctx,
+                       int sock,
+                       const struct sockaddr *peer,
+                       size_t peer_len,
+                       const char *head,
+                       size_t head_len)
+{
+	struct socket so;
+	socklen_t len = sizeof(so.lsa);
+	int on = 1, ret = 0;
+
+	if ((ctx == NULL) || (ctx->context_type != CONTEXT_SERVER) || (sock < 0)
+	    || (peer == NULL) || ((head == NULL) && (head_len > 0))) {
+		return -EINVAL;
+	}
+#if defined(USE_IPV6)
+	if ((peer->sa_family != AF_INET) && (peer->sa_family != AF_INET6)) {
+#else
+	if (peer->sa_family != AF_INET) {
+#endif
+		return -EAFNOSUPPORT;
+	}
+	if ((peer_len < sizeof(so.rsa.sin)) || (peer_len > sizeof(so.rsa))) {
+		return -EINVAL;
+	}
+	if (head_len > ctx->max_request_size) {
+		return -EMSGSIZE;
+	}
+	memset(&so, 0, sizeof(so));
+	so.sock = sock;
+	memcpy(&so.rsa, peer, peer_len);
+	if (getsockname(sock, &so.lsa.sa, &len) != 0) {
+		return -errno;
+	}
+	if (check_acl(ctx, &so.rsa) != 1) {
+		return -EACCES;
+	}
+	if (head_len > 0) {
+		if ((so.head = (char *)mg_malloc_ctx(head_len, ctx)) == NULL) {
+			return -ENOMEM;
+		}
+		memcpy(so.head, head, head_len);
+		so.head_len = head_len;
+	}
+	set_close_on_exec(sock, NULL, ctx);
+	(void)setsockopt(sock, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	if ((ctx->dd.config[CONFIG_TCP_NODELAY] != NULL)
+	    && (!strcmp(ctx->dd.config[CONFIG_TCP_NODELAY], "1"))) {
+		(void)set_tcp_nodelay(&so, 1);
+	}
+	set_non_blocking_mode(sock);
+
+	(void)pthread_mutex_lock(&ctx->thread_mutex);
+	if (!STOP_FLAG_IS_ZERO(&ctx->stop_flag)) {
+		ret = -ESHUTDOWN;
+	} else if (ctx->sq_head - ctx->sq_tail >= ctx->sq_size) {
+		ret = -EAGAIN;
+	} else {
+		ctx->squeue[ctx->sq_head % ctx->sq_size] = so;
+		ctx->sq_head++;
+		(void)pthread_cond_signal(&ctx->sq_full);
+	}
+	(void)pthread_mutex_unlock(&ctx->thread_mutex);
+	if (ret != 0) {
+		mg_free(so.head);
+	}
+	return ret;
+}
+#endif
+
+
 static void
 master_thread_run(struct mg_context *ctx)
 {
@@ -19281,6 +19366,17 @@ master_thread_run(struct mg_context *ctx)
 			mg_join_thread(ctx->worker_threadids[i]);
 		}
 	}
+
+#if !defined(ALTERNATIVE_QUEUE)
+	/* Sockets nobody will serve: closed, handed-over heads freed */
+	(void)pthread_mutex_lock(&ctx->thread_mutex);
+	for (; ctx->sq_tail < ctx->sq_head; ctx->sq_tail++) {
+		struct socket *sp = &ctx->squeue[ctx->sq_tail % ctx->sq_size];
+		closesocket(sp->sock);
+		mg_free(sp->head);
+	}
+	(void)pthread_mutex_unlock(&ctx->thread_mutex);
+#endif
 
 #if defined(USE_LUA)
 	/* Free Lua state of lua background task */
