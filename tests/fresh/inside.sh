@@ -4,6 +4,7 @@
 #
 # The smoke subset touches every dependency scripts/deps installs at least once:
 #   unit.*, fuzz.* (corpus replay)  the C toolchain, the -dev libraries
+#   third_party.civetweb            patch (the vendored CivetWeb is Debian's source plus our patch)
 #   integration.test_identity       Python websockets; PyJWT with HS256, RS256 and ES256 (so
 #                                   python3-cryptography); the openssl command (its keys)
 #   integration.test_token_cli      python3-cryptography directly
@@ -17,7 +18,7 @@
 # FRESH_TESTS replaces the ctest regex; FRESH_FULL=1 runs the whole scripts/test instead.
 set -euo pipefail
 cd /src
-SMOKE='^(unit\..*|fuzz\..*|integration\.test_(identity|token_cli|api_doc|cluster_haproxy)|e2e\.(chat|token)|valgrind\.memcheck)$'
+SMOKE='^(unit\..*|fuzz\..*|third_party\..*|integration\.test_(identity|token_cli|api_doc|cluster_haproxy)|e2e\.(chat|token)|valgrind\.memcheck)$'
 TESTS=${FRESH_TESTS:-$SMOKE}
 t0=$SECONDS
 step() { echo "== fresh: $* [$((SECONDS - t0))s]"; }
