@@ -18,6 +18,7 @@
 #      whole scripts/test instead of the smoke subset)  FRESH_TIMEOUT (s; default 2400, 5400 with FRESH_FULL)
 #      FRESH_CACHE (default /var/cache/switchboard-fresh; "none": no cache)
 set -uo pipefail
+{ # one block, read whole before it runs: editing this file during a run changes nothing
 export PATH=$PATH:/usr/sbin:/sbin   # podman's network helpers call iptables & co.
 
 SRC=${SWITCHBOARD_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -31,6 +32,7 @@ TMP=$(mktemp -d /tmp/sb-fresh.XXXXXX)
 say() { echo "== $* [${SECONDS}s]"; }
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     [ -n "${E:-}" ] && timeout 60 "$E" rm -f "$NAME" >/dev/null 2>&1
     rm -rf "$TMP"
@@ -40,23 +42,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. an engine and the base image ------------------------------------------------------------------
-engine_works() { command -v "$1" >/dev/null 2>&1 && timeout 30 "$1" info >/dev/null 2>&1; }
-E=
-if [ -n "${CONTAINER_ENGINE:-}" ]; then
-    engine_works "$CONTAINER_ENGINE" || skip "CONTAINER_ENGINE=$CONTAINER_ENGINE but '$CONTAINER_ENGINE info' fails"
-    E=$CONTAINER_ENGINE
-elif engine_works podman; then E=podman
-elif engine_works docker; then E=docker
-else
-    skip "no container engine (podman or docker) found ('podman info' and 'docker info' both fail or are missing)"
-fi
+# shellcheck source=tests/container/engine.sh
+source "$SRC/tests/container/engine.sh"
+pick_engine
 RUN=("$E" run --name "$NAME" --rm)
-if [ "$E" = podman ]; then
-    # No registry is assumed: the base image must already be local.
-    podman image exists "$BASE" \
-        || skip "podman has no local $BASE (run ../shared/tools/docker-check.sh once, or podman pull $BASE)"
-    RUN+=(--pull=never)
-fi
+[ "$E" = podman ] && RUN+=(--pull=never)
 say "engine: $E ($($E --version 2>/dev/null | head -1)), image $BASE"
 
 # --- 2. a clean clone of HEAD -------------------------------------------------------------------------
@@ -96,3 +86,5 @@ rc=$?
 [ "$rc" = 124 ] && fail "the container run took over ${TIMEOUT}s"
 [ "$rc" = 0 ] || fail "on a fresh debian:bookworm-slim (exit $rc, see above)"
 echo "PASS: fresh-machine check ($E, $BASE, ${SECONDS}s)"
+exit 0
+}
