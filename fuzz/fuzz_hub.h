@@ -46,7 +46,7 @@ static struct hub *hub;
 
 /* Makes the hub on the first call; later calls find it made. */
 static inline void start_once(void) {
-    static struct hub_options opt = {1, 20000, 0, 0};
+    static struct hub_options opt = {1, 20000, 0, 0, {8, 120000, 1 << 20}}; /* history: recovery fields parsed */
     if (hub) return;
     ob = outbox_new(&peer_io);
     hub = hub_new(ob, &opt);

@@ -56,6 +56,7 @@ struct hub {
     int shutting_down;
     const struct hub_engine *engine; /* NULL without --redis; set before any connection */
     struct hub_engine engine_copy;
+    struct history *hist;  /* NULL without history (--history-size 0); its own locks, under this one */
 };
 
 /* Queues f to c; 1 if queued. */
