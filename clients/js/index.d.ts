@@ -60,6 +60,8 @@ export interface EventMap {
   state: State;
   recovery: Recovery;
   welcome: Welcome;
+  closed: { code: number; reason: string };
+  retry: { attempt: number; delay: number };
   error: Error;
 }
 

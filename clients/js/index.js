@@ -147,9 +147,10 @@ export class Switchboard {
       }
       this.handle(msg);
     };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.emit('closed', { code: e.code, reason: e.reason });
       this.lost();
     };
     ws.onerror = () => {}; // a close follows
@@ -181,6 +182,7 @@ export class Switchboard {
     const ceiling = Math.min(this.maxDelay, this.minDelay * 2 ** this.attempt);
     this.attempt++;
     const delay = ceiling / 2 + Math.random() * ceiling / 2; // jitter: not all clients at once
+    this.emit('retry', { attempt: this.attempt, delay });
     this.timer = setTimeout(() => {
       this.timer = null;
       this.open();
@@ -262,9 +264,10 @@ export class Switchboard {
       if (p && p.epoch === msg.epoch && msg.offset <= p.offset) return; // already handed over
       this.positions.set(key, { epoch: msg.epoch, offset: msg.offset });
     }
-    const out = { from: msg.from, data: msg.data };
+    const out = { from: msg.from };
     if (msg.to !== undefined) out.to = msg.to;
     if (msg.room !== undefined) out.room = msg.room;
+    out.data = msg.data;
     this.emit('message', out);
   }
 
