@@ -15,8 +15,8 @@ struct entry {
 
 struct hist_stream {
     pthread_mutex_t mu;         /* guards ring, head, count, top, bytes */
-    struct entry *ring;         /* `size` slots */
-    size_t head, count;         /* oldest kept message, how many */
+    struct entry *ring;         /* `cap` slots, grown by doubling up to `size` as messages come */
+    size_t cap, head, count;    /* slots, oldest kept message, how many */
     uint64_t top;               /* offset of the last message */
     size_t bytes;               /* of its kept frames */
     char epoch[HIST_EPOCH_LEN + 1];
@@ -33,8 +33,10 @@ struct history {
     size_t bytes, messages;     /* atomic: totals of every stream's */
 };
 
-/* The fixed cost of a stream, counted against --history-memory like its messages. */
-static size_t stream_cost(const struct history *hs) { return sizeof(struct hist_stream) + (size_t)hs->opt.size * sizeof(struct entry); }
+#define RING_FIRST 4 /* slots of a new stream's ring: most streams hold few messages */
+
+/* What a stream costs besides its messages' frames, counted against --history-memory like them. */
+static size_t stream_cost(size_t cap) { return sizeof(struct hist_stream) + cap * sizeof(struct entry); }
 
 struct history *history_new(const struct history_options *o) {
     if (o->size <= 0) return NULL;
@@ -53,7 +55,7 @@ static void drop_oldest(struct history *hs, struct hist_stream *s) {
     size_t len = e->f->len;
     frame_unref(e->f);
     e->f = NULL;
-    s->head = (s->head + 1) % (size_t)hs->opt.size;
+    s->head = (s->head + 1) % s->cap;
     s->count--;
     s->bytes -= len;
     __atomic_sub_fetch(&hs->bytes, len, __ATOMIC_RELAXED);
@@ -99,7 +101,7 @@ static void new_epoch(char *out) {
 
 static void stream_free(struct history *hs, struct hist_stream *s) {
     drop_all(hs, s);
-    __atomic_sub_fetch(&hs->bytes, stream_cost(hs), __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&hs->bytes, stream_cost(s->cap), __ATOMIC_RELAXED);
     pthread_mutex_destroy(&s->mu);
     free(s->ring);
     free(s);
@@ -112,7 +114,8 @@ static struct hist_stream *stream_get(struct history *hs, const char *key, int64
         age_unlink(hs, s);
     } else {
         if (strlen(key) > HIST_KEY_MAX || !(s = calloc(1, sizeof *s))) return NULL;
-        if (!(s->ring = calloc((size_t)hs->opt.size, sizeof *s->ring)) || dict_add(hs->streams, key, s) < 0) {
+        s->cap = (size_t)hs->opt.size < RING_FIRST ? (size_t)hs->opt.size : RING_FIRST;
+        if (!(s->ring = calloc(s->cap, sizeof *s->ring)) || dict_add(hs->streams, key, s) < 0) {
             free(s->ring);
             free(s);
             return NULL;
@@ -120,7 +123,7 @@ static struct hist_stream *stream_get(struct history *hs, const char *key, int64
         pthread_mutex_init(&s->mu, NULL);
         strcpy(s->key, key);
         new_epoch(s->epoch);
-        __atomic_add_fetch(&hs->bytes, stream_cost(hs), __ATOMIC_RELAXED);
+        __atomic_add_fetch(&hs->bytes, stream_cost(s->cap), __ATOMIC_RELAXED);
     }
     s->last_ms = now_ms;
     age_append(hs, s);
@@ -141,6 +144,23 @@ static void trim_memory(struct history *hs, struct hist_stream *self) {
     while (self->count > 1 && __atomic_load_n(&hs->bytes, __ATOMIC_RELAXED) > hs->opt.memory) drop_oldest(hs, self);
 }
 
+/* Room for one more message: the ring doubles (up to `size`), or its oldest message goes. */
+static void make_room(struct history *hs, struct hist_stream *s) {
+    if (s->count < s->cap) return;
+    size_t cap = s->cap * 2 > (size_t)hs->opt.size ? (size_t)hs->opt.size : s->cap * 2;
+    struct entry *ring = cap > s->cap ? malloc(cap * sizeof *ring) : NULL;
+    if (!ring) {
+        drop_oldest(hs, s);
+        return;
+    }
+    for (size_t i = 0; i < s->count; i++) ring[i] = s->ring[(s->head + i) % s->cap];
+    free(s->ring);
+    __atomic_add_fetch(&hs->bytes, stream_cost(cap) - stream_cost(s->cap), __ATOMIC_RELAXED);
+    s->ring = ring;
+    s->cap = cap;
+    s->head = 0;
+}
+
 struct hist_stream *history_append(struct history *hs, const char *key, struct frame *f, int64_t now_ms,
                                    struct hist_pos *pos) {
     pthread_mutex_lock(&hs->table);
@@ -149,8 +169,8 @@ struct hist_stream *history_append(struct history *hs, const char *key, struct f
     if (!s) return NULL;
     pthread_mutex_lock(&s->mu);
     drop_expired(hs, s, now_ms);
-    if (s->count == (size_t)hs->opt.size) drop_oldest(hs, s);
-    s->ring[(s->head + s->count) % (size_t)hs->opt.size] = (struct entry){frame_ref(f), now_ms};
+    make_room(hs, s);
+    s->ring[(s->head + s->count) % s->cap] = (struct entry){frame_ref(f), now_ms};
     s->count++;
     s->top++;
     s->bytes += f->len;
@@ -185,7 +205,7 @@ enum hist_resume history_resume(struct history *hs, const char *key, const struc
     size_t n = r == HIST_RECOVERED ? (size_t)(s->top - since->offset) : 0;
     if (n && !(out->frames = malloc(n * sizeof *out->frames))) r = HIST_FAILED;
     for (size_t i = 0; r == HIST_RECOVERED && i < n; i++)
-        out->frames[i] = frame_ref(s->ring[(s->head + s->count - n + i) % (size_t)hs->opt.size].f);
+        out->frames[i] = frame_ref(s->ring[(s->head + s->count - n + i) % s->cap].f);
     if (r == HIST_RECOVERED) {
         out->n = n;
         out->first = since->offset + 1;

@@ -103,6 +103,32 @@ static void test_ring_size(void) {
     history_free(hs);
 }
 
+/* A ring starts small and doubles as messages come, up to --history-size: the order survives each
+ * growth and the bound is still exact. */
+static void test_ring_growth(void) {
+    struct history *hs = history_new(&(struct history_options){10, 60000, 1 << 20});
+    struct hist_pos p, since, now;
+    struct hist_replay r;
+    struct history_stats before, after;
+    add(hs, "r:grow", 1, 0, &p);
+    history_stats(hs, &before);
+    for (int i = 2; i <= 25; i++) add(hs, "r:grow", i, 0, &p);
+    history_stats(hs, &after);
+    CHECK(after.bytes > before.bytes); /* the grown ring counts against the cap */
+    CHECK_EQ_INT(after.messages, 10);
+    since = p;
+    since.offset = 15;
+    CHECK_EQ_INT(history_resume(hs, "r:grow", &since, 0, &now, &r), HIST_RECOVERED);
+    CHECK_EQ_INT(r.n, 10);
+    int ok = r.n == 10;
+    for (size_t k = 0; ok && k < r.n; k++) ok = replay_is(&r, k, 16 + (int)k);
+    CHECK(ok);
+    history_replay_free(&r);
+    since.offset = 14;
+    CHECK_EQ_INT(history_resume(hs, "r:grow", &since, 0, &now, &r), HIST_NOT_RECOVERED);
+    history_free(hs);
+}
+
 static void test_ttl_and_epochs(void) {
     struct history *hs = history_new(&(struct history_options){100, 1000, 1 << 20});
     struct hist_pos p1, p2, since, now;
@@ -223,6 +249,7 @@ static void test_threads(void) {
 int main(void) {
     test_offsets_and_replay();
     test_ring_size();
+    test_ring_growth();
     test_ttl_and_epochs();
     test_memory_cap();
     test_threads();
