@@ -161,14 +161,22 @@ static void make_room(struct history *hs, struct hist_stream *s) {
     s->head = 0;
 }
 
-struct hist_stream *history_append(struct history *hs, const char *key, struct frame *f, int64_t now_ms,
-                                   struct hist_pos *pos) {
+/* The stream of `key` (created if absent), locked, its expired messages dropped; NULL when out of
+ * memory. The table is let go before the stream is locked (the order is stream, then table). */
+static struct hist_stream *stream_lock(struct history *hs, const char *key, int64_t now_ms) {
     pthread_mutex_lock(&hs->table);
     struct hist_stream *s = stream_get(hs, key, now_ms);
     pthread_mutex_unlock(&hs->table);
     if (!s) return NULL;
     pthread_mutex_lock(&s->mu);
     drop_expired(hs, s, now_ms);
+    return s;
+}
+
+struct hist_stream *history_append(struct history *hs, const char *key, struct frame *f, int64_t now_ms,
+                                   struct hist_pos *pos) {
+    struct hist_stream *s = stream_lock(hs, key, now_ms);
+    if (!s) return NULL;
     make_room(hs, s);
     s->ring[(s->head + s->count) % s->cap] = (struct entry){frame_ref(f), now_ms};
     s->count++;
@@ -193,12 +201,8 @@ static int holds_after(const struct hist_stream *s, const struct hist_pos *since
 enum hist_resume history_resume(struct history *hs, const char *key, const struct hist_pos *since, int64_t now_ms,
                                 struct hist_pos *now, struct hist_replay *out) {
     *out = (struct hist_replay){0};
-    pthread_mutex_lock(&hs->table);
-    struct hist_stream *s = stream_get(hs, key, now_ms);
-    pthread_mutex_unlock(&hs->table);
+    struct hist_stream *s = stream_lock(hs, key, now_ms);
     if (!s) return HIST_FAILED;
-    pthread_mutex_lock(&s->mu);
-    drop_expired(hs, s, now_ms);
     memcpy(now->epoch, s->epoch, sizeof now->epoch);
     now->offset = s->top;
     enum hist_resume r = !since ? HIST_FRESH : holds_after(s, since) ? HIST_RECOVERED : HIST_NOT_RECOVERED;
