@@ -63,6 +63,7 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
     pthread_rwlockattr_destroy(&attr);
     h->ob = ob;
     h->opt = *opt;
+    h->hist_clock_ms = hub_now_ms();
     if (h->opt.max_rooms <= 0) h->opt.max_rooms = HUB_MAX_ROOMS_PER_CONN;
     if (h->opt.max_user_conns <= 0) h->opt.max_user_conns = HUB_MAX_CONNS_PER_USER;
     return h;
@@ -532,6 +533,7 @@ void hub_tick(struct hub *h, int64_t now_ms) {
             outbox_push(h->ob, &c->out, ping);
         }
     }
+    __atomic_store_n(&h->hist_clock_ms, now_ms, __ATOMIC_RELAXED);
     hubh_tick(h, now_ms);
     pthread_rwlock_unlock(&h->lock);
     frame_unref(ping);
