@@ -104,7 +104,8 @@ static void bench_case(const char *name, size_t conns, size_t users, long calls,
             struct world w;
             world_open(&w, with ? 100 : 0, conns, users);
             /* warm-up: every stream's ring full, as on a server that has run a while */
-            run(&w, users, users * 110 > calls / 10 ? (long)users * 110 : calls / 10, body);
+            long fill = (long)users * 110;
+            run(&w, users, fill > calls / 10 ? fill : calls / 10, body);
             double ns = run(&w, users, calls, body);
             world_close(&w);
             (with ? on : off)[r] = ns;
