@@ -12,13 +12,14 @@
 #   integration.test_cluster_haproxy  redis-server and haproxy
 #   e2e.chat, e2e.token             Chromium on the demo page; Node's ws and jose; playwright-core on
 #                                   Debian's Node 18
+#   client.types                    typescript (tsc on clients/js's index.d.ts), on Debian's Node 18
 #   valgrind.memcheck               valgrind (and libc6-dbg)
 #   a one-line libFuzzer target     clang and libclang-rt-14-dev (scripts/fuzz's compiler and runtime)
 #   nginx, caddy                    present (tests that start them join FRESH_TESTS when they land)
 # FRESH_TESTS replaces the ctest regex; FRESH_FULL=1 runs the whole scripts/test instead.
 set -euo pipefail
 cd /src
-SMOKE='^(unit\..*|fuzz\..*|third_party\..*|integration\.test_(identity|token_cli|api_doc|cluster_haproxy)|e2e\.(chat|token)|valgrind\.memcheck)$'
+SMOKE='^(unit\..*|fuzz\..*|third_party\..*|integration\.test_(identity|token_cli|api_doc|cluster_haproxy)|e2e\.(chat|token)|client\.types|valgrind\.memcheck)$'
 TESTS=${FRESH_TESTS:-$SMOKE}
 t0=$SECONDS
 step() { echo "== fresh: $* [$((SECONDS - t0))s]"; }
