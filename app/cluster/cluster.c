@@ -1,6 +1,7 @@
 /* cluster: the Redis engine (see cluster.h). Sections: the hub's hooks (any thread, queue only),
- * inbound messages, Redis commands, connection life, the engine thread. The presence protocol (this
- * node's hash and the others' read back) is clusterpresence.c; the state both share, clusterpriv.h. */
+ * inbound messages, the queue, connection life, the engine thread. The presence protocol (this
+ * node's hash and the others' read back) is clusterpresence.c; the pipelined commands both send,
+ * clustercmd.c; the state they share, clusterpriv.h. */
 #include "cluster.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clustercmd.h"
 #include "clustermsg.h"
 #include "clusterpresence.h"
 #include "clusterpriv.h"
@@ -247,34 +249,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
     else deliver_message(c, &m);
 }
 
-/* ---- Redis commands, on the command connection, pipelined ---- */
-
-static void inflight_add(struct cluster *c, long d) {
-    __atomic_store_n(&c->inflight, (size_t)((long)__atomic_load_n(&c->inflight, __ATOMIC_RELAXED) + d), __ATOMIC_RELAXED);
-}
-
-void cluster_on_reply(redisAsyncContext *ac, void *r, void *privdata) {
-    struct cluster *c = ac->data;
-    redisReply *reply = r;
-    inflight_add(c, -1);
-    if (reply) c->last_reply_ms = now_ms();
-    if (reply && reply->type == REDIS_REPLY_ERROR) log_warn("cluster: redis: %s", reply->str);
-}
-
-/* Sends a command; the argument lengths are strlen's where lens is NULL. */
-void cluster_command(struct cluster *c, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
-                    const size_t *lens) {
-    size_t own[8];
-    if (!lens) {
-        for (int i = 0; i < argc && i < 8; i++) own[i] = strlen(argv[i]);
-        lens = own;
-    }
-    if (!c->cmd || redisAsyncCommandArgv(c->cmd, fn ? fn : cluster_on_reply, privdata, argc, argv, lens) != REDIS_OK) {
-        if (fn == cpres_on_node) free(privdata);
-        return;
-    }
-    inflight_add(c, 1);
-}
+/* ---- the queue, into Redis commands (clustercmd.h) ---- */
 
 /* Sends what the hooks queued, as far as the in-flight bound allows. */
 static void drain(struct cluster *c) {

@@ -1,8 +1,9 @@
-/* clusterpriv: the cluster engine's state, shared by cluster.c and clusterpresence.c and no other module.
+/* clusterpriv: the cluster engine's state, shared by the engine's files and no other module.
  *
- * The engine (cluster.h) is one structure carried out by two files: cluster.c (the hub's hooks, the
- * queue, inbound messages, the Redis connections and the engine thread) and clusterpresence.c (this
- * node's presence in Redis and the other nodes' read back into the peer table). Locks as cluster.h
+ * The engine (cluster.h) is one structure carried out by a few files: cluster.c (the hub's hooks, the
+ * queue, inbound messages, the Redis connections and the engine thread), clusterpresence.c (this
+ * node's presence in Redis and the other nodes' read back into the peer table) and clustercmd.c (the
+ * commands both send). Locks as cluster.h
  * says: `lock` guards the fields marked so; the fields under "The engine thread only" are touched by
  * that thread alone, which is the one calling everything declared here. */
 #ifndef SB_CLUSTERPRIV_H
@@ -68,14 +69,5 @@ struct cluster {
     uint64_t seq;
     struct outbox_batch batch;
 };
-
-/* Sends a command on the command connection, pipelined, counted in flight until answered; fn NULL
- * means cluster_on_reply. Argument lengths are strlen's where lens is NULL. When it cannot be sent and
- * fn is cpres_on_node, privdata is freed. */
-void cluster_command(struct cluster *c, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
-                     const size_t *lens);
-/* The default reply callback: counts the reply, notes that Redis answers, logs an error reply. Reply
- * callbacks of their own call it first. */
-void cluster_on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
 #endif
