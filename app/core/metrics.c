@@ -39,6 +39,10 @@ static const struct {
     [M_CLUSTER_PRESENCE_IN] = {"switchboard_cluster_presence_in_total", "Presence changes heard from other nodes"},
     [M_CLUSTER_DROPPED] = {"switchboard_cluster_dropped_total",
                            "Cross-node messages dropped: Redis down or the engine's queue full"},
+    [M_CLUSTER_WELCOMES_UNROUTED] = {"switchboard_cluster_welcomes_unrouted_total",
+                                     "Welcomes sent before Redis confirmed the user's route (Redis slow)"},
+    [M_CLUSTER_ASKS_UNANSWERED] = {"switchboard_cluster_asks_unanswered_total",
+                                   "Sends to a user not listed here that Redis did not answer in time or at all"},
     [M_CLUSTER_RECONNECTS] = {"switchboard_cluster_reconnects_total", "Attempts to connect to Redis after the first"},
 };
 
