@@ -23,6 +23,8 @@ enum metric {
     M_HTTP_REQUESTS,
     M_ROOM_LIMIT_REFUSALS,
     M_USER_LIMIT_REFUSALS,
+    M_LINGER_CLOSES,
+    M_LINGER_CUT,
     M_CLUSTER_PUBLISHES,   /* the cluster ones are rendered only with --redis */
     M_CLUSTER_MESSAGES_IN,
     M_CLUSTER_PRESENCE_OUT,
