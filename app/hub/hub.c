@@ -539,7 +539,10 @@ void hub_tick(struct hub *h, int64_t now_ms) {
 void hub_shutdown(struct hub *h, uint16_t code, const char *reason) {
     pthread_rwlock_wrlock(&h->lock);
     h->shutting_down = 1;
-    for (struct conn *c = h->head; c; c = c->next) outbox_close(h->ob, &c->out, code, reason);
+    for (struct conn *c = h->head; c; c = c->next) {
+        if (c->held_ms) hubp_release(h, c); /* its close must not wait for a route */
+        outbox_close(h->ob, &c->out, code, reason);
+    }
     pthread_rwlock_unlock(&h->lock);
 }
 

@@ -10,7 +10,7 @@ misses: a second connection of a user already online elsewhere; a user brand new
 import asyncio
 import unittest
 
-from clusterkit import Cluster, wait_users
+from clusterkit import ClusterTestCase, wait_users
 from harness import SLOW, open_router, recv_until, run_async, send_json
 from test_api import KEY, api
 
@@ -26,21 +26,17 @@ def answer(i):
     return lambda m: m.get("type") in ("ack", "error") and m.get("id") == i
 
 
-class WelcomePromiseTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster(3, extra_args=["--api-key", KEY])
-        cls.ports = cls.cluster.ports()
+async def received(ws, i):
+    """Whether message `i` reaches ws (MISS_AFTER seconds without it: a miss)."""
+    try:
+        m, _ = await recv_until(ws, is_type("message"), timeout=MISS_AFTER)
+        return m["data"] == i
+    except (AssertionError, asyncio.TimeoutError):
+        return False
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop_and_check()
 
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors) and self.cluster.nodes:
-            print(self.cluster.stderr())
-        return result
+class WelcomePromiseTest(ClusterTestCase):
+    EXTRA_ARGS = ("--api-key", KEY)
 
     def test_second_connection_gets_a_send_right_after_its_welcome(self):
         async def go():
@@ -55,10 +51,7 @@ class WelcomePromiseTest(unittest.TestCase):
                 ack, _ = await recv_until(alice, answer(i))
                 self.assertEqual(ack.get("type"), "ack", ack)
                 for ws in (first, second):
-                    try:
-                        m, _ = await recv_until(ws, is_type("message"), timeout=MISS_AFTER)
-                        self.assertEqual(m["data"], i)
-                    except (AssertionError, asyncio.TimeoutError):
+                    if not await received(ws, i):
                         misses.append((i, ws is second))
                 await first.close()
                 await second.close()
@@ -77,10 +70,7 @@ class WelcomePromiseTest(unittest.TestCase):
                 got, _ = await recv_until(alice, answer(i))
                 if got != {"type": "ack", "id": i, "delivered": 1}:
                     misses.append((i, got))
-                try:
-                    m, _ = await recv_until(ws, is_type("message"), timeout=MISS_AFTER)
-                    self.assertEqual(m["data"], i)
-                except (AssertionError, asyncio.TimeoutError):
+                if not await received(ws, i):
                     misses.append((i, "not received"))
                 await ws.close()
             self.assertEqual(misses, [])
@@ -96,10 +86,7 @@ class WelcomePromiseTest(unittest.TestCase):
                 status, _, got = api(self.ports[2], "POST", "/api/send", {"to": [user, "wp_nobody"], "data": i})
                 if (status, got) != (200, {"delivered": 1, "not_found": ["wp_nobody"]}):
                     misses.append((i, status, got))
-                try:
-                    m, _ = await recv_until(ws, is_type("message"), timeout=MISS_AFTER)
-                    self.assertEqual(m["data"], i)
-                except (AssertionError, asyncio.TimeoutError):
+                if not await received(ws, i):
                     misses.append((i, "not received"))
                 await ws.close()
             self.assertEqual(misses, [])
