@@ -36,6 +36,11 @@ static const struct {
                          "Sockets shut down for writing and read until the peer closed, instead of closed at once"},
     [M_LINGER_CUT] = {"switchboard_lingering_cut_total",
                       "Lingering closes cut short: 2 s, 64 KiB of input, or too many lingering at once"},
+    [M_HISTORY_RECOVERED] = {"switchboard_history_recovered_total",
+                             "Streams a reconnecting client asked to recover and got whole"},
+    [M_HISTORY_NOT_RECOVERED] = {"switchboard_history_not_recovered_total",
+                                 "Streams a client asked to recover that history no longer held (recovered false)"},
+    [M_HISTORY_REPLAYED] = {"switchboard_history_replayed_total", "Messages sent again by recoveries"},
     [M_CLUSTER_PUBLISHES] = {"switchboard_cluster_publishes_total", "Messages and presence changes published to Redis"},
     [M_CLUSTER_MESSAGES_IN] = {"switchboard_cluster_messages_in_total", "Messages received from other nodes through Redis"},
     [M_CLUSTER_PRESENCE_OUT] = {"switchboard_cluster_presence_out_total",
@@ -53,7 +58,7 @@ static const struct {
 static int is_cluster_metric(int m) { return m >= M_CLUSTER_PUBLISHES && m <= M_CLUSTER_RECONNECTS; }
 
 static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown", "per_ip", "bad_request",
-                                                        "token"};
+                                                        "token", "host"};
 static const uint16_t close_codes[] = {1000, 1001, 1002, 1007, 1008, 1009, AUTH_CLOSE_EXPIRED, AUTH_CLOSE_TIMEOUT};
 #define NCLOSE (sizeof close_codes / sizeof close_codes[0])
 
@@ -192,6 +197,10 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
     put_gauge(&o, "switchboard_users_online", "Distinct users with a connection", (double)g->users_online);
     put_gauge(&o, "switchboard_rooms", "Rooms with at least one member", (double)g->rooms);
     put_gauge(&o, "switchboard_outbox_bytes", "Bytes queued in all outboxes", (double)g->outbox_bytes);
+    put_gauge(&o, "switchboard_history_streams", "Streams with a history (--history-size)", (double)g->history_streams);
+    put_gauge(&o, "switchboard_history_bytes", "Bytes of messages kept in history, with each stream's fixed cost "
+              "(--history-memory)", (double)g->history_bytes);
+    put_gauge(&o, "switchboard_history_messages", "Messages kept in history", (double)g->history_messages);
     put_gauge(&o, "switchboard_uptime_seconds", "Seconds since start", uptime_s);
     put_gauge(&o, "switchboard_connections_limit", "WebSockets the server accepts at once (--max-connections, "
               "bounded by the open-file limit)", (double)limit_connections);
