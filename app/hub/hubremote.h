@@ -26,5 +26,8 @@ size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, cons
  * welcome) while it has a connection here or on another node; this node's connections get a presence
  * join when it appears in that union and a leave when it disappears from it. */
 void hub_remote_user(struct hub *h, const char *user, int delta);
+/* The engine's route to `user` on this node is confirmed (or given up): the welcomes held for it
+ * (hub_engine.user_routed) go out. */
+void hub_route_ready(struct hub *h, const char *user);
 
 #endif
