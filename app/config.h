@@ -33,7 +33,7 @@ struct config {
     long max_user_conns;         /* connections per user */
     long threads;                /* event loops; 0 = one per CPU */
     long http_threads;           /* CivetWeb's worker pool; config_load resolves 0 (two per CPU) */
-    int presence;                /* presence events and user lists */
+    int presence;                /* enum presence_mode (presence.h) */
     enum sb_log_level log_level;
     char redis[CONFIG_TEXT_MAX]; /* redis://... : run as a node of a cluster; "" = alone */
     char redis_prefix[65];       /* key and channel prefix in Redis */

@@ -58,7 +58,7 @@ static inline void peer_open(struct peer *p, const char *user, const char *room)
     pthread_mutex_init(&p->lock, NULL);
     hub_conn_init(hub, &p->c, user, 0, p, 1 << 20);
     FUZZ_CHECK(hub_add(hub, &p->c) == HUB_OK);
-    if (room) FUZZ_CHECK(hub_join(hub, &p->c, room) == HUB_OK);
+    if (room) FUZZ_CHECK(hub_join(hub, &p->c, room, NULL) == HUB_OK);
 }
 
 /* Tears p down in the order ws.c ends a connection: detach the queue, leave the hub, free. */

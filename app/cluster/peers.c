@@ -106,6 +106,16 @@ size_t peers_having(struct peers *p, int rooms, const char *name, peer_id *ids, 
     return total;
 }
 
+size_t peers_having_member(struct peers *p, const char *room, const char *user) {
+    char key[2 * SB_NAME_MAX + 2];
+    snprintf(key, sizeof key, "%s %s", room, user);
+    size_t total = 0;
+    pthread_mutex_lock(&p->lock);
+    for (struct peer *e = p->head; e; e = e->next) total += dict_get(e->members, key) != NULL;
+    pthread_mutex_unlock(&p->lock);
+    return total;
+}
+
 size_t peers_count(struct peers *p) {
     pthread_mutex_lock(&p->lock);
     size_t n = p->count;

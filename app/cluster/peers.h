@@ -34,6 +34,8 @@ void peers_free(struct peers *p);
 /* The nodes that have `name` (a user, or a room when rooms): up to max of their ids into ids (NULL
  * when max is 0); returns how many have it, which may be more than max. */
 size_t peers_having(struct peers *p, int rooms, const char *name, peer_id *ids, size_t max);
+/* The nodes that have `user` in `room`. */
+size_t peers_having_member(struct peers *p, const char *room, const char *user);
 /* Nodes known (seen alive), and those of them with at least one user. */
 size_t peers_count(struct peers *p);
 long peers_with_users(struct peers *p);

@@ -24,6 +24,8 @@
 #include "metrics.h"
 #include "names.h"
 #include "outbox.h"
+#include "presence.h"
+#include "watch.h"
 
 #define HUB_ID_MAX 32
 #define HUB_MAX_ROOMS_PER_CONN 64 /* default of --max-rooms */
@@ -58,12 +60,13 @@ struct conn {
     size_t nrooms, rooms_cap;
     int64_t exp_s;                /* the token's exp for the welcome, 0 = none; the connection's own thread */
     struct hub_deadline deadline; /* hub lock */
+    struct watch_list watching;   /* hub lock: the users it watches (watch.h), --presence rooms */
     struct auth_conn *auth;       /* what the token said, NULL without a key (auth.h); set before hub_add,
                                    * then used by the connection's own thread only */
 };
 
 struct hub_options {
-    int presence;          /* send presence events and user lists */
+    int presence;          /* enum presence_mode (presence.h) */
     long ping_interval_ms;
     long max_rooms;        /* rooms per connection; 0 = HUB_MAX_ROOMS_PER_CONN */
     long max_user_conns;   /* connections per user; 0 = HUB_MAX_CONNS_PER_USER */
@@ -104,7 +107,9 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
 /* To c itself (replies, errors, echo). */
 void hub_reply(struct hub *h, struct conn *c, struct frame *f);
 
-enum hub_status hub_join(struct hub *h, struct conn *c, const char *room);
+/* With --presence rooms and an ack_head (an ack's JSON without its closing brace), c's ack with the
+ * room's members is queued too (presence.h), before any later presence event of the room. */
+enum hub_status hub_join(struct hub *h, struct conn *c, const char *room, const char *ack_head);
 enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room);
 /* Names an anonymous connection: presence leave of the id, join of the name, a new welcome. */
 enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user);
@@ -113,8 +118,9 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user);
 enum hub_status hub_authenticate(struct hub *h, struct conn *c, const char *user, const struct hub_deadline *d);
 /* Moves c's deadline (a refreshed token). */
 void hub_set_deadline(struct hub *h, struct conn *c, const struct hub_deadline *d);
-/* Queues {"type":"users","users":[...]} to c. */
-void hub_reply_users(struct hub *h, struct conn *c);
+/* Queues {"type":"users","users":[...]} to c: every user, or with --presence rooms a page of those
+ * after `after` (NULL: from the first; presence.h). */
+void hub_reply_users(struct hub *h, struct conn *c, const char *after);
 
 /* Once a second: pings connections silent for a ping interval, closes those silent for three or past
  * their deadline, and ends those that did not answer our close frame within HUB_CLOSE_GRACE_MS. */
@@ -157,6 +163,9 @@ struct hub_engine {
     /* Calls add(arg, name) for each user that other nodes have in `room` (duplicates possible), from
      * the engine's mirror, never waiting on Redis. */
     void (*room_users)(void *ctx, const char *room, void (*add)(void *arg, const char *user), void *arg);
+    /* How many other nodes have `user` in `room` (--presence rooms: a room hears a user come and go
+     * only once across the cluster), from the engine's mirror. */
+    size_t (*room_user_nodes)(void *ctx, const char *room, const char *user);
 };
 /* Before the first connection; e is copied. */
 void hub_set_engine(struct hub *h, const struct hub_engine *e);

@@ -258,9 +258,9 @@ static void test_calls_on_the_hub(void) {
     EXPECT_NONE(&echo);
 
     EXPECT_HANDLE("GET", "/api/rooms/lobby", NULL, 200, "{\"room\":\"lobby\",\"users\":[]}");
-    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "lobby"), HUB_OK);
-    CHECK_EQ_INT(hub_join(w.hub, &bob2.c, "lobby"), HUB_OK);
-    CHECK_EQ_INT(hub_join(w.hub, &anon.c, "lobby"), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "lobby", NULL), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &bob2.c, "lobby", NULL), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &anon.c, "lobby", NULL), HUB_OK);
     EXPECT_HANDLE("POST", "/api/publish", "{\"room\":\"lobby\",\"data\":[]}", 200, "{\"delivered\":3}");
     EXPECT(&bob, "{\"type\":\"message\",\"from\":\"@server\",\"room\":\"lobby\",\"data\":[]}");
     EXPECT(&bob2, "{\"type\":\"message\",\"from\":\"@server\",\"room\":\"lobby\",\"data\":[]}");

@@ -42,7 +42,7 @@ static void test_local_deliveries(void) {
     peer_open(&w, &a, "alice");
     peer_open(&w, &b, "bob");
     peer_open(&w, &c, "bob");
-    hub_join(w.hub, &a.c, "lobby");
+    hub_join(w.hub, &a.c, "lobby", NULL);
     drain(&a);
     drain(&b);
     drain(&c);
