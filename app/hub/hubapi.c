@@ -99,6 +99,13 @@ char *hub_room_users_json(struct hub *h, const char *room, size_t *len) {
     return text;
 }
 
+int hub_user_online(struct hub *h, const char *user) {
+    pthread_rwlock_rdlock(&h->lock);
+    int online = dict_get(h->users, user) != NULL;
+    pthread_rwlock_unlock(&h->lock);
+    return online;
+}
+
 size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
     pthread_rwlock_rdlock(&h->lock);
     size_t n = hubp_close_user(h, user, code, reason);

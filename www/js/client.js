@@ -4,10 +4,13 @@
 // every command carries an "id" so its ack or error can be matched to it), and reconnects by itself
 // with exponential backoff when the server goes away. It reports what happens as events for the page:
 //   state     {state}                      readyState changed: CONNECTING, OPEN, CLOSING or CLOSED
-//   welcome   {user, users, reconnected}   the server greeted us (again, after a reconnect)
-//   presence  {event, user}                someone's first connection opened / last one closed
+//   welcome   {user, users, listed, reconnected}  the server greeted us (again, after a reconnect);
+//                                          listed: it sent everyone online (--presence global)
+//   presence  {event, user, room?}         someone's first connection opened / last one closed, or
+//                                          (room set, --presence rooms) entered / left that room
 //   message   {from, to?, room?, data}     a delivery
-//   ack       {id, delivered, command}     a command of ours succeeded
+//   ack       {id, delivered, members?, command}  a command of ours succeeded (members: a join's,
+//                                          --presence rooms)
 //   failed    {id?, code, message, command?}  the server answered a command with an error
 //   closed    {code, reason, retrying, pending}  the socket closed (pending: commands never answered)
 //   retry     {attempt, delay}             a reconnect is scheduled in `delay` ms
@@ -162,7 +165,8 @@ export class ChatClient extends EventTarget {
         const reconnected = this.#reconnecting;
         this.#reconnecting = false;
         this.#user = String(msg.user);
-        this.#emit('welcome', { user: this.#user, users: Array.isArray(msg.users) ? msg.users : [], reconnected });
+        const listed = Array.isArray(msg.users);
+        this.#emit('welcome', { user: this.#user, users: listed ? msg.users : [], listed, reconnected });
         // The server forgot our rooms with the old connection: join them again.
         for (const room of this.#rooms) {
           const id = this.#command({ type: 'join', room });
@@ -171,7 +175,7 @@ export class ChatClient extends EventTarget {
         break;
       }
       case 'presence':
-        this.#emit('presence', { event: msg.event, user: String(msg.user) });
+        this.#emit('presence', { event: msg.event, user: String(msg.user), room: msg.room });
         break;
       case 'message':
         this.#emit('message', msg);
@@ -181,7 +185,7 @@ export class ChatClient extends EventTarget {
         if (command?.type === 'join') this.#rooms.add(command.room);
         if (command?.type === 'leave') this.#rooms.delete(command.room);
         if (command?.rejoin) this.#emit('rejoined', { room: command.room });
-        this.#emit('ack', { id: msg.id, delivered: msg.delivered, command });
+        this.#emit('ack', { id: msg.id, delivered: msg.delivered, members: msg.members, command });
         break;
       }
       case 'error': {
