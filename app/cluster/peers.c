@@ -197,6 +197,13 @@ void peers_room_users(struct peers *p, const char *room, void (*add)(void *arg, 
     pthread_mutex_unlock(&p->lock);
 }
 
+void peers_members_of(struct peers *p, const char *id, struct names *out) {
+    pthread_mutex_lock(&p->lock);
+    struct peer *e = find(p, id);
+    if (e) dict_each(e->members, collect_missing, &(struct diff){NULL, out});
+    pthread_mutex_unlock(&p->lock);
+}
+
 int peers_drop(struct peers *p, const char *id, struct names *gone) {
     pthread_mutex_lock(&p->lock);
     struct peer **pp = &p->head;

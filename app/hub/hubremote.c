@@ -38,6 +38,12 @@ size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, cons
     return n;
 }
 
+void hub_remote_room_user(struct hub *h, const char *room, const char *user, int up) {
+    pthread_rwlock_rdlock(&h->lock);
+    presence_room_remote(h, room, user, up);
+    pthread_rwlock_unlock(&h->lock);
+}
+
 void hub_remote_user(struct hub *h, const char *user, int delta) {
     pthread_rwlock_wrlock(&h->lock);
     struct user *u = dict_get(h->users, user);

@@ -27,4 +27,8 @@ size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, cons
  * join when it appears in that union and a leave when it disappears from it. */
 void hub_remote_user(struct hub *h, const char *user, int delta);
 
+/* With --presence rooms: another node's `user` entered (up) or left `room` (the engine's table says so
+ * already); this node's members of the room hear it if the user is in the room nowhere else. */
+void hub_remote_room_user(struct hub *h, const char *room, const char *user, int up);
+
 #endif

@@ -55,6 +55,21 @@ void presence_room_local(struct hub *h, const struct conn *c, const struct room 
     hubp_room_event(h, r, c, up ? "join" : "leave", c->u->name);
 }
 
+/* 1 if one of r's member connections here is `user`'s. */
+static int user_in_room(const struct room *r, const char *user) {
+    for (size_t k = 0; k < r->members.n; k++)
+        if (r->members.items[k]->u && strcmp(r->members.items[k]->u->name, user) == 0) return 1;
+    return 0;
+}
+
+void presence_room_remote(struct hub *h, const char *room, const char *user, int up) {
+    struct room *r = presence_mode(h) == PRESENCE_ROOMS ? dict_get(h->rooms, room) : NULL;
+    if (!r || user_in_room(r, user) || !h->engine || !h->engine->room_user_nodes) return;
+    /* the first node to have the user in the room, or the last to lose it */
+    if (h->engine->room_user_nodes(h->engine->ctx, room, user) == (up ? 1u : 0u))
+        hubp_room_event(h, r, NULL, up ? "join" : "leave", user);
+}
+
 void hubp_room_event(struct hub *h, const struct room *r, const struct conn *except, const char *event, const char *user) {
     struct frame *f = event_frame(event, user, r->name);
     for (size_t k = 0; f && k < r->members.n; k++)

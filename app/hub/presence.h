@@ -39,6 +39,10 @@ void presence_user(struct hub *h, const struct conn *except, const char *event, 
 /* c's user has just entered (up) or left room r with its first or last connection on this node: in
  * rooms mode, the room's other members hear it, unless another node has the user in the room too. */
 void presence_room_local(struct hub *h, const struct conn *c, const struct room *r, int up);
+/* Another node's `user` entered (up) or left `room`, as the engine's table already says: in rooms mode
+ * the room's members here hear it if the user is in it on no other node and has no connection in it
+ * here. Called with the hub lock held (shared is enough: it only delivers). */
+void presence_room_remote(struct hub *h, const char *room, const char *user, int up);
 /* In rooms mode, after c joined r: queues `ack_head` (an ack's JSON without its closing brace)
  * followed by the room's members, cluster-wide, sorted: ,"members":[...]}. */
 void presence_members_reply(struct hub *h, struct conn *c, const struct room *r, const char *ack_head);
