@@ -163,9 +163,7 @@ void presence_reply_users_page(struct hub *h, struct conn *c, const char *after)
     size_t n = x->n - from < PRESENCE_USERS_PAGE ? x->n - from : PRESENCE_USERS_PAGE, text_len = 0, len = 0;
     for (size_t i = 0; i < n; i++) text_len += strlen(x->names[from + i]);
     char *list = hubp_names_json(x->names + from, n, text_len, &len);
-    /* the list plus ,"more":true as the head's tail: reply_with_list closes the object */
-    char head[32];
-    snprintf(head, sizeof head, "{\"type\":\"users\"");
+    /* ,"more":true goes after the list, before the brace reply_with_list closes the object with */
     if (list && from + n < x->n) {
         char *more = realloc(list, len + 16);
         if (more) {
@@ -173,7 +171,7 @@ void presence_reply_users_page(struct hub *h, struct conn *c, const char *after)
             len += (size_t)sprintf(list + len, ",\"more\":true");
         }
     }
-    if (list) reply_with_list(h, c, head, "users", list, len);
+    if (list) reply_with_list(h, c, "{\"type\":\"users\"", "users", list, len);
     pthread_rwlock_unlock(&h->lock);
     free(list);
 }

@@ -14,15 +14,9 @@ import unittest
 import harness
 from clusterkit import NODE_TTL, Cluster, wait_users
 from harness import SLOW, expect_quiet, open_router, recv_json, run_async, send_json
+from test_presence import presence
 
 KEY = "cluster-presence-key"
-
-
-def presence(event, user, room=None):
-    m = {"type": "presence", "event": event, "user": user}
-    if room:
-        m["room"] = room
-    return m
 
 
 async def wait_room(port, room, want):
