@@ -167,9 +167,10 @@ static long cmd_join(struct hub *h, struct conn *c, const struct request *r) {
     if (!room || !room_allowed(h, c, room, r->id)) return -1;
     /* rooms presence: every join is acked, with the room's members (docs/PROTOCOL.md) */
     char *head = presence_mode(h) == PRESENCE_ROOMS ? ack_head(r->id) : NULL;
+    int acked = head != NULL;
     enum hub_status s = hub_join(h, c, room, head);
     free(head);
-    if (s == HUB_OK) return head ? -1 : 0;
+    if (s == HUB_OK) return acked ? -1 : 0;
     char text[ROUTER_TEXT_MAX];
     snprintf(text, sizeof text, "at most %ld rooms per connection", hub_max_rooms(h));
     router_error(h, c, ERR_BAD_REQUEST, s == HUB_TOO_MANY_ROOMS ? text : "out of memory", r->id);
