@@ -1,6 +1,6 @@
 // main.js: the demo page's wiring. Connects the forms and buttons of index.html to the router client
-// (client.js) and the echo socket (echo.js), and turns their events into what ui.js draws.
-import { ChatClient, describeClose, nameProblem } from './client.js';
+// (chat.js, over the client library) and the echo socket (echo.js), and turns their events into what ui.js draws.
+import { ChatClient, describeClose, nameProblem } from './chat.js';
 import { EchoSocket } from './echo.js';
 import * as ui from './ui.js';
 
@@ -9,7 +9,8 @@ const client = new ChatClient();
 const echo = new EchoSocket();
 
 // With --presence rooms (the server's default) the welcome lists nobody: the page joins this room,
-// learns who is in it from the join's ack, and follows its presence events. It is not shown as a room.
+// learns who is in it from the join's ack (the library's `members` event, again after each reconnect),
+// and follows its presence events. It is not shown as a room.
 const PEOPLE_ROOM = 'demo.lobby';
 
 let users = [];          // online users, sorted, from welcome (or PEOPLE_ROOM's members) + presence
@@ -94,14 +95,13 @@ client.addEventListener('welcome', ({ detail }) => {
   refreshLists();
 });
 
-/** PEOPLE_ROOM's members arrived with a join's ack (the first, or the one after a reconnect). */
-function peopleKnown(command, members) {
-  if (command?.room !== PEOPLE_ROOM || !Array.isArray(members)) return false;
-  if (greeting) greet(members);
-  else users = [...members].sort();
+// PEOPLE_ROOM's members arrived with a join's ack (the first, or the one after a reconnect).
+client.addEventListener('members', ({ detail }) => {
+  if (detail.room !== PEOPLE_ROOM) return;
+  if (greeting) greet(detail.members);
+  else users = [...detail.members].sort();
   refreshLists();
-  return true;
-}
+});
 
 client.addEventListener('presence', ({ detail }) => {
   if (detail.room !== undefined && detail.room !== PEOPLE_ROOM) return;   // another room's comings and goings
@@ -119,7 +119,7 @@ client.addEventListener('message', ({ detail }) => ui.logIncoming(detail, client
 
 client.addEventListener('ack', ({ detail }) => {
   const { command } = detail;
-  if (peopleKnown(command, detail.members)) return;
+  if (command?.room === PEOPLE_ROOM) return;   // the people list, not a room the person joined
   if (ui.logAck(detail.id, detail.delivered)) return;
   if (command?.type === 'join' && !command.rejoin) {
     ui.logSystem(`You joined #${command.room}.`);
@@ -134,6 +134,11 @@ client.addEventListener('rejoined', ({ detail }) => {
   if (detail.room === PEOPLE_ROOM) return;   // the ack's members redrew the people list
   ui.logSystem(`Joined #${detail.room} again.`);
   refreshLists();
+});
+
+client.addEventListener('lost', ({ detail }) => {
+  const what = detail.stream === 'room' ? `in #${detail.room}` : detail.stream === 'user' ? 'to you' : 'to everyone';
+  ui.logSystem(`Messages sent ${what} while you were away could not be recovered: some are missing.`);
 });
 
 client.addEventListener('refused', ({ detail }) => {
