@@ -46,7 +46,8 @@ static struct hub *hub;
 
 /* Makes the hub on the first call; later calls find it made. */
 static inline void start_once(void) {
-    static struct hub_options opt = {1, 20000, 0, 0, {8, 120000, 1 << 20}}; /* history: recovery fields parsed */
+    /* rooms presence (the default) and history: members, watch lists and recovery fields are fuzzed too */
+    static struct hub_options opt = {PRESENCE_ROOMS, 20000, 0, 0, {8, 120000, 1 << 20}};
     if (hub) return;
     ob = outbox_new(&peer_io);
     hub = hub_new(ob, &opt);
