@@ -1,7 +1,8 @@
 /* presence: who hears about whom, in one of three modes (--presence, docs/PROTOCOL.md "Presence").
  *
  *   global  every connection hears every user's first connection open and last one close, and each
- *           welcome lists every user (protocol v1: fine for a few hundred users, O(users^2) beyond);
+ *           welcome lists every user (presence as it was before the modes: fine for a few hundred
+ *           users, O(users^2) beyond);
  *   rooms   presence is scoped, as Centrifugo scopes it to channels: a room's members hear who enters
  *           and leaves that room, a connection that joins learns the room's members (in the join's
  *           ack), and a connection may watch up to WATCH_MAX users (watch.h) to hear of those only;
