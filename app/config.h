@@ -37,7 +37,7 @@ struct config {
     long max_user_conns;         /* connections per user */
     long threads;                /* event loops; 0 = one per CPU */
     long http_threads;           /* CivetWeb's worker pool; config_load resolves 0 (two per CPU) */
-    int presence;                /* presence events and user lists */
+    int presence;                /* enum presence_mode (presence.h) */
     long history_size;           /* messages kept per stream for recovery (history.h); 0 = off */
     long history_ttl;            /* seconds a kept message and an idle stream last */
     long history_memory;         /* bytes of history in all streams */

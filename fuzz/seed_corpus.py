@@ -7,7 +7,7 @@
                                    that differs from what this script makes, is missing, or is stale
 
 The router seeds include every client line of the session blocks in docs/PROTOCOL.md (```session and
-```session token blocks alike; TOKEN(...) placeholders become tokens minted here, as
+```session token blocks alike, whatever their presence mode; TOKEN(...) placeholders become tokens minted here, as
 tests/integration/test_protocol_doc.py mints them), and the api seeds every body of docs/API.md's curl
 examples, so the corpus follows the documented protocol. Only the targets this script makes seeds for
 are touched: their old seed-* files are replaced; other files in the corpus directories (crash-*,
@@ -112,7 +112,8 @@ def utf8_seeds():
 
 
 # ---- router: every client line of PROTOCOL.md's sessions, and malformed ones ----
-SESSION_OPENERS = ("```session", "```session token")  # as tests/integration/test_protocol_doc.py reads them
+# as tests/integration/test_protocol_doc.py reads them: ```session, then token and/or a presence mode
+SESSION_OPENER_RE = re.compile(r"^```session(?: token)?(?: (?:global|rooms|off))?$")
 TOKEN_RE = re.compile(r"TOKEN\(([^)]*)\)")
 
 
@@ -140,7 +141,7 @@ def doc_client_lines():
     lines, inside = [], False
     for line in doc:
         if not inside:
-            inside = line.strip() in SESSION_OPENERS
+            inside = bool(SESSION_OPENER_RE.match(line.strip()))
         elif line.strip() == "```":
             inside = False
         else:
