@@ -70,7 +70,8 @@ void hubp_send_presence(struct hub *h, const struct conn *except, const char *ev
 struct user *hubp_user_new(struct hub *h, const char *name);
 /* Unlists and frees u. Exclusive lock. */
 void hubp_user_free(struct hub *h, struct user *u);
-/* Close `code`, `reason` to every connection of `user` here; how many began closing. */
+/* Close `code`, `reason` to every connection of `user` here, each leaving the user and its rooms at
+ * once (presence `leave` with the last); how many began closing. Exclusive lock. */
 size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
 
 #endif
