@@ -280,12 +280,10 @@ static void admit(struct door_loop *dl, int fd, const struct sockaddr_in *peer) 
 /* Out of descriptors: the connection waiting cannot be accepted, and the listening socket would
  * report it again at once; this loop stops watching it for ACCEPT_PAUSE_MS. */
 static void pause_accepting(struct door_loop *dl) {
-    static int64_t last_warned; /* racy between loops at worst: one warning more */
-    int64_t now = now_ms();
-    if (now - last_warned > 10000) {
+    static int64_t last_warned; /* atomic: every loop's, so the log gets one line per 10 s */
+    int64_t now = now_ms(), then = __atomic_load_n(&last_warned, __ATOMIC_RELAXED);
+    if (now - then > 10000 && __atomic_compare_exchange_n(&last_warned, &then, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         log_warn("accept: %s; pausing %d ms (raise the open-file limit)", strerror(errno), ACCEPT_PAUSE_MS);
-        last_warned = now;
-    }
     loop_unwatch(dl->lp, dl->a->fd);
     dl->resume_ms = now + ACCEPT_PAUSE_MS;
     arm(dl);

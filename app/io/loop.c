@@ -228,26 +228,34 @@ static void settle(struct loop *lp) {
     }
 }
 
+#define LOOP_WATCH_TAG 1u /* the low bit of a loop_watch's address in epoll's data (loop.h) */
+
+/* The watch an event names, or NULL when it names a connection or the mailbox. */
+static struct loop_watch *watch_of(const struct epoll_event *ev) {
+    uintptr_t v = (uintptr_t)ev->data.u64;
+    return v & LOOP_WATCH_TAG ? (struct loop_watch *)(v & ~(uintptr_t)LOOP_WATCH_TAG) : NULL;
+}
+
 /* Reads what the events say; returns how many there were. */
 static int handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
     int late = 0;
     for (int i = 0; i < n; i++) {
-        struct loop_watch *w = evs[i].data.ptr;
-        if (!w) {
-            *stop |= take_mail(lp);
-            continue;
-        }
-        if (w->ready) {
+        struct loop_watch *w = watch_of(&evs[i]);
+        if (w) {
             if (w->late) late = 1;
             else w->ready(w, evs[i].events);
             continue;
         }
-        struct loop_conn *c = (struct loop_conn *)w;
+        struct loop_conn *c = evs[i].data.ptr;
+        if (!c) {
+            *stop |= take_mail(lp);
+            continue;
+        }
         touch(lp, c);
         if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input(lp, c, evs[i].events);
     }
     for (int i = 0; late && i < n; i++) {
-        struct loop_watch *w = evs[i].data.ptr;
+        struct loop_watch *w = watch_of(&evs[i]);
         if (w && w->late) w->ready(w, evs[i].events);
     }
     return n;
@@ -410,7 +418,7 @@ size_t loops_threads(const struct loops *ls) { return ls->n; }
 struct loop *loops_get(struct loops *ls, size_t i) { return ls->loop[i]; }
 
 int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_watch *w) {
-    struct epoll_event ev = {.events = events, .data.ptr = w};
+    struct epoll_event ev = {.events = events, .data.u64 = (uintptr_t)w | LOOP_WATCH_TAG};
     return epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 

@@ -43,7 +43,9 @@ struct loop_handler {
 };
 
 /* A descriptor watched for another module: `ready` runs on the loop's thread with epoll's events.
- * Its owner keeps it alive until it is unwatched and the loop can no longer report it (loops_stop). */
+ * Its owner keeps it alive until it is unwatched and the loop can no longer report it (loops_stop).
+ * (epoll names it by its address with the low bit set, a connection by its plain address: a
+ * connection carries no tag, so an idle WebSocket is no bigger for it.) */
 struct loop_watch {
     void (*ready)(struct loop_watch *w, uint32_t events);
     /* 1: called after every other event that the same epoll_wait returned, so it may free watches
@@ -52,7 +54,6 @@ struct loop_watch {
 };
 
 struct loop_conn {
-    struct loop_watch watch; /* first, and zero: what epoll reports for a connection (ready NULL) */
     int fd;
     struct loop *loop;   /* atomic: the loop it was handed to */
     const struct loop_handler *h;
