@@ -48,6 +48,7 @@ struct door_loop {
     struct loop_watch listen_w, timer_w;
     int tfd;                  /* timerfd: the oldest pending head's deadline, or a pause's end */
     int64_t resume_ms;        /* when a pause for lack of descriptors ends; 0 = none */
+    int64_t armed_ms;         /* when the timer fires; 0 = not set */
     struct pending *first, *last;
     uint8_t scratch[HEAD_MAX];
     char parsed[HEAD_MAX];    /* the head being parsed (head_parse writes into it) */
@@ -145,6 +146,14 @@ static void arm(struct door_loop *dl) {
     if (dl->resume_ms && (!at || dl->resume_ms < at)) at = dl->resume_ms;
     struct itimerspec its = {{0, 0}, {at / 1000, (at % 1000) * 1000000}}; /* 0: disarmed */
     timerfd_settime(dl->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    dl->armed_ms = at;
+}
+
+/* A new head's deadline is later than every other's: the timer needs setting only when it is not
+ * set at all. Heads that leave early do not reset it (a system call per connection): it fires at a
+ * deadline that no longer ends anything, and on_timer sets it again. */
+static void arm_for(struct door_loop *dl, int64_t deadline) {
+    if (!dl->armed_ms || dl->armed_ms > deadline) arm(dl);
 }
 
 /* Takes p off its loop: unwatched, uncounted, off the list. Its socket stays open. */
@@ -273,7 +282,7 @@ static void admit(struct door_loop *dl, int fd, const struct sockaddr_in *peer) 
     if (dl->last) dl->last->next = p;
     else dl->first = p;
     dl->last = p;
-    if (!p->prev) arm(dl);
+    arm_for(dl, p->deadline_ms);
     if (loop_watch(dl->lp, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, &p->w) < 0) drop(p, 503, "cannot watch the connection");
 }
 
