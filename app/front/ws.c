@@ -219,6 +219,8 @@ static int check_handshake(struct ws_server *ws, const struct front_request *rq,
     if (!upgrade_version_ok(head_field(h, "Sec-WebSocket-Version")))
         return refuse_with(rq, REJECT_BAD_REQUEST, 426, "Sec-WebSocket-Version: 13\r\n", "only WebSocket version 13");
     if (__atomic_load_n(&ws->stopping, __ATOMIC_ACQUIRE)) return refuse(rq, REJECT_SHUTDOWN, 503, "server shutting down");
+    if (!origin_host_allowed(head_field(h, "Host"), ws->set.hosts, ws->set.nhosts))
+        return refuse(rq, REJECT_HOST, 421, "this server does not answer for that host name");
     if (!origin_allowed(head_field(h, "Origin"), head_field(h, "Host"), ws->set.origins, ws->set.norigins))
         return refuse(rq, REJECT_ORIGIN, 403, "origin not allowed");
     if (!query_user(h, hs->user, sizeof hs->user))

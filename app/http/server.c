@@ -12,6 +12,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "origin.h"
 #include "redact.h"
 
 #define SERVER_METRICS_MAX (16 * 1024)
@@ -22,6 +23,8 @@ struct server {
     struct ws_server *ws;
     int64_t started_ms;
     struct api *api; /* the server API, when --api-key is set */
+    const char *hosts[CONFIG_MAX_HOSTS]; /* --allowed-hosts, into the config (which outlives the server) */
+    size_t nhosts;
 };
 
 static double uptime_s(const struct server *srv) { return (double)(hub_now_ms() - srv->started_ms) / 1000.0; }
@@ -103,6 +106,15 @@ void server_serve(void *ctx, const struct front_request *rq) {
     front_refuse(rq->fd, r == -ESHUTDOWN ? 503 : 500, "", r == -ESHUTDOWN ? "server shutting down" : NULL);
 }
 
+/* A plain request whose Host is not one --allowed-hosts names gets 421 (origin.h); WebSocket
+ * upgrades never get here: ws.h checks their Host itself. */
+static int on_begin_request(struct mg_connection *conn) {
+    struct server *srv = mg_get_user_data(mg_get_context(conn));
+    if (origin_host_allowed(mg_get_header(conn, "Host"), srv->hosts, srv->nhosts)) return 0;
+    http_reply_text(conn, 421, "this server does not answer for that host name");
+    return 421;
+}
+
 static int on_log_message(const struct mg_connection *conn, const char *message) {
     char text[512];
     log_warn("civetweb: %s", redact_secrets(message, text, sizeof text));
@@ -136,10 +148,13 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     srv->hub = h;
     srv->ws = ws;
     srv->started_ms = hub_now_ms();
+    config_host_list(cfg, srv->hosts);
+    srv->nhosts = cfg->nhosts;
     struct mg_callbacks callbacks = {0};
     callbacks.http_error = on_http_error;
     callbacks.end_request = on_end_request;
     callbacks.log_message = on_log_message;
+    callbacks.begin_request = on_begin_request;
     struct mg_init_data init = {&callbacks, srv, options};
     unsigned code = 0;
     struct mg_error_data error = {&code, err, cap};

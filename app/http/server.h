@@ -6,7 +6,8 @@
  * (mg_handover_connection, third_party/civetweb), unless it is a WebSocket upgrade (ws.h). CivetWeb's
  * unsafe defaults are turned off here (CGI, SSI, directory listing, CORS "*", keep-alive: a worker
  * would read the next head itself), its error responses are replaced by complete ones (http.h), and
- * each request is logged. Its worker pool is --http-threads, for plain HTTP only.
+ * each request is logged; a request whose Host --allowed-hosts does not name gets 421 (begin_request).
+ * Its worker pool is --http-threads, for plain HTTP only.
  *
  * Startup: the acceptor starts after server_start has registered every handler, so no request can
  * find a path that exists unserved (a 404). */
