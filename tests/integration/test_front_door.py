@@ -12,6 +12,10 @@ finish, all from 127.0.0.1, and while they are pending:
 Then the server itself ends at least 99% of each kind within --header-timeout + 10 s: a trickling
 socket gets 408 first, a silent one just the close, and /metrics counts them as timed out.
 
+HeadLimitsTest: a head past 16 KiB gets 431, bytes that are not an HTTP/1.x head 400, and with
+--max-per-ip 2 a third connection from the address while two heads are pending gets 429; each is
+counted in switchboard_request_heads_refused_total, and the door still serves afterwards.
+
 The test process holds the ~2000 client sockets, so it raises its own soft RLIMIT_NOFILE."""
 
 import os
@@ -162,6 +166,53 @@ class FrontDoorTest(harness.FreshServerMixin, unittest.TestCase):
         self.assertGreater(trickle_408, 0, "no trickling socket was told 408")
         self.assertGreaterEqual(srv.metrics().get("switchboard_request_heads_timed_out_total"),
                                 0.99 * (IDLE + TRICKLE))
+
+
+class HeadLimitsTest(harness.FreshServerMixin, unittest.TestCase):
+    def refused(self, srv, reason):
+        return srv.metrics().get("switchboard_request_heads_refused_total", reason=reason)
+
+    def answer(self, port, data):
+        """Sends data on a new connection; returns the status the server answers with."""
+        with socket.create_connection(("127.0.0.1", port), timeout=SERVE_CAP) as s:
+            s.sendall(data)
+            head, _ = harness._read_http_head(s, time.monotonic() + SERVE_CAP)
+            return harness._parse_head(head)[0]
+
+    def test_too_large_and_bad_heads(self):
+        srv = self.start_server([])
+        big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17000 + b"\r\n\r\n"
+        self.assertEqual(self.answer(srv.port, big), 431)
+        self.assertEqual(self.answer(srv.port, b"HELLO THERE\r\n\r\n"), 400)
+        self.assertEqual(self.answer(srv.port, b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n"), 400)
+        self.assertEqual(self.refused(srv, "too_large"), 1)
+        self.assertEqual(self.refused(srv, "bad_request"), 2)
+        self.assertEqual(harness.http_get(srv.port, "/healthz").status, 200)
+
+    def test_pending_heads_per_address(self):
+        srv = self.start_server(["--max-per-ip", "2"])
+        pending = [socket.create_connection(("127.0.0.1", srv.port), timeout=SERVE_CAP) for _ in range(2)]
+        try:
+            pending[0].sendall(b"GET / HTTP/1.1\r\n")  # one half-sent, one silent
+            deadline = time.monotonic() + SERVE_CAP
+            status = None
+            while time.monotonic() < deadline:  # until the server has accepted both
+                try:
+                    status = self.answer(srv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                except AssertionError:
+                    status = None  # closed before it answered: try again
+                if status == 429:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(status, 429)
+        finally:
+            for s in pending:
+                s.close()
+        deadline = time.monotonic() + SERVE_CAP
+        while time.monotonic() < deadline and harness.http_get(srv.port, "/healthz").status != 200:
+            time.sleep(0.05)  # the server sees the two go
+        self.assertEqual(harness.http_get(srv.port, "/healthz").status, 200)
+        self.assertGreaterEqual(self.refused(srv, "per_ip"), 1)
 
 
 if __name__ == "__main__":
