@@ -38,6 +38,7 @@
 #include "origin.h"
 #include "redact.h"
 #include "router.h"
+#include "since.h"
 #include "upgrade.h"
 
 #define WS_RATE_STRIKES 20      /* rate_limited replies in a row before the connection is closed */
@@ -204,6 +205,8 @@ struct handshake {
     const char *protocol;     /* accepted subprotocol, NULL for none */
     int echo;
     char user[SB_NAME_MAX + 1]; /* from ?user=, "" if none */
+    int positions;            /* ?v=2 (since.h) */
+    struct hub_since since;   /* ?since_user=, ?since_broadcast= */
     struct auth_conn *auth;   /* the token (auth.h), NULL without a key or in echo mode */
     int per_ip;               /* holds a --max-per-ip slot */
 };
@@ -225,6 +228,8 @@ static int check_handshake(struct ws_server *ws, const struct front_request *rq,
         return refuse(rq, REJECT_ORIGIN, 403, "origin not allowed");
     if (!query_user(h, hs->user, sizeof hs->user))
         return refuse(rq, REJECT_BAD_USER, 400, "user must be 1-64 of A-Z a-z 0-9 _ . - and not start with conn-");
+    const char *why;
+    if (since_query(h->query, &hs->positions, &hs->since, &why) < 0) return refuse(rq, REJECT_BAD_REQUEST, 400, why);
     hs->protocol = pick_protocol(h);
     hs->echo = hs->protocol && strcmp(hs->protocol, WS_SUBPROTOCOL_ECHO) == 0;
     int status = check_token(ws, rq, hs->echo, &hs->auth);
@@ -424,6 +429,8 @@ static void session_start(struct session *s, struct handshake *hs, const struct 
         snprintf(s->conn.user, sizeof s->conn.user, "%s", user ? user : s->conn.id);
         s->conn.named = user != NULL;
     }
+    s->conn.positions = hs->positions;
+    s->conn.since = hs->since;
     s->inited = 1;
     enum hub_status st = hub_add(ws->hub, &s->conn);
     s->registered = st == HUB_OK || st == HUB_USER_FULL; /* the hub closes the latter itself */

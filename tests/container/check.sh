@@ -2,7 +2,8 @@
 # Container check: builds the repo's Dockerfile and checks the image the way users run it
 # (docker build -t switchboard . && docker run --rm -p 8080:8080 switchboard):
 #   built as an image; runs as non-root with the server as PID 1; /healthz answers 200 and the image's
-#   HEALTHCHECK reports healthy; GET / is the demo page (www/index.html's <title>); a WebSocket client
+#   HEALTHCHECK reports healthy; GET / is the demo page (www/index.html's <title>), and its client library
+#   (js/switchboard-client.js, a link in the repository) is clients/js/index.js; a WebSocket client
 #   gets its welcome; `stop` (SIGTERM) gives that client close 1001 and the container exits 0 within 5 s.
 # Runs with docker (when `docker info` works) or podman (when `podman info` works); with neither it
 # prints "SKIPPED: ..." and exits 77 (ctest: SKIP_RETURN_CODE 77). Publishes on 127.0.0.1 only, on a port
@@ -50,16 +51,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. an engine, the tools, the base image ---------------------------------------------------------
-engine_works() { command -v "$1" >/dev/null 2>&1 && timeout 30 "$1" info >/dev/null 2>&1; }
-E=
-if [ -n "${CONTAINER_ENGINE:-}" ]; then
-    engine_works "$CONTAINER_ENGINE" || skip "CONTAINER_ENGINE=$CONTAINER_ENGINE but '$CONTAINER_ENGINE info' fails"
-    E=$CONTAINER_ENGINE
-elif engine_works docker; then E=docker
-elif engine_works podman; then E=podman
-else
-    skip "no container engine (docker or podman) found ('docker info' and 'podman info' both fail or are missing)"
-fi
+# shellcheck source=tests/container/engine.sh
+source "$HERE/engine.sh"
+pick_engine
 say "engine: $E ($($E --version 2>/dev/null | head -1))"
 [ "$E" = podman ] && IMAGE=localhost/$TAG:latest || IMAGE=$TAG:latest
 
@@ -68,11 +62,7 @@ say "engine: $E ($($E --version 2>/dev/null | head -1))"
 "$PY" -c 'import websockets' 2>/dev/null \
     || fail "$PY cannot import websockets (apt-get install python3-websockets, or set SB_PYTHON)"
 
-if [ "$E" = podman ]; then
-    # No registry is assumed: the base image must already be local (../shared/tools/docker-check.sh makes
-    # one with debootstrap; elsewhere `podman pull debian:bookworm-slim`).
-    podman image exists "$BASE" \
-        || skip "podman has no local $BASE (run ../shared/tools/docker-check.sh once, or podman pull $BASE)"
+if [ "$E" = podman ]; then   # (engine.sh made sure the base image is local)
     # --format docker keeps HEALTHCHECK (the OCI image format has no field for it).
     BUILD=(podman build --pull=never --format docker --force-rm -t "$IMAGE")
 else
@@ -145,6 +135,8 @@ fi
 say "healthcheck: $health"
 
 "$PY" "$HERE/probe.py" page "$URL/" "$SRC/www/index.html" || fail "GET / is not the demo page"
+"$PY" "$HERE/probe.py" same "$URL/js/switchboard-client.js" "$SRC/clients/js/index.js" ||
+    fail "the page's client library is not clients/js/index.js"
 
 # --- 4. a WebSocket client gets its welcome; stop (SIGTERM) gives it close 1001 and exit code 0 ------
 "$PY" "$HERE/probe.py" ws "ws://127.0.0.1:$PORT/ws?user=container-check" "$TMP/ready" 30 >"$TMP/ws.log" 2>&1 &
