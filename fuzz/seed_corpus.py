@@ -212,6 +212,27 @@ def origin_seeds():
         write("origin", name, data)
 
 
+# ---- head: a cut byte (where two reads split it), then the bytes a client sent ----
+def head_seeds():
+    s = {
+        "handshake": b"GET /ws?user=ann HTTP/1.1\r\nHost: localhost:8080\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, json\r\n\r\n",
+        "get-lf-only": b"GET / HTTP/1.0\nHost: x\n\n",
+        "post-with-body": b"POST /api/send HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        "leading-crlf": b"\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        "bearer-space": b"GET /ws HTTP/1.1\r\nAuthorization: Bearer \r\n\r\n",
+        "obs-fold": b"GET / HTTP/1.1\r\nX: a\r\n  b\r\n\r\n",
+        "http2": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "nul": b"GET /\0 HTTP/1.1\r\n\r\n",
+        "no-colon": b"GET / HTTP/1.1\r\nHost\r\n\r\n",
+        "unfinished": b"GET / HTTP/1.1\r\nHost: x\r\n",
+        "many-fields": b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(70)) + b"\r\n",
+    }
+    for i, (name, data) in enumerate(s.items()):
+        write("head", name, bytes([7 * i + 3]) + data)
+
+
 # ---- names: cap byte, key byte (0 user, 1 u, 2 "", 3 a=b), query ----
 def names_seeds():
     s = {
@@ -458,7 +479,7 @@ def api_seeds():
 GENERATORS = {  # target -> what writes its seeds
     "assembler": assembler_seeds, "utf8": utf8_seeds, "router": router_seeds, "origin": origin_seeds,
     "names": names_seeds, "config": config_seeds, "wsframe": wsframe_seeds, "jsonspan": jsonspan_seeds,
-    "jwt": jwt_seeds, "api": api_seeds, "since": since_seeds,
+    "jwt": jwt_seeds, "api": api_seeds, "head": head_seeds, "since": since_seeds,
 }
 
 

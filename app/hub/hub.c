@@ -335,6 +335,16 @@ static void room_drop_member(struct hub *h, struct room *r, struct conn *c) {
     }
 }
 
+/* Takes c out of its rooms and off its user (the user leaves with its last connection). Exclusive lock. */
+static void unseat(struct hub *h, struct conn *c) {
+    while (c->nrooms) room_drop_member(h, c->rooms[--c->nrooms], c);
+    free(c->rooms);
+    c->rooms = NULL;
+    c->rooms_cap = 0;
+    watch_clear(h->watches, &c->watching, c);
+    if (user_detach(h, c)) presence_user(h, c, "leave", c->user);
+}
+
 void hub_remove(struct hub *h, struct conn *c) {
     pthread_rwlock_wrlock(&h->lock);
     if (c->prev) c->prev->next = c->next;
@@ -342,12 +352,7 @@ void hub_remove(struct hub *h, struct conn *c) {
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     __atomic_sub_fetch(&h->count, 1, __ATOMIC_RELAXED);
-    while (c->nrooms) room_drop_member(h, c->rooms[--c->nrooms], c);
-    free(c->rooms);
-    c->rooms = NULL;
-    c->rooms_cap = 0;
-    watch_clear(h->watches, &c->watching, c);
-    if (user_detach(h, c)) presence_user(h, c, "leave", c->user);
+    unseat(h, c);
     pthread_rwlock_unlock(&h->lock);
 }
 
@@ -603,10 +608,16 @@ void hub_set_engine(struct hub *h, const struct hub_engine *e) {
 
 int hub_engine_state(struct hub *h) { return h->engine ? h->engine->redis_up(h->engine->ctx) : -1; }
 
-/* Called with the hub lock held. */
+/* Each connection also leaves its user and rooms at once (unseat), while it stays listed until its close
+ * is done: a backend that disconnects a user means the user is gone now, not once the client answers.
+ * Exclusive lock. */
 size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
-    struct user *u = dict_get(h->users, user);
+    struct user *u;
     size_t n = 0;
-    for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)outbox_close(h->ob, &u->conns.items[i]->out, code, reason);
+    while ((u = dict_get(h->users, user)) != NULL && u->conns.n) {
+        struct conn *c = u->conns.items[u->conns.n - 1];
+        n += (size_t)outbox_close(h->ob, &c->out, code, reason);
+        unseat(h, c);
+    }
     return n;
 }

@@ -111,7 +111,7 @@ int hub_user_online(struct hub *h, const char *user) {
 }
 
 size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
-    pthread_rwlock_rdlock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     size_t n = hubp_close_user(h, user, code, reason);
     /* Told to every node whatever the table says, so a connection made elsewhere a moment ago closes
      * too; `closed` counts the nodes the table knows have the user, as `delivered` does for a send. */

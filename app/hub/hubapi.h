@@ -29,7 +29,9 @@ char *hub_room_users_json(struct hub *h, const char *room, size_t *len);
 int hub_user_online(struct hub *h, const char *user);
 /* Sends close `code` and `reason` (at most 123 bytes) to every connection of `user`; returns how
  * many began closing here (0 when the user is offline, or its connections were closing already),
- * plus, with a cluster engine, the other nodes where the user is online (each closes its own). */
+ * plus, with a cluster engine, the other nodes where the user is online (each closes its own). The
+ * user leaves at once: GET /api/users, `users` replies and presence no longer count those connections,
+ * though they stay open until the client answers the close or the grace period ends. */
 size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
 
 #endif

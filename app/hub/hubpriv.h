@@ -85,7 +85,8 @@ struct user *hubp_user_new(struct hub *h, const char *name);
 void hubp_user_free(struct hub *h, struct user *u);
 /* Lets c's held welcome (and what followed it) go out. */
 void hubp_release(struct hub *h, struct conn *c);
-/* Close `code`, `reason` to every connection of `user` here; how many began closing. */
+/* Close `code`, `reason` to every connection of `user` here, each leaving the user and its rooms at
+ * once (presence `leave` with the last); how many began closing. Exclusive lock. */
 size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
 
 #endif

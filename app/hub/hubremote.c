@@ -32,7 +32,7 @@ size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f) 
 }
 
 size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
-    pthread_rwlock_rdlock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     size_t n = hubp_close_user(h, user, code, reason);
     pthread_rwlock_unlock(&h->lock);
     return n;

@@ -385,6 +385,35 @@ class ApiServerTest(harness.ServerTestCase):
             self.assertEqual((c.close_code, c.close_reason), (4403, "disconnected by the server"))
         harness.run_async(go())
 
+    def test_disconnect_unlists_the_user_at_once_even_if_the_client_never_answers(self):
+        """The user is gone when the API says so, not once the close handshake ends (issue 20): a client
+        that never answers the close (it reads nothing) is no longer in GET /api/users, the room's list
+        or a `users` reply right after the call, and the others hear its leave."""
+        silent = harness.RawWS(self.port, "/ws?user=dg_gone")
+        try:
+            self.assertEqual(silent.recv_json().get("type"), "welcome")
+            silent.send_text(json.dumps({"type": "join", "room": "dg_room", "id": "j"}))
+            self.assertEqual(silent.recv_json(), {"type": "ack", "id": "j", "delivered": 0})
+
+            async def go():
+                (a,) = await self.users("dg_a")
+                await self.join(a, "dg_room")
+                self.assertIn("dg_gone", (await self.in_thread(self.ok, "GET", "/api/users"))["users"])
+                got = await self.in_thread(self.ok, "POST", "/api/disconnect", {"user": "dg_gone"})
+                self.assertEqual(got, {"closed": 1})
+                self.assertNotIn("dg_gone", (await self.in_thread(self.ok, "GET", "/api/users"))["users"])
+                got = await self.in_thread(self.ok, "GET", "/api/rooms/dg_room")
+                self.assertEqual(got["users"], ["dg_a"])
+                m, _ = await recv_until(a, lambda m: m.get("type") == "presence")
+                self.assertEqual(m, {"type": "presence", "event": "leave", "user": "dg_gone"})
+                await a.send('{"type":"users","id":"u"}')
+                m, _ = await recv_until(a, lambda m: m.get("type") == "users")
+                self.assertNotIn("dg_gone", m["users"])
+                await self.close_all([a])
+            harness.run_async(go())
+        finally:
+            silent.close_socket()
+
     def test_disconnect_errors(self):
         for body in [{"user": "x", "code": 3000}, {"user": "x", "code": 1001}, {"user": "x", "code": 5000},
                      {"user": "x", "code": 4000.5}, {"user": "x", "code": "4000"}, {"user": "x", "reason": 5},

@@ -324,7 +324,14 @@ static void test_calls_on_the_hub(void) {
     EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"bob\",\"code\":4001,\"reason\":\"bye\"}", 200, "{\"closed\":2}");
     EXPECT_CLOSE(&bob, 4001);
     EXPECT_CLOSE(&bob2, 4001);
-    EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"bob\"}", 200, "{\"closed\":0}"); /* already closing */
+    /* bob is gone at once, before his connections answer the close (hub_close_user) */
+    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"bob\"}");
+    EXPECT(&anon, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"bob\"}");
+    snprintf(want, sizeof want, "{\"users\":[\"alice\",\"%s\"]}", anon.c.id);
+    EXPECT_HANDLE("GET", "/api/users", NULL, 200, want);
+    snprintf(want, sizeof want, "{\"room\":\"lobby\",\"users\":[\"%s\"]}", anon.c.id);
+    EXPECT_HANDLE("GET", "/api/rooms/lobby", NULL, 200, want);
+    EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"bob\"}", 200, "{\"closed\":0}"); /* gone already */
     EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"nobody\"}", 200, "{\"closed\":0}");
     EXPECT_NONE(&alice);
 
