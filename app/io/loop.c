@@ -239,13 +239,15 @@ static struct loop_watch *watch_of(const struct epoll_event *ev) {
     return v & LOOP_WATCH_TAG ? (struct loop_watch *)(v & ~(uintptr_t)LOOP_WATCH_TAG) : NULL;
 }
 
-/* Reads what the events say; returns how many there were. */
+/* Reads what the events say; returns how many there were. A late watch's event is kept at the front
+ * of evs (slots already read) and run after the others: the others' watches may have been freed by
+ * then, so the second pass must not look at their events again. */
 static int handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
     int late = 0;
     for (int i = 0; i < n; i++) {
         struct loop_watch *w = watch_of(&evs[i]);
         if (w) {
-            if (w->late) late = 1;
+            if (w->late) evs[late++] = evs[i];
             else w->ready(w, evs[i].events);
             continue;
         }
@@ -257,9 +259,9 @@ static int handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
         touch(lp, c);
         if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input(lp, c, evs[i].events);
     }
-    for (int i = 0; late && i < n; i++) {
+    for (int i = 0; i < late; i++) {
         struct loop_watch *w = watch_of(&evs[i]);
-        if (w && w->late) w->ready(w, evs[i].events);
+        w->ready(w, evs[i].events);
     }
     return n;
 }

@@ -135,6 +135,7 @@ static void test_welcome_waits_for_route(void) {
     peer_close(&w, &c1, 0);
     peer_close(&w, &d, 1);
     peer_close(&w, &a, 1);
+    world_stop(&w);
 }
 
 /* The engine's table of room members on other nodes, as the hooks see it: "ROOM USER" -> nodes. */
