@@ -56,11 +56,11 @@ static const struct option_def options[] = {
     {"--presence", "SWITCHBOARD_PRESENCE", OPT_SWITCH, FIELD(presence), 0, 0, "on", "on|off",
      "presence events and user lists (off for very many connections)"},
     {"--redis", "SWITCHBOARD_REDIS", OPT_REDIS, FIELD(redis), 0, 0, NULL, "URL",
-     "run as one node of a cluster through this Redis: redis://[:password@]host[:port][/db]"},
+     "run as one node of a cluster through this Redis: " REDIS_URL_FORM " (no TLS: rediss:// is refused)"},
     {"--redis-prefix", "SWITCHBOARD_REDIS_PREFIX", OPT_NAME, FIELD(redis_prefix), 0, 0, "switchboard", "P",
      "prefix of the cluster's Redis keys and channels (several clusters can share one Redis)"},
     {"--node-id", "SWITCHBOARD_NODE_ID", OPT_NAME, FIELD(node_id), 0, 0, NULL, "ID",
-     "this node's name in the cluster, unique (default: hostname-pid)"},
+     "this node's name in the cluster, unique: an id a live node holds is refused (default: hostname-pid)"},
     {"--node-ttl", "SWITCHBOARD_NODE_TTL", OPT_LONG, FIELD(node_ttl), 2, 3600, "15", "SECONDS",
      "a node that stops refreshing its presence is dead after this: its users leave"},
     {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
@@ -93,7 +93,8 @@ void config_usage(FILE *out) {
     fprintf(out, "  --healthcheck [URL]\n      probe a running server's /healthz; exit 0 if it answers 200\n"
                  "  --help, --version\n");
     fprintf(out, "\nswitchboard token --user NAME [--ttl 1h] [--rooms a,b] [--jwt-secret SECRET|--jwt-secret-file FILE]\n"
-                 "      print an HS256 token for NAME signed with the secret (switchboard token --help)\n");
+                 "      print an HS256 token for NAME signed with the secret, with the configured aud and iss\n"
+                 "      (switchboard token --help)\n");
 }
 
 static int set_long(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
@@ -146,6 +147,15 @@ static int set_path(struct config *cfg, const struct option_def *o, const char *
     return 0;
 }
 
+/* 1 if v[0..len) is scheme://host[:port] and nothing more: anything else could never match an Origin. */
+static int bare_origin(const char *v, size_t len) {
+    size_t scheme = strncmp(v, "http://", 7) == 0 ? 7 : strncmp(v, "https://", 8) == 0 ? 8 : 0;
+    if (!scheme || len == scheme) return 0;
+    for (size_t i = scheme; i < len; i++)
+        if (strchr("/?#@ \\", v[i])) return 0;
+    return 1;
+}
+
 static int add_origin(struct config *cfg, const struct option_def *o, const char *v, size_t len, char *err,
                       size_t cap) {
     if (len == 0) return 0;
@@ -154,9 +164,10 @@ static int add_origin(struct config *cfg, const struct option_def *o, const char
                  CONFIG_TEXT_MAX);
         return -1;
     }
-    if (!(len == 1 && v[0] == '*') && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
-        snprintf(err, cap, "%s: '%.*s' is not '*' or an origin like http://example.com:8080", o->flag,
-                 (int)len, v);
+    if (!(len == 1 && v[0] == '*') && !bare_origin(v, len)) {
+        snprintf(err, cap, "%s: '%.*s' is not '*' or an origin like http://example.com:8080 (scheme, host and "
+                           "port only: a browser's Origin never has a path or a trailing slash)",
+                 o->flag, (int)len, v);
         return -1;
     }
     memcpy(cfg->allow_origins[cfg->nallow], v, len);
@@ -411,6 +422,13 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
         config_usage(stderr);
     }
     return r;
+}
+
+int config_check_root(const struct config *cfg, char *err, size_t cap) {
+    if (is_dir(cfg->root)) return 0;
+    snprintf(err, cap, "the static files' directory '%.300s' does not exist: give --root DIR (or SWITCHBOARD_ROOT)",
+             cfg->root);
+    return -1;
 }
 
 void config_origin_list(const struct config *cfg, const char **out) {

@@ -57,6 +57,9 @@ enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
 enum config_result config_load(struct config *cfg, int argc, char **argv);
 /* Prints the usage, generated from the option table. */
 void config_usage(FILE *out);
+/* -1 with the reason in err when cfg->root (given or the default) is no directory: nothing could be
+ * served. Not part of config_load: a health probe or the token command has no use for a root. */
+int config_check_root(const struct config *cfg, char *err, size_t cap);
 /* The origins as a pointer array, for origin_allowed(). */
 void config_origin_list(const struct config *cfg, const char **out);
 

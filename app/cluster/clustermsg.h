@@ -51,7 +51,9 @@ int cluster_close_parse(const char *body, size_t len, uint16_t *code, char *reas
 /* The body for cluster_close_parse into out (CLUSTER_REASON_MAX + 8 bytes); returns its length. */
 size_t cluster_close_body(char *out, uint16_t code, const char *reason);
 
-/* redis://[[user]:password@]host[:port][/db] */
+/* The one form of a Redis URL, in --help, errors and docs (test_cli checks the docs). rediss:// (TLS)
+ * is refused with a message until it is supported. */
+#define REDIS_URL_FORM "redis://[[user]:password@]host[:port][/db]"
 struct redis_url {
     char host[256];
     int port;

@@ -485,24 +485,36 @@ int jwt_room_allowed(const struct jwt_claims *c, const char *room) {
 
 #define JWT_HS256_HEADER "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" /* {"alg":"HS256","typ":"JWT"} */
 
+/* Appends ,"key":"value" with value escaped as JSON (aud and iss are free text). */
+static int append_string(char *json, size_t cap, int n, const char *key, const char *value) {
+    cJSON *str = cJSON_CreateString(value);
+    char *text = str ? cJSON_PrintUnformatted(str) : NULL;
+    int m = text ? snprintf(json + n, cap - (size_t)n, ",\"%s\":%s", key, text) : -1;
+    cJSON_free(text);
+    cJSON_Delete(str);
+    return m < 0 || (size_t)m >= cap - (size_t)n ? -1 : n + m;
+}
+
 /* Writes the claims JSON; names are checked first, so none needs escaping. */
-static int mint_claims(char *json, size_t cap, const char *sub, int64_t iat, int64_t exp,
-                       const char *const *rooms, size_t nrooms) {
-    if (!name_claimable(sub) || nrooms > JWT_MAX_ROOMS) return -1;
-    int n = snprintf(json, cap, "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld", sub, (long long)iat, (long long)exp);
-    for (size_t i = 0; i < nrooms && n > 0 && (size_t)n < cap; i++) {
-        if (!jwt_room_pattern_valid(rooms[i])) return -1;
-        n += snprintf(json + n, cap - (size_t)n, "%s\"%s\"", i ? "," : ",\"rooms\":[", rooms[i]);
+static int mint_claims(char *json, size_t cap, const struct jwt_mint *m) {
+    if (!name_claimable(m->sub) || m->nrooms > JWT_MAX_ROOMS) return -1;
+    int n = snprintf(json, cap, "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld", m->sub, (long long)m->iat,
+                     (long long)m->exp);
+    for (size_t i = 0; i < m->nrooms && n > 0 && (size_t)n < cap; i++) {
+        if (!jwt_room_pattern_valid(m->rooms[i])) return -1;
+        n += snprintf(json + n, cap - (size_t)n, "%s\"%s\"", i ? "," : ",\"rooms\":[", m->rooms[i]);
     }
-    if (n > 0 && (size_t)n < cap) n += snprintf(json + n, cap - (size_t)n, "%s}", nrooms ? "]" : "");
+    if (n > 0 && (size_t)n < cap && m->nrooms) n += snprintf(json + n, cap - (size_t)n, "]");
+    if (n > 0 && (size_t)n < cap && m->aud && m->aud[0]) n = append_string(json, cap, n, "aud", m->aud);
+    if (n > 0 && (size_t)n < cap && m->iss && m->iss[0]) n = append_string(json, cap, n, "iss", m->iss);
+    if (n > 0 && (size_t)n < cap) n += snprintf(json + n, cap - (size_t)n, "}");
     return n > 0 && (size_t)n < cap ? n : -1;
 }
 
-int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64_t iat, int64_t exp,
-                   const char *const *rooms, size_t nrooms, char *out, size_t cap) {
+int jwt_mint_hs256_claims(const char *secret, size_t secret_len, const struct jwt_mint *m, char *out, size_t cap) {
     char json[JWT_MAX_TOKEN];
     unsigned char mac[JWT_HS256_LEN];
-    int jlen = mint_claims(json, sizeof json, sub, iat, exp, rooms, nrooms);
+    int jlen = mint_claims(json, sizeof json, m);
     size_t hlen = sizeof JWT_HS256_HEADER - 1;
     if (jlen < 0 || secret_len == 0 || cap < hlen + 2) return -1;
     memcpy(out, JWT_HS256_HEADER ".", hlen + 1);
@@ -513,4 +525,10 @@ int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64
     out[signed_len] = '.';
     long slen = b64url_encode(mac, sizeof mac, out + signed_len + 1, cap - signed_len - 1);
     return slen < 0 ? -1 : (int)(signed_len + 1 + (size_t)slen);
+}
+
+int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64_t iat, int64_t exp,
+                   const char *const *rooms, size_t nrooms, char *out, size_t cap) {
+    struct jwt_mint m = {sub, iat, exp, rooms, nrooms, NULL, NULL};
+    return jwt_mint_hs256_claims(secret, secret_len, &m, out, cap);
 }

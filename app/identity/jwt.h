@@ -85,4 +85,15 @@ int jwt_room_allowed(const struct jwt_claims *c, const char *room);
 int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64_t iat, int64_t exp,
                    const char *const *rooms, size_t nrooms, char *out, size_t cap);
 
+/* The claims of a minted token; aud and iss are left out when NULL or "". */
+struct jwt_mint {
+    const char *sub;
+    int64_t iat, exp;
+    const char *const *rooms;
+    size_t nrooms;
+    const char *aud, *iss;
+};
+/* The same with every claim the server may require (switchboard token uses it). */
+int jwt_mint_hs256_claims(const char *secret, size_t secret_len, const struct jwt_mint *m, char *out, size_t cap);
+
 #endif
