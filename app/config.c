@@ -13,6 +13,7 @@
 #include "clustermsg.h"
 #include "keys.h"
 #include "names.h"
+#include "perms.h"
 
 enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_TEXT, OPT_REDIS, OPT_NAME };
 
@@ -75,6 +76,13 @@ static const struct option_def options[] = {
      "tokens must name this audience (aud)"},
     {"--jwt-issuer", "SWITCHBOARD_JWT_ISSUER", OPT_TEXT, FIELD(jwt_issuer), 0, CONFIG_TEXT_MAX, NULL, "ISS",
      "tokens must come from this issuer (iss)"},
+    {"--client-allow", "SWITCHBOARD_CLIENT_ALLOW", OPT_TEXT, FIELD(client_allow), 0, CONFIG_TEXT_MAX,
+     "send,broadcast,publish,join,users", "LIST",
+     "client commands a connection may use unless its token has an allow claim: some of send, broadcast, publish, "
+     "join, users, or none (receive-only); ping, hello, refresh, leave are always allowed"},
+    {"--client-send-to", "SWITCHBOARD_CLIENT_SEND_TO", OPT_TEXT, FIELD(client_send_to), 0, CONFIG_TEXT_MAX, "*",
+     "LIST", "users a send may target unless the token has a send_to claim: names or patterns like support-*, "
+     "'*' = anyone"},
     {"--api-key", "SWITCHBOARD_API_KEY", OPT_TEXT, FIELD(api_key), 0, CONFIG_TEXT_MAX, NULL, "KEY",
      "enable the HTTP API for backends at /api/ with this bearer key (prefer --api-key-file)"},
     {"--api-key-file", "SWITCHBOARD_API_KEY_FILE", OPT_TEXT, FIELD(api_key_file), 0, PATH_MAX, NULL, "FILE",
@@ -406,6 +414,20 @@ static int resolve_api_key(struct config *cfg, char *err, size_t cap) {
     return read_api_key(cfg, err, cap);
 }
 
+static int check_permissions(const struct config *cfg, char *err, size_t cap) {
+    char why[CONFIG_TEXT_MAX];
+    unsigned allow;
+    if (perms_parse_allow(cfg->client_allow, &allow, why, sizeof why) < 0) {
+        snprintf(err, cap, "--client-allow: %s", why);
+        return -1;
+    }
+    if (perms_check_send_to(cfg->client_send_to, why, sizeof why) < 0) {
+        snprintf(err, cap, "--client-send-to: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 enum config_result config_load(struct config *cfg, int argc, char **argv) {
     char err[CONFIG_TEXT_MAX + 256] = "";
     enum config_result r = load_defaults_and_env(cfg, err, sizeof err) < 0
@@ -413,6 +435,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
                                : parse_args(cfg, argc, argv, err, sizeof err);
     if (r == CONFIG_RUN && resolve_api_key(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_RUN && resolve_http_threads(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
+    if (r == CONFIG_RUN && check_permissions(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
     if (r == CONFIG_RUN && !cfg->node_id[0]) default_node_id(cfg);
     if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);

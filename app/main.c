@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "nodeclaim.h"
 #include "outbox.h"
+#include "perms.h"
 #include "server.h"
 #include "tokencmd.h"
 #include "ws.h"
@@ -184,6 +185,7 @@ int main(int argc, char **argv) {
     block_signals(&signals);
     struct app a = {0};
     if (preflight(&cfg) < 0) return 2;
+    if (perms_set_defaults(cfg.client_allow, cfg.client_send_to) < 0) return 1; /* config checked them */
     fit_descriptors(&cfg);
     if (app_start(&a, &cfg) < 0) {
         app_stop(&a);

@@ -32,6 +32,8 @@ static const struct {
     [M_ROOM_LIMIT_REFUSALS] = {"switchboard_room_limit_refusals_total", "joins refused by --max-rooms"},
     [M_USER_LIMIT_REFUSALS] = {"switchboard_user_limit_refusals_total",
                                "connections or hellos refused by --max-user-connections"},
+    [M_PERMISSION_REFUSALS] = {"switchboard_permission_refusals_total",
+                               "Client commands refused by the allow or send_to permissions"},
     [M_CLUSTER_PUBLISHES] = {"switchboard_cluster_publishes_total", "Messages and presence changes published to Redis"},
     [M_CLUSTER_MESSAGES_IN] = {"switchboard_cluster_messages_in_total", "Messages received from other nodes through Redis"},
     [M_CLUSTER_PRESENCE_OUT] = {"switchboard_cluster_presence_out_total",

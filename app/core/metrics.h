@@ -23,6 +23,7 @@ enum metric {
     M_HTTP_REQUESTS,
     M_ROOM_LIMIT_REFUSALS,
     M_USER_LIMIT_REFUSALS,
+    M_PERMISSION_REFUSALS, /* client commands refused by allow / send_to (perms.h) */
     M_CLUSTER_PUBLISHES,   /* the cluster ones are rendered only with --redis */
     M_CLUSTER_MESSAGES_IN,
     M_CLUSTER_PRESENCE_OUT,

@@ -55,6 +55,7 @@ const char *const jwt_error_names[JWT__COUNT] = {
     [JWT_BAD_ISSUER] = "bad_issuer",
     [JWT_BAD_SUBJECT] = "bad_subject",
     [JWT_BAD_ROOMS] = "bad_rooms",
+    [JWT_BAD_PERMS] = "bad_perms",
 };
 
 static const char *const error_texts[JWT__COUNT] = {
@@ -72,6 +73,8 @@ static const char *const error_texts[JWT__COUNT] = {
     [JWT_BAD_ISSUER] = "token issuer (iss) is not trusted",
     [JWT_BAD_SUBJECT] = "token subject (sub) is missing or not a valid user name",
     [JWT_BAD_ROOMS] = "token rooms claim is not a list of room names or patterns",
+    [JWT_BAD_PERMS] = "token allow claim is not a list of send, broadcast, publish, join, users, or its send_to "
+                      "claim is not a list of user names or patterns",
 };
 
 const char *jwt_error_text(enum jwt_error e) {
@@ -350,28 +353,59 @@ int jwt_room_pattern_valid(const char *s) {
     return name_valid(prefix);
 }
 
-/* Copies the rooms array into one allocation: the pointer array, then the strings. */
-static enum jwt_error take_rooms(const cJSON *claims, struct jwt_claims *out) {
-    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(claims, "rooms"), *e;
-    if (!rooms) return JWT_OK;
-    if (!cJSON_IsArray(rooms)) return JWT_BAD_ROOMS;
+const char *const jwt_allow_names[JWT_ALLOW_COMMANDS] = {"send", "broadcast", "publish", "join", "users"};
+
+unsigned jwt_allow_bit(const char *name) {
+    for (unsigned i = 0; i < JWT_ALLOW_COMMANDS; i++)
+        if (strcmp(name, jwt_allow_names[i]) == 0) return 1u << i;
+    return 0;
+}
+
+/* Copies an array of names or patterns (rooms, send_to) into one allocation: the pointer array, then
+ * the strings. Absent: *list stays NULL. */
+static enum jwt_error take_patterns(const cJSON *claims, const char *key, enum jwt_error bad, char ***list_out,
+                                    size_t *n_out) {
+    const cJSON *array = cJSON_GetObjectItemCaseSensitive(claims, key), *e;
+    if (!array) return JWT_OK;
+    if (!cJSON_IsArray(array)) return bad;
     size_t n = 0, bytes = 0;
-    cJSON_ArrayForEach(e, rooms) {
-        if (++n > JWT_MAX_ROOMS || !cJSON_IsString(e) || !jwt_room_pattern_valid(e->valuestring)) return JWT_BAD_ROOMS;
+    cJSON_ArrayForEach(e, array) {
+        if (++n > JWT_MAX_ROOMS || !cJSON_IsString(e) || !jwt_room_pattern_valid(e->valuestring)) return bad;
         bytes += strlen(e->valuestring) + 1;
     }
     char **list = malloc(n * sizeof *list + bytes + 1);
-    if (!list) return JWT_BAD_ROOMS; /* out of memory: refuse rather than grant any room */
+    if (!list) return bad; /* out of memory: refuse rather than grant everything */
     char *p = (char *)(list + n);
     size_t i = 0;
-    cJSON_ArrayForEach(e, rooms) {
+    cJSON_ArrayForEach(e, array) {
         size_t len = strlen(e->valuestring) + 1;
         list[i++] = memcpy(p, e->valuestring, len);
         p += len;
     }
-    out->rooms = list;
-    out->nrooms = n;
+    *list_out = list;
+    *n_out = n;
     return JWT_OK;
+}
+
+/* The allow claim: an array of command names (jwt_allow_names), possibly empty (receive-only). */
+static enum jwt_error take_allow(const cJSON *claims, struct jwt_claims *out) {
+    const cJSON *allow = cJSON_GetObjectItemCaseSensitive(claims, "allow"), *e;
+    if (!allow) return JWT_OK;
+    if (!cJSON_IsArray(allow)) return JWT_BAD_PERMS;
+    cJSON_ArrayForEach(e, allow) {
+        unsigned bit = cJSON_IsString(e) ? jwt_allow_bit(e->valuestring) : 0;
+        if (!bit) return JWT_BAD_PERMS;
+        out->allow |= bit;
+    }
+    out->has_allow = 1;
+    return JWT_OK;
+}
+
+static enum jwt_error take_permissions(const cJSON *claims, struct jwt_claims *out) {
+    enum jwt_error e = take_patterns(claims, "rooms", JWT_BAD_ROOMS, &out->rooms, &out->nrooms);
+    if (e == JWT_OK) e = take_allow(claims, out);
+    if (e == JWT_OK) e = take_patterns(claims, "send_to", JWT_BAD_PERMS, &out->send_to, &out->nsend_to);
+    return e;
 }
 
 static enum jwt_error check_claims(const struct jwt_verifier *v, const cJSON *claims, int64_t now_s,
@@ -383,7 +417,7 @@ static enum jwt_error check_claims(const struct jwt_verifier *v, const cJSON *cl
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(claims, "sub");
     if (!cJSON_IsString(sub) || !name_claimable(sub->valuestring)) return JWT_BAD_SUBJECT;
     snprintf(out->sub, sizeof out->sub, "%s", sub->valuestring);
-    return take_rooms(claims, out);
+    return take_permissions(claims, out);
 }
 
 /* ---- the token ---- */
@@ -468,17 +502,21 @@ enum jwt_error jwt_verify(const struct jwt_verifier *v, const char *token, size_
 
 void jwt_claims_free(struct jwt_claims *c) {
     free(c->rooms);
+    free(c->send_to);
     memset(c, 0, sizeof *c);
 }
 
-int jwt_room_allowed(const struct jwt_claims *c, const char *room) {
-    if (!c->rooms) return 1;
-    for (size_t i = 0; i < c->nrooms; i++) {
-        const char *r = c->rooms[i];
+int jwt_patterns_match(char *const *list, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++) {
+        const char *r = list[i];
         size_t len = strlen(r);
-        if (len && r[len - 1] == '*' ? strncmp(room, r, len - 1) == 0 : strcmp(room, r) == 0) return 1;
+        if (len && r[len - 1] == '*' ? strncmp(name, r, len - 1) == 0 : strcmp(name, r) == 0) return 1;
     }
     return 0;
+}
+
+int jwt_room_allowed(const struct jwt_claims *c, const char *room) {
+    return !c->rooms || jwt_patterns_match(c->rooms, c->nrooms, room);
 }
 
 /* ---- minting ---- */
