@@ -38,11 +38,11 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
     m->seq = seq;
     m->target[0] = '\0';
     if (take_line(&q, (size_t)(end - q), m->node) < 0) return -1;
-    if (strchr("URJLEXMND", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
+    if (strchr("URJLEXMNDGQ", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
     m->body = q;
     m->body_len = (size_t)(end - q);
     if (strchr("JLEXS", m->kind)) return m->body_len ? -1 : 0;
-    if (strchr("MN", m->kind)) { /* the body is a user's name */
+    if (strchr("MNGQ", m->kind)) { /* the body is a user's name (M, N) or a room's (G, Q) */
         char user[SB_NAME_MAX + 1];
         return m->body_len <= SB_NAME_MAX && take_name(m->body, m->body_len, user) == 0 ? 0 : -1;
     }

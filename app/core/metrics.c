@@ -12,7 +12,8 @@ const char *const sb_error_names[ERR__COUNT] = {
     "bad_json", "bad_request", "unknown_type", "not_found", "too_large", "rate_limited", "unauthorized",
 };
 
-const char *const api_call_names[API__CALLS] = {"send", "broadcast", "publish", "users", "room", "disconnect", "other"};
+const char *const api_call_names[API__CALLS] = {"send", "broadcast", "publish", "users", "room", "disconnect",
+                                                   "subscribe", "unsubscribe", "other"};
 static const int api_statuses[] = {200, 400, 401, 404, 405, 413, 500};
 #define NAPI_STATUS (sizeof api_statuses / sizeof api_statuses[0])
 

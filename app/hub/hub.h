@@ -157,6 +157,9 @@ struct hub_engine {
     /* Calls add(arg, name) for each user that other nodes have in `room` (duplicates possible), from
      * the engine's mirror, never waiting on Redis. */
     void (*room_users)(void *ctx, const char *room, void (*add)(void *arg, const char *user), void *arg);
+    /* The server API's subscribe (join = 1) or unsubscribe: every other node joins or removes user's
+     * connections there. Returns how many other nodes have the user, or -1 when dropped. */
+    long (*subscribe)(void *ctx, const char *user, const char *room, int join);
 };
 /* Before the first connection; e is copied. */
 void hub_set_engine(struct hub *h, const struct hub_engine *e);

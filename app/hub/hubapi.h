@@ -27,6 +27,10 @@ char *hub_room_users_json(struct hub *h, const char *room, size_t *len);
 /* Sends close `code` and `reason` (at most 123 bytes) to every connection of `user`; returns how
  * many began closing here (0 when the user is offline, or its connections were closing already),
  * plus, with a cluster engine, the other nodes where the user is online (each closes its own). */
+/* Server-side subscriptions: joins (join = 1) or removes (0) every connection of `user`, on every
+ * node, to or from `room`. Returns the connections changed here plus the other nodes that have the
+ * user per the engine's table. */
+size_t hub_subscribe_user(struct hub *h, const char *user, const char *room, int join);
 size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
 
 #endif

@@ -71,6 +71,10 @@ struct user *hubp_user_new(struct hub *h, const char *name);
 /* Unlists and frees u. Exclusive lock. */
 void hubp_user_free(struct hub *h, struct user *u);
 /* Close `code`, `reason` to every connection of `user` here; how many began closing. */
+/* Joins (join = 1) or removes (0) every connection of `user` on this node to or from `room`, as if
+ * each had sent join or leave (--max-rooms holds; the rooms claim does not: the backend decides).
+ * Returns how many connections changed. Called with the hub lock held exclusively. */
+size_t hubp_subscribe_user(struct hub *h, const char *user, const char *room, int join);
 size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
 
 #endif
