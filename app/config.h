@@ -46,6 +46,7 @@ struct config {
     char jwt_public_key[PATH_MAX];         /* PEM file of an RSA (RS256) or EC P-256 (ES256) public key */
     char jwt_audience[CONFIG_TEXT_MAX];    /* required aud; "" = none */
     char jwt_issuer[CONFIG_TEXT_MAX];      /* required iss; "" = none */
+    char trusted_proxies[CONFIG_TEXT_MAX]; /* CIDR list (realip.h); "" = none */
     char client_allow[CONFIG_TEXT_MAX];   /* default allowed client commands (perms.h) */
     char client_send_to[CONFIG_TEXT_MAX]; /* default users a send may target (perms.h) */
     char api_key[CONFIG_TEXT_MAX];  /* the server API's bearer key (api.h); "" = the API is off */

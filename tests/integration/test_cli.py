@@ -92,6 +92,14 @@ class CliTest(harness.FreshServerMixin, unittest.TestCase):
                 self.assertEqual(r.returncode, 2, r)
                 self.assertIn("never has a path", r.stderr.decode())
 
+    def test_trusted_proxies_checked(self):
+        port = ["--port", "127.0.0.1:%d" % harness.free_port()]
+        for bad in ("10.0.0.1/8", "10.0.0.0/33", "proxy.example", "10.0.0.0/8,"):
+            with self.subTest(value=bad):
+                self.assert_usage_error(run(port + ["--trusted-proxies", bad]), "--trusted-proxies")
+        srv = self.start_server(["--trusted-proxies", "127.0.0.1, 10.0.0.0/8,fd00::/8"])
+        self.assertIn("--trusted-proxies is checked but not applied yet", srv.wait_log("not applied yet"))
+
     def test_rediss_refused_with_a_reason(self):
         r = run(["--port", "127.0.0.1:%d" % harness.free_port(), "--redis", "rediss://cache.example:6380"])
         self.assert_usage_error(r, "TLS to Redis (rediss://) is not supported yet")
