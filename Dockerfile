@@ -1,12 +1,12 @@
-# switchboard: WebSocket message server (CivetWeb + cJSON from Debian bookworm).
+# switchboard: WebSocket message server (CivetWeb vendored in third_party/, cJSON from Debian bookworm).
 #   docker build -t switchboard . && docker run --rm -p 8080:8080 switchboard
 #   then browse to http://localhost:8080
 # Every setting is an environment variable (SWITCHBOARD_*, see docs/CLI.md). No heredocs (podman 4.3).
 
-# ---- build stage: compiler, CMake and the -dev packages ---------------------------------------------
+# ---- build stage: compiler, CMake, the -dev packages and the vendored CivetWeb (third_party/) ---------------------------------------------
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev make cmake libcivetweb-dev libcjson-dev libssl-dev libhiredis-dev \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make cmake libcjson-dev libssl-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -20,7 +20,7 @@ RUN cmake -S . -B build -DSB_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
 # ---- runtime stage: the runtime libraries, the binary and www/ ----------------------------------------
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcivetweb1 libcjson1 libssl3 libhiredis0.14 \
+ && apt-get install -y --no-install-recommends libcjson1 libssl3 libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin switchboard
