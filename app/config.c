@@ -13,10 +13,11 @@
 #include "clustermsg.h"
 #include "keys.h"
 #include "names.h"
+#include "origin.h"
 #include "perms.h"
 #include "realip.h"
 
-enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_TEXT, OPT_REDIS, OPT_NAME };
+enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_HOSTS, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_TEXT, OPT_REDIS, OPT_NAME };
 
 struct option_def {
     const char *flag, *env;
@@ -35,6 +36,8 @@ static const struct option_def options[] = {
      "static files (default: www beside the build dir, then ./www)"},
     {"--allow-origin", "SWITCHBOARD_ALLOW_ORIGINS", OPT_ORIGIN, FIELD(allow_origins), 0, 0, NULL, "ORIGIN",
      "also accept WebSockets from this page origin; repeatable, '*' = any (env: comma list)"},
+    {"--allowed-hosts", "SWITCHBOARD_ALLOWED_HOSTS", OPT_HOSTS, FIELD(allowed_hosts), 0, 0, NULL, "HOST[:PORT],...",
+     "answer only requests whose Host is listed, others get 421 (against DNS rebinding); repeatable"},
     {"--max-message", "SWITCHBOARD_MAX_MESSAGE", OPT_LONG, FIELD(max_message), 1, 1L << 30, "65536", "BYTES",
      "largest message accepted; bigger ones are closed 1009"},
     {"--max-connections", "SWITCHBOARD_MAX_CONNECTIONS", OPT_LONG, FIELD(max_connections), 1, 1000000, "10000", "N",
@@ -187,14 +190,33 @@ static int add_origin(struct config *cfg, const struct option_def *o, const char
     return 0;
 }
 
-/* Adds a comma-separated list of origins (a flag usually carries one; the variable, several). */
-static int set_origins(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+static int add_host(struct config *cfg, const struct option_def *o, const char *v, size_t len, char *err,
+                    size_t cap) {
+    char entry[CONFIG_HOST_MAX];
+    if (len == 0) return 0;
+    if (cfg->nhosts == CONFIG_MAX_HOSTS || len >= sizeof entry) {
+        snprintf(err, cap, "%s: at most %d hosts of under %d characters", o->flag, CONFIG_MAX_HOSTS, CONFIG_HOST_MAX);
+        return -1;
+    }
+    memcpy(entry, v, len);
+    entry[len] = '\0';
+    if (!origin_host_entry_valid(entry)) {
+        snprintf(err, cap, "%s: '%s' is not a host name or address with an optional :port", o->flag, entry);
+        return -1;
+    }
+    memcpy(cfg->allowed_hosts[cfg->nhosts++], entry, len + 1);
+    return 0;
+}
+
+/* Adds each entry of a comma-separated list (a flag usually carries one; the variable, several). */
+static int set_list(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
     for (const char *p = v;; p++) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         while (len && *p == ' ') p++, len--;
         while (len && p[len - 1] == ' ') len--;
-        if (add_origin(cfg, o, p, len, err, cap) < 0) return -1;
+        int rc = o->type == OPT_HOSTS ? add_host(cfg, o, p, len, err, cap) : add_origin(cfg, o, p, len, err, cap);
+        if (rc < 0) return -1;
         if (!comma) return 0;
         p = comma;
     }
@@ -254,7 +276,8 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
     case OPT_NAME: return set_name(cfg, o, v, err, cap);
     case OPT_PORT: return set_port(cfg, o, v, err, cap);
     case OPT_PATH: return set_path(cfg, o, v, err, cap);
-    case OPT_ORIGIN: return set_origins(cfg, o, v, err, cap);
+    case OPT_ORIGIN:
+    case OPT_HOSTS: return set_list(cfg, o, v, err, cap);
     case OPT_LONG: return set_long(cfg, o, v, err, cap);
     case OPT_LEVEL: return set_level(cfg, o, v, err, cap);
     case OPT_SWITCH: return set_switch(cfg, o, v, err, cap);
@@ -295,7 +318,7 @@ static int take_healthcheck(struct config *cfg, int argc, char **argv, int i) {
 
 /* Returns CONFIG_RUN, or what main should exit with after --help/--version or an error. */
 static enum config_result parse_args(struct config *cfg, int argc, char **argv, char *err, size_t cap) {
-    int origin_flags = 0;
+    int origin_flags = 0, host_flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *eq = strchr(arg, '=');
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -320,7 +343,9 @@ static enum config_result parse_args(struct config *cfg, int argc, char **argv, 
             snprintf(err, cap, "%s needs a value (%s)", o->flag, o->metavar);
             return CONFIG_EXIT_USAGE;
         }
-        if (o->type == OPT_ORIGIN && origin_flags++ == 0) cfg->nallow = 0; /* flags replace the variable's list */
+        /* flags replace the variable's list */
+        if (o->type == OPT_ORIGIN && origin_flags++ == 0) cfg->nallow = 0;
+        if (o->type == OPT_HOSTS && host_flags++ == 0) cfg->nhosts = 0;
         if (set_option(cfg, o, v, err, cap) < 0) return CONFIG_EXIT_USAGE;
     }
     return CONFIG_RUN;
@@ -469,4 +494,12 @@ int config_check_root(const struct config *cfg, char *err, size_t cap) {
 
 void config_origin_list(const struct config *cfg, const char **out) {
     for (size_t i = 0; i < cfg->nallow; i++) out[i] = cfg->allow_origins[i];
+}
+
+void config_host_list(const struct config *cfg, const char **out) {
+    for (size_t i = 0; i < cfg->nhosts; i++) out[i] = cfg->allowed_hosts[i];
+}
+
+int config_loopback_only(const struct config *cfg) {
+    return strchr(cfg->port, ':') && strncmp(cfg->port, "127.", 4) == 0; /* --port is N or IPV4:PORT */
 }

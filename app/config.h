@@ -13,6 +13,8 @@
 #include "log.h"
 
 #define CONFIG_MAX_ORIGINS 32
+#define CONFIG_MAX_HOSTS 32
+#define CONFIG_HOST_MAX 256
 #define CONFIG_TEXT_MAX 512
 
 #define CONFIG_HTTP_THREADS_MIN_AUTO 8  /* --http-threads 0: at least this many */
@@ -23,6 +25,8 @@ struct config {
     char root[PATH_MAX];         /* static files; "" until config_load picks the default */
     char allow_origins[CONFIG_MAX_ORIGINS][CONFIG_TEXT_MAX];
     size_t nallow;
+    char allowed_hosts[CONFIG_MAX_HOSTS][CONFIG_HOST_MAX]; /* --allowed-hosts; none = every Host */
+    size_t nhosts;
     long max_message;            /* bytes */
     long max_connections;
     long outbox;                 /* bytes per connection */
@@ -65,5 +69,10 @@ void config_usage(FILE *out);
 int config_check_root(const struct config *cfg, char *err, size_t cap);
 /* The origins as a pointer array, for origin_allowed(). */
 void config_origin_list(const struct config *cfg, const char **out);
+/* The allowed hosts as a pointer array, for origin_host_allowed(). */
+void config_host_list(const struct config *cfg, const char **out);
+/* 1 if the server listens on a loopback address only (--port 127.x.x.x:N), so no other machine, and
+ * no page through another machine's name, reaches it. */
+int config_loopback_only(const struct config *cfg);
 
 #endif

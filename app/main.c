@@ -99,12 +99,14 @@ static int preflight(const struct config *cfg) {
 
 /* The ws settings point at these for the whole run; the strings live in the config. */
 static const char *origins[CONFIG_MAX_ORIGINS];
+static const char *hosts[CONFIG_MAX_HOSTS];
 
 static int app_start(struct app *a, const struct config *cfg) {
     config_origin_list(cfg, origins);
+    config_host_list(cfg, hosts);
     struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000, cfg->max_rooms, cfg->max_user_conns};
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
-                               cfg->max_per_ip, origins, cfg->nallow, NULL};
+                               cfg->max_per_ip, origins, cfg->nallow, hosts, cfg->nhosts, NULL};
     char err[256] = "";
     a->verifier = keys_jwt_verifier(cfg, err, sizeof err);
     if (!a->verifier && err[0]) {
@@ -113,6 +115,9 @@ static int app_start(struct app *a, const struct config *cfg) {
     }
     if (!a->verifier)
         log_warn("identity is not verified: no --jwt-secret or --jwt-public-key; any client may claim any user name");
+    if (!a->verifier && !cfg->nhosts && !config_loopback_only(cfg))
+        log_warn("open mode on a non-loopback address without --allowed-hosts: a page on any site whose name is "
+                 "rebound to this server's address passes the Origin check (docs/SECURITY.md, DNS rebinding)");
     wset.verifier = a->verifier;
     a->ob = outbox_new(ws_outbox_io());
     a->loops = a->ob ? loops_start(loop_count(cfg->threads), a->ob) : NULL;

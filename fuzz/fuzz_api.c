@@ -11,7 +11,7 @@
  *  - every frame anyone receives is a whole, unmasked frame: a text frame holding a message from
  *    "@server" (valid UTF-8 when the body was), or a close frame with a code disconnect allows;
  *  - a send, broadcast or publish that answered 200 delivered as many frames as its `delivered` says,
- *    and nothing arrives after a refused request;
+ *    and nothing arrives after a refused request; a POST whose body is not UTF-8 is refused;
  *  - nothing is left queued. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -99,13 +99,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(body, data + 2, size - 2);
     struct api_http req = {targets[t].method, targets[t].path, auths[a], body, size - 2, 0, 65536};
     struct api_response resp;
-    api_handle(hub, KEY, &req, &resp);
+    api_handle(hub, KEY, &req, NULL, NULL, &resp);
     free(body);
 
     long delivered = check_response(&resp, a == 0 || a == 4);
     size_t frames = 0;
     for (int i = 0; i < NPEERS; i++) frames += check_frames(&peers[i], seen[i], utf8_valid(data + 2, size - 2));
     if (resp.status != 200) FUZZ_CHECK(frames == 0);
+    if (resp.status == 200 && strcmp(targets[t].method, "POST") == 0) FUZZ_CHECK(utf8_valid(data + 2, size - 2));
     if (delivered >= 0) FUZZ_CHECK((size_t)delivered == frames);
     api_response_free(&resp);
     for (int i = NPEERS - 1; i >= 0; i--) peer_close(&peers[i]);

@@ -3,7 +3,8 @@
  *
  * Input: byte 0 picks the parser (even: a payload, odd: a URL), the rest is its text. A payload that
  * parses must have a valid node and target, a body inside the input, and encode back to the same head
- * (cluster_msg_head), and a D's body must give a valid close code and a short UTF-8 reason; a URL that parses must give a non-empty host, a port in 1..65535 and fields that
+ * (cluster_msg_head), a delivery's (U, R, B) body must be UTF-8, and a D's body must give a valid close
+ * code and a short UTF-8 reason; a URL that parses must give a non-empty host, a port in 1..65535 and fields that
  * fit their buffers. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "clustermsg.h"
 #include "fuzz_check.h"
 #include "names.h"
+#include "utf8.h"
 
 static void check_payload(const char *p, size_t len) {
     struct cluster_msg m;
@@ -32,6 +34,7 @@ static void check_payload(const char *p, size_t len) {
         size_t blen = cluster_close_body(body, code, reason);
         FUZZ_CHECK(blen == m.body_len && memcmp(body, m.body, blen) == 0);
     }
+    if (strchr("URB", m.kind)) FUZZ_CHECK(utf8_valid((const uint8_t *)m.body, m.body_len)); /* a text frame's */
 }
 
 static void check_url(const char *url) {

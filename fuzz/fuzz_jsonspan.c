@@ -6,7 +6,9 @@
  *  - when cJSON parses the text as an object, jsonspan finds a member (1 or -1) exactly when
  *    cJSON_GetObjectItemCaseSensitive does: the router decides "needs data" by jsonspan alone;
  *  - a span found (1) is one whole JSON value that cJSON reads as the member's value: both print the
- *    same. So a delivery carries what the sender's message meant, byte for byte. */
+ *    same. So a delivery carries what the sender's message meant, byte for byte;
+ *  - jsonspan_strict (the JWT's header and claims) accepts only what cJSON parses too, whole, and
+ *    counts the members (or elements) cJSON finds in the outermost container. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +36,19 @@ static void check_span(const char *text, size_t len, const char *v, size_t vlen,
     cJSON_Delete(alone);
 }
 
+/* Strict JSON is a subset of what cJSON takes (depth aside: strict stops at 128 levels, cJSON at 1000). */
+static void check_strict(const char *text, size_t len) {
+    size_t members = 0;
+    if (!jsonspan_strict(text, len, &members)) return;
+    const char *end = NULL;
+    cJSON *whole = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    FUZZ_CHECK(whole != NULL);
+    while (end && end < text + len && strchr(" \t\r\n", *end)) end++;
+    FUZZ_CHECK(end == text + len);
+    if (cJSON_IsObject(whole) || cJSON_IsArray(whole)) FUZZ_CHECK((size_t)cJSON_GetArraySize(whole) == members);
+    cJSON_Delete(whole);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const keys[] = {"data", "to", "\xc3\xa9", ""};
     if (size < 1) return 0;
@@ -49,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const cJSON *item = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
     if (cJSON_IsObject(obj)) FUZZ_CHECK((r != 0) == (item != NULL));
     if (r == 1) check_span(text, len, v, vlen, item);
+    check_strict(text, len);
     cJSON_Delete(obj);
     free(text);
     return 0;

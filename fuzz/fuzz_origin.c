@@ -3,7 +3,10 @@
  * Input: Origin, Host and up to four allow-list entries, separated by NUL bytes (a missing Host means
  * the header is absent). Each string is copied to a buffer of exactly its size. Beyond not crashing:
  * no Origin is always allowed; "*" allows everything; adding allow-list entries never refuses what was
- * allowed; and an Origin allowed as same-origin must be an http(s) origin with a host. */
+ * allowed; and an Origin allowed as same-origin must be an http(s) origin with a host. The same
+ * entries as --allowed-hosts against the Host (origin_host_allowed): no list allows every Host; more
+ * entries never refuse; a Host allowed by a list is non-empty and begins with one entry's host
+ * (case-insensitively); a valid entry allows itself. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,24 @@
 #include "origin.h"
 
 #define MAX_PARTS 6
+
+/* 1 if host's host part (before a port) starts some entry, case-insensitively. */
+static int like_an_entry(const char *host, const char *const *allow, size_t n) {
+    size_t hlen = strcspn(host, host[0] == '[' ? "]" : ":");
+    for (size_t i = 0; i < n; i++)
+        if (strncasecmp(host, allow[i], hlen) == 0) return 1;
+    return 0;
+}
+
+static void check_hosts(const char *host, const char *const *allow, size_t nallow) {
+    FUZZ_CHECK(origin_host_allowed(host, allow, 0) == 1);
+    int ok = origin_host_allowed(host, allow, nallow);
+    for (size_t n = 1; n < nallow; n++)
+        if (origin_host_allowed(host, allow, n)) FUZZ_CHECK(ok);
+    if (ok && nallow) FUZZ_CHECK(host && host[0] && like_an_entry(host, allow, nallow));
+    for (size_t i = 0; i < nallow; i++)
+        if (origin_host_entry_valid(allow[i])) FUZZ_CHECK(origin_host_allowed(allow[i], allow + i, 1));
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *part[MAX_PARTS] = {0};
@@ -33,6 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     const char *any[] = {"*"};
     FUZZ_CHECK(origin_allowed(origin, host, any, 1) == 1);
+    check_hosts(host, allow, nallow);
     for (size_t i = 0; i < nparts; i++) free(part[i]);
     return 0;
 }

@@ -198,6 +198,10 @@ def origin_seeds():
         "listed-slash": b"http://localhost:3000/\0localhost:8080\0http://localhost:3000",
         "star": b"http://evil.example\0localhost:8080\0*", "userinfo": b"http://a@localhost:8080\0localhost:8080",
         "plus-port": b"http://a:+80\0a:80", "space-port": b"http://a: 80\0a:80",
+        # DNS rebinding: the entries as --allowed-hosts against the Host
+        "rebind": b"http://rebind.evil.example:8080\0rebind.evil.example:8080\0localhost\0127.0.0.1:8080",
+        "hosts-listed": b"http://x\0LOCALHOST:8080\0localhost\0[::1]\0chat.example.com:8443",
+        "hosts-v6": b"\0[::1]:8080\0[::1]",
     }
     for name, data in s.items():
         write("origin", name, data)
@@ -328,6 +332,12 @@ def hs256_token(header, claims, key=JWT_SECRET):
     return signing + "." + b64url(hmac.new(key, signing.encode(), hashlib.sha256).digest())
 
 
+def two_chars(i):
+    """The i-th of 3844 distinct two-character member names."""
+    a = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return a[i // 62] + a[i % 62]
+
+
 def jwt_seeds():
     hdr = '{"alg":"HS256","typ":"JWT"}'
     good = '{"sub":"alice","exp":1700000100,"iat":1699999000,"rooms":["lobby","team-7.*"]}'
@@ -348,6 +358,9 @@ def jwt_seeds():
         "es-rfc7515-a3": RFC7515_A3,
         "es-truncated": RFC7515_A3[:-10],
         "es-hs-confusion": hs256_token(hdr, good),
+        # issue 18: as many short header members as fit, once a quadratic duplicate check before alg
+        "hs-header-members": hs256_token('{"alg":"HS256"' + "".join(',"%s":0' % two_chars(i) for i in range(860)) + "}",
+                                         '{"sub":"alice","exp":1700000100}'),
     }
     for name, token in tokens.items():
         mode = 1 if name.startswith("es-") else 0
@@ -361,6 +374,9 @@ def jwt_seeds():
         "signed-rooms-patterns": (hdr, '{"sub":"bob","exp":1700000100,"rooms":["*","a*","*a","a.b-c_d*"]}'),
         "signed-dup": (hdr, '{"sub":"alice","sub":"bob","exp":1700000100}'),
         "signed-escapes": ('{"alg":"HS\\u0032\\u00356"}', '{"sub":"al\\u0069ce","exp":1700000100}'),
+        "signed-claims-members": (hdr, '{"sub":"a","exp":1700000100' + "".join(',"%s":0' % two_chars(i) for i in range(130)) + "}"),
+        "signed-bad-u-escape": (hdr, '{"sub":"alice\\uZZZZ","exp":1700000100}'),
+        "signed-not-strict": (hdr, '{"sub":"alice","exp":1700000100,"x":01}'),
         "signed-deep": (hdr, '{"sub":"a","exp":1700000100,"x":' + "{\"a\":" * 20 + "1" + "}" * 20 + "}"),
     }
     for name, (h, c) in pairs.items():
@@ -402,6 +418,8 @@ def api_seeds():
         "disconnect-bad-code": (API_DISCONNECT, 0, '{"user":"bob","code":4000.5}'),
         "disconnect-long-reason": (API_DISCONNECT, 0, '{"user":"bob","reason":"' + "r" * 124 + '"}'),
         "disconnect-bad-utf8": (API_DISCONNECT, 0, b'{"user":"bob","reason":"\xff"}'),
+        "broadcast-bad-utf8": (API_BROADCAST, 0, b'{"data":"\xff"}'),
+        "send-bad-utf8-elsewhere": (API_SEND, 0, b'{"to":"bob","data":1,"note":"\xc3"}'),
         "deep": (API_BROADCAST, 0, '{"data":' + "[" * 70 + "]" * 70 + "}"),
         "trailing": (API_BROADCAST, 0, '{"data":1} 2'),
         "nul": (API_BROADCAST, 0, b'{"data":1}\x00'),

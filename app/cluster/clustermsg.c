@@ -51,7 +51,8 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
         char reason[CLUSTER_REASON_MAX + 1];
         return cluster_close_parse(m->body, m->body_len, &code, reason);
     }
-    return m->body_len ? 0 : -1;
+    /* U, R, B: the body goes out as a text frame, which must be UTF-8 (RFC 6455 5.6) */
+    return m->body_len && utf8_valid((const uint8_t *)m->body, m->body_len) ? 0 : -1;
 }
 
 int cluster_close_parse(const char *body, size_t len, uint16_t *code, char *reason) {

@@ -13,8 +13,8 @@
  *         API's subscribe and unsubscribe);
  *   SEQ   NODE's presence sequence number (J, L, E, X, M, N, S; 0 for the others), decimal;
  *   NODE  the sender's node id, a name (names.h);
- *   BODY  for U, R and B the message frame's text, sent once per node whatever the recipients; for M
- *         and N the user's name; for G and Q the room's name; for D "CODE REASON"
+ *   BODY  for U, R and B the message frame's text (UTF-8), sent once per node whatever the recipients;
+ *         for M and N the user's name; for G and Q the room's name; for D "CODE REASON"
  *         (cluster_close_parse); empty for the others.
  * These parsers read what Redis hands over, which any Redis client could have published, so they check
  * everything and are fuzzed (fuzz/fuzz_cluster.c). Pure functions, no state. */

@@ -48,7 +48,7 @@ static const struct {
 static int is_cluster_metric(int m) { return m >= M_CLUSTER_PUBLISHES && m <= M_CLUSTER_RECONNECTS; }
 
 static const char *const reject_names[REJECT__COUNT] = {"origin", "capacity", "bad_user", "shutdown", "per_ip", "bad_request",
-                                                        "token"};
+                                                        "token", "host"};
 static const uint16_t close_codes[] = {1000, 1001, 1002, 1007, 1008, 1009, AUTH_CLOSE_EXPIRED, AUTH_CLOSE_TIMEOUT};
 #define NCLOSE (sizeof close_codes / sizeof close_codes[0])
 

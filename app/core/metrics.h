@@ -41,6 +41,7 @@ enum reject_reason {
     REJECT_PER_IP,
     REJECT_BAD_REQUEST,
     REJECT_TOKEN,
+    REJECT_HOST,
     REJECT__COUNT
 };
 

@@ -1,4 +1,4 @@
-/* origin: Origin against Host and the allow list (see origin.h). */
+/* origin: Origin against Host and the allow list, Host against --allowed-hosts (see origin.h). */
 #include "origin.h"
 
 #include <stdio.h>
@@ -79,4 +79,26 @@ static int listed(const char *origin, const char *const *allow, size_t nallow) {
 int origin_allowed(const char *origin, const char *host, const char *const *allow, size_t nallow) {
     if (!origin) return 1;
     return same_origin(origin, host) || listed(origin, allow, nallow);
+}
+
+/* A host name, an IPv4 address, or a bracketed IPv6 address: nothing a Host header could smuggle. */
+static int host_chars_ok(const char *host) {
+    const char *ok = host[0] == '[' ? "0123456789abcdefABCDEF:.[]" : "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
+    return host[0] && host[strspn(host, ok)] == '\0';
+}
+
+int origin_host_entry_valid(const char *entry) {
+    struct authority a;
+    return parse_authority(entry, entry + strlen(entry), &a) == 0 && host_chars_ok(a.host);
+}
+
+int origin_host_allowed(const char *host, const char *const *allowed, size_t nallowed) {
+    struct authority h, a;
+    if (nallowed == 0) return 1;
+    if (!host || parse_authority(host, host + strlen(host), &h) < 0) return 0;
+    for (size_t i = 0; i < nallowed; i++) {
+        if (parse_authority(allowed[i], allowed[i] + strlen(allowed[i]), &a) < 0) continue;
+        if (strcasecmp(a.host, h.host) == 0 && (a.port < 0 || a.port == h.port)) return 1;
+    }
+    return 0;
 }

@@ -241,6 +241,8 @@ static int check_handshake(struct ws_server *ws, struct mg_connection *mg, struc
         return 426;
     }
     if (__atomic_load_n(&ws->stopping, __ATOMIC_ACQUIRE)) return refuse(mg, REJECT_SHUTDOWN, 503, "server shutting down");
+    if (!origin_host_allowed(mg_get_header(mg, "Host"), ws->set.hosts, ws->set.nhosts))
+        return refuse(mg, REJECT_HOST, 421, "this server does not answer for that host name");
     if (!origin_allowed(mg_get_header(mg, "Origin"), mg_get_header(mg, "Host"), ws->set.origins, ws->set.norigins))
         return refuse(mg, REJECT_ORIGIN, 403, "origin not allowed");
     if (!query_user(ri, hs->user, sizeof hs->user))

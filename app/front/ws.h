@@ -30,6 +30,8 @@ struct ws_settings {
     long max_per_ip;      /* WebSockets per client address; 0 = off */
     const char *const *origins; /* --allow-origin list */
     size_t norigins;
+    const char *const *hosts;   /* --allowed-hosts list (origin_host_allowed); none = every Host */
+    size_t nhosts;
     const struct jwt_verifier *verifier; /* NULL: no key, names are claimed (auth.h) */
 };
 

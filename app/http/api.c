@@ -96,6 +96,8 @@ static enum api_call_kind find_call(const char *path, struct api_call *call, con
 static int parse_body(const struct api_http *req, struct api_call *call, struct api_response *resp) {
     if (!req->body || req->body_len == 0) return fail(resp, 400, "bad_json", "the body must be a JSON object");
     if (memchr(req->body, '\0', req->body_len)) return fail(resp, 400, "bad_json", "the body is not valid JSON");
+    /* data goes out in text frames, and jsonspan's strict check takes UTF-8 as given */
+    if (!utf8_valid((const uint8_t *)req->body, req->body_len)) return fail(resp, 400, "bad_json", "the body is not UTF-8");
     if (!jsonspan_shape_ok(req->body, req->body_len, ROUTER_MAX_DEPTH, 0))
         return fail(resp, 400, "bad_json", "the body is nested more than 64 levels deep");
     const char *end = NULL;
@@ -179,7 +181,13 @@ static int parse_call(const struct api_http *req, struct api_call *call, struct 
     }
 }
 
-int api_parse(const char *key, const struct api_http *req, struct api_call *call, struct api_response *resp) {
+static int too_large(const struct api_http *req, struct api_response *resp) {
+    char text[API_TEXT_MAX];
+    snprintf(text, sizeof text, "the body is larger than --max-message (%ld bytes)", req->max_body);
+    return fail(resp, 413, "too_large", text);
+}
+
+int api_parse_head(const char *key, const struct api_http *req, struct api_call *call, struct api_response *resp) {
     const char *method = NULL;
     memset(call, 0, sizeof *call);
     memset(resp, 0, sizeof *resp);
@@ -195,12 +203,15 @@ int api_parse(const char *key, const struct api_http *req, struct api_call *call
         resp->allow = method;
         return fail(resp, 405, "method_not_allowed", text);
     }
-    if (req->body_too_large) {
-        char text[API_TEXT_MAX];
-        snprintf(text, sizeof text, "the body is larger than --max-message (%ld bytes)", req->max_body);
-        return fail(resp, 413, "too_large", text);
-    }
-    return parse_call(req, call, resp);
+    return req->body_too_large ? too_large(req, resp) : 0;
+}
+
+int api_parse_body(const struct api_http *req, struct api_call *call, struct api_response *resp) {
+    return req->body_too_large ? too_large(req, resp) : parse_call(req, call, resp);
+}
+
+int api_parse(const char *key, const struct api_http *req, struct api_call *call, struct api_response *resp) {
+    return api_parse_head(key, req, call, resp) < 0 ? -1 : api_parse_body(req, call, resp);
 }
 
 void api_call_free(struct api_call *call) {
@@ -303,9 +314,13 @@ void api_execute(struct hub *h, const struct api_call *call, struct api_response
     }
 }
 
-void api_handle(struct hub *h, const char *key, const struct api_http *req, struct api_response *resp) {
+void api_handle(struct hub *h, const char *key, struct api_http *req, api_body_reader read, void *ctx,
+                struct api_response *resp) {
     struct api_call call;
-    if (api_parse(key, req, &call, resp) == 0) api_execute(h, &call, resp);
+    int ok = api_parse_head(key, req, &call, resp) == 0;
+    if (ok && read && req->method && strcmp(req->method, "POST") == 0) read(ctx, req);
+    if (ok) ok = api_parse_body(req, &call, resp) == 0;
+    if (ok) api_execute(h, &call, resp);
     metrics_api(call.kind, resp->status);
     api_call_free(&call);
 }
@@ -319,12 +334,12 @@ struct api {
 };
 
 /* Reads the body into *out (malloc'd, *len bytes). Returns 0, 1 when it is over `max` bytes (what
- * is left unread is drained by CivetWeb's closing), or -1 when it could not be read. */
+ * is left unread is drained by CivetWeb's closing), or -1 when it could not be read. Runs only once
+ * api_parse_head passed, which refuses an announced length over `max` before anything is allocated. */
 static int read_body(struct mg_connection *conn, long max, char **out, size_t *len) {
     long long announced = mg_get_request_info(conn)->content_length;
     *out = NULL;
     *len = 0;
-    if (announced > max) return 1;
     size_t cap = announced >= 0 ? (size_t)announced + 1 : 4096, n = 0;
     char *buf = malloc(cap);
     int got = buf ? 1 : -1;
@@ -356,22 +371,36 @@ static void write_response(struct mg_connection *conn, const struct api_response
                        resp->body ? resp->len : sizeof oom - 1);
 }
 
+/* What the body reader needs, and the body it read (the handler frees it). */
+struct body_read {
+    struct mg_connection *conn;
+    long max;
+    char *body;
+};
+
+static void read_into(void *ctx, struct api_http *req) {
+    struct body_read *b = ctx;
+    size_t len = 0;
+    int read = read_body(b->conn, b->max, &b->body, &len);
+    if (read == 0) { /* a body that could not be read is no body: bad_json */
+        req->body = b->body;
+        req->body_len = len;
+    }
+    req->body_too_large = read == 1;
+}
+
+/* The key, path, method and announced length are checked from the head before any byte of the body
+ * is read or allocated: a caller without the key cannot hold a worker by announcing a body it never
+ * sends. */
 static int handle(struct mg_connection *conn, void *cbdata) {
     struct api *a = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    struct api_http req = {ri->request_method, ri->local_uri, mg_get_header(conn, "Authorization"), NULL, 0, 0,
-                           a->max_message};
-    char *body = NULL;
-    size_t len = 0;
-    int read = strcmp(ri->request_method, "POST") == 0 ? read_body(conn, a->max_message, &body, &len) : 0;
-    if (read == 0) { /* a body that could not be read is no body: bad_json */
-        req.body = body;
-        req.body_len = len;
-    }
-    req.body_too_large = read == 1;
+    struct api_http req = {ri->request_method, ri->local_uri, mg_get_header(conn, "Authorization"), NULL, 0,
+                           ri->content_length > a->max_message, a->max_message};
+    struct body_read b = {conn, a->max_message, NULL};
     struct api_response resp;
-    api_handle(a->hub, a->key, &req, &resp);
-    free(body);
+    api_handle(a->hub, a->key, &req, read_into, &b, &resp);
+    free(b.body);
     write_response(conn, &resp);
     int status = resp.status;
     api_response_free(&resp);

@@ -64,12 +64,21 @@ struct api_response {
 /* Decides what `req` asks for, checking in this order: the API key (401), the path (404), the method
  * (405), the body's size (413), then the body (400). Returns 0 with *call filled (free it with
  * api_call_free), or -1 with *resp the error response; call->kind is set either way (API_OTHER for an
- * unknown path). `key` is the configured key. */
+ * unknown path). `key` is the configured key. api_parse_head runs the checks the request's head
+ * decides (through the announced size), before a body is read; api_parse_body the rest, after it;
+ * api_parse both. */
 int api_parse(const char *key, const struct api_http *req, struct api_call *call, struct api_response *resp);
+int api_parse_head(const char *key, const struct api_http *req, struct api_call *call, struct api_response *resp);
+int api_parse_body(const struct api_http *req, struct api_call *call, struct api_response *resp);
 /* Carries out a parsed call on the hub and fills *resp: 200, or 500 when out of memory. */
 void api_execute(struct hub *h, const struct api_call *call, struct api_response *resp);
-/* Both, counted in metrics (switchboard_api_requests_total): what the CivetWeb handler runs. */
-void api_handle(struct hub *h, const char *key, const struct api_http *req, struct api_response *resp);
+/* Fills req's body, body_len and body_too_large from wherever the body comes from. */
+typedef void (*api_body_reader)(void *ctx, struct api_http *req);
+/* What the CivetWeb handler runs: api_parse_head, then (a POST whose head passed) read(ctx, req) when
+ * read is not NULL, api_parse_body and api_execute, counted in metrics
+ * (switchboard_api_requests_total). */
+void api_handle(struct hub *h, const char *key, struct api_http *req, api_body_reader read, void *ctx,
+                struct api_response *resp);
 void api_call_free(struct api_call *call);
 void api_response_free(struct api_response *resp);
 /* 1 if `given` (given_len bytes) equals `key`, in a time that depends on neither's content nor on

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "origin.h"
 #include "redact.h"
 
 #define SERVER_METRICS_MAX (16 * 1024)
@@ -20,6 +21,8 @@ struct server {
     struct ws_server *ws;
     int64_t started_ms;
     struct api *api; /* the server API, when --api-key is set */
+    const char *hosts[CONFIG_MAX_HOSTS]; /* --allowed-hosts, into the config (which outlives the server) */
+    size_t nhosts;
     int ready; /* atomic: the handlers are registered */
 };
 
@@ -93,12 +96,18 @@ static void on_end_request(const struct mg_connection *conn, int status) {
 }
 
 /* Until the handlers are registered, a request would find none and get a 404: it gets 503 instead.
- * Once ready, a WebSocket upgrade is answered here (ws.h) and anything else goes on to CivetWeb. */
+ * Once ready, a WebSocket upgrade is answered here (ws.h, which checks the Host itself), and anything
+ * else goes on to CivetWeb if its Host is allowed (origin.h), else gets 421. */
 static int on_begin_request(struct mg_connection *conn) {
     struct server *srv = mg_get_user_data(mg_get_context(conn));
-    if (__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE)) return ws_upgrade(srv->ws, conn);
-    http_reply_text(conn, 503, "starting");
-    return 503;
+    if (!__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE)) {
+        http_reply_text(conn, 503, "starting");
+        return 503;
+    }
+    int status = ws_upgrade(srv->ws, conn);
+    if (status || origin_host_allowed(mg_get_header(conn, "Host"), srv->hosts, srv->nhosts)) return status;
+    http_reply_text(conn, 421, "this server does not answer for that host name");
+    return 421;
 }
 
 static int on_log_message(const struct mg_connection *conn, const char *message) {
@@ -134,6 +143,8 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     srv->hub = h;
     srv->ws = ws;
     srv->started_ms = hub_now_ms();
+    config_host_list(cfg, srv->hosts);
+    srv->nhosts = cfg->nhosts;
     struct mg_callbacks callbacks = {0};
     callbacks.http_error = on_http_error;
     callbacks.end_request = on_end_request;

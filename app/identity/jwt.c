@@ -2,7 +2,7 @@
  *
  * The steps run in a fixed order so a refused token says the first thing wrong with it and nothing
  * of an unauthenticated token is believed: size, structure (three strict base64url parts, header and
- * claims JSON objects, bounded nesting, no duplicate members), the header's alg against the key's,
+ * claims strict JSON objects in UTF-8, bounded nesting and member counts, no duplicate members), the header's alg against the key's,
  * crit, the signature, and only then the claims. Decoding uses one stack buffer sized by
  * JWT_MAX_TOKEN; cJSON allocates while parsing and everything is freed before returning. */
 #include "jwt.h"
@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "jsonspan.h"
+#include "utf8.h"
 
 #define JWT_MAX_DEPTH 16        /* nesting of arrays/objects in the header or the claims */
 #define JWT_RSA_MIN_BITS 2048   /* smaller RSA keys are refused when configured */
@@ -279,20 +280,37 @@ static int signature_ok(const struct jwt_verifier *v, const char *input, size_t 
 
 /* ---- JSON ---- */
 
-/* 1 if no two members of obj share a name: parsers differ on which one wins (RFC 7515 4). */
-static int members_unique(const cJSON *obj) {
-    for (const cJSON *a = obj->child; a; a = a->next)
-        for (const cJSON *b = a->next; b; b = b->next)
-            if (strcmp(a->string, b->string) == 0) return 0;
+static int name_order(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* 1 if no two members of obj (at most max_members) share a name: parsers differ on which one wins
+ * (RFC 7515 4). Sorted, so a pair is found in n log n, not n^2. */
+static int members_unique(const cJSON *obj, size_t max_members) {
+    const char *names[JWT_MAX_CLAIMS > JWT_MAX_HEADER_MEMBERS ? JWT_MAX_CLAIMS : JWT_MAX_HEADER_MEMBERS];
+    size_t n = 0;
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        if (n == max_members || n == sizeof names / sizeof *names) return 0;
+        names[n++] = m->string;
+    }
+    qsort(names, n, sizeof *names, name_order);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) return 0;
     return 1;
 }
 
-/* Parses text[0..len) (NUL at text[len]) as one JSON object, or returns NULL. */
-static cJSON *parse_object(const char *text, size_t len) {
-    if (!jsonspan_shape_ok(text, len, JWT_MAX_DEPTH, JSONSPAN_NO_ESCAPED_NUL) || memchr(text, '\0', len)) return NULL;
+/* Parses text[0..len) (NUL at text[len]) as one JSON object of at most max_members members, or returns
+ * NULL. Before cJSON builds a tree, one linear pass each: UTF-8, strict RFC 8259 (cJSON would read
+ * "\uZZZZ" as U+0000, 01 as 1) with the member count, nesting, no \u0000. So a token costs what its
+ * bytes cost, whatever their shape, and nothing of an unauthenticated header is believed loosely. */
+static cJSON *parse_object(const char *text, size_t len, size_t max_members) {
+    size_t members = 0;
+    if (memchr(text, '\0', len) || !utf8_valid((const uint8_t *)text, len) || !jsonspan_strict(text, len, &members) ||
+        members > max_members || !jsonspan_shape_ok(text, len, JWT_MAX_DEPTH, JSONSPAN_NO_ESCAPED_NUL))
+        return NULL;
     const char *end = NULL;
     cJSON *obj = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
-    if (obj && (!cJSON_IsObject(obj) || !members_unique(obj))) {
+    if (obj && (!cJSON_IsObject(obj) || !members_unique(obj, max_members))) {
         cJSON_Delete(obj);
         obj = NULL;
     }
@@ -480,7 +498,7 @@ static enum jwt_error verify_parsed(const struct jwt_verifier *v, const char *to
     enum jwt_error e = check_header(v, header);
     if (e != JWT_OK) return e;
     if (!signature_ok(v, token, p->len[0] + 1 + p->len[1], d->sig, d->sig_len)) return JWT_BAD_SIGNATURE;
-    cJSON *claims = parse_object(d->claims, d->claims_len);
+    cJSON *claims = parse_object(d->claims, d->claims_len, JWT_MAX_CLAIMS);
     e = claims ? check_claims(v, claims, now_s, out) : JWT_MALFORMED;
     cJSON_Delete(claims);
     return e;
@@ -493,7 +511,7 @@ enum jwt_error jwt_verify(const struct jwt_verifier *v, const char *token, size_
     struct parts p;
     static _Thread_local struct decoded d; /* 6 KiB: off the (possibly small) thread stack */
     if (split(token, len, &p) < 0 || decode_parts(token, &p, &d) < 0) return JWT_MALFORMED;
-    cJSON *header = parse_object(d.header, d.header_len);
+    cJSON *header = parse_object(d.header, d.header_len, JWT_MAX_HEADER_MEMBERS);
     enum jwt_error e = header ? verify_parsed(v, token, &p, &d, header, now_s, out) : JWT_MALFORMED;
     cJSON_Delete(header);
     if (e != JWT_OK) jwt_claims_free(out);

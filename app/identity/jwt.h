@@ -19,14 +19,17 @@
 #define JWT_MAX_TOKEN 8192 /* bytes of a compact token; longer ones are refused unread */
 #define JWT_LEEWAY_S 5     /* clock skew allowed on exp and nbf */
 #define JWT_MAX_ROOMS 64   /* entries of a `rooms` claim */
+#define JWT_MAX_HEADER_MEMBERS 32 /* members of the header object (RFC 7515 registers 11) */
+#define JWT_MAX_CLAIMS 128        /* members of the claims object */
 
 /* Why a token was refused. Each has a metric label (jwt_error_names) and a short reason for a 401 or
  * an error message (jwt_error_text). */
 enum jwt_error {
     JWT_OK,
     JWT_TOO_LARGE,      /* over JWT_MAX_TOKEN, or empty */
-    JWT_MALFORMED,      /* not three base64url parts, or header/claims not a JSON object (also: nested
-                         * too deep, duplicate member names, a string with \u0000, nbf/iat present but not a number) */
+    JWT_MALFORMED,      /* not three base64url parts, or header/claims not an RFC 8259 JSON object in
+                         * UTF-8 (also: nested too deep, too many or duplicate member names, a string with
+                         * \u0000, nbf/iat present but not a number) */
     JWT_ALG_NONE,       /* alg "none" (or missing) */
     JWT_ALG_MISMATCH,   /* alg is not the one the configured key implies */
     JWT_CRIT,           /* a "crit" header: no extension is understood */

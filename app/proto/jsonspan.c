@@ -166,8 +166,9 @@ static size_t strict_scalar(const char *s, size_t len, size_t i) {
 }
 
 /* RFC 8259 value at s[i]: the index after it (no trailing whitespace), or 0. A state machine over
- * an explicit stack of open containers (1 = object), so that depth costs no C stack. */
-static size_t strict_value(const char *s, size_t len, size_t i) {
+ * an explicit stack of open containers (1 = object), so that depth costs no C stack. *top (when not
+ * NULL) counts the values directly inside the outermost container: an object's members. */
+static size_t strict_value(const char *s, size_t len, size_t i, size_t *top) {
     uint8_t stack[JSONSPAN_MAX_DEPTH];
     size_t depth = 0;
     enum { VALUE, AFTER_VALUE, KEY } state = VALUE;
@@ -176,6 +177,7 @@ static size_t strict_value(const char *s, size_t len, size_t i) {
         if (i >= len) return 0;
         switch (state) {
         case VALUE:
+            if (depth == 1 && top) (*top)++;
             if (s[i] == '{' || s[i] == '[') {
                 if (depth == JSONSPAN_MAX_DEPTH) return 0;
                 stack[depth++] = s[i] == '{';
@@ -225,7 +227,7 @@ int jsonspan_member(const char *text, size_t len, const char *key, const char **
         if (i >= len || text[i] != ':') return 0;
         i = lenient_ws(text, len, i + 1);
         if (key_equals(text + key_at, key_len, key)) {
-            size_t end = strict_value(text, len, i), next = end ? lenient_ws(text, len, end) : 0;
+            size_t end = strict_value(text, len, i, NULL), next = end ? lenient_ws(text, len, end) : 0;
             if (!end || next >= len || (text[next] != ',' && text[next] != '}')) return -1; /* 01: "0", then 1 */
             *value = text + i;
             *value_len = end - i;
@@ -236,6 +238,13 @@ int jsonspan_member(const char *text, size_t len, const char *key, const char **
         if (i >= len || text[i] != ',') return 0;
         i++;
     }
+}
+
+int jsonspan_strict(const char *text, size_t len, size_t *members) {
+    size_t top = 0, end = strict_value(text, len, 0, &top);
+    if (!end || strict_ws(text, len, end) != len) return 0;
+    if (members) *members = top;
+    return 1;
 }
 
 static int escaped_nul(const char *s, size_t left) {

@@ -21,6 +21,11 @@
  * hand other clients text their parsers refuse. */
 int jsonspan_member(const char *text, size_t len, const char *key, const char **value, size_t *value_len);
 
+/* 1 if text[0, len) is one RFC 8259 value, whitespace around it allowed, else 0. *members (when not
+ * NULL) is set to the number of members (or elements) of the outermost object (or array). The text
+ * must be valid UTF-8 (utf8.h), which this does not check. Linear in len, nesting up to 128 levels. */
+int jsonspan_strict(const char *text, size_t len, size_t *members);
+
 #define JSONSPAN_NO_ESCAPED_NUL 1 /* jsonspan_shape_ok: also refuse \u0000 in a string */
 /* 1 if text nests arrays and objects no deeper than max_depth, strings skipped, else 0: cJSON parses
  * recursively, so deep input is refused before it reaches cJSON. With JSONSPAN_NO_ESCAPED_NUL, also 0

@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -240,6 +241,43 @@ class ApiServerTest(harness.ServerTestCase):
             await expect_quiet(c)
             await self.close_all([c])
         harness.run_async(go())
+
+    def test_invalid_utf8_reaches_nobody(self):
+        """Issue 18: {"data":"\xff"} was answered delivered, and every client then failed with 1007."""
+        async def go():
+            (c,) = await self.users("u8_c")
+            await self.drain(c)
+            for path, body in [("/api/broadcast", b'{"data":"\xff"}'), ("/api/send", b'{"to":"u8_c","data":"a\xc3"}'),
+                               ("/api/publish", b'{"room":"r","data":["\xed\xa0\x80"]}'),
+                               ("/api/broadcast", b'{"data":1,"note":"\xc0\xaf"}')]:
+                with self.subTest(path=path, body=body):
+                    await self.in_thread(self.error, 400, "bad_json", "POST", path, body)
+            await expect_quiet(c)
+            # the connection lives: a valid broadcast still arrives
+            got = await self.in_thread(self.ok, "POST", "/api/broadcast", {"data": "\u00e9"})
+            self.assertGreaterEqual(got["delivered"], 1)
+            self.assertEqual(await recv_json(c), {"type": "message", "from": "@server", "data": "\u00e9"})
+            await self.close_all([c])
+        harness.run_async(go())
+
+    def test_401_and_413_from_the_head_before_any_body(self):
+        """Issue 18: the body was read before the key was checked, so a POST announcing 60000 bytes and
+        sending none held a worker until the request timeout (10 s) and only then got its 401. The head
+        alone decides 401 and 413: each response arrives while the body was never sent, within a wait
+        that is generous (8 s, for sanitizer builds too) but shorter than that timeout."""
+        for auth, length, status in [(None, 60000, 401), ("Bearer wrong", 60000, 401), ("Bearer " + KEY, 70000, 413)]:
+            with self.subTest(auth=auth, length=length):
+                head = "POST /api/broadcast HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n" \
+                       "Content-Length: %d\r\n%s\r\n" % (self.port, length, "Authorization: %s\r\n" % auth if auth else "")
+                with socket.create_connection(("127.0.0.1", self.port), timeout=8) as sock:
+                    sock.sendall(head.encode())
+                    got = b""
+                    while b"\r\n\r\n" not in got:  # each recv bounded by the socket's timeout; no body is ever sent
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            break
+                        got += chunk
+                    self.assertTrue(got.startswith(b"HTTP/1.1 %d " % status), got[:200])
 
     # ---- broadcast and publish
 

@@ -6,6 +6,7 @@ One redis-server and three nodes for the whole class; each test uses its own use
 
 import asyncio
 import json
+import socket
 import unittest
 
 from clusterkit import Cluster, wait_users
@@ -33,6 +34,22 @@ async def expect_no_message(ws, about=None, wait=None):
             raise AssertionError("unexpected message: %r" % (m,))
 
 
+def redis_publish(port, channel, payload):
+    """PUBLISH through a raw RESP connection, as any Redis client could; returns the receiver count."""
+    parts = [b"PUBLISH", channel.encode(), payload]
+    cmd = b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+    with socket.create_connection(("127.0.0.1", port), timeout=RECV_TIMEOUT) as sock:
+        sock.sendall(cmd)
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = sock.recv(64)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b":"), reply
+    return int(reply[1:])
+
+
 class ClusterTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -52,6 +69,23 @@ class ClusterTest(unittest.TestCase):
     async def visible_everywhere(self, *names):
         for port in self.ports:
             await wait_users(port, names)
+
+    def test_invalid_utf8_from_redis_reaches_nobody(self):
+        """Issue 18: whatever a Redis client publishes on the cluster's channels, a text frame carries
+        UTF-8 only; a delivery that is not UTF-8 is ignored, and the clients stay connected and served."""
+        async def go():
+            ws, _ = await open_router(self.ports[0], "sb_utf8")
+            await self.visible_everywhere("sb_utf8")
+            channel = self.cluster.prefix + ".all"
+            head = b"B 0 evil\n"
+            for bad in (b'{"type":"message","from":"@server","data":"\xff"}', b'"\xc3"', b'"\xed\xa0\x80"'):
+                self.assertGreaterEqual(redis_publish(self.cluster.redis.port, channel, head + bad), 1)
+            good = {"type": "message", "from": "@server", "data": "after"}
+            redis_publish(self.cluster.redis.port, channel, head + json.dumps(good).encode())
+            m, _ = await recv_until(ws, lambda m: m.get("type") == "message")
+            self.assertEqual(m, good)  # the first message to arrive: the bad ones never did
+            await ws.close()
+        run_async(go())
 
     def test_send_both_ways(self):
         async def go():

@@ -153,6 +153,58 @@ class AllowAnyOriginTest(harness.ServerTestCase):
                 self.assertEqual(resp.status, 101, resp)
 
 
+class AllowedHostsTest(harness.ServerTestCase):
+    """--allowed-hosts against DNS rebinding (issue 18): a page at http://rebind.evil.example:PORT whose
+    name now resolves to this server sends Host: rebind.evil.example:PORT and a matching Origin, which
+    the Origin check takes for same-origin. Only a listed Host is answered: anything else gets 421,
+    WebSocket upgrade or plain HTTP."""
+    server_args = ["--allowed-hosts", "127.0.0.1,localhost"]
+
+    def rebind(self):
+        return "rebind.evil.example:%d" % self.port
+
+    def test_rebound_name_gets_421_at_the_handshake(self):
+        resp, _, _ = harness.raw_handshake(self.port, "/ws?user=victim", host=self.rebind(),
+                                           origin="http://" + self.rebind())
+        assert_refused(self, resp, 421)
+
+    def test_rebound_name_gets_421_over_http(self):
+        for path in ("/", "/healthz", "/auth", "/nothere"):
+            with self.subTest(path=path):
+                resp = harness.raw_http(self.port, ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                                                    % (path, self.rebind())).encode())
+                self.assertEqual(resp.status, 421, resp)
+
+    def test_no_host_gets_421(self):
+        resp = harness.raw_http(self.port, b"GET / HTTP/1.0\r\n\r\n")
+        self.assertEqual(resp.status, 421, resp)
+
+    def test_listed_hosts_answered(self):
+        resp, sock, _ = harness.raw_handshake(self.port, "/ws", host="localhost:%d" % self.port,
+                                              origin="http://localhost:%d" % self.port)
+        if sock:
+            sock.close()
+        self.assertEqual(resp.status, 101, resp)
+        resp = harness.raw_http(self.port, ("GET /healthz HTTP/1.1\r\nHost: LOCALHOST:%d\r\nConnection: close\r\n\r\n"
+                                            % self.port).encode())
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(self.server.get("/").status, 200)  # Host: 127.0.0.1:PORT
+
+    def test_refusals_counted(self):
+        before = self.server.metrics().get("switchboard_handshakes_rejected_total", reason="host")
+        harness.raw_handshake(self.port, "/ws", host=self.rebind())
+        self.assertEqual(self.server.metrics().get("switchboard_handshakes_rejected_total", reason="host"), before + 1)
+
+
+class AllowedHostsEnvTest(harness.ServerTestCase):
+    server_env = {"SWITCHBOARD_ALLOWED_HOSTS": "127.0.0.1"}
+
+    def test_from_the_environment(self):
+        resp, _, _ = harness.raw_handshake(self.port, "/ws", host="localhost:%d" % self.port)
+        assert_refused(self, resp, 421)
+        self.assertEqual(self.server.get("/healthz").status, 200)
+
+
 class SubprotocolTest(harness.ServerTestCase):
     def test_echo_protocol(self):
         async def go():

@@ -110,6 +110,26 @@ class LoggingTest(harness.FreshServerMixin, unittest.TestCase):
         self.assertGreater(seen, 0, "no request lines found:\n%s" % srv.stderr_tail())
         self.assertEqual(bad, [], "request lines with a status that is not an HTTP status")
 
+    def test_control_characters_cannot_forge_lines(self):
+        # Issue 18: the decoded path went into the request log as is, so %0a wrote a second, well-formed
+        # line ("ws open conn-99 user=admin"), %0d a raw CR and %1b a terminal escape. One request is one
+        # line, with those characters escaped (\r, \n, \x1b).
+        srv = self.start_server(["--log-level", "debug"])
+        probe = "forge-%s" % os.urandom(4).hex()
+        forged = "%0d%0a2026-12-07T11:00:00.000Z%20info%20%20ws%20open%20conn-99%20user=admin%1b[2J"
+        r = harness.raw_http(srv.port, ("GET /%s%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n"
+                                        % (probe, forged, srv.port)).encode())
+        self.assertEqual(r.status, 404)
+        lines = wait_for_lines(srv, lambda l: probe in l)
+        time.sleep(0.3 * SLOW)
+        text = srv.stderr_text()
+        self.assertEqual([l for l in text.splitlines() if probe in l or "user=admin" in l], lines,
+                         "one line expected for the request, and no forged one:\n%s" % srv.stderr_tail())
+        self.assertEqual(len(lines), 1, srv.stderr_tail())
+        self.assertIn("%s\\r\\n2026-12-07T11:00:00.000Z info  ws open conn-99 user=admin\\x1b[2J 404" % probe, lines[0])
+        self.assertNotIn("\r", text)
+        self.assertNotIn("\x1b", text)
+
     def test_log_level_error_is_quiet(self):
         srv = self.start_server(["--log-level", "error"])
         probe = "/quiet-probe-%s" % os.urandom(4).hex()

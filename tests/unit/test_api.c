@@ -142,6 +142,12 @@ static void test_bodies(void) {
     EXPECT_PARSE("POST", "/api/broadcast", AUTH, "{}", 400, "bad_request");
     EXPECT_PARSE("POST", "/api/broadcast", AUTH, "{\"data\":01}", 400, "bad_json");
     EXPECT_PARSE("POST", "/api/broadcast", AUTH, " {\"data\":1}\r\n", 0, "");
+    /* UTF-8 only (issue 18): a lone 0xFF, a cut sequence, a surrogate, an overlong, even outside data */
+    EXPECT_PARSE("POST", "/api/broadcast", AUTH, "{\"data\":\"\xff\"}", 400, "bad_json");
+    EXPECT_PARSE("POST", "/api/send", AUTH, "{\"to\":\"bob\",\"data\":\"a\xc3\"}", 400, "bad_json");
+    EXPECT_PARSE("POST", "/api/publish", AUTH, "{\"room\":\"r\",\"data\":\"\xed\xa0\x80\"}", 400, "bad_json");
+    EXPECT_PARSE("POST", "/api/broadcast", AUTH, "{\"data\":1,\"x\":\"\xc0\xaf\"}", 400, "bad_json");
+    EXPECT_PARSE("POST", "/api/broadcast", AUTH, "{\"data\":\"\xc3\xa9\xf0\x9f\x98\x80\"}", 0, "");
     char deep[200];
     memset(deep, '[', 65);
     memset(deep + 65, ']', 65);
@@ -215,12 +221,48 @@ static void test_publish_and_disconnect_parse(void) {
     free(owned);
 }
 
+/* A body reader that counts its calls and hands over `body`. */
+struct counted_read {
+    int calls;
+    const char *body;
+};
+
+static void counted_reader(void *ctx, struct api_http *r) {
+    struct counted_read *c = ctx;
+    c->calls++;
+    r->body = c->body;
+    r->body_len = strlen(c->body);
+}
+
+/* The head decides 401, 404, 405 and an announced 413 before the body is read (issue 18: the body was
+ * read first, so a caller without the key held a worker with a body it never sent). */
+static void test_head_before_body(void) {
+    static const struct {
+        const char *method, *path, *auth;
+        int too_large, status, reads;
+    } cases[] = {
+        {"POST", "/api/broadcast", NULL, 0, 401, 0},  {"POST", "/api/broadcast", "Bearer x", 1, 401, 0},
+        {"POST", "/api/nowhere", AUTH, 0, 404, 0},    {"PUT", "/api/broadcast", AUTH, 0, 405, 0},
+        {"POST", "/api/broadcast", AUTH, 1, 413, 0},  {"GET", "/api/users", AUTH, 0, 200, 0},
+        {"POST", "/api/broadcast", AUTH, 0, 200, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct api_http r = {cases[i].method, cases[i].path, cases[i].auth, NULL, 0, cases[i].too_large, 65536};
+        struct counted_read c = {0, "{\"data\":1}"};
+        struct api_response resp;
+        api_handle(w.hub, KEY, &r, counted_reader, &c, &resp);
+        CHECK_EQ_INT(resp.status, cases[i].status);
+        CHECK_EQ_INT(c.calls, cases[i].reads);
+        api_response_free(&resp);
+    }
+}
+
 /* api_handle's response body for a request; the status into *status. Free the result. */
 static char *handle(const char *method, const char *path, const char *body, int *status) {
     char *owned;
     struct api_http r = req(method, path, AUTH, body, &owned);
     struct api_response resp;
-    api_handle(w.hub, KEY, &r, &resp);
+    api_handle(w.hub, KEY, &r, NULL, NULL, &resp);
     free(owned);
     *status = resp.status;
     return resp.body;
@@ -280,6 +322,14 @@ static void test_calls_on_the_hub(void) {
     EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"bob\"}", 200, "{\"closed\":0}"); /* already closing */
     EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"nobody\"}", 200, "{\"closed\":0}");
     EXPECT_NONE(&alice);
+
+    test_head_before_body();
+    for (int i = 0; i < 5; i++) drain(all[i]);
+    /* text frames carry UTF-8 only: a body that is not UTF-8 is bad_json, and delivers nothing */
+    EXPECT_HANDLE("POST", "/api/broadcast", "{\"data\":\"\xff\"}", 400,
+                  "{\"error\":{\"code\":\"bad_json\",\"message\":\"the body is not UTF-8\"}}");
+    EXPECT_NONE(&alice);
+    EXPECT_NONE(&anon);
 
     for (int i = 4; i >= 0; i--) peer_close(&w, all[i], 1);
     world_stop(&w);

@@ -41,6 +41,12 @@ static void test_kinds(void) {
     CHECK_EQ_INT(parse("B 0 n\n", &m), -1);    /* a delivery needs a body */
     CHECK_EQ_INT(parse("J 5 n\nbob\nx", &m), -1); /* presence has none */
     CHECK_EQ_INT(parse("S 5 n\nx", &m), -1);
+    /* a delivery's body becomes a text frame: anything that is not UTF-8 is refused (issue 18), or
+     * every receiving client would fail its connection with 1007 */
+    CHECK_EQ_INT(parse("B 0 n\n\"\xc3\xa9\"", &m), 0);
+    CHECK_EQ_INT(parse("B 0 n\n\"\xff\"", &m), -1);
+    CHECK_EQ_INT(parse("U 0 n\nalice\n\"a\xc3\"", &m), -1);
+    CHECK_EQ_INT(parse("R 0 n\nlobby\n\"\xed\xa0\x80\"", &m), -1);
 }
 
 static void test_malformed(void) {

@@ -16,7 +16,7 @@ static const char *const env_names[] = {
     "SWITCHBOARD_MAX_CONNECTIONS", "SWITCHBOARD_OUTBOX", "SWITCHBOARD_PING_INTERVAL", "SWITCHBOARD_RATE_LIMIT",
     "SWITCHBOARD_MAX_PER_IP", "SWITCHBOARD_THREADS", "SWITCHBOARD_PRESENCE", "SWITCHBOARD_LOG_LEVEL",
     "SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_JWT_SECRET_FILE", "SWITCHBOARD_JWT_PUBLIC_KEY", "SWITCHBOARD_JWT_AUDIENCE",
-    "SWITCHBOARD_JWT_ISSUER",
+    "SWITCHBOARD_JWT_ISSUER", "SWITCHBOARD_ALLOWED_HOSTS",
 };
 
 static void clear_env(void) {
@@ -344,6 +344,47 @@ static void test_usage_text(void) {
     CHECK(strstr(text, "SWITCHBOARD_ALLOW_ORIGINS") != NULL);
 }
 
+/* --allowed-hosts (issue 18): the names this server answers for, against DNS rebinding. */
+static void test_allowed_hosts(void) {
+    CHECK_EQ_INT(LOAD_NONE(), CONFIG_RUN);
+    CHECK_EQ_INT(cfg.nhosts, 0);
+    CHECK_EQ_INT(LOAD("--allowed-hosts", "localhost, chat.example.com:8443", "--allowed-hosts", "[::1]"), CONFIG_RUN);
+    CHECK_EQ_INT(cfg.nhosts, 3);
+    CHECK_EQ_STR(cfg.allowed_hosts[0], "localhost");
+    CHECK_EQ_STR(cfg.allowed_hosts[1], "chat.example.com:8443");
+    CHECK_EQ_STR(cfg.allowed_hosts[2], "[::1]");
+    const char *list[CONFIG_MAX_HOSTS];
+    config_host_list(&cfg, list);
+    CHECK(list[0] == cfg.allowed_hosts[0] && list[2] == cfg.allowed_hosts[2]);
+    setenv("SWITCHBOARD_ALLOWED_HOSTS", "a.example,b.example:1", 1);
+    CHECK_EQ_INT(LOAD_NONE(), CONFIG_RUN);
+    CHECK_EQ_INT(cfg.nhosts, 2);
+    CHECK_EQ_INT(LOAD("--allowed-hosts", "flag.example"), CONFIG_RUN); /* the flag replaces the variable's list */
+    CHECK_EQ_INT(cfg.nhosts, 1);
+    CHECK_EQ_STR(cfg.allowed_hosts[0], "flag.example");
+    setenv("SWITCHBOARD_ALLOWED_HOSTS", "http://nope", 1);
+    CHECK_EQ_INT(LOAD_NONE(), CONFIG_EXIT_USAGE);
+    CHECK(strstr(err_text, "SWITCHBOARD_ALLOWED_HOSTS") != NULL);
+    clear_env();
+    BAD("--allowed-hosts", "a b");
+    BAD("--allowed-hosts", "*");
+    BAD("--allowed-hosts", "host:0x");
+}
+
+/* The warning at start: open mode (no key) reachable beyond loopback without --allowed-hosts. */
+static void test_loopback_only(void) {
+    CHECK_EQ_INT(LOAD("--port", "127.0.0.1:8080"), CONFIG_RUN);
+    CHECK(config_loopback_only(&cfg));
+    CHECK_EQ_INT(LOAD("--port", "127.1.2.3:8080"), CONFIG_RUN);
+    CHECK(config_loopback_only(&cfg));
+    CHECK_EQ_INT(LOAD("--port", "8080"), CONFIG_RUN); /* every interface */
+    CHECK(!config_loopback_only(&cfg));
+    CHECK_EQ_INT(LOAD("--port", "0.0.0.0:8080"), CONFIG_RUN);
+    CHECK(!config_loopback_only(&cfg));
+    CHECK_EQ_INT(LOAD("--port", "10.0.0.7:8080"), CONFIG_RUN);
+    CHECK(!config_loopback_only(&cfg));
+}
+
 int main(void) {
     clear_env();
     test_defaults();
@@ -358,5 +399,7 @@ int main(void) {
     test_healthcheck();
     test_usage_text();
     test_jwt_settings();
+    test_allowed_hosts();
+    test_loopback_only();
     return check_done();
 }

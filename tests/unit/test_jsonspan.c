@@ -125,6 +125,27 @@ static void test_shape(void) {
 }
 
 /* Every prefix of a message: no read past the end, and a value not yet followed by , or } is never found. */
+/* jsonspan_strict: a whole text as one RFC 8259 value, with the outermost container's member count. */
+static int strict(const char *text, size_t *members) { return jsonspan_strict(text, strlen(text), members); }
+
+static void test_strict_text(void) {
+    size_t n = 99;
+    CHECK(strict(" {\"a\":1, \"b\":{\"c\":[1,2,3]},\"d\":[]}\r\n", &n) && n == 3);
+    CHECK(strict("{}", &n) && n == 0);
+    CHECK(strict("[1,[2,3],{\"x\":4}]", &n) && n == 3);
+    CHECK(strict("\"\\u00e9\"", &n) && n == 0);
+    CHECK(strict("{\"a\":1}", NULL));
+    CHECK(!strict("{\"a\":\"\\uZZZZ\"}", &n)); /* cJSON reads it as U+0000 */
+    CHECK(!strict("{\"a\":\"\\u00\"}", &n));
+    CHECK(!strict("{\"a\":01}", &n));
+    CHECK(!strict("{\"a\":1} x", &n));
+    CHECK(!strict("{\"a\":1}{}", &n));
+    CHECK(!strict("\x01{\"a\":1}", &n)); /* cJSON's whitespace, not RFC 8259's */
+    CHECK(!strict("{\"a\":\"t\tb\"}", &n));
+    CHECK(!strict("", &n));
+    CHECK(!strict("{\"a\" 1}", &n));
+}
+
 static void test_prefixes(void) {
     const char *full = "{\"type\":\"send\",\"d\\u0061ta\":{\"k\":[1,\"x\\\"y\",null]},\"to\":\"bob\"}";
     size_t len = strlen(full), value_end = strlen("{\"type\":\"send\",\"d\\u0061ta\":{\"k\":[1,\"x\\\"y\",null]}");
@@ -143,5 +164,6 @@ int main(void) {
     test_depth();
     test_shape();
     test_prefixes();
+    test_strict_text();
     return check_done();
 }

@@ -244,6 +244,55 @@ static void test_refusals_structure(void) {
     jwt_verifier_free(v);
 }
 
+/* n distinct two-character members "XY":0 after the given prefix, closed: {PREFIX,"aa":0,...}. */
+static const char *with_members(const char *prefix, int n) {
+    static char text[JWT_MAX_TOKEN];
+    static const char a[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    size_t len = (size_t)snprintf(text, sizeof text, "{%s", prefix);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, ",\"%c%c\":0", a[i / 62], a[i % 62]);
+    snprintf(text + len, sizeof text - len, "}");
+    return text;
+}
+
+/* Members are bounded before cJSON builds its tree, and duplicates found by sorting: a header of
+ * 875 short members once cost a quadratic comparison before alg or the signature was looked at. */
+static void test_member_bounds(void) {
+    struct jwt_verifier *v = verifier(secret, strlen(secret), NULL, NULL, NULL);
+    static char header[JWT_MAX_TOKEN];
+    snprintf(header, sizeof header, "%s", with_members("\"alg\":\"HS256\"", JWT_MAX_HEADER_MEMBERS - 1));
+    CHECK_EQ_INT(verify(v, hs(header, GOOD, secret, strlen(secret))), JWT_OK);
+    snprintf(header, sizeof header, "%s", with_members("\"alg\":\"HS256\"", JWT_MAX_HEADER_MEMBERS));
+    CHECK_EQ_INT(verify(v, hs(header, GOOD, secret, strlen(secret))), JWT_MALFORMED);
+    snprintf(header, sizeof header, "%s", with_members("\"alg\":\"HS256\"", 860)); /* issue 18's shape, as many as fit */
+    CHECK(strlen(hs(header, GOOD, secret, strlen(secret))) <= JWT_MAX_TOKEN);
+    CHECK_EQ_INT(verify(v, tok), JWT_MALFORMED);
+    const char *claims = "\"sub\":\"alice\",\"exp\":1700000100";
+    CHECK_EQ_INT(verify(v, hsc(with_members(claims, JWT_MAX_CLAIMS - 2))), JWT_OK);
+    CHECK_EQ_INT(verify(v, hsc(with_members(claims, JWT_MAX_CLAIMS - 1))), JWT_MALFORMED);
+    /* a duplicate is still found when the members are many and the pair far apart */
+    snprintf(header, sizeof header, "%s", with_members("\"alg\":\"HS256\",\"zz\":1", JWT_MAX_HEADER_MEMBERS - 3));
+    snprintf(header + strlen(header) - 1, sizeof header - strlen(header) + 1, ",\"zz\":2}");
+    CHECK_EQ_INT(verify(v, hs(header, GOOD, secret, strlen(secret))), JWT_MALFORMED);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\",\"a\":1,\"b\":2,\"c\":3,\"exp\":1700000100,\"b\":4}")), JWT_MALFORMED);
+    jwt_verifier_free(v);
+}
+
+/* Claims are RFC 8259 JSON in UTF-8, not what cJSON's lenient parser takes: cJSON reads "\uZZZZ" as
+ * U+0000, which cut "alice\uZZZZ" to alice. */
+static void test_claims_strict_json(void) {
+    struct jwt_verifier *v = verifier(secret, strlen(secret), NULL, NULL, NULL);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\\uZZZZ\",\"exp\":1700000100}")), JWT_MALFORMED);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\\u00\",\"exp\":1700000100}")), JWT_MALFORMED);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\",\"exp\":1700000100,\"x\":\"\\q\"}")), JWT_MALFORMED);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\",\"exp\":1700000100,\"x\":01}")), JWT_MALFORMED);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\",\"exp\":1700000100,\"x\":\"a\tb\"}")), JWT_MALFORMED);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\",\"exp\":1700000100,\"x\":\"\xff\"}")), JWT_MALFORMED);
+    CHECK_EQ_INT(verify(v, hsc("{\"sub\":\"alice\",\"exp\":1700000100,\"x\":\"\xc3\xa9\\u00e9\"}")), JWT_OK);
+    CHECK_EQ_INT(verify(v, hs("{\"alg\":\"HS256\",\"kid\":\"\\uZZZZ\"}", GOOD, secret, strlen(secret))), JWT_MALFORMED);
+    jwt_verifier_free(v);
+}
+
 static void test_refusals_header(void) {
     struct jwt_verifier *v = verifier(secret, strlen(secret), NULL, NULL, NULL);
     struct jwt_verifier *rs = verifier(NULL, 0, a2_pem, NULL, NULL);
@@ -499,6 +548,8 @@ int main(void) {
     test_refusals_structure();
     test_refusals_header();
     test_refusals_claims();
+    test_member_bounds();
+    test_claims_strict_json();
     test_rooms();
     test_permission_claims();
     test_mint();

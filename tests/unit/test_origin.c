@@ -102,6 +102,44 @@ static void test_allow_any(void) {
     CHECK(!origin_allowed("http://evil.example", "localhost:8080", any, 1));
 }
 
+/* --allowed-hosts (issue 18): a page on a name that rebinds to this server's address sends its own name
+ * in Host and a matching Origin, so the Origin check passes; only the Host tells. */
+static void test_allowed_hosts(void) {
+    const char *hosts[] = {"localhost", "127.0.0.1", "chat.example.com:8443", "[::1]"};
+    CHECK(origin_host_allowed("rebind.evil.example:8080", hosts, 0)); /* not configured: every host */
+    CHECK(origin_host_allowed(NULL, hosts, 0));
+    CHECK(origin_host_allowed("localhost:8080", hosts, 4));            /* an entry without a port: any port */
+    CHECK(origin_host_allowed("localhost", hosts, 4));
+    CHECK(origin_host_allowed("LocalHost:1", hosts, 4));
+    CHECK(origin_host_allowed("127.0.0.1:8080", hosts, 4));
+    CHECK(origin_host_allowed("chat.example.com:8443", hosts, 4));     /* with a port: that port only */
+    CHECK(!origin_host_allowed("chat.example.com:443", hosts, 4));
+    CHECK(!origin_host_allowed("chat.example.com", hosts, 4));
+    CHECK(origin_host_allowed("[::1]:8080", hosts, 4));
+    CHECK(!origin_host_allowed("rebind.evil.example:8080", hosts, 4));
+    CHECK(!origin_host_allowed("localhost.evil.example", hosts, 4));
+    CHECK(!origin_host_allowed("evil.localhost", hosts, 4));
+    CHECK(!origin_host_allowed("127.0.0.1.nip.io:8080", hosts, 4));
+    CHECK(!origin_host_allowed("localhost.", hosts, 4));
+    CHECK(!origin_host_allowed(NULL, hosts, 4));                      /* no Host: no name to trust */
+    CHECK(!origin_host_allowed("", hosts, 4));
+    CHECK(!origin_host_allowed("localhost:", hosts, 4));
+    CHECK(!origin_host_allowed("localhost:80x", hosts, 4));
+    CHECK(!origin_host_allowed("localhost:8080", hosts + 1, 3));       /* nhosts bounds the list */
+    /* what --allowed-hosts takes */
+    CHECK(origin_host_entry_valid("localhost"));
+    CHECK(origin_host_entry_valid("chat.example.com:8443"));
+    CHECK(origin_host_entry_valid("[::1]:80"));
+    CHECK(origin_host_entry_valid("10.0.0.7"));
+    CHECK(!origin_host_entry_valid(""));
+    CHECK(!origin_host_entry_valid("http://chat.example.com"));
+    CHECK(!origin_host_entry_valid("a b"));
+    CHECK(!origin_host_entry_valid("a:99999"));
+    CHECK(!origin_host_entry_valid("a:"));
+    CHECK(!origin_host_entry_valid("[::1"));
+    CHECK(!origin_host_entry_valid("*"));
+}
+
 int main(void) {
     test_no_origin();
     test_same_host_port();
@@ -111,5 +149,6 @@ int main(void) {
     test_malformed();
     test_allow_list();
     test_allow_any();
+    test_allowed_hosts();
     return check_done();
 }
