@@ -26,6 +26,9 @@ RUN apt-get update \
       --shell /usr/sbin/nologin switchboard
 COPY --from=build /src/build/switchboard /usr/local/bin/switchboard
 COPY www/ /usr/share/switchboard/www/
+# www/js/switchboard-client.js is a link to the client library (clients/js), left out of the context
+# (.dockerignore): the file itself here
+COPY clients/js/index.js /usr/share/switchboard/www/js/switchboard-client.js
 
 # Container defaults: listen on every interface of the container (port 8080), serve the bundled page.
 # The other variables keep the server's own defaults unless set:

@@ -38,6 +38,9 @@ struct config {
     long threads;                /* event loops; 0 = one per CPU */
     long http_threads;           /* CivetWeb's worker pool; config_load resolves 0 (two per CPU) */
     int presence;                /* presence events and user lists */
+    long history_size;           /* messages kept per stream for recovery (history.h); 0 = off */
+    long history_ttl;            /* seconds a kept message and an idle stream last */
+    long history_memory;         /* bytes of history in all streams */
     enum sb_log_level log_level;
     char redis[CONFIG_TEXT_MAX]; /* redis://... : run as a node of a cluster; "" = alone */
     char redis_prefix[65];       /* key and channel prefix in Redis */

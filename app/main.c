@@ -104,7 +104,11 @@ static const char *hosts[CONFIG_MAX_HOSTS];
 static int app_start(struct app *a, const struct config *cfg) {
     config_origin_list(cfg, origins);
     config_host_list(cfg, hosts);
-    struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000, cfg->max_rooms, cfg->max_user_conns};
+    /* History is this node's own: with --redis a client may come back on another node, so recovery
+     * would answer from the wrong history; off there until it lives in Redis. */
+    struct history_options history = {cfg->redis[0] ? 0 : cfg->history_size, cfg->history_ttl * 1000, (size_t)cfg->history_memory};
+    struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000, cfg->max_rooms, cfg->max_user_conns, history};
+    if (cfg->redis[0] && cfg->history_size) log_info("history and recovery are off with --redis (this version keeps them per node)");
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
                                cfg->max_per_ip, origins, cfg->nallow, hosts, cfg->nhosts, NULL};
     char err[256] = "";

@@ -46,20 +46,24 @@ static struct hub *hub;
 
 /* Makes the hub on the first call; later calls find it made. */
 static inline void start_once(void) {
-    static struct hub_options opt = {1, 20000, 0, 0};
+    static struct hub_options opt = {1, 20000, 0, 0, {8, 120000, 1 << 20}}; /* history: recovery fields parsed */
     if (hub) return;
     ob = outbox_new(&peer_io);
     hub = hub_new(ob, &opt);
 }
 
-/* Initialises p as ws.c does (user NULL = anonymous), registers it and joins `room` unless NULL. */
-static inline void peer_open(struct peer *p, const char *user, const char *room) {
+/* Initialises p as ws.c does (user NULL = anonymous; positions: protocol 2, docs/PROTOCOL.md
+ * "Recovery"), registers it and joins `room` unless NULL. */
+static inline void peer_open_as(struct peer *p, const char *user, const char *room, int positions) {
     memset(p, 0, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
     hub_conn_init(hub, &p->c, user, 0, p, 1 << 20);
+    p->c.positions = positions;
     FUZZ_CHECK(hub_add(hub, &p->c) == HUB_OK);
     if (room) FUZZ_CHECK(hub_join(hub, &p->c, room) == HUB_OK);
 }
+
+static inline void peer_open(struct peer *p, const char *user, const char *room) { peer_open_as(p, user, room, 0); }
 
 /* Tears p down in the order ws.c ends a connection: detach the queue, leave the hub, free. */
 static inline void peer_close(struct peer *p) {

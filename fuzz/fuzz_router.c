@@ -1,7 +1,8 @@
 /* fuzz_router: one client text message through the JSON router (app/proto/router.c) and the hub.
  *
  * Each input is one message from "alice" to a hub that also holds "bob" (two connections) and an
- * anonymous connection, each with an in-memory sink that takes every byte: no batch is open, so the
+ * anonymous connection; alice and one of bob's speak protocol 2 (stream positions, joins that recover
+ * from a `since`, over a history of 8 messages per stream that lasts across inputs), each with an in-memory sink that takes every byte: no batch is open, so the
  * real outbox writes each delivery into it before the push returns. Checked after each message,
  * beside ASan/UBSan's own checks:
  *  - alice hears back (a reply, an ack or an error) unless the message was a successful send,
@@ -52,9 +53,9 @@ static int may_be_silent(const uint8_t *data, size_t size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct peer alice, bob, bob2, anon;
     start_once();
-    peer_open(&alice, "alice", NULL);
+    peer_open_as(&alice, "alice", NULL, 1);
     peer_open(&bob, "bob", NULL);
-    peer_open(&bob2, "bob", NULL);
+    peer_open_as(&bob2, "bob", NULL, 1);
     peer_open(&anon, NULL, NULL);
     struct peer *all[] = {&alice, &bob, &bob2, &anon};
     size_t seen[4];

@@ -181,6 +181,10 @@ def router_seeds():
         "nul-escape": '{"type":"send","to":"bob","data":"a\\u0000b","id":1}',
         "empty": "",
         "nul-after": '{"type":"ping"}\x00',
+        "join-since-bad": '{"type":"join","room":"lobby","since":{"epoch":"AbCd1234","offset":-2},"id":1}',
+        "join-since-ok": '{"type":"join","room":"lobby","since":{"epoch":"AbCd1234","offset":0},"id":1}',
+        "hello-since-array": '{"type":"hello","user":"zed","since":[{"epoch":"AbCd1234","offset":1}]}',
+        "hello-since-ok": '{"type":"hello","user":"zed","since":{"user":{"epoch":"AbCd1234","offset":0},"broadcast":{"epoch":"AbCd1234","offset":0}}}',
     }
     for name, text in extra.items():
         write("router", name, text)
@@ -218,6 +222,28 @@ def names_seeds():
     }
     for name, (cap, key, q) in s.items():
         write("names", name, bytes([cap - 1, key]) + q)
+
+
+# ---- since: byte 0 even = a handshake query, odd = JSON ----
+def since_seeds():
+    q = {
+        "query-both": "v=2&user=a&since_user=AbCd1234:17&since_broadcast=Zz9Zz9Zz:0",
+        "query-v1": "v=1&since_user=AbCd1234:1", "query-v3": "v=3", "query-v-empty": "v=",
+        "query-no-colon": "v=2&since_user=AbCd1234", "query-short-epoch": "v=2&since_user=Ab:1",
+        "query-big-offset": "v=2&since_user=AbCd1234:9007199254740993", "query-neg": "v=2&since_user=AbCd1234:-1",
+        "query-escaped": "v=2&since_user=AbCd1234%3A5", "query-empty-offset": "v=2&since_broadcast=AbCd1234:",
+    }
+    j = {
+        "json-both": '{"user":{"epoch":"AbCd1234","offset":3},"broadcast":{"epoch":"Zz9Zz9Zz","offset":0}}',
+        "json-pos": '{"epoch":"AbCd1234","offset":9007199254740992}', "json-float": '{"epoch":"AbCd1234","offset":1.5}',
+        "json-neg": '{"epoch":"AbCd1234","offset":-1}', "json-string-offset": '{"epoch":"AbCd1234","offset":"1"}',
+        "json-bad-epoch": '{"user":{"epoch":"AbCd12!4","offset":1}}', "json-not-object": '{"user":7}',
+        "json-array": "[1,2]", "json-huge": '{"epoch":"AbCd1234","offset":1e300}',
+    }
+    for name, text in q.items():
+        write("since", name, b"\x00" + text.encode())
+    for name, text in j.items():
+        write("since", name, b"\x01" + text.encode())
 
 
 # ---- config: argv words separated by NUL ----
@@ -433,7 +459,7 @@ def api_seeds():
 GENERATORS = {  # target -> what writes its seeds
     "assembler": assembler_seeds, "utf8": utf8_seeds, "router": router_seeds, "origin": origin_seeds,
     "names": names_seeds, "config": config_seeds, "wsframe": wsframe_seeds, "jsonspan": jsonspan_seeds,
-    "jwt": jwt_seeds, "api": api_seeds,
+    "jwt": jwt_seeds, "api": api_seeds, "since": since_seeds,
 }
 
 

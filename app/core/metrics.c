@@ -35,6 +35,11 @@ static const struct {
                                "connections or hellos refused by --max-user-connections"},
     [M_PERMISSION_REFUSALS] = {"switchboard_permission_refusals_total",
                                "Client commands refused by the allow or send_to permissions"},
+    [M_HISTORY_RECOVERED] = {"switchboard_history_recovered_total",
+                             "Streams a reconnecting client asked to recover and got whole"},
+    [M_HISTORY_NOT_RECOVERED] = {"switchboard_history_not_recovered_total",
+                                 "Streams a client asked to recover that history no longer held (recovered false)"},
+    [M_HISTORY_REPLAYED] = {"switchboard_history_replayed_total", "Messages sent again by recoveries"},
     [M_CLUSTER_PUBLISHES] = {"switchboard_cluster_publishes_total", "Messages and presence changes published to Redis"},
     [M_CLUSTER_MESSAGES_IN] = {"switchboard_cluster_messages_in_total", "Messages received from other nodes through Redis"},
     [M_CLUSTER_PRESENCE_OUT] = {"switchboard_cluster_presence_out_total",
@@ -187,6 +192,10 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
     put_gauge(&o, "switchboard_users_online", "Distinct users with a connection", (double)g->users_online);
     put_gauge(&o, "switchboard_rooms", "Rooms with at least one member", (double)g->rooms);
     put_gauge(&o, "switchboard_outbox_bytes", "Bytes queued in all outboxes", (double)g->outbox_bytes);
+    put_gauge(&o, "switchboard_history_streams", "Streams with a history (--history-size)", (double)g->history_streams);
+    put_gauge(&o, "switchboard_history_bytes", "Bytes of messages kept in history, with each stream's fixed cost "
+              "(--history-memory)", (double)g->history_bytes);
+    put_gauge(&o, "switchboard_history_messages", "Messages kept in history", (double)g->history_messages);
     put_gauge(&o, "switchboard_uptime_seconds", "Seconds since start", uptime_s);
     put_gauge(&o, "switchboard_connections_limit", "WebSockets the server accepts at once (--max-connections, "
               "bounded by the open-file limit)", (double)limit_connections);

@@ -24,6 +24,9 @@ enum metric {
     M_ROOM_LIMIT_REFUSALS,
     M_USER_LIMIT_REFUSALS,
     M_PERMISSION_REFUSALS, /* client commands refused by allow / send_to (perms.h) */
+    M_HISTORY_RECOVERED,   /* recovery (history.h): streams recovered whole, or not */
+    M_HISTORY_NOT_RECOVERED,
+    M_HISTORY_REPLAYED,    /* messages sent again by a recovery */
     M_CLUSTER_PUBLISHES,   /* the cluster ones are rendered only with --redis */
     M_CLUSTER_MESSAGES_IN,
     M_CLUSTER_PRESENCE_OUT,
@@ -82,6 +85,9 @@ struct metrics_gauges {
     size_t users_online;
     size_t rooms;
     size_t outbox_bytes;
+    size_t history_streams; /* history.h: streams kept, bytes and messages they hold */
+    size_t history_bytes;
+    size_t history_messages;
     int cluster;            /* the rest is filled by the cluster engine, with --redis only */
     int redis_up;
     size_t nodes_alive;     /* other nodes seen alive, this one excluded */

@@ -45,6 +45,7 @@
 #include "origin.h"
 #include "redact.h"
 #include "router.h"
+#include "since.h"
 #include "sockfind.h"
 #include "upgrade.h"
 
@@ -222,6 +223,8 @@ struct handshake {
     const char *protocol;     /* accepted subprotocol, NULL for none */
     int echo;
     char user[SB_NAME_MAX + 1]; /* from ?user=, "" if none */
+    int positions;            /* ?v=2 (since.h) */
+    struct hub_since since;   /* ?since_user=, ?since_broadcast= */
     struct auth_conn *auth;   /* the token (auth.h), NULL without a key or in echo mode */
     int per_ip;               /* holds a --max-per-ip slot */
 };
@@ -247,6 +250,8 @@ static int check_handshake(struct ws_server *ws, struct mg_connection *mg, struc
         return refuse(mg, REJECT_ORIGIN, 403, "origin not allowed");
     if (!query_user(ri, hs->user, sizeof hs->user))
         return refuse(mg, REJECT_BAD_USER, 400, "user must be 1-64 of A-Z a-z 0-9 _ . - and not start with conn-");
+    const char *why;
+    if (since_query(ri->query_string, &hs->positions, &hs->since, &why) < 0) return refuse(mg, REJECT_BAD_REQUEST, 400, why);
     hs->protocol = pick_protocol(ri);
     hs->echo = hs->protocol && strcmp(hs->protocol, WS_SUBPROTOCOL_ECHO) == 0;
     int status = check_token(ws, mg, hs->echo, &hs->auth);
@@ -435,6 +440,8 @@ static void session_start(struct session *s, struct handshake *hs) {
         snprintf(s->conn.user, sizeof s->conn.user, "%s", user ? user : s->conn.id);
         s->conn.named = user != NULL;
     }
+    s->conn.positions = hs->positions;
+    s->conn.since = hs->since;
     s->inited = 1;
     enum hub_status st = hub_add(ws->hub, &s->conn);
     s->registered = st == HUB_OK || st == HUB_USER_FULL; /* the hub closes the latter itself */

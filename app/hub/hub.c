@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "dict.h"
+#include "hubhist.h"
 #include "hubpriv.h"
 #include "log.h"
 
@@ -49,7 +50,8 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
     if (!h) return NULL;
     h->users = dict_new();
     h->rooms = dict_new();
-    if (!h->users || !h->rooms) {
+    h->hist = history_new(&opt->history);
+    if (!h->users || !h->rooms || (opt->history.size > 0 && !h->hist)) {
         hub_free(h);
         return NULL;
     }
@@ -61,6 +63,7 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
     pthread_rwlockattr_destroy(&attr);
     h->ob = ob;
     h->opt = *opt;
+    h->hist_clock_ms = hub_now_ms();
     if (h->opt.max_rooms <= 0) h->opt.max_rooms = HUB_MAX_ROOMS_PER_CONN;
     if (h->opt.max_user_conns <= 0) h->opt.max_user_conns = HUB_MAX_CONNS_PER_USER;
     return h;
@@ -120,6 +123,7 @@ void hub_free(struct hub *h) {
     dict_free(h->users);
     dict_free(h->rooms);
     free(h->online.names);
+    history_free(h->hist);
     pthread_rwlock_destroy(&h->lock);
     free(h);
 }
@@ -186,12 +190,18 @@ static void send_with_users(struct hub *h, struct conn *c, const char *head, int
     frame_unref(f);
 }
 
+/* The welcome, and for a protocol 2 connection its streams' positions and what it recovers (hubhist.h). */
 static void send_welcome(struct hub *h, struct conn *c) {
-    char head[96 + HUB_ID_MAX + SB_NAME_MAX];
+    char head[96 + HUB_ID_MAX + SB_NAME_MAX], streams[256];
+    struct hubh_resume r;
+    hubh_welcome_streams(h, c, streams, sizeof streams, &r);
     int n = snprintf(head, sizeof head, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"%s\"", c->id, c->user);
     if (c->exp_s && n > 0 && (size_t)n < sizeof head)
-        snprintf(head + n, sizeof head - (size_t)n, ",\"exp\":%lld", (long long)c->exp_s);
-    send_with_users(h, c, head, h->opt.presence);
+        n += snprintf(head + n, sizeof head - (size_t)n, ",\"exp\":%lld", (long long)c->exp_s);
+    char full[sizeof head + sizeof streams];
+    snprintf(full, sizeof full, "%s%s", head, streams);
+    send_with_users(h, c, full, h->opt.presence);
+    hubh_welcome_replay(h, c, &r);
 }
 
 void hubp_send_presence(struct hub *h, const struct conn *except, const char *event, const char *user) {
@@ -338,7 +348,10 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     struct user *u = dict_get(h->users, user);
     long n = u ? 0 : -1;
-    for (size_t i = 0; u && i < u->conns.n; i++) n += hubp_deliver(h, u->conns.items[i], f);
+    struct hubh_msg m; /* kept for the user's recovery even when offline here (docs/PROTOCOL.md) */
+    hubh_begin(h, &m, 'u', user, f);
+    for (size_t i = 0; u && i < u->conns.n; i++) n += hubh_deliver(h, u->conns.items[i], &m);
+    hubh_end(&m);
     /* delivered counts each other node the engine handed it to (hub.h) */
     long remote = u && u->remote && h->engine ? h->engine->send_user(h->engine->ctx, user, f) : 0;
     if (remote > 0) n += remote;
@@ -348,7 +361,12 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
 
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
-    size_t n = hubp_deliver_all(h, from, f);
+    size_t n = 0;
+    struct hubh_msg m;
+    hubh_begin(h, &m, 'b', NULL, f);
+    for (struct conn *c = h->head; c; c = c->next)
+        if (c != from && !c->echo && !c->pending) n += (size_t)hubh_deliver(h, c, &m);
+    hubh_end(&m);
     long remote = h->engine ? h->engine->broadcast(h->engine->ctx, f) : 0;
     if (remote > 0) n += (size_t)remote;
     pthread_rwlock_unlock(&h->lock);
@@ -359,8 +377,11 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
     pthread_rwlock_rdlock(&h->lock);
     long i = member_index(from, room), n = 0;
     struct conn_set *m = i < 0 ? NULL : &from->rooms[i]->members;
+    struct hubh_msg hm;
+    if (m) hubh_begin(h, &hm, 'r', room, f);
     for (size_t k = 0; m && k < m->n; k++)
-        if (m->items[k] != from) n += hubp_deliver(h, m->items[k], f);
+        if (m->items[k] != from) n += hubh_deliver(h, m->items[k], &hm);
+    if (m) hubh_end(&hm);
     long remote = m && h->engine ? h->engine->publish(h->engine->ctx, room, f) : 0;
     if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
@@ -408,9 +429,12 @@ static enum hub_status join_locked(struct hub *h, struct conn *c, const char *na
     return HUB_OK;
 }
 
-enum hub_status hub_join(struct hub *h, struct conn *c, const char *room) {
+enum hub_status hub_join(struct hub *h, struct conn *c, const char *room) { return hub_join_from(h, c, room, NULL); }
+
+enum hub_status hub_join_from(struct hub *h, struct conn *c, const char *room, const struct hist_pos *since) {
     pthread_rwlock_wrlock(&h->lock);
     enum hub_status s = join_locked(h, c, room);
+    if (s == HUB_OK) hubh_joined(h, c, room, since);
     pthread_rwlock_unlock(&h->lock);
     return s;
 }
@@ -524,6 +548,8 @@ void hub_tick(struct hub *h, int64_t now_ms) {
             outbox_push(h->ob, &c->out, ping);
         }
     }
+    __atomic_store_n(&h->hist_clock_ms, now_ms, __ATOMIC_RELAXED);
+    hubh_tick(h, now_ms);
     pthread_rwlock_unlock(&h->lock);
     frame_unref(ping);
 }
@@ -545,6 +571,11 @@ void hub_gauges(struct hub *h, struct metrics_gauges *g) {
     g->outbox_bytes = 0;
     for (struct conn *c = h->head; c; c = c->next) g->outbox_bytes += outq_bytes(&c->out);
     pthread_rwlock_unlock(&h->lock);
+    struct history_stats hs = {0};
+    if (h->hist) history_stats(h->hist, &hs);
+    g->history_streams = hs.streams;
+    g->history_bytes = hs.bytes;
+    g->history_messages = hs.messages;
     g->cluster = g->redis_up = 0;
     g->nodes_alive = g->cluster_queue_bytes = g->cluster_inflight = 0;
     if (h->engine) h->engine->gauges(h->engine->ctx, g);

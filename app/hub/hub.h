@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "history.h"
 #include "metrics.h"
 #include "names.h"
 #include "outbox.h"
@@ -42,6 +43,13 @@ struct hub_deadline {
     const char *reason; /* close reason, a static string */
 };
 
+/* The positions a reconnecting client last saw of its user's and the broadcast stream (docs/PROTOCOL.md
+ * "Recovery"): what its next welcome recovers. */
+struct hub_since {
+    struct hist_pos user, broadcast;
+    int has_user, has_broadcast;
+};
+
 struct conn {
     char id[HUB_ID_MAX];          /* "conn-N", unique for the life of the process */
     char user[SB_NAME_MAX + 1];   /* the user's name, or the id while anonymous */
@@ -58,6 +66,10 @@ struct conn {
     size_t nrooms, rooms_cap;
     int64_t exp_s;                /* the token's exp for the welcome, 0 = none; the connection's own thread */
     struct hub_deadline deadline; /* hub lock */
+    int positions;                /* protocol 2 (?v=2): deliveries, welcome and joins carry stream
+                                   * positions; set before hub_add */
+    struct hub_since since;       /* recovered by the next welcome, then cleared; set by the connection's
+                                   * own thread before hub_add, hello */
     struct auth_conn *auth;       /* what the token said, NULL without a key (auth.h); set before hub_add,
                                    * then used by the connection's own thread only */
 };
@@ -67,6 +79,7 @@ struct hub_options {
     long ping_interval_ms;
     long max_rooms;        /* rooms per connection; 0 = HUB_MAX_ROOMS_PER_CONN */
     long max_user_conns;   /* connections per user; 0 = HUB_MAX_CONNS_PER_USER */
+    struct history_options history; /* size 0: no history, no positions */
 };
 
 struct hub;
@@ -105,6 +118,9 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
 void hub_reply(struct hub *h, struct conn *c, struct frame *f);
 
 enum hub_status hub_join(struct hub *h, struct conn *c, const char *room);
+/* The same, and for a protocol 2 connection (with history), atomically: a `joined` with the room
+ * stream's position (recovered or not when `since` is given), then the messages after `since`. */
+enum hub_status hub_join_from(struct hub *h, struct conn *c, const char *room, const struct hist_pos *since);
 enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room);
 /* Names an anonymous connection: presence leave of the id, join of the name, a new welcome. */
 enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user);

@@ -6,13 +6,17 @@
 #include <string.h>
 
 #include "dict.h"
+#include "hubhist.h"
 #include "hubpriv.h"
 
 size_t hub_publish_server(struct hub *h, const char *room, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     struct room *r = dict_get(h->rooms, room);
     size_t n = 0;
-    for (size_t k = 0; r && k < r->members.n; k++) n += (size_t)hubp_deliver(h, r->members.items[k], f);
+    struct hubh_msg m; /* kept even with nobody in the room here: members recover it on rejoining */
+    hubh_begin(h, &m, 'r', room, f);
+    for (size_t k = 0; r && k < r->members.n; k++) n += (size_t)hubh_deliver(h, r->members.items[k], &m);
+    hubh_end(&m);
     long remote = h->engine ? h->engine->publish(h->engine->ctx, room, f) : 0;
     if (remote > 0) n += (size_t)remote;
     pthread_rwlock_unlock(&h->lock);

@@ -56,6 +56,10 @@ struct hub {
     int shutting_down;
     const struct hub_engine *engine; /* NULL without --redis; set before any connection */
     struct hub_engine engine_copy;
+    struct history *hist;  /* NULL without history (--history-size 0); its own locks, under this one */
+    int64_t hist_clock_ms; /* atomic: hub_now_ms() at the last tick, history's clock: a message's age
+                            * to the second is enough for a TTL in seconds, and reading the clock per
+                            * message costs ~0.3 µs on a virtual machine */
 };
 
 /* Queues f to c; 1 if queued. */

@@ -25,6 +25,12 @@ static void write_header(uint8_t *h, enum ws_opcode opcode, size_t payload) {
     }
 }
 
+const uint8_t *frame_payload(const struct frame *f, size_t *len) {
+    size_t hlen = f->bytes[1] < 126 ? 2 : f->bytes[1] == 126 ? 4 : 10;
+    *len = f->len - hlen;
+    return f->bytes + hlen;
+}
+
 struct frame *frame_parts(enum ws_opcode opcode, const struct frame_part *parts, size_t n) {
     size_t len = 0;
     for (size_t i = 0; i < n; i++) len += parts[i].len;

@@ -42,6 +42,8 @@ struct frame *frame_close(uint16_t code, const char *reason);
 /* A text frame holding `obj` serialized without whitespace. */
 struct cJSON;
 struct frame *frame_json(const struct cJSON *obj);
+/* The payload of f (its bytes after the header), *len its length. */
+const uint8_t *frame_payload(const struct frame *f, size_t *len);
 struct frame *frame_ref(struct frame *f);
 void frame_unref(struct frame *f);
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "history.h"
+
 struct frame *envelope_frame(const char *from, const char *key, const char *value, const struct frame_part *data) {
     char head[ENVELOPE_HEAD_MAX];
     int n = key ? snprintf(head, sizeof head, "{\"type\":\"message\",\"from\":\"%s\",\"%s\":\"%s\",\"data\":", from, key, value)
@@ -12,6 +14,18 @@ struct frame *envelope_frame(const char *from, const char *key, const char *valu
     if (n < 0 || (size_t)n >= sizeof head) return NULL;
     struct frame_part parts[] = {{head, (size_t)n}, *data, {"}", 1}};
     return frame_parts(WS_OP_TEXT, parts, 3);
+}
+
+struct frame *envelope_stamp(struct frame *f, const struct hist_pos *pos) {
+    static const char head[] = "{\"type\":\"message\",";
+    size_t len;
+    const uint8_t *p = frame_payload(f, &len);
+    if (len < sizeof head - 1 || memcmp(p, head, sizeof head - 1) != 0) return frame_ref(f);
+    char stamp[sizeof head + 48 + HIST_EPOCH_LEN];
+    int n = snprintf(stamp, sizeof stamp, "%s\"epoch\":\"%s\",\"offset\":%llu,", head, pos->epoch,
+                     (unsigned long long)pos->offset);
+    struct frame_part parts[] = {{stamp, (size_t)n}, {p + sizeof head - 1, len - (sizeof head - 1)}};
+    return frame_parts(WS_OP_TEXT, parts, 2);
 }
 
 int envelope_targets(const cJSON *to, enum sb_error *code, const char **why) {

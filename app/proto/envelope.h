@@ -28,6 +28,12 @@ struct cJSON;
  * One allocation, the frame; NULL when out of memory or a name is too long. */
 struct frame *envelope_frame(const char *from, const char *key, const char *value, const struct frame_part *data);
 
+/* The same delivery with its stream position (history.h) for protocol 2 clients:
+ * {"type":"message","epoch":E,"offset":N,...the rest of f}. A frame that is not a delivery comes back
+ * as it is (one more reference). NULL when out of memory. */
+struct hist_pos;
+struct frame *envelope_stamp(struct frame *f, const struct hist_pos *pos);
+
 /* Checks a send's `to` (a name, or an array of 1..ENVELOPE_MAX_TARGETS names). Returns how many
  * entries it has (duplicates included), or -1 with *code and *why (a static string) set. */
 int envelope_targets(const struct cJSON *to, enum sb_error *code, const char **why);

@@ -10,6 +10,7 @@
 #include "jsonspan.h"
 #include "names.h"
 #include "perms.h"
+#include "since.h"
 
 #define ROUTER_TEXT_MAX 512 /* error message text */
 
@@ -168,10 +169,15 @@ static long cmd_publish(struct hub *h, struct conn *c, const struct request *r) 
     return -1;
 }
 
+#define SINCE_WHY "since must be {\"epoch\":EPOCH,\"offset\":N}"
+
 static long cmd_join(struct hub *h, struct conn *c, const struct request *r) {
     const char *room = name_field(h, c, r->msg, "room", "room", r->id);
-    if (!room || !room_allowed(h, c, room, r->id)) return -1;
-    enum hub_status s = hub_join(h, c, room);
+    struct hist_pos since;
+    int has_since = room ? since_json_pos(cJSON_GetObjectItemCaseSensitive(r->msg, "since"), &since) : 0;
+    if (has_since < 0) router_error(h, c, ERR_BAD_REQUEST, SINCE_WHY, r->id);
+    if (!room || has_since < 0 || !room_allowed(h, c, room, r->id)) return -1;
+    enum hub_status s = hub_join_from(h, c, room, has_since ? &since : NULL);
     if (s == HUB_OK) return 0;
     char text[ROUTER_TEXT_MAX];
     snprintf(text, sizeof text, "at most %ld rooms per connection", hub_max_rooms(h));
@@ -227,6 +233,12 @@ static long hello_token(struct hub *h, struct conn *c, const struct request *r) 
 }
 
 static long cmd_hello(struct hub *h, struct conn *c, const struct request *r) {
+    /* what the welcome this hello brings recovers (hub.h) */
+    if (since_json(cJSON_GetObjectItemCaseSensitive(r->msg, "since"), &c->since) < 0) {
+        router_error(h, c, ERR_BAD_REQUEST, "since must be {\"user\":POSITION,\"broadcast\":POSITION}, each "
+                     "{\"epoch\":EPOCH,\"offset\":N}", r->id);
+        return -1;
+    }
     if (c->auth) return hello_token(h, c, r);
     const char *user = name_field(h, c, r->msg, "user", "user", r->id);
     if (!user) return -1;

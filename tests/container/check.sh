@@ -2,7 +2,8 @@
 # Container check: builds the repo's Dockerfile and checks the image the way users run it
 # (docker build -t switchboard . && docker run --rm -p 8080:8080 switchboard):
 #   built as an image; runs as non-root with the server as PID 1; /healthz answers 200 and the image's
-#   HEALTHCHECK reports healthy; GET / is the demo page (www/index.html's <title>); a WebSocket client
+#   HEALTHCHECK reports healthy; GET / is the demo page (www/index.html's <title>), and its client library
+#   (js/switchboard-client.js, a link in the repository) is clients/js/index.js; a WebSocket client
 #   gets its welcome; `stop` (SIGTERM) gives that client close 1001 and the container exits 0 within 5 s.
 # Runs with docker (when `docker info` works) or podman (when `podman info` works); with neither it
 # prints "SKIPPED: ..." and exits 77 (ctest: SKIP_RETURN_CODE 77). Publishes on 127.0.0.1 only, on a port
@@ -145,6 +146,8 @@ fi
 say "healthcheck: $health"
 
 "$PY" "$HERE/probe.py" page "$URL/" "$SRC/www/index.html" || fail "GET / is not the demo page"
+"$PY" "$HERE/probe.py" same "$URL/js/switchboard-client.js" "$SRC/clients/js/index.js" ||
+    fail "the page's client library is not clients/js/index.js"
 
 # --- 4. a WebSocket client gets its welcome; stop (SIGTERM) gives it close 1001 and exit code 0 ------
 "$PY" "$HERE/probe.py" ws "ws://127.0.0.1:$PORT/ws?user=container-check" "$TMP/ready" 30 >"$TMP/ws.log" 2>&1 &

@@ -3,6 +3,7 @@
 
   probe.py health URL SECONDS          poll URL until it answers 200 (exit 0) or SECONDS pass (exit 1)
   probe.py page URL INDEX_HTML         GET URL: 200 and the <title> of INDEX_HTML in the body
+  probe.py same URL FILE               GET URL: 200 and exactly FILE's content (the client library)
   probe.py ws URL READY_FILE SECONDS   open a WebSocket, expect {"type":"welcome",...} first, then touch
                                        READY_FILE and wait (at most SECONDS) for the server's close;
                                        prints "close CODE REASON"; exit 0 only for close code 1001
@@ -95,11 +96,22 @@ async def drain(conn):
         pass
 
 
+def same(url, path):
+    status, body = http_get(url)
+    with open(path, encoding="utf-8") as f:
+        want = f.read()
+    if status != 200 or body != want:
+        fail(f"GET {url}: {status}, {len(body)} bytes, want 200 and the {len(want)} bytes of {path}")
+    print(f"same: GET {url} -> 200, {len(body)} bytes as {path}")
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "health":
         health(argv[2], argv[3])
     elif len(argv) == 4 and argv[1] == "page":
         page(argv[2], argv[3])
+    elif len(argv) == 4 and argv[1] == "same":
+        same(argv[2], argv[3])
     elif len(argv) == 5 and argv[1] == "ws":
         asyncio.run(ws(argv[2], argv[3], argv[4]))
     else:

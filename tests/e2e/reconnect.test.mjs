@@ -42,7 +42,7 @@ describe('reconnecting when the server restarts', () => {
   });
 
   it('when the server stops, each page shows CLOSED and says it is reconnecting', async () => {
-    const refused = new RegExp(`^WebSocket connection to 'ws://127\\.0\\.0\\.1:${port}/ws\\?user=(alice|bob)' failed: `);
+    const refused = new RegExp(`^WebSocket connection to 'ws://127\\.0\\.0\\.1:${port}/ws\\?v=2&user=(alice|bob)[^']*' failed: `);
     for (const page of [alice, bob]) page.tolerate.push(refused);
     await server.stop();   // asserts exit status 0
     server = null;

@@ -5,7 +5,10 @@ Line forms inside a block:
   NAME: close         normal close (1000)
   NAME: closed CODE REASON   the server closes NAME's connection with CODE and REASON (bounded wait)
   NAME> TEXT          send TEXT as one text message, exactly as written
-  NAME< JSON          the next message NAME receives must equal JSON; the string "…" matches any value
+  NAME< JSON          the next message NAME receives must equal JSON; the string "…" matches any value,
+                      and a string "{name}" (lowercase) matches any string the first time and names
+                      it: later "{name}" must be that same string, and {name} in a path or in sent
+                      text stands for it (stream epochs, which are random)
 
 Messages are checked in order per connection. After the block (and before each `close`) the
 connection must have received nothing beyond what the block shows.
@@ -139,16 +142,28 @@ def parse_line(text):
     return name, "recv", expected
 
 
-def matches(expected, actual):
-    """Structural equality where the string "…" matches any value (also inside arrays)."""
+BIND_RE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+def matches(expected, actual, binds=None):
+    """Structural equality where the string "…" matches any value (also inside arrays), and "{name}"
+    binds a string in `binds` (a dict), or must equal the one bound."""
     if expected == ANY:
         return True
+    if binds is not None and isinstance(expected, str) and BIND_RE.fullmatch(expected):
+        name = expected[1:-1]
+        if name in binds:
+            return actual == binds[name]
+        if isinstance(actual, str):
+            binds[name] = actual
+            return True
+        return False
     if isinstance(expected, dict):
         return (isinstance(actual, dict) and set(expected) == set(actual)
-                and all(matches(expected[k], actual[k]) for k in expected))
+                and all(matches(expected[k], actual[k], binds) for k in expected))
     if isinstance(expected, list):
         return (isinstance(actual, list) and len(expected) == len(actual)
-                and all(matches(e, a) for e, a in zip(expected, actual)))
+                and all(matches(e, a, binds) for e, a in zip(expected, actual)))
     if isinstance(expected, bool) or isinstance(actual, bool):
         return type(expected) is type(actual) and expected == actual
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
@@ -167,6 +182,11 @@ class Replay:
         self.conns = {}  # name -> websocket
         self.closed = set()
         self.transcript = []  # what actually happened, for the failure message
+        self.binds = {}  # "{name}" values seen (see the top of this file)
+
+    def fill(self, text):
+        """TOKEN(...) placeholders and bound {name}s filled in."""
+        return BIND_RE.sub(lambda m: self.binds.get(m.group(1), m.group(0)), fill_tokens(text))
 
     def fail(self, lineno, text, why):
         raise AssertionError("%s\n  at line %d: %s\n  %s\n  transcript so far:\n    %s" % (
@@ -237,7 +257,7 @@ class Replay:
             if name in self.conns and name not in self.closed:
                 self.fail(lineno, text, "%s is already open" % name)
             try:
-                ws = await harness.ws_open(self.port, fill_tokens(arg))
+                ws = await harness.ws_open(self.port, self.fill(arg))
             except Exception as e:
                 self.fail(lineno, text, "open failed: %r" % e)
             if ws.response_headers.get("Sec-WebSocket-Protocol") is not None:
@@ -264,7 +284,7 @@ class Replay:
             return
         if kind == "send":
             try:
-                await ws.send(fill_tokens(arg))
+                await ws.send(self.fill(arg))
             except websockets.exceptions.ConnectionClosed as e:
                 self.fail(lineno, text, "connection closed by the server: %r" % e)
             self.transcript.append("%s> %s" % (name, arg))
@@ -284,7 +304,7 @@ class Replay:
             actual = json.loads(msg)
         except ValueError:
             self.fail(lineno, text, "received a message that is not JSON: %r" % msg)
-        if not matches(arg, actual):
+        if not matches(arg, actual, self.binds):
             self.fail(lineno, text, "message differs:\n    expected %s\n    received %s"
                       % (dump(arg), dump(actual)))
 
@@ -311,6 +331,12 @@ class ProtocolDocTest(harness.FreshServerMixin, unittest.TestCase):
         self.assertFalse(matches({"a": [1, ANY]}, {"a": [1]}))
         self.assertFalse(matches({"a": 1}, {"a": True}))
         self.assertFalse(matches({"a": "1"}, {"a": 1}))
+        binds = {}
+        self.assertTrue(matches({"e": "{x}", "f": ["{x}"]}, {"e": "AbCd1234", "f": ["AbCd1234"]}, binds))
+        self.assertEqual(binds, {"x": "AbCd1234"})
+        self.assertFalse(matches({"e": "{x}"}, {"e": "other"}, binds))
+        self.assertFalse(matches({"e": "{y}"}, {"e": 5}, {}))
+        self.assertFalse(matches({"e": "{x}"}, {"e": "AbCd1234"}))  # without binds, a plain string
 
     def test_token_placeholders(self):
         # TOKEN(...) becomes a token PyJWT reads back with the claims the placeholder asked for.

@@ -52,11 +52,14 @@ struct world {
     struct hub *hub;
 };
 
-static inline void world_start(struct world *w, int presence) {
-    struct hub_options opt = {presence, 20000, 0, 0};
+/* With `history` messages kept per stream (history.h), 0 for none. */
+static inline void world_start_history(struct world *w, int presence, long history) {
+    struct hub_options opt = {presence, 20000, 0, 0, {history, 120000, 1 << 24}};
     w->ob = outbox_new(&peer_io);
     w->hub = hub_new(w->ob, &opt);
 }
+
+static inline void world_start(struct world *w, int presence) { world_start_history(w, presence, 0); }
 
 static inline void world_stop(struct world *w) {
     hub_free(w->hub);

@@ -296,7 +296,7 @@ static int is_ping(struct peer *p) {
 static void test_tick(void) {
     struct world w;
     struct peer quiet, chatty;
-    struct hub_options opt = {1, 1000, 0, 0};
+    struct hub_options opt = {1, 1000, 0, 0, {0, 0, 0}};
     w.ob = outbox_new(&peer_io);
     w.hub = hub_new(w.ob, &opt);
     peer_open(&w, &quiet, "quiet");

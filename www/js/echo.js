@@ -2,7 +2,7 @@
 // A second WebSocket to the same /ws, opened with the `echo-protocol` subprotocol: the server sends every
 // message straight back, with no JSON and no presence (docs/PROTOCOL.md, "Connecting"). No DOM here.
 // Events: state {state}, echoed {data}, closed {code}.
-import { READY_STATES, socketUrl } from './client.js';
+import { READY_STATES, socketUrl } from './chat.js';
 
 export class EchoSocket extends EventTarget {
   #ws = null;

@@ -1,6 +1,6 @@
 // main.js: the demo page's wiring. Connects the forms and buttons of index.html to the router client
-// (client.js) and the echo socket (echo.js), and turns their events into what ui.js draws.
-import { ChatClient, describeClose, nameProblem } from './client.js';
+// (chat.js, over the client library) and the echo socket (echo.js), and turns their events into what ui.js draws.
+import { ChatClient, describeClose, nameProblem } from './chat.js';
 import { EchoSocket } from './echo.js';
 import * as ui from './ui.js';
 
@@ -104,6 +104,11 @@ client.addEventListener('ack', ({ detail }) => {
 client.addEventListener('rejoined', ({ detail }) => {
   ui.logSystem(`Joined #${detail.room} again.`);
   refreshLists();
+});
+
+client.addEventListener('lost', ({ detail }) => {
+  const what = detail.stream === 'room' ? `in #${detail.room}` : detail.stream === 'user' ? 'to you' : 'to everyone';
+  ui.logSystem(`Messages sent ${what} while you were away could not be recovered: some are missing.`);
 });
 
 client.addEventListener('refused', ({ detail }) => {
