@@ -1,6 +1,7 @@
 /* cluster: the Redis engine (see cluster.h). Sections: the hub's hooks (any thread, queue only),
- * inbound messages, Redis commands, connection life, the engine thread. The presence protocol (this
- * node's hash and the others' read back) is clusterpresence.c; the state both share, clusterpriv.h. */
+ * inbound messages, the queue, connection life, the engine thread. The presence protocol (this
+ * node's hash and the others' read back) is clusterpresence.c; the pipelined commands both send,
+ * clustercmd.c; the state they share, clusterpriv.h. */
 #include "cluster.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clustercmd.h"
 #include "clustermsg.h"
 #include "clusterpresence.h"
 #include "clusterpriv.h"
@@ -25,13 +27,13 @@
 #include "metrics.h"
 #include "peers.h"
 #include "redisev.h"
+#include "userroute.h"
 
 #define CLUSTER_BACKOFF_MIN_MS 100
 #define CLUSTER_BACKOFF_MAX_MS 5000
 #define CLUSTER_STOP_WAIT_MS 1000 /* how long a stopping node waits for its goodbye to reach Redis */
 #define CLUSTER_EVENTS 16
 #define CLUSTER_STACK (256 * 1024)
-#define CLUSTER_ROUTE_MAX 32 /* nodes one targeted message is published to; past it, dropped and counted */
 
 static int64_t now_ms(void) { return hub_now_ms(); }
 
@@ -74,6 +76,7 @@ static struct item *item_new(enum item_kind kind, const char *a, size_t a_len, c
     struct item *it = malloc(sizeof *it + a_len + head_len + text_len);
     if (!it) return NULL;
     it->kind = kind;
+    it->ask = NULL;
     it->a_len = a_len;
     it->b_len = head_len + text_len;
     memcpy(it->buf, a, a_len);
@@ -82,36 +85,66 @@ static struct item *item_new(enum item_kind kind, const char *a, size_t a_len, c
     return it;
 }
 
-/* Queues a PUBLISH of message kind K (about `target`, or none) to `channel`. */
-static int publish_frame(struct cluster *c, const char *channel, char kind, const char *target, const struct frame *f) {
+/* A PUBLISH of message kind K (about `target`, or none) to `channel`, NULL when out of memory. */
+static struct item *publish_item(struct cluster *c, const char *channel, char kind, const char *target, const struct frame *f) {
     char head[CLUSTER_HEAD_MAX];
     size_t hlen = cluster_msg_head(head, kind, 0, c->node, target), tlen;
     const char *text = frame_text(f, &tlen);
-    struct item *it = item_new(IT_PUBLISH, channel, strlen(channel), head, hlen, text, tlen);
+    return item_new(IT_PUBLISH, channel, strlen(channel), head, hlen, text, tlen);
+}
+
+/* Queues a PUBLISH of message kind K (about `target`, or none) to `channel`. */
+static int publish_frame(struct cluster *c, const char *channel, char kind, const char *target, const struct frame *f) {
+    struct item *it = publish_item(c, channel, kind, target, f);
     if (it && enqueue(c, it) == 0) return 0;
     metrics_add(M_CLUSTER_DROPPED, 1);
     return -1;
 }
 
-/* Publishes f to the node channel of every other node that has user `name` per the presence table;
- * returns how many took it, or -1 if every one was dropped. */
-static long route(struct cluster *c, char kind, const char *name, const struct frame *f) {
-    peer_id ids[CLUSTER_ROUTE_MAX];
-    size_t total = peers_having(c->peers, 0, name, ids, CLUSTER_ROUTE_MAX);
-    size_t n = total < CLUSTER_ROUTE_MAX ? total : CLUSTER_ROUTE_MAX;
-    if (total > n) metrics_add(M_CLUSTER_DROPPED, total - n);
-    long sent = 0;
-    for (size_t i = 0; i < n; i++) {
-        char channel[CLUSTER_CHANNEL_MAX];
-        snprintf(channel, sizeof channel, "%s.node.%s", c->prefix, ids[i]);
-        sent += publish_frame(c, channel, kind, name, f) == 0;
-    }
-    return sent || !total ? sent : -1;
+static int engine_up(struct cluster *c) {
+    pthread_mutex_lock(&c->lock);
+    int up = c->up;
+    pthread_mutex_unlock(&c->lock);
+    return up;
 }
 
+/* A send to a user this node lists: one PUBLISH on the user's channel (userroute.h), which reaches
+ * every node holding the user, including one that welcomed it a moment ago and is not in the table
+ * yet; `delivered` counts the other nodes the table knows have the user. A user only here costs the
+ * PUBLISH too (another node may have just welcomed it), but counts no drop while Redis is down. */
 static long hook_send_user(void *ctx, const char *user, const struct frame *f) {
-    return route(ctx, 'U', user, f);
+    struct cluster *c = ctx;
+    long known = (long)peers_having(c->peers, 0, user, NULL, 0);
+    if (!known && !engine_up(c)) return 0;
+    char channel[CLUSTER_CHANNEL_MAX];
+    uroute_channel(c, user, channel);
+    return publish_frame(c, channel, 'U', user, f) == 0 ? known : -1;
 }
+
+/* A send to a user this node does not list: the PUBLISH's reply says how many nodes hold it. Waits,
+ * bounded (UROUTE_ASK_WAIT_MS); never while Redis is known to be down. */
+static long hook_send_unlisted(void *ctx, const char *user, const struct frame *f) {
+    struct cluster *c = ctx;
+    if (!engine_up(c)) return -1;
+    char channel[CLUSTER_CHANNEL_MAX];
+    uroute_channel(c, user, channel);
+    struct item *it = publish_item(c, channel, 'U', user, f);
+    struct uroute_ask *a = it ? uroute_ask_new() : NULL;
+    if (!a) {
+        free(it);
+        return -1;
+    }
+    it->kind = IT_ASK;
+    it->ask = a;
+    if (enqueue(c, it) < 0) { /* freed: the engine never sees the ask */
+        free(a);
+        metrics_add(M_CLUSTER_DROPPED, 1);
+        return -1;
+    }
+    return uroute_ask_wait(c, a);
+}
+
+static int hook_user_routed(void *ctx, const char *user) { return uroute_confirmed(ctx, user); }
 
 /* A room message goes to every node on PREFIX.all, and each delivers it to its own members, as
  * Socket.IO's adapter does: a member who joined on another node a moment ago gets it even before the
@@ -251,9 +284,13 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
     struct cluster *c = ac->data;
     redisReply *reply = r;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
-    redisReply *type = reply->element[0], *payload = reply->element[2];
-    if (type->type != REDIS_REPLY_STRING || strcmp(type->str, "message") != 0 || payload->type != REDIS_REPLY_STRING)
+    redisReply *type = reply->element[0], *channel = reply->element[1], *payload = reply->element[2];
+    if (type->type != REDIS_REPLY_STRING || channel->type != REDIS_REPLY_STRING) return;
+    if (strcmp(type->str, "subscribe") == 0 || strcmp(type->str, "unsubscribe") == 0) {
+        uroute_on_reply(c, channel->str, channel->len, type->str[0] == 's');
         return;
+    }
+    if (strcmp(type->str, "message") != 0 || payload->type != REDIS_REPLY_STRING) return;
     struct cluster_msg m;
     if (cluster_msg_parse(payload->str, payload->len, &m) < 0) {
         log_debug("cluster: ignored a malformed message on %s", reply->element[1]->str ? reply->element[1]->str : "?");
@@ -267,34 +304,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
     else deliver_message(c, &m);
 }
 
-/* ---- Redis commands, on the command connection, pipelined ---- */
-
-static void inflight_add(struct cluster *c, long d) {
-    __atomic_store_n(&c->inflight, (size_t)((long)__atomic_load_n(&c->inflight, __ATOMIC_RELAXED) + d), __ATOMIC_RELAXED);
-}
-
-void cluster_on_reply(redisAsyncContext *ac, void *r, void *privdata) {
-    struct cluster *c = ac->data;
-    redisReply *reply = r;
-    inflight_add(c, -1);
-    if (reply) c->last_reply_ms = now_ms();
-    if (reply && reply->type == REDIS_REPLY_ERROR) log_warn("cluster: redis: %s", reply->str);
-}
-
-/* Sends a command; the argument lengths are strlen's where lens is NULL. */
-void cluster_command(struct cluster *c, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
-                    const size_t *lens) {
-    size_t own[8];
-    if (!lens) {
-        for (int i = 0; i < argc && i < 8; i++) own[i] = strlen(argv[i]);
-        lens = own;
-    }
-    if (!c->cmd || redisAsyncCommandArgv(c->cmd, fn ? fn : cluster_on_reply, privdata, argc, argv, lens) != REDIS_OK) {
-        if (fn == cpres_on_node) free(privdata);
-        return;
-    }
-    inflight_add(c, 1);
-}
+/* ---- the queue, into Redis commands (clustercmd.h) ---- */
 
 /* Sends what the hooks queued, as far as the in-flight bound allows. */
 static void drain(struct cluster *c) {
@@ -308,7 +318,7 @@ static void drain(struct cluster *c) {
         c->q_bytes -= sizeof *it + it->a_len + it->b_len;
         *tail = it;
         tail = &it->next;
-        room -= it->kind == IT_PUBLISH ? 1 : 5; /* a presence change is up to 5 commands */
+        room -= it->kind == IT_PUBLISH || it->kind == IT_ASK ? 1 : 5; /* a presence change is up to 5 commands */
         if (room > CLUSTER_INFLIGHT_MAX) room = 0; /* wrapped */
     }
     if (!c->q_head) c->q_tail = NULL;
@@ -317,12 +327,13 @@ static void drain(struct cluster *c) {
     while (take) {
         struct item *it = take;
         take = it->next;
-        if (it->kind == IT_PUBLISH) {
+        if (it->kind == IT_PUBLISH || it->kind == IT_ASK) {
             char channel[CLUSTER_CHANNEL_MAX];
             snprintf(channel, sizeof channel, "%.*s", (int)it->a_len, it->buf);
             const char *argv[] = {"PUBLISH", channel, it->buf + it->a_len};
             size_t lens[] = {7, strlen(channel), it->b_len};
-            cluster_command(c, NULL, NULL, 3, argv, lens);
+            if (cluster_command(c, it->ask ? uroute_on_publish : NULL, it->ask, 3, argv, lens) < 0 && it->ask)
+                uroute_ask_done(c, it->ask, UROUTE_UNANSWERED);
             metrics_add(M_CLUSTER_PUBLISHES, 1);
         } else {
             char name[MEMBER_KEY_MAX];
@@ -330,10 +341,14 @@ static void drain(struct cluster *c) {
             snprintf(name, sizeof name, "%.*s", (int)it->a_len, it->buf);
             cpres_change(c, name, member ? PEERS_MEMBER : it->kind == IT_ROOM_UP || it->kind == IT_ROOM_DOWN,
                             it->kind == IT_USER_UP || it->kind == IT_ROOM_UP || it->kind == IT_MEMBER_UP);
+            if (it->kind == IT_USER_UP || it->kind == IT_USER_DOWN) uroute_sync(c, name);
         }
         free(it);
     }
-    if (rereg) cpres_register(c);
+    if (rereg) {
+        cpres_register(c);
+        uroute_all(c);
+    }
 }
 
 /* ---- connection life ---- */
@@ -349,6 +364,7 @@ static void drop_queue(struct cluster *c) {
         struct item *it = q;
         q = it->next;
         if (it->kind == IT_PUBLISH) metrics_add(M_CLUSTER_DROPPED, 1);
+        if (it->kind == IT_ASK) uroute_ask_done(c, it->ask, UROUTE_UNANSWERED);
         free(it);
     }
 }
@@ -364,9 +380,10 @@ static void on_up(struct cluster *c) {
     pthread_mutex_lock(&c->lock);
     c->up = 1;
     pthread_mutex_unlock(&c->lock);
-    const char *argv[] = {"SUBSCRIBE", c->ch_self, c->ch_all, c->ch_presence};
-    size_t lens[] = {9, strlen(c->ch_self), strlen(c->ch_all), strlen(c->ch_presence)};
-    redisAsyncCommandArgv(c->sub, on_message, NULL, 4, argv, lens);
+    const char *argv[] = {"SUBSCRIBE", c->ch_all, c->ch_presence};
+    size_t lens[] = {9, strlen(c->ch_all), strlen(c->ch_presence)};
+    redisAsyncCommandArgv(c->sub, on_message, NULL, 3, argv, lens);
+    uroute_all(c);
     cpres_register(c);
     cpres_tick(c);
     c->next_tick = now_ms() + CLUSTER_TICK_MS;
@@ -422,6 +439,7 @@ static void reset(struct cluster *c) {
     c->cmd = c->sub = NULL;
     c->cmd_ready = c->sub_ready = 0;
     __atomic_store_n(&c->inflight, 0, __ATOMIC_RELAXED);
+    uroute_reset(c);
     pthread_mutex_lock(&c->lock);
     int was_up = c->up;
     c->up = 0;
@@ -510,6 +528,9 @@ static void cluster_free(struct cluster *c) {
     dict_free(c->local);
     dict_free(c->local_rooms);
     dict_free(c->local_members);
+    dict_free(c->routed);
+    dict_free(c->routes);
+    pthread_cond_destroy(&c->asked);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -526,7 +547,6 @@ static int set_names(struct cluster *c, const struct cluster_options *o, char *e
     snprintf(c->node, sizeof c->node, "%s", o->node_id);
     snprintf(c->prefix, sizeof c->prefix, "%s", o->prefix);
     snprintf(c->key, sizeof c->key, "%s.node.%s", c->prefix, c->node);
-    snprintf(c->ch_self, sizeof c->ch_self, "%s.node.%s", c->prefix, c->node);
     snprintf(c->nodes_key, sizeof c->nodes_key, "%s.nodes", c->prefix);
     snprintf(c->ch_all, sizeof c->ch_all, "%s.all", c->prefix);
     snprintf(c->ch_presence, sizeof c->ch_presence, "%s.presence", c->prefix);
@@ -549,6 +569,12 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->ob = ob;
     c->epfd = c->wakefd = -1;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* uroute_ask_wait's deadline */
+    pthread_cond_init(&c->asked, &ca);
+    pthread_condattr_destroy(&ca);
+    c->on_message = on_message;
     c->ttl_ms = o->node_ttl_s * 1000;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts); /* a restarted node with the same id starts past its old states */
@@ -556,7 +582,7 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     int ok = redis_url_parse(o->url, &c->url, err, cap) == 0 && set_names(c, o, err, cap) == 0;
     if (ok && (!(c->peers = peers_new()) || !(c->local = dict_new()) || !(c->local_rooms = dict_new()) ||
-               !(c->local_members = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+               !(c->local_members = dict_new()) || !(c->routed = dict_new()) || !(c->routes = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
                (c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
                epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wakefd, &ev) < 0)) {
         snprintf(err, cap, "cluster: %s", strerror(errno ? errno : ENOMEM));
@@ -578,7 +604,8 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     pthread_setname_np(c->thread, "sb-cluster");
     struct hub_engine e = {c, hook_send_user, hook_broadcast, hook_publish, hook_user_local,
                            hook_room_local, hook_redis_up, hook_gauges, first_id(),
-                           hook_room_user_local, hook_close_user, hook_room_users, hook_subscribe};
+                           hook_room_user_local, hook_close_user, hook_room_users, hook_user_routed,
+                           hook_send_unlisted, hook_subscribe};
     hub_set_engine(h, &e);
     return c;
 }

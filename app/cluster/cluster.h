@@ -3,8 +3,9 @@
  * The hub calls it through struct hub_engine (hub.h) at its few delivery and presence points; it calls
  * the hub back (hub_deliver_local_*, hub_remote_user) with what other nodes sent. Design, after
  * Socket.IO's Redis adapter and Centrifugo's Redis engine:
- *   - channels: PREFIX.node.ID, one per node, carries messages for the users that node has (a send
- *     is routed by the presence table: one PUBLISH per node where the user is online); PREFIX.all
+ *   - channels: PREFIX.user.NAME, one per user, subscribed by the nodes holding the user, carries
+ *     the messages sent to that user: one PUBLISH reaches exactly those nodes, and the welcome waits
+ *     for the subscription (userroute.h), so it reaches a connection from its welcome on; PREFIX.all
  *     carries broadcasts and room messages (every node delivers a room message to its own members, as
  *     Socket.IO's adapter does, so a member who just joined elsewhere misses nothing while the join
  *     crosses Redis) and the HTTP API's disconnects (each node closes the user's connections it has);
@@ -16,8 +17,8 @@
  *     connection in that room there) that expires --node-ttl minus a second after the node last refreshed it, and a
  *     set PREFIX.nodes of node ids. Every second each node refreshes its hash, re-reads every other
  *     node's hash (a node whose hash expired is dead: its users leave) and applies the J/L events in
- *     between, ordered by the sequence numbers. The table is kept here and in the hub, so a welcome or
- *     a `users` never waits on Redis.
+ *     between, ordered by the sequence numbers. The table is kept here and in the hub, so a `users`
+ *     never waits on Redis; it also counts the nodes in `delivered`.
  *   - ordering: one command connection publishes, one subscriber connection per node receives, and
  *     Redis keeps the order of one connection's publishes at each subscriber, so each sender's messages
  *     arrive in order at every receiver.

@@ -1,7 +1,7 @@
 /* clustermsg: what the nodes of a cluster say to each other through Redis, and the Redis URL.
  *
  * Every pub/sub payload is `K SEQ NODE\n[NAME\n]BODY`:
- *   K     U a message for user NAME (on the node channel of each node that has the user), R a
+ *   K     U a message for user NAME (on the user's channel, PREFIX.user.NAME), R a
  *         message for room NAME and B a broadcast (both on PREFIX.all),
  *         J / L user NAME got its first / lost its last connection on NODE, E / X room NAME got its
  *         first / lost its last member on NODE, M / N user BODY got its first / lost its last connection

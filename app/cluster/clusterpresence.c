@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clustercmd.h"
 #include "clusterpriv.h"
 #include "dict.h"
 #include "hubremote.h"
@@ -209,7 +210,7 @@ static void take_member(struct dict *d, const char *key, size_t len) {
 }
 
 /* A node's hash arrived (privdata: its id, owned). */
-void cpres_on_node(redisAsyncContext *ac, void *r, void *privdata) {
+static void on_node(redisAsyncContext *ac, void *r, void *privdata) {
     struct cluster *c = ac->data;
     redisReply *reply = r;
     char *id = privdata;
@@ -245,7 +246,7 @@ void cpres_fetch_node(struct cluster *c, const char *id) {
     snprintf(key, sizeof key, "%s.node.%s", c->prefix, id);
     const char *argv[] = {"HGETALL", key};
     char *copy = strdup(id);
-    if (copy) cluster_command(c, cpres_on_node, copy, 2, argv, NULL);
+    if (copy && cluster_command(c, on_node, copy, 2, argv, NULL) < 0) free(copy);
 }
 
 /* The node set arrived: read each other node's hash; forget those no longer listed. */

@@ -5,7 +5,8 @@
  * node's part (a change, the whole state again after a reconnect, the once-a-second refresh) and
  * applies the others' (events, hashes read back, nodes that expired or left) to the peer table
  * (peers.h), telling the hub (hubremote.h) about users that appear or disappear. Split from cluster.c,
- * which keeps the queue, the message routing and the connections: this is the presence protocol.
+ * which keeps the queue, the message routing and the connections: this is the presence protocol. It
+ * sends its commands through clustercmd.h and never calls cluster.c.
  *
  * Threads: every function runs on the engine thread, which owns the Redis connections; they take the
  * engine's lock only to read this node's mirror, and never hold it while calling the hub. */
@@ -23,8 +24,6 @@ struct cluster;
 void cpres_node_event(struct cluster *c, const struct cluster_msg *m);
 /* Reads node `id`'s hash (after its S event, or on the tick) and takes it as its whole state. */
 void cpres_fetch_node(struct cluster *c, const char *id);
-/* The reply callback of cpres_fetch_node (privdata: the id, owned). */
-void cpres_on_node(redisAsyncContext *ac, void *r, void *privdata);
 /* A user, room (room = 1) or room member ("ROOM USER", room = PEERS_MEMBER) of this node came (up)
  * or went: the hash, atomically, then the event. */
 void cpres_change(struct cluster *c, const char *name, int room, int up);

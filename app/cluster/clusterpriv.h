@@ -1,8 +1,9 @@
-/* clusterpriv: the cluster engine's state, shared by cluster.c and clusterpresence.c and no other module.
+/* clusterpriv: the cluster engine's state, shared by the engine's files and no other module.
  *
- * The engine (cluster.h) is one structure carried out by two files: cluster.c (the hub's hooks, the
- * queue, inbound messages, the Redis connections and the engine thread) and clusterpresence.c (this
- * node's presence in Redis and the other nodes' read back into the peer table). Locks as cluster.h
+ * The engine (cluster.h) is one structure carried out by a few files: cluster.c (the hub's hooks, the
+ * queue, inbound messages, the Redis connections and the engine thread), clusterpresence.c (this
+ * node's presence in Redis and the other nodes' read back into the peer table) and clustercmd.c (the
+ * commands both send). Locks as cluster.h
  * says: `lock` guards the fields marked so; the fields under "The engine thread only" are touched by
  * that thread alone, which is the one calling everything declared here. */
 #ifndef SB_CLUSTERPRIV_H
@@ -19,15 +20,18 @@
 #include "outbox.h"
 #include "peers.h"
 #include "redisev.h"
+#include "userroute.h"
 
-enum item_kind { IT_PUBLISH, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN, IT_MEMBER_UP, IT_MEMBER_DOWN };
+enum item_kind { IT_PUBLISH, IT_ASK, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN, IT_MEMBER_UP, IT_MEMBER_DOWN };
 #define MEMBER_KEY_MAX (2 * SB_NAME_MAX + 2) /* "ROOM USER" and its NUL */
 
-/* One thing for the engine thread to tell Redis. IT_PUBLISH: buf holds the channel then the payload;
- * the others: buf holds the user's or room's name, or a member's "ROOM USER". */
+/* One thing for the engine thread to tell Redis. IT_PUBLISH and IT_ASK (a PUBLISH whose reply `ask`
+ * waits for, userroute.h): buf holds the channel then the payload; the others: buf holds the user's or
+ * room's name, or a member's "ROOM USER". */
 struct item {
     struct item *next;
     enum item_kind kind;
+    struct uroute_ask *ask;
     size_t a_len, b_len;
     char buf[];
 };
@@ -38,14 +42,14 @@ struct cluster {
     char prefix[CLUSTER_PREFIX_MAX + 1];
     char node[SB_NAME_MAX + 1];
     char key[CLUSTER_CHANNEL_MAX], nodes_key[CLUSTER_CHANNEL_MAX];
-    char ch_self[CLUSTER_CHANNEL_MAX], ch_all[CLUSTER_CHANNEL_MAX], ch_presence[CLUSTER_CHANNEL_MAX];
+    char ch_all[CLUSTER_CHANNEL_MAX], ch_presence[CLUSTER_CHANNEL_MAX];
     long ttl_ms;
     struct redis_url url;
     int epfd, wakefd;
     pthread_t thread;
     int started;
 
-    pthread_mutex_t lock; /* guards the fields down to `local_members` */
+    pthread_mutex_t lock; /* guards the fields down to `routed` */
     struct item *q_head, *q_tail;
     size_t q_bytes;
     int up;               /* both connections ready: hooks queue; else they drop */
@@ -54,12 +58,16 @@ struct cluster {
     struct dict *local;   /* this node's users; values unused */
     struct dict *local_rooms; /* this node's rooms with members; values unused */
     struct dict *local_members; /* "ROOM USER" for each user with a connection in ROOM here; values unused */
+    struct dict *routed;  /* the users whose channel Redis confirmed subscribed (userroute.h); values unused */
+    pthread_cond_t asked; /* with `lock`: an ask (userroute.h) was answered */
 
     struct peers *peers;  /* the other nodes' presence; its own lock */
     size_t inflight;      /* atomic reads (gauges); written by the engine thread */
 
     /* The engine thread only: */
     redisAsyncContext *cmd, *sub;
+    redisCallbackFn *on_message; /* the subscriber connection's callback, for every channel */
+    struct dict *routes;  /* user -> its route's state (userroute.c) */
     struct redis_ev cmd_ev, sub_ev;
     int cmd_ready, sub_ready, reset, attempts;
     int64_t retry_at, backoff_ms, next_tick;
@@ -68,14 +76,5 @@ struct cluster {
     uint64_t seq;
     struct outbox_batch batch;
 };
-
-/* Sends a command on the command connection, pipelined, counted in flight until answered; fn NULL
- * means cluster_on_reply. Argument lengths are strlen's where lens is NULL. When it cannot be sent and
- * fn is cpres_on_node, privdata is freed. */
-void cluster_command(struct cluster *c, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
-                     const size_t *lens);
-/* The default reply callback: counts the reply, notes that Redis answers, logs an error reply. Reply
- * callbacks of their own call it first. */
-void cluster_on_reply(redisAsyncContext *ac, void *r, void *privdata);
 
 #endif

@@ -35,6 +35,10 @@ static const struct {
                                "connections or hellos refused by --max-user-connections"},
     [M_PERMISSION_REFUSALS] = {"switchboard_permission_refusals_total",
                                "Client commands refused by the allow or send_to permissions"},
+    [M_LINGER_CLOSES] = {"switchboard_lingering_closes_total",
+                         "Sockets shut down for writing and read until the peer closed, instead of closed at once"},
+    [M_LINGER_CUT] = {"switchboard_lingering_cut_total",
+                      "Lingering closes cut short: 2 s, 64 KiB of input, or too many lingering at once"},
     [M_HISTORY_RECOVERED] = {"switchboard_history_recovered_total",
                              "Streams a reconnecting client asked to recover and got whole"},
     [M_HISTORY_NOT_RECOVERED] = {"switchboard_history_not_recovered_total",
@@ -47,6 +51,10 @@ static const struct {
     [M_CLUSTER_PRESENCE_IN] = {"switchboard_cluster_presence_in_total", "Presence changes heard from other nodes"},
     [M_CLUSTER_DROPPED] = {"switchboard_cluster_dropped_total",
                            "Cross-node messages dropped: Redis down or the engine's queue full"},
+    [M_CLUSTER_WELCOMES_UNROUTED] = {"switchboard_cluster_welcomes_unrouted_total",
+                                     "Welcomes sent before Redis confirmed the user's route (Redis slow)"},
+    [M_CLUSTER_ASKS_UNANSWERED] = {"switchboard_cluster_asks_unanswered_total",
+                                   "Sends to a user not listed here that Redis did not answer in time or at all"},
     [M_CLUSTER_RECONNECTS] = {"switchboard_cluster_reconnects_total", "Attempts to connect to Redis after the first"},
 };
 

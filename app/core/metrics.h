@@ -24,6 +24,8 @@ enum metric {
     M_ROOM_LIMIT_REFUSALS,
     M_USER_LIMIT_REFUSALS,
     M_PERMISSION_REFUSALS, /* client commands refused by allow / send_to (perms.h) */
+    M_LINGER_CLOSES,
+    M_LINGER_CUT,
     M_HISTORY_RECOVERED,   /* recovery (history.h): streams recovered whole, or not */
     M_HISTORY_NOT_RECOVERED,
     M_HISTORY_REPLAYED,    /* messages sent again by a recovery */
@@ -32,6 +34,8 @@ enum metric {
     M_CLUSTER_PRESENCE_OUT,
     M_CLUSTER_PRESENCE_IN,
     M_CLUSTER_DROPPED,
+    M_CLUSTER_WELCOMES_UNROUTED,
+    M_CLUSTER_ASKS_UNANSWERED,
     M_CLUSTER_RECONNECTS,
     M__COUNT
 };

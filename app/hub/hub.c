@@ -204,6 +204,23 @@ static void send_welcome(struct hub *h, struct conn *c) {
     hubh_welcome_replay(h, c, &r);
 }
 
+/* The welcome is a promise that a send from any node reaches c: with an engine whose route to c's
+ * user on this node is not confirmed yet, c's outbox holds the welcome, and what follows it, until
+ * hub_route_ready (hubremote.h) or the tick's bound (HUB_WELCOME_WAIT_MS) lets it go. The hold comes
+ * first: the loop may write a queued welcome the moment it is pushed. Called with the lock held. */
+static void welcome(struct hub *h, struct conn *c) {
+    if (!c->held_ms && h->engine && h->engine->user_routed && !h->engine->user_routed(h->engine->ctx, c->user)) {
+        outbox_hold(&c->out);
+        c->held_ms = hub_now_ms();
+    }
+    send_welcome(h, c);
+}
+
+void hubp_release(struct hub *h, struct conn *c) {
+    c->held_ms = 0;
+    outbox_release(h->ob, &c->out);
+}
+
 void hubp_send_presence(struct hub *h, const struct conn *except, const char *event, const char *user) {
     if (!h->opt.presence) return;
     cJSON *p = cJSON_CreateObject();
@@ -295,7 +312,7 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
         pthread_rwlock_unlock(&h->lock);
         return s;
     }
-    if (routed) send_welcome(h, c);
+    if (routed) welcome(h, c);
     if (first) hubp_send_presence(h, c, "join", c->user);
     pthread_rwlock_unlock(&h->lock);
     metrics_add(M_CONNECTIONS_TOTAL, 1);
@@ -353,9 +370,11 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
     for (size_t i = 0; u && i < u->conns.n; i++) n += hubh_deliver(h, u->conns.items[i], &m);
     hubh_end(&m);
     /* delivered counts each other node the engine handed it to (hub.h) */
-    long remote = u && u->remote && h->engine ? h->engine->send_user(h->engine->ctx, user, f) : 0;
+    long remote = u && h->engine ? h->engine->send_user(h->engine->ctx, user, f) : 0;
     if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
+    /* Not listed here: a node may have welcomed the user a moment ago, before this one heard of it. */
+    if (!u && h->engine && h->engine->send_unlisted) n = h->engine->send_unlisted(h->engine->ctx, user, f);
     return n;
 }
 
@@ -483,7 +502,7 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
         for (size_t i = 0; first >= 0 && i < c->nrooms; i++) member_change(h, c, c->rooms[i]->name, 1);
         if (first < 0) s = HUB_NO_MEMORY;
         if (first > 0) hubp_send_presence(h, c, "join", c->user);
-        send_welcome(h, c);
+        welcome(h, c);
     }
     pthread_rwlock_unlock(&h->lock);
     return s;
@@ -510,7 +529,7 @@ enum hub_status hub_authenticate(struct hub *h, struct conn *c, const char *user
             c->named = 1;
             c->deadline = *d;
             if (first > 0) hubp_send_presence(h, c, "join", c->user);
-            send_welcome(h, c);
+            welcome(h, c);
         }
     }
     pthread_rwlock_unlock(&h->lock);
@@ -535,6 +554,10 @@ void hub_tick(struct hub *h, int64_t now_ms) {
     pthread_rwlock_wrlock(&h->lock);
     for (struct conn *c = h->head; c && ping; c = c->next) {
         outbox_expire(h->ob, &c->out, now_ms, HUB_CLOSE_GRACE_MS);
+        if (c->held_ms && now_ms - c->held_ms >= HUB_WELCOME_WAIT_MS) { /* the engine never confirmed */
+            hubp_release(h, c);
+            metrics_add(M_CLUSTER_WELCOMES_UNROUTED, 1);
+        }
         if (c->deadline.at_ms && now_ms >= c->deadline.at_ms) {
             outbox_close(h->ob, &c->out, c->deadline.code, c->deadline.reason);
             c->deadline.at_ms = 0;
@@ -557,7 +580,10 @@ void hub_tick(struct hub *h, int64_t now_ms) {
 void hub_shutdown(struct hub *h, uint16_t code, const char *reason) {
     pthread_rwlock_wrlock(&h->lock);
     h->shutting_down = 1;
-    for (struct conn *c = h->head; c; c = c->next) outbox_close(h->ob, &c->out, code, reason);
+    for (struct conn *c = h->head; c; c = c->next) {
+        if (c->held_ms) hubp_release(h, c); /* its close must not wait for a route */
+        outbox_close(h->ob, &c->out, code, reason);
+    }
     pthread_rwlock_unlock(&h->lock);
 }
 

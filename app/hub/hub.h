@@ -30,6 +30,8 @@
 #define HUB_MAX_ROOMS_PER_CONN 64 /* default of --max-rooms */
 #define HUB_MAX_CONNS_PER_USER 64 /* default of --max-user-connections */
 #define HUB_CLOSE_GRACE_MS 2000 /* how long a peer has to answer our close frame */
+#define HUB_WELCOME_WAIT_MS 1000 /* how long a welcome waits for the cluster's route (then the tick lets
+                                  * it go unrouted, counted): a Redis that is up but slow */
 
 struct room;
 struct user;
@@ -66,6 +68,8 @@ struct conn {
     size_t nrooms, rooms_cap;
     int64_t exp_s;                /* the token's exp for the welcome, 0 = none; the connection's own thread */
     struct hub_deadline deadline; /* hub lock */
+    int64_t held_ms;              /* hub lock: when its outbox began holding its welcome for the
+                                   * cluster's route (hub_engine.user_routed); 0 = not held */
     int positions;                /* protocol 2 (?v=2): deliveries, welcome and joins carry stream
                                    * positions; set before hub_add */
     struct hub_since since;       /* recovered by the next welcome, then cleared; set by the connection's
@@ -108,7 +112,8 @@ enum hub_status hub_add(struct hub *h, struct conn *c);
 void hub_remove(struct hub *h, struct conn *c);
 
 /* Delivery. Each returns the number of connections the frame was queued to. */
-/* To every connection of `user`; -1 if the user is not online. */
+/* To every connection of `user`; -1 if the user is not online. With an engine, a user not listed here
+ * is asked of the cluster (hub_engine.send_unlisted), which may wait a bounded time for Redis. */
 long hub_send_user(struct hub *h, const char *user, struct frame *f);
 /* To every router connection except `from`. */
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f);
@@ -173,6 +178,14 @@ struct hub_engine {
     /* Calls add(arg, name) for each user that other nodes have in `room` (duplicates possible), from
      * the engine's mirror, never waiting on Redis. */
     void (*room_users)(void *ctx, const char *room, void (*add)(void *arg, const char *user), void *arg);
+    /* 1 when a send from any node reaches this node's connections of `user` already (its route is
+     * confirmed), or when the engine cannot promise it (Redis down: welcomes go at once, degraded);
+     * 0 when the route is being set up: the welcome is held until hub_route_ready (hubremote.h). */
+    int (*user_routed)(void *ctx, const char *user);
+    /* A send to a user this node does not list: handed to whichever nodes hold it, and waits (bounded,
+     * WITHOUT the hub lock) to learn how many did. That number of nodes, or -1 when none did (the user
+     * is online nowhere) or it could not tell (Redis down or slow, counted). */
+    long (*send_unlisted)(void *ctx, const char *user, const struct frame *f);
     /* The server API's subscribe (join = 1) or unsubscribe: every other node joins or removes user's
      * connections there. Returns how many other nodes have the user, or -1 when dropped. */
     long (*subscribe)(void *ctx, const char *user, const char *room, int join);

@@ -74,6 +74,8 @@ void hubp_send_presence(struct hub *h, const struct conn *except, const char *ev
 struct user *hubp_user_new(struct hub *h, const char *name);
 /* Unlists and frees u. Exclusive lock. */
 void hubp_user_free(struct hub *h, struct user *u);
+/* Lets c's held welcome (and what followed it) go out. */
+void hubp_release(struct hub *h, struct conn *c);
 /* Close `code`, `reason` to every connection of `user` here; how many began closing. */
 /* Joins (join = 1) or removes (0) every connection of `user` on this node to or from `room`, as if
  * each had sent join or leave (--max-rooms holds; the rooms claim does not: the backend decides).

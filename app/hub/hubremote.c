@@ -56,3 +56,11 @@ void hub_remote_user(struct hub *h, const char *user, int delta) {
     }
     pthread_rwlock_unlock(&h->lock);
 }
+
+void hub_route_ready(struct hub *h, const char *user) {
+    pthread_rwlock_wrlock(&h->lock);
+    struct user *u = dict_get(h->users, user);
+    for (size_t i = 0; u && i < u->conns.n; i++)
+        if (u->conns.items[i]->held_ms) hubp_release(h, u->conns.items[i]);
+    pthread_rwlock_unlock(&h->lock);
+}

@@ -30,5 +30,8 @@ size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, cons
 /* Another node's API subscribe or unsubscribe: on this node's connections only. */
 size_t hub_subscribe_local_user(struct hub *h, const char *user, const char *room, int join);
 void hub_remote_user(struct hub *h, const char *user, int delta);
+/* The engine's route to `user` on this node is confirmed (or given up): the welcomes held for it
+ * (hub_engine.user_routed) go out. */
+void hub_route_ready(struct hub *h, const char *user);
 
 #endif

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "linger.h"
 #include "log.h"
 #include "wsframe.h"
 
@@ -49,6 +50,7 @@ struct loop {
 
 struct loops {
     struct outbox *ob;
+    struct linger_set *linger;         /* where an ending socket the peer has not closed goes (linger.h) */
     size_t n;
     unsigned next;                 /* atomic: round-robin for loops_adopt */
     struct loop *loop[];
@@ -179,6 +181,7 @@ static void end(struct loop *lp, struct loop_conn *c) {
     else lp->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     release_input(c);
+    if (!c->eof) linger_add(lp->ls->linger, c->fd); /* the peer may still be sending */
     c->h->ended(c->ctx);
 }
 
@@ -328,6 +331,7 @@ struct loops *loops_start(size_t n, struct outbox *ob) {
     struct loops *ls = n ? calloc(1, sizeof *ls + n * sizeof ls->loop[0]) : NULL;
     if (!ls) return NULL;
     ls->ob = ob;
+    ls->linger = linger_start();
     for (; ls->n < n; ls->n++) {
         ls->loop[ls->n] = loop_new(ls, ls->n);
         if (!ls->loop[ls->n]) {
@@ -349,6 +353,8 @@ void loops_stop(struct loops *ls) {
         wake(lp);
     }
     for (size_t i = 0; i < ls->n; i++) pthread_join(ls->loop[i]->thread, NULL);
+    linger_stop(ls->linger);
+    ls->linger = NULL;
 }
 
 void loops_free(struct loops *ls) {

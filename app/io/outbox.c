@@ -127,6 +127,7 @@ static int take_head(struct outq *q, struct iovec *iov, struct frame **held, siz
 static void write_locked(struct outbox *ob, struct outq *q) {
     int was_done = done_locked(q);
     q->kick_pending = 0;
+    if (q->held) return; /* outbox_release writes it */
     if (q->writing) { /* the writer may have found the socket full just before this flush's edge */
         q->again = 1;
         return;
@@ -264,6 +265,19 @@ void outbox_peer_closed(struct outbox *ob, struct outq *q, uint16_t code, const 
     q->peer_closed = 1;
     if (!q->closing && !q->detached) queue_close(ob, q, code, reason, 0);
     if (!was_done && done_locked(q)) ob->io->kick(q->sink); /* at worst a second kick: harmless */
+    pthread_mutex_unlock(&q->lock);
+}
+
+void outbox_hold(struct outq *q) {
+    pthread_mutex_lock(&q->lock);
+    q->held = 1;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void outbox_release(struct outbox *ob, struct outq *q) {
+    pthread_mutex_lock(&q->lock);
+    q->held = 0;
+    if (q->count && !q->detached) schedule(ob, q);
     pthread_mutex_unlock(&q->lock);
 }
 

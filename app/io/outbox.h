@@ -70,6 +70,7 @@ struct outq {
     unsigned broken : 1;      /* a write failed */
     unsigned expired : 1;     /* the peer did not answer our close in time */
     unsigned detached : 1;    /* the connection is gone: drop everything */
+    unsigned held : 1;        /* queue but write nothing (a welcome waiting for the cluster, hub.c) */
 };
 
 struct outbox;
@@ -113,6 +114,10 @@ int outbox_done(struct outq *q);
 void outbox_expire(struct outbox *ob, struct outq *q, int64_t now_ms, long grace_ms);
 /* 1 once the queue has started closing (a close frame queued or sent), broke, or was detached. */
 int outq_closing(struct outq *q);
+/* Holds the queue: pushes queue in order, nothing is written until outbox_release, which then
+ * writes (or has the connection's loop write) what accumulated. */
+void outbox_hold(struct outq *q);
+void outbox_release(struct outbox *ob, struct outq *q);
 /* Marks the queue gone, drops what is queued and waits until no batch holds it and no write is in
  * progress. */
 void outbox_detach(struct outq *q);

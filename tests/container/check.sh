@@ -51,16 +51,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. an engine, the tools, the base image ---------------------------------------------------------
-engine_works() { command -v "$1" >/dev/null 2>&1 && timeout 30 "$1" info >/dev/null 2>&1; }
-E=
-if [ -n "${CONTAINER_ENGINE:-}" ]; then
-    engine_works "$CONTAINER_ENGINE" || skip "CONTAINER_ENGINE=$CONTAINER_ENGINE but '$CONTAINER_ENGINE info' fails"
-    E=$CONTAINER_ENGINE
-elif engine_works docker; then E=docker
-elif engine_works podman; then E=podman
-else
-    skip "no container engine (docker or podman) found ('docker info' and 'podman info' both fail or are missing)"
-fi
+# shellcheck source=tests/container/engine.sh
+source "$HERE/engine.sh"
+pick_engine
 say "engine: $E ($($E --version 2>/dev/null | head -1))"
 [ "$E" = podman ] && IMAGE=localhost/$TAG:latest || IMAGE=$TAG:latest
 
@@ -69,11 +62,7 @@ say "engine: $E ($($E --version 2>/dev/null | head -1))"
 "$PY" -c 'import websockets' 2>/dev/null \
     || fail "$PY cannot import websockets (apt-get install python3-websockets, or set SB_PYTHON)"
 
-if [ "$E" = podman ]; then
-    # No registry is assumed: the base image must already be local (../shared/tools/docker-check.sh makes
-    # one with debootstrap; elsewhere `podman pull debian:bookworm-slim`).
-    podman image exists "$BASE" \
-        || skip "podman has no local $BASE (run ../shared/tools/docker-check.sh once, or podman pull $BASE)"
+if [ "$E" = podman ]; then   # (engine.sh made sure the base image is local)
     # --format docker keeps HEALTHCHECK (the OCI image format has no field for it).
     BUILD=(podman build --pull=never --format docker --force-rm -t "$IMAGE")
 else

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
 from harness import (RECV_TIMEOUT, SLOW, Server, free_port, http_get, open_router, recv_json)
 
@@ -138,6 +139,29 @@ class Cluster:
         self.nodes = []
         if self.own_redis:
             self.redis.cleanup()
+
+
+class ClusterTestCase(unittest.TestCase):
+    """One cluster of NODES nodes (with EXTRA_ARGS) for the whole class; a failing test prints the
+    nodes' stderr."""
+
+    NODES = 3
+    EXTRA_ARGS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(cls.NODES, extra_args=cls.EXTRA_ARGS)
+        cls.ports = cls.cluster.ports()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop_and_check()
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result and (result.failures or result.errors) and self.cluster.nodes:
+            print(self.cluster.stderr())
+        return result
 
 
 async def users_of(port, timeout=None):

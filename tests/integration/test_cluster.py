@@ -9,7 +9,7 @@ import json
 import socket
 import unittest
 
-from clusterkit import Cluster, wait_users
+from clusterkit import ClusterTestCase, wait_users
 from harness import (QUIET, RECV_TIMEOUT, open_router, recv_json, recv_until, run_async,
                      send_json)
 
@@ -50,22 +50,7 @@ def redis_publish(port, channel, payload):
     return int(reply[1:])
 
 
-class ClusterTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster(3)
-        cls.ports = cls.cluster.ports()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.stop_and_check()
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors) and self.cluster.nodes:
-            print(self.cluster.stderr())
-        return result
-
+class ClusterTest(ClusterTestCase):
     async def visible_everywhere(self, *names):
         for port in self.ports:
             await wait_users(port, names)

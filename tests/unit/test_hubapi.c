@@ -91,7 +91,7 @@ static void test_with_engine(void) {
     struct peer a1, a2, b, anon;
     world_start(&w, 0);
     struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, up, no_gauges, 1000,
-                           member, close_elsewhere, remote_members, subscribe_elsewhere};
+                           member, close_elsewhere, remote_members, NULL, NULL, subscribe_elsewhere};
     hub_set_engine(w.hub, &e);
     hook_log[0] = '\0';
     peer_open(&w, &a1, "alice");
@@ -130,7 +130,7 @@ static void test_subscribe(void) {
     struct peer a1, a2, b;
     world_start(&w, 0);
     struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, up, no_gauges, 1000,
-                           member, close_elsewhere, remote_members, subscribe_elsewhere};
+                           member, close_elsewhere, remote_members, NULL, NULL, subscribe_elsewhere};
     hub_set_engine(w.hub, &e);
     peer_open(&w, &a1, "alice");
     peer_open(&w, &a2, "alice");

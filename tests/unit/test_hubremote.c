@@ -3,10 +3,15 @@
  * A user online on another node is listed here and announced once (a join when it first appears in
  * the union of this node and the others, a leave when it leaves that union, never while it still has
  * a connection here); deliveries from other nodes reach this node's connections only, a room's only
- * its members here; another node's disconnect closes this node's connections of the user only. */
+ * its members here; another node's disconnect closes this node's connections of the user only. A
+ * welcome waits for the engine's route to its user (hub_route_ready), with what followed it, in order;
+ * the tick lets it go after HUB_WELCOME_WAIT_MS. */
 #include "check.h"
 #include "hubremote.h"
 #include "peer.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 static void test_remote_users(void) {
     struct world w;
@@ -68,8 +73,70 @@ static void test_local_deliveries(void) {
     world_stop(&w);
 }
 
+/* A fake engine whose route to "carol" is confirmed only when `routed` says so. */
+static int routed;
+static long no_send(void *ctx, const char *user, const struct frame *f) { return 0; }
+static long no_broadcast(void *ctx, const struct frame *f) { return 0; }
+static long no_publish(void *ctx, const char *room, const struct frame *f) { return 0; }
+static void no_local(void *ctx, const char *name, int up) {}
+static int is_up(void *ctx) { return 1; }
+static void no_gauges(void *ctx, struct metrics_gauges *g) {}
+static int user_routed(void *ctx, const char *user) { return routed || strcmp(user, "carol") != 0; }
+
+/* 1 if the next frame p received is its welcome. */
+static int next_is_welcome(struct peer *p) {
+    int op;
+    char *got = NULL;
+    size_t len;
+    int yes = peer_next(p, &op, &got, &len) && strstr(got, "\"type\":\"welcome\"") != NULL;
+    free(got);
+    return yes;
+}
+
+static void test_welcome_waits_for_route(void) {
+    struct world w;
+    struct peer a, c1, c2;
+    world_start(&w, 0);
+    struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, is_up, no_gauges, 1000,
+                           NULL, NULL, NULL, user_routed, NULL, NULL};
+    hub_set_engine(w.hub, &e);
+    routed = 0;
+    peer_open(&w, &a, "alice");
+    peer_open(&w, &c1, "carol");
+    peer_open(&w, &c2, "carol");
+    CHECK(next_is_welcome(&a)); /* alice's route is there: at once */
+    EXPECT_NONE(&c1); /* carol's: not yet, nor what is sent to her meanwhile */
+    struct frame *f = text("{\"m\":1}");
+    CHECK_EQ_INT((long long)hub_send_user(w.hub, "carol", f), 2);
+    frame_unref(f);
+    EXPECT_NONE(&c1);
+    EXPECT_NONE(&c2);
+    routed = 1;
+    hub_route_ready(w.hub, "carol");
+    CHECK(next_is_welcome(&c1));
+    EXPECT(&c1, "{\"m\":1}");
+    CHECK(next_is_welcome(&c2));
+    EXPECT(&c2, "{\"m\":1}");
+    peer_close(&w, &c2, 1);
+    /* a route that never comes: the tick lets the welcome go, counted */
+    routed = 0;
+    uint64_t unrouted = metrics_get(M_CLUSTER_WELCOMES_UNROUTED);
+    struct peer d;
+    hub_remove(w.hub, &c1.c); /* carol's last connection: her route goes with it */
+    peer_open(&w, &d, "carol");
+    EXPECT_NONE(&d);
+    hub_tick(w.hub, hub_now_ms() + HUB_WELCOME_WAIT_MS);
+    CHECK(next_is_welcome(&d));
+    CHECK_EQ_INT((long long)(metrics_get(M_CLUSTER_WELCOMES_UNROUTED) - unrouted), 1);
+    peer_close(&w, &c1, 0);
+    peer_close(&w, &d, 1);
+    peer_close(&w, &a, 1);
+    world_stop(&w);
+}
+
 int main(void) {
     test_remote_users();
     test_local_deliveries();
+    test_welcome_waits_for_route();
     return check_done();
 }

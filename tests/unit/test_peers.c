@@ -157,8 +157,7 @@ static void test_events_and_sequence(void) {
     peers_free(p);
 }
 
-/* peers_having reports every node but copies at most max ids (the cluster routes to at most
- * CLUSTER_ROUTE_MAX and counts the rest as dropped). */
+/* peers_having reports every node but copies at most max ids. */
 static void test_having_bound(void) {
     struct peers *p = peers_new();
     char id[16];
