@@ -15,9 +15,10 @@
 #include "names.h"
 #include "origin.h"
 #include "perms.h"
+#include "presence.h"
 #include "realip.h"
 
-enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_HOSTS, OPT_LONG, OPT_LEVEL, OPT_SWITCH, OPT_TEXT, OPT_REDIS, OPT_NAME };
+enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_HOSTS, OPT_LONG, OPT_LEVEL, OPT_PRESENCE, OPT_TEXT, OPT_REDIS, OPT_NAME };
 
 struct option_def {
     const char *flag, *env;
@@ -43,7 +44,9 @@ static const struct option_def options[] = {
     {"--max-connections", "SWITCHBOARD_MAX_CONNECTIONS", OPT_LONG, FIELD(max_connections), 1, 1000000, "10000", "N",
      "WebSockets open at once; more get HTTP 503 (also bounded by the open-file limit)"},
     {"--http-threads", "SWITCHBOARD_HTTP_THREADS", OPT_LONG, FIELD(http_threads), 0, 1024, "0", "N",
-     "threads serving HTTP requests and WebSocket handshakes (open WebSockets hold none); 0 = two per CPU, 8 to 16"},
+     "threads serving HTTP requests, each with its head already read (WebSockets hold none); 0 = two per CPU, 8 to 16"},
+    {"--header-timeout", "SWITCHBOARD_HEADER_TIMEOUT", OPT_LONG, FIELD(header_timeout), 1, 3600, "10", "SECONDS",
+     "a connection's request head must be whole this long after it is accepted; else 408 and the close"},
     {"--outbox", "SWITCHBOARD_OUTBOX", OPT_LONG, FIELD(outbox), 1024, 1L << 32, "1048576", "BYTES",
      "unsent bytes per connection before it is closed 1008"},
     {"--ping-interval", "SWITCHBOARD_PING_INTERVAL", OPT_LONG, FIELD(ping_interval), 1, 86400, "20", "SECONDS",
@@ -58,8 +61,8 @@ static const struct option_def options[] = {
      "connections one user may hold; more are closed 1008"},
     {"--threads", "SWITCHBOARD_THREADS", OPT_LONG, FIELD(threads), 0, 64, "0", "N",
      "event-loop threads carrying the WebSockets, 0 = one per CPU"},
-    {"--presence", "SWITCHBOARD_PRESENCE", OPT_SWITCH, FIELD(presence), 0, 0, "on", "on|off",
-     "presence events and user lists (off for very many connections)"},
+    {"--presence", "SWITCHBOARD_PRESENCE", OPT_PRESENCE, FIELD(presence), 0, 0, "rooms", "global|rooms|off",
+     "who hears who comes and goes: everyone (global; on is its old name), rooms and watch lists, or nobody"},
     {"--history-size", "SWITCHBOARD_HISTORY_SIZE", OPT_LONG, FIELD(history_size), 0, 100000, "100", "N",
      "messages kept per stream (a user's, a room's, the broadcast) for recovery after a reconnect; 0 = off"},
     {"--history-ttl", "SWITCHBOARD_HISTORY_TTL", OPT_LONG, FIELD(history_ttl), 1, 86400, "120", "SECONDS",
@@ -234,13 +237,13 @@ static int set_level(struct config *cfg, const struct option_def *o, const char 
     return -1;
 }
 
-static int set_switch(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
-    int *field = (int *)((char *)cfg + o->offset);
-    if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
-        *field = strcmp(v, "on") == 0;
+static int set_presence(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
+    enum presence_mode mode;
+    if (presence_mode_parse(v, &mode) == 0) {
+        *(int *)((char *)cfg + o->offset) = (int)mode;
         return 0;
     }
-    snprintf(err, cap, "%s: '%s' is not on or off", o->flag, v);
+    snprintf(err, cap, "%s: '%s' is not global, rooms or off (or on, global's old name)", o->flag, v);
     return -1;
 }
 
@@ -286,7 +289,7 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
     case OPT_HOSTS: return set_list(cfg, o, v, err, cap);
     case OPT_LONG: return set_long(cfg, o, v, err, cap);
     case OPT_LEVEL: return set_level(cfg, o, v, err, cap);
-    case OPT_SWITCH: return set_switch(cfg, o, v, err, cap);
+    case OPT_PRESENCE: return set_presence(cfg, o, v, err, cap);
     case OPT_TEXT: return set_text(cfg, o, v, err, cap);
     }
     return -1;

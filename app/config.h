@@ -21,7 +21,7 @@
 #define CONFIG_HTTP_THREADS_MAX_AUTO 16 /* and at most this many */
 
 struct config {
-    char port[64];               /* CivetWeb listening_ports: "8080" or "127.0.0.1:8080" */
+    char port[64];               /* where the acceptor listens: "8080" or "127.0.0.1:8080" */
     char root[PATH_MAX];         /* static files; "" until config_load picks the default */
     char allow_origins[CONFIG_MAX_ORIGINS][CONFIG_TEXT_MAX];
     size_t nallow;
@@ -37,7 +37,8 @@ struct config {
     long max_user_conns;         /* connections per user */
     long threads;                /* event loops; 0 = one per CPU */
     long http_threads;           /* CivetWeb's worker pool; config_load resolves 0 (two per CPU) */
-    int presence;                /* presence events and user lists */
+    long header_timeout;         /* seconds from accept to a whole request head */
+    int presence;                /* enum presence_mode (presence.h) */
     long history_size;           /* messages kept per stream for recovery (history.h); 0 = off */
     long history_ttl;            /* seconds a kept message and an idle stream last */
     long history_memory;         /* bytes of history in all streams */

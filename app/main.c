@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "cluster.h"
 #include "config.h"
 #include "fdlimit.h"
@@ -41,6 +42,7 @@ struct app {
     struct cluster *cluster; /* with --redis only */
     struct ws_server *ws;
     struct server *srv;
+    struct acceptor *door;
     struct jwt_verifier *verifier; /* NULL: no key, identity is claimed, not proven */
 };
 
@@ -59,10 +61,11 @@ static size_t loop_count(long threads) {
 }
 
 /* Raises the open-file limit for --max-connections, or lowers --max-connections to what the hard limit
- * allows (saying so once): every WebSocket holds a descriptor, each HTTP worker one more (a handshake
- * briefly two), CivetWeb queues up to 20 accepted sockets, each loop an epoll set and an eventfd. */
+ * allows (saying so once): every WebSocket holds a descriptor, each HTTP worker one more, CivetWeb
+ * queues up to 20 handed-over sockets, each loop an epoll set, an eventfd and a timerfd. Connections
+ * whose head is pending hold one each too, for at most --header-timeout. */
 static void fit_descriptors(struct config *cfg) {
-    long reserve = FDLIMIT_RESERVE + 2 * cfg->http_threads + 20 + 2 * (long)loop_count(cfg->threads);
+    long reserve = FDLIMIT_RESERVE + cfg->http_threads + 20 + 3 * (long)loop_count(cfg->threads);
     struct fdlimit fl;
     if (!fdlimit_raise(cfg->max_connections, reserve, &fl))
         log_warn("open-file limit: the hard limit of %ld descriptors holds %ld WebSockets, not --max-connections "
@@ -112,6 +115,11 @@ static int app_start(struct app *a, const struct config *cfg) {
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
                                cfg->max_per_ip, origins, cfg->nallow, hosts, cfg->nhosts, NULL};
     char err[256] = "";
+    struct acceptor_settings aset = {cfg->port, cfg->header_timeout, cfg->max_per_ip};
+    if (!(a->door = acceptor_new(&aset, err, sizeof err))) {
+        log_error("cannot start: %s", err);
+        return -1;
+    }
     a->verifier = keys_jwt_verifier(cfg, err, sizeof err);
     if (!a->verifier && err[0]) {
         log_error("cannot start: %s", err);
@@ -128,10 +136,15 @@ static int app_start(struct app *a, const struct config *cfg) {
     a->hub = a->loops ? hub_new(a->ob, &hopt) : NULL;
     struct cluster_options copt = {cfg->redis, cfg->redis_prefix, cfg->node_id, cfg->node_ttl};
     int clustered = !cfg->redis[0] || (a->hub && (a->cluster = cluster_start(a->hub, a->ob, &copt, err, sizeof err)));
-    a->ws = a->hub && clustered ? ws_new(a->hub, a->ob, a->loops, &wset) : NULL;
+    a->ws = a->hub && clustered ? ws_new(a->hub, a->ob, &wset) : NULL;
     a->srv = a->ws ? server_start(cfg, a->ws, a->hub, err, sizeof err) : NULL;
     if (!a->srv) {
         log_error("cannot start: %s", err[0] ? err : "out of memory");
+        return -1;
+    }
+    /* last: every handler is in place before the first connection is accepted, so none gets a 404 */
+    if (acceptor_start(a->door, a->loops, server_serve, a->srv) < 0) {
+        log_error("cannot start: cannot accept on the event loops");
         return -1;
     }
     return 0;
@@ -144,8 +157,9 @@ static void app_stop(struct app *a) {
         int64_t until = hub_now_ms() + SHUTDOWN_DRAIN_MS;
         while (hub_count(a->hub) > 0 && hub_now_ms() < until) usleep(20 * 1000);
     }
-    loops_stop(a->loops);
-    server_stop(a->srv); /* a handshake already past its checks may still reach loops_adopt until here */
+    loops_stop(a->loops); /* no head is read or handed to CivetWeb from here on */
+    server_stop(a->srv);
+    acceptor_free(a->door);
     cluster_stop(a->cluster);
     loops_free(a->loops);
     outbox_free(a->ob);

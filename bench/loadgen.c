@@ -15,7 +15,13 @@
  *           (doubling, then bisecting) and reports the highest step whose p99 stayed under
  *           --p99-limit-us with zero loss. A step that fails on latency alone is tried once more.
  *   conns   opens N idle connections; reports the connect rate and the server's RSS and threads, once
- *           the connections are open and again after holding them --hold seconds.
+ *           the connections are open and again after holding them --hold seconds. With --rooms-of K,
+ *           connection i joins room g<i/K> as soon as it is welcomed, and with --watch W it watches
+ *           users c<i+1>..c<i+W> (mod N); it counts as connected once those are answered too, and the
+ *           presence the server sends is checked against what the scenario implies (--presence rooms):
+ *           every pair of a room's members makes exactly one room join event (to the earlier) and
+ *           one name in a join's `members` (of the later), n(K-1)/2 of each; every watched user is
+ *           either in the watch's `online` or announced by one join event later, N*W in all.
  *
  * Every message's data string carries its sequence number and send time (CLOCK_MONOTONIC, µs), padded
  * with 'x' to --size bytes: "s:123:t:1700000000123456:xxxx...". A delivery whose data string is not
@@ -216,6 +222,7 @@ struct ws {
     enum role role;
     int index;         /* within its role */
     int welcomed;
+    int replies;       /* --rooms-of/--watch commands not answered yet */
     int out_armed;     /* EPOLLOUT is in the interest set */
     int frag_op;       /* opcode of the fragmented message in `frag`, 0 = none */
     char name[32];
@@ -228,6 +235,7 @@ struct ws {
 struct stats {
     uint64_t refused, failed, closes, eofs, errors, truncated, misordered, misrouted;
     uint64_t welcomes, presence, other, frames, pings;
+    uint64_t room_events, watch_events, members_listed, online_listed, refused_commands;
 };
 
 /* How a protocol message (one JSON object) travels in WebSocket text frames; see app_send. */
@@ -240,6 +248,7 @@ struct options {
     int pid2;         /* the --port2 node's pid: its CPU is reported too */
     int port2;        /* receivers connect here when set: cross-node runs against a cluster */
     long n, pairs, size, window, concurrency;
+    long rooms_of, watch; /* conns: room size and users watched per connection, 0 = none */
     double duration_s, warmup_s, deadline_s, step_s, settle_cap_s, hold_s;
     long start_rate, max_rate, p99_limit_us, bisections;
 };
@@ -553,6 +562,42 @@ static void on_delivery(struct ws *c, const char *msg, size_t len, int64_t now) 
     if (now >= G.win_from && now < G.win_to) G.win_count++;
 }
 
+/* How many names the JSON array after `key` (e.g. "\"members\":[") holds; names have no quotes. */
+static uint64_t list_count(const char *msg, size_t len, const char *key) {
+    const char *p = memmem(msg, len, key, strlen(key)), *end = msg + len;
+    uint64_t quotes = 0;
+    for (p = p ? p + strlen(key) : end; p < end && *p != ']'; p++) quotes += *p == '"';
+    return quotes / 2;
+}
+
+static void app_send(struct ws *c, const char *json, size_t len);
+
+/* --rooms-of, --watch: conns connection i's join and watch, sent when it is welcomed. */
+static void presence_setup(struct ws *c) {
+    char cmd[64 + 40 * 64];
+    if (G.o.rooms_of > 0) {
+        int n = snprintf(cmd, sizeof cmd, "{\"type\":\"join\",\"room\":\"g%ld\",\"id\":1}", c->index / G.o.rooms_of);
+        app_send(c, cmd, (size_t)n);
+        c->replies++;
+    }
+    if (G.o.watch > 0) {
+        int n = snprintf(cmd, sizeof cmd, "{\"type\":\"watch\",\"id\":2,\"users\":[");
+        for (long j = 1; j <= G.o.watch && (size_t)n < sizeof cmd - 40; j++)
+            n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s\"c%ld\"", j > 1 ? "," : "", (c->index + j) % G.o.n);
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, "]}");
+        app_send(c, cmd, (size_t)n);
+        c->replies++;
+    }
+}
+
+/* A reply to presence_setup's commands: the names it lists are counted for the check. */
+static void on_setup_reply(struct ws *c, const char *msg, size_t len, int error) {
+    if (c->replies > 0) c->replies--;
+    if (error) G.st.refused_commands++; /* --presence off or global: no watch */
+    G.st.members_listed += list_count(msg, len, "\"members\":[");
+    G.st.online_listed += list_count(msg, len, "\"online\":[");
+}
+
 /* One complete text message from the server. */
 static void on_text(struct ws *c, const char *msg, size_t len, int64_t now) {
     static const char prefix[] = "{\"type\":\"";
@@ -563,9 +608,17 @@ static void on_text(struct ws *c, const char *msg, size_t len, int64_t now) {
     }
     if (strncmp(type, "message\"", 8) == 0) on_delivery(c, msg, len, now);
     else if (strncmp(type, "welcome\"", 8) == 0) {
-        if (!c->welcomed) G.st.welcomes++;
-        c->welcomed = 1;
-    } else if (strncmp(type, "presence\"", 9) == 0) G.st.presence++;
+        if (!c->welcomed) {
+            G.st.welcomes++;
+            c->welcomed = 1;
+            if (c->role == ROLE_IDLE) presence_setup(c);
+        }
+    } else if (strncmp(type, "presence\"", 9) == 0) {
+        G.st.presence++;
+        if (memmem(msg, len, "\"room\":", 7)) G.st.room_events++;
+        else G.st.watch_events++;
+    } else if (c->replies && (strncmp(type, "ack\"", 4) == 0 || strncmp(type, "error\"", 6) == 0))
+        on_setup_reply(c, msg, len, type[0] == 'e');
     else if (strncmp(type, "error\"", 6) == 0) {
         if (++G.st.errors <= 5) say("%s: error from server: %.*s", c->name, (int)(len < 200 ? len : 200), msg);
     } else G.st.other++;
@@ -962,6 +1015,9 @@ static void loop_once(int timeout_ms) {
 
 static int past_deadline(void) { return now_us() >= G.deadline; }
 
+/* Welcomed, and its --rooms-of/--watch commands answered. */
+static int ready(const struct ws *c) { return c->welcomed && c->replies == 0; }
+
 /* Opens conns [from, to) with at most --concurrency handshakes at once, until each is open and
  * welcomed or failed, or cap_us passes. Returns the time it took in µs. */
 static int64_t connect_range(size_t from, size_t to, int64_t cap_us) {
@@ -969,11 +1025,11 @@ static int64_t connect_range(size_t from, size_t to, int64_t cap_us) {
     size_t next = from, settled = from; /* every connection below `settled` is welcomed or done, for good */
     for (;;) {
         while (next < to && G.connecting < (size_t)G.o.concurrency) ws_start(&G.conns[next++]);
-        while (settled < next && (G.conns[settled].state == WS_DONE || G.conns[settled].welcomed)) settled++;
+        while (settled < next && (G.conns[settled].state == WS_DONE || ready(&G.conns[settled]))) settled++;
         size_t pending = to - next;
         for (size_t i = settled; i < next; i++) { /* not from `from`: that made 18,000 connections quadratic */
             struct ws *c = &G.conns[i];
-            if (c->state != WS_DONE && !c->welcomed) pending++;
+            if (c->state != WS_DONE && !ready(c)) pending++;
         }
         if (!pending || now_us() >= until || past_deadline()) break;
         loop_once(2);
@@ -1242,6 +1298,8 @@ static int scenario_pairs(void) {
     return 0;
 }
 
+static void print_presence_check(uint64_t ok);
+
 static int scenario_conns(void) {
     long n = G.o.n;
     add_conns("c", (size_t)n, ROLE_IDLE);
@@ -1276,9 +1334,29 @@ static int scenario_conns(void) {
            ok ? (double)(rss2 - rss0) * 1000.0 / (double)ok : 0,
            ok && cpu0.server >= 0 && cpu1.server >= 0 ? (cpu1.server - cpu0.server) * 1e6 / (double)ok : 0);
     print_cpu(&cpu0, &cpu1);
+    if (G.o.rooms_of > 0 || G.o.watch > 0) print_presence_check((uint64_t)ok);
     print_common();
     printf("\n");
     return 0;
+}
+
+/* conns with --rooms-of/--watch: what the server sent against what the scenario implies (see the top
+ * comment); presence_ok=1 when every count is exact. Rooms are whole only when K divides N. */
+static void print_presence_check(uint64_t ok) {
+    uint64_t n = (uint64_t)G.o.n, k = (uint64_t)(G.o.rooms_of > 0 ? G.o.rooms_of : 1), w = (uint64_t)G.o.watch;
+    uint64_t pairs = G.o.rooms_of > 0 ? n / k * (k * (k - 1) / 2) : 0;
+    /* each join's members include the joiner: the others are what the pairs imply */
+    uint64_t others = G.o.rooms_of > 0 && G.st.members_listed >= n ? G.st.members_listed - n : G.st.members_listed;
+    int exact = ok == n && G.st.room_events == pairs && others == pairs && G.st.watch_events + G.st.online_listed == n * w;
+    say("presence: %" PRIu64 " room events and %" PRIu64 " other members listed (expected %" PRIu64 " each), %" PRIu64
+        " watch events + %" PRIu64 " listed online (expected %" PRIu64 "), %" PRIu64 " commands refused",
+        G.st.room_events, others,
+        pairs, G.st.watch_events, G.st.online_listed, n * w, G.st.refused_commands);
+    printf(" rooms_of=%ld watch=%ld room_events=%" PRIu64 " members_listed=%" PRIu64 " room_pairs=%" PRIu64
+           " watch_events=%" PRIu64 " online_listed=%" PRIu64 " watch_expected=%" PRIu64 " refused_commands=%" PRIu64
+           " presence_ok=%d",
+           G.o.rooms_of, G.o.watch, G.st.room_events, G.st.members_listed, pairs, G.st.watch_events, G.st.online_listed,
+           n * w, G.st.refused_commands, exact);
 }
 
 /* Makes the connections still open end with a reset (SO_LINGER 0) when the process exits, not a FIN:
@@ -1337,6 +1415,8 @@ static void usage(FILE *out) {
             "  --p99-limit-us U    pairs: a step passes with p99 under this (10000)\n"
             "  --hold S            conns: seconds to hold the connections open (1)\n"
             "  --settle-cap S      conns: cap on connecting plus settling (12)\n"
+            "  --rooms-of K        conns: connection i joins room g<i/K> once welcomed (0 = none)\n"
+            "  --watch W           conns: connection i watches c<i+1>..c<i+W> once welcomed (0 = none)\n"
             "  --concurrency K     handshakes in progress at once (200)\n"
             "  --tokens FILE       send ?token=LINE instead of ?user=NAME: connection i (c<i> in conns) gets\n"
             "                      line i modulo the count (mint each with the connection's name as sub)\n"
@@ -1412,6 +1492,8 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--p99-limit-us") == 0) o.p99_limit_us = atol(v);
         else if (strcmp(a, "--hold") == 0) o.hold_s = atof(v);
         else if (strcmp(a, "--settle-cap") == 0) o.settle_cap_s = atof(v);
+        else if (strcmp(a, "--rooms-of") == 0) o.rooms_of = atol(v);
+        else if (strcmp(a, "--watch") == 0) o.watch = atol(v);
         else if (strcmp(a, "--concurrency") == 0) o.concurrency = atol(v);
         else if (strcmp(a, "--deadline") == 0) o.deadline_s = atof(v);
         else if (strcmp(a, "--wait-ready") == 0) ready_s = atof(v);

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "fuzz_check.h"
+#include "presence.h"
 
 #define MAX_WORDS 64
 
@@ -42,7 +43,10 @@ static void check_bounds(void) {
     FUZZ_CHECK(cfg.max_connections >= 1 && cfg.max_connections <= 1000000);
     FUZZ_CHECK(cfg.http_threads >= 2 && cfg.http_threads <= 1024);
     FUZZ_CHECK(cfg.outbox >= 1024 && cfg.ping_interval >= 1 && cfg.rate_limit >= 0 && cfg.max_per_ip >= 0);
-    FUZZ_CHECK(cfg.presence == 0 || cfg.presence == 1);
+    FUZZ_CHECK(cfg.presence == PRESENCE_OFF || cfg.presence == PRESENCE_GLOBAL || cfg.presence == PRESENCE_ROOMS);
+    FUZZ_CHECK(cfg.history_size >= 0 && cfg.history_size <= 100000);
+    FUZZ_CHECK(cfg.history_ttl >= 1 && cfg.history_ttl <= 86400);
+    FUZZ_CHECK(cfg.history_memory >= 65536 && cfg.history_memory <= 1L << 40);
     FUZZ_CHECK(cfg.log_level >= SB_LOG_ERROR && cfg.log_level <= SB_LOG_DEBUG);
     FUZZ_CHECK(cfg.nallow <= CONFIG_MAX_ORIGINS);
     for (size_t i = 0; i < cfg.nallow; i++) {

@@ -46,7 +46,8 @@ static struct hub *hub;
 
 /* Makes the hub on the first call; later calls find it made. */
 static inline void start_once(void) {
-    static struct hub_options opt = {1, 20000, 0, 0, {8, 120000, 1 << 20}}; /* history: recovery fields parsed */
+    /* rooms presence (the default) and history: members, watch lists and recovery fields are fuzzed too */
+    static struct hub_options opt = {PRESENCE_ROOMS, 20000, 0, 0, {8, 120000, 1 << 20}};
     if (hub) return;
     ob = outbox_new(&peer_io);
     hub = hub_new(ob, &opt);
@@ -60,7 +61,7 @@ static inline void peer_open_as(struct peer *p, const char *user, const char *ro
     hub_conn_init(hub, &p->c, user, 0, p, 1 << 20);
     p->c.positions = positions;
     FUZZ_CHECK(hub_add(hub, &p->c) == HUB_OK);
-    if (room) FUZZ_CHECK(hub_join(hub, &p->c, room) == HUB_OK);
+    if (room) FUZZ_CHECK(hub_join(hub, &p->c, room, NULL) == HUB_OK);
 }
 
 static inline void peer_open(struct peer *p, const char *user, const char *room) { peer_open_as(p, user, room, 0); }

@@ -7,7 +7,7 @@
                                    that differs from what this script makes, is missing, or is stale
 
 The router seeds include every client line of the session blocks in docs/PROTOCOL.md (```session and
-```session token blocks alike; TOKEN(...) placeholders become tokens minted here, as
+```session token blocks alike, whatever their presence mode; TOKEN(...) placeholders become tokens minted here, as
 tests/integration/test_protocol_doc.py mints them), and the api seeds every body of docs/API.md's curl
 examples, so the corpus follows the documented protocol. Only the targets this script makes seeds for
 are touched: their old seed-* files are replaced; other files in the corpus directories (crash-*,
@@ -112,7 +112,8 @@ def utf8_seeds():
 
 
 # ---- router: every client line of PROTOCOL.md's sessions, and malformed ones ----
-SESSION_OPENERS = ("```session", "```session token")  # as tests/integration/test_protocol_doc.py reads them
+# as tests/integration/test_protocol_doc.py reads them: ```session, then token and/or a presence mode
+SESSION_OPENER_RE = re.compile(r"^```session(?: token)?(?: (?:global|rooms|off))?$")
 TOKEN_RE = re.compile(r"TOKEN\(([^)]*)\)")
 
 
@@ -140,7 +141,7 @@ def doc_client_lines():
     lines, inside = [], False
     for line in doc:
         if not inside:
-            inside = line.strip() in SESSION_OPENERS
+            inside = bool(SESSION_OPENER_RE.match(line.strip()))
         elif line.strip() == "```":
             inside = False
         else:
@@ -209,6 +210,27 @@ def origin_seeds():
     }
     for name, data in s.items():
         write("origin", name, data)
+
+
+# ---- head: a cut byte (where two reads split it), then the bytes a client sent ----
+def head_seeds():
+    s = {
+        "handshake": b"GET /ws?user=ann HTTP/1.1\r\nHost: localhost:8080\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, json\r\n\r\n",
+        "get-lf-only": b"GET / HTTP/1.0\nHost: x\n\n",
+        "post-with-body": b"POST /api/send HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        "leading-crlf": b"\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        "bearer-space": b"GET /ws HTTP/1.1\r\nAuthorization: Bearer \r\n\r\n",
+        "obs-fold": b"GET / HTTP/1.1\r\nX: a\r\n  b\r\n\r\n",
+        "http2": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "nul": b"GET /\0 HTTP/1.1\r\n\r\n",
+        "no-colon": b"GET / HTTP/1.1\r\nHost\r\n\r\n",
+        "unfinished": b"GET / HTTP/1.1\r\nHost: x\r\n",
+        "many-fields": b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(70)) + b"\r\n",
+    }
+    for i, (name, data) in enumerate(s.items()):
+        write("head", name, bytes([7 * i + 3]) + data)
 
 
 # ---- names: cap byte, key byte (0 user, 1 u, 2 "", 3 a=b), query ----
@@ -459,7 +481,7 @@ def api_seeds():
 GENERATORS = {  # target -> what writes its seeds
     "assembler": assembler_seeds, "utf8": utf8_seeds, "router": router_seeds, "origin": origin_seeds,
     "names": names_seeds, "config": config_seeds, "wsframe": wsframe_seeds, "jsonspan": jsonspan_seeds,
-    "jwt": jwt_seeds, "api": api_seeds, "since": since_seeds,
+    "jwt": jwt_seeds, "api": api_seeds, "head": head_seeds, "since": since_seeds,
 }
 
 

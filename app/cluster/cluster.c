@@ -234,6 +234,11 @@ static void hook_room_users(void *ctx, const char *room, void (*add)(void *arg, 
     peers_room_users(c->peers, room, add, arg);
 }
 
+static size_t hook_room_user_nodes(void *ctx, const char *room, const char *user) {
+    struct cluster *c = ctx;
+    return peers_having_member(c->peers, room, user);
+}
+
 static int hook_redis_up(void *ctx) {
     struct cluster *c = ctx;
     pthread_mutex_lock(&c->lock);
@@ -605,7 +610,7 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     struct hub_engine e = {c, hook_send_user, hook_broadcast, hook_publish, hook_user_local,
                            hook_room_local, hook_redis_up, hook_gauges, first_id(),
                            hook_room_user_local, hook_close_user, hook_room_users, hook_user_routed,
-                           hook_send_unlisted, hook_subscribe};
+                           hook_send_unlisted, hook_room_user_nodes, hook_subscribe};
     hub_set_engine(h, &e);
     return c;
 }

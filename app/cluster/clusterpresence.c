@@ -24,10 +24,39 @@ static void names_apply(struct cluster *c, struct names *x, int delta) {
     names_free(x);
 }
 
-/* Node `id` is dead or gone: its users leave. */
+/* Room member "ROOM USER" came (up) or went on another node: the hub's room presence. */
+static void member_changed(struct cluster *c, const char *key, int up) {
+    const char *space = strchr(key, ' ');
+    char room[SB_NAME_MAX + 1];
+    if (!space || (size_t)(space - key) >= sizeof room) return;
+    snprintf(room, sizeof room, "%.*s", (int)(space - key), key);
+    hub_remote_room_user(c->hub, room, space + 1, up);
+}
+
+/* With --presence rooms: the hub hears of each of node `id`'s members in `now` not in `before` (up)
+ * and of each in `before` not in `now` (gone), then both lists are freed. */
+static void members_apply(struct cluster *c, struct names *before, struct names *now) {
+    struct dict *b = dict_new(), *n = dict_new();
+    for (size_t i = 0; b && i < before->n; i++) dict_add(b, before->v[i], b);
+    for (size_t i = 0; n && i < now->n; i++) dict_add(n, now->v[i], n);
+    for (size_t i = 0; b && n && i < now->n; i++)
+        if (!dict_get(b, now->v[i])) member_changed(c, now->v[i], 1);
+    for (size_t i = 0; b && n && i < before->n; i++)
+        if (!dict_get(n, before->v[i])) member_changed(c, before->v[i], 0);
+    dict_free(b);
+    dict_free(n);
+    names_free(before);
+    names_free(now);
+}
+
+static int rooms_presence(const struct cluster *c) { return presence_mode(c->hub) == PRESENCE_ROOMS; }
+
+/* Node `id` is dead or gone: its room members and its users leave. */
 static void forget_node(struct cluster *c, const char *id) {
-    struct names gone = {0};
+    struct names gone = {0}, members = {0}, none = {0};
+    if (rooms_presence(c)) peers_members_of(c->peers, id, &members);
     if (peers_drop(c->peers, id, &gone)) log_info("cluster: node %s left (%zu users)", id, gone.n);
+    members_apply(c, &members, &none);
     names_apply(c, &gone, -1);
 }
 
@@ -37,7 +66,7 @@ void cpres_node_event(struct cluster *c, const struct cluster_msg *m) {
     if (m->kind == 'M' || m->kind == 'N') {
         char key[MEMBER_KEY_MAX];
         snprintf(key, sizeof key, "%s %.*s", m->target, (int)m->body_len, m->body); /* parse checked the name */
-        peers_event(c->peers, m->node, m->seq, key, PEERS_MEMBER, up);
+        if (peers_event(c->peers, m->node, m->seq, key, PEERS_MEMBER, up) && rooms_presence(c)) member_changed(c, key, up);
         return;
     }
     if (peers_event(c->peers, m->node, m->seq, m->target, room, up) && !room) hub_remote_user(c->hub, m->target, up ? 1 : -1);
@@ -45,8 +74,11 @@ void cpres_node_event(struct cluster *c, const struct cluster_msg *m) {
 
 static void node_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users, struct dict *rooms,
                           struct dict *members) {
-    struct names joined = {0}, left = {0};
+    struct names joined = {0}, left = {0}, before = {0}, now = {0};
+    if (rooms_presence(c)) peers_members_of(c->peers, id, &before);
     peers_snapshot(c->peers, id, seq, users, rooms, members, &joined, &left);
+    if (rooms_presence(c)) peers_members_of(c->peers, id, &now);
+    members_apply(c, &before, &now);
     names_apply(c, &joined, 1);
     names_apply(c, &left, -1);
 }

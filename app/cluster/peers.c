@@ -12,6 +12,8 @@ struct peer {
     struct dict *users;   /* names online there; values unused */
     struct dict *rooms;   /* rooms with members there; values unused */
     struct dict *members; /* "ROOM USER": USER has a connection in ROOM there; values unused */
+    struct dict *by_room; /* ROOM -> a dict of its USERs there (values unused): `members` by room, so
+                           * that listing a room costs its members, not every member of the node */
     uint64_t seq;         /* the newest presence state applied */
 };
 
@@ -45,10 +47,50 @@ struct peers *peers_new(void) {
     return p;
 }
 
+static void free_room_index(const char *key, void *value, void *arg) { dict_free(value); }
+
+/* Empties e->by_room: a new, empty index (NULL when out of memory: rooms then list no one there). */
+static void index_clear(struct peer *e) {
+    if (e->by_room) dict_each(e->by_room, free_room_index, NULL);
+    dict_free(e->by_room);
+    e->by_room = dict_new();
+}
+
+/* Splits "ROOM USER" into room (a buffer of SB_NAME_MAX + 1) and the returned user; NULL if malformed. */
+static const char *member_split(const char *key, char *room) {
+    const char *space = strchr(key, ' ');
+    if (!space || (size_t)(space - key) > SB_NAME_MAX) return NULL;
+    memcpy(room, key, (size_t)(space - key));
+    room[space - key] = '\0';
+    return space + 1;
+}
+
+static void index_add(const char *key, void *value, void *arg) {
+    struct peer *e = arg;
+    char room[SB_NAME_MAX + 1];
+    const char *user = member_split(key, room);
+    struct dict *users = user && e->by_room ? dict_get(e->by_room, room) : NULL;
+    if (user && e->by_room && !users && (users = dict_new()) && dict_add(e->by_room, room, users) < 0) {
+        dict_free(users);
+        users = NULL;
+    }
+    if (users && !dict_get(users, user)) dict_add(users, user, e);
+}
+
+static void index_remove(struct peer *e, const char *key) {
+    char room[SB_NAME_MAX + 1];
+    const char *user = member_split(key, room);
+    struct dict *users = user && e->by_room ? dict_get(e->by_room, room) : NULL;
+    if (users) dict_remove(users, user);
+    if (users && dict_size(users) == 0) dict_free(dict_remove(e->by_room, room));
+}
+
 static void peer_free(struct peer *n) {
     dict_free(n->users);
     dict_free(n->rooms);
     dict_free(n->members);
+    if (n->by_room) dict_each(n->by_room, free_room_index, NULL);
+    dict_free(n->by_room);
     free(n);
 }
 
@@ -84,7 +126,7 @@ static struct peer *get(struct peers *p, const char *id) {
     struct peer *e = find(p, id);
     if (e) return e;
     if (!(e = calloc(1, sizeof *e)) || !(e->users = dict_new()) || !(e->rooms = dict_new()) ||
-        !(e->members = dict_new())) {
+        !(e->members = dict_new()) || !(e->by_room = dict_new())) {
         if (e) peer_free(e);
         return NULL;
     }
@@ -102,6 +144,16 @@ size_t peers_having(struct peers *p, int rooms, const char *name, peer_id *ids, 
         if (total < max) memcpy(ids[total], e->id, sizeof e->id);
         total++;
     }
+    pthread_mutex_unlock(&p->lock);
+    return total;
+}
+
+size_t peers_having_member(struct peers *p, const char *room, const char *user) {
+    char key[2 * SB_NAME_MAX + 2];
+    snprintf(key, sizeof key, "%s %s", room, user);
+    size_t total = 0;
+    pthread_mutex_lock(&p->lock);
+    for (struct peer *e = p->head; e; e = e->next) total += dict_get(e->members, key) != NULL;
     pthread_mutex_unlock(&p->lock);
     return total;
 }
@@ -129,6 +181,7 @@ int peers_event(struct peers *p, const char *id, uint64_t seq, const char *name,
         e->seq = seq;
         if (up && !dict_get(d, name)) changed = dict_add(d, name, e) == 0;
         if (!up) changed = dict_remove(d, name) != NULL;
+        if (changed && room == PEERS_MEMBER) up ? index_add(name, NULL, e) : index_remove(e, name);
     }
     recount(p);
     pthread_mutex_unlock(&p->lock);
@@ -160,6 +213,8 @@ void peers_snapshot(struct peers *p, const char *id, uint64_t seq, struct dict *
         e->rooms = rooms;
         e->members = members;
         e->seq = seq;
+        index_clear(e);
+        dict_each(members, index_add, e);
     }
     recount(p);
     pthread_mutex_unlock(&p->lock);
@@ -168,22 +223,30 @@ void peers_snapshot(struct peers *p, const char *id, uint64_t seq, struct dict *
     dict_free(old_members);
 }
 
-struct member_scan {
-    const char *room;
-    size_t room_len;
+struct member_call {
     void (*add)(void *arg, const char *user);
     void *arg;
 };
 
-static void member_match(const char *key, void *value, void *arg) {
-    struct member_scan *m = arg;
-    if (strncmp(key, m->room, m->room_len) == 0 && key[m->room_len] == ' ') m->add(m->arg, key + m->room_len + 1);
+static void member_call(const char *key, void *value, void *arg) {
+    struct member_call *m = arg;
+    m->add(m->arg, key);
 }
 
 void peers_room_users(struct peers *p, const char *room, void (*add)(void *arg, const char *user), void *arg) {
-    struct member_scan m = {room, strlen(room), add, arg};
+    struct member_call m = {add, arg};
     pthread_mutex_lock(&p->lock);
-    for (struct peer *e = p->head; e; e = e->next) dict_each(e->members, member_match, &m);
+    for (struct peer *e = p->head; e; e = e->next) {
+        struct dict *users = e->by_room ? dict_get(e->by_room, room) : NULL;
+        if (users) dict_each(users, member_call, &m);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void peers_members_of(struct peers *p, const char *id, struct names *out) {
+    pthread_mutex_lock(&p->lock);
+    struct peer *e = find(p, id);
+    if (e) dict_each(e->members, collect_missing, &(struct diff){NULL, out});
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -34,6 +34,8 @@ void peers_free(struct peers *p);
 /* The nodes that have `name` (a user, or a room when rooms): up to max of their ids into ids (NULL
  * when max is 0); returns how many have it, which may be more than max. */
 size_t peers_having(struct peers *p, int rooms, const char *name, peer_id *ids, size_t max);
+/* The nodes that have `user` in `room`. */
+size_t peers_having_member(struct peers *p, const char *room, const char *user);
 /* Nodes known (seen alive), and those of them with at least one user. */
 size_t peers_count(struct peers *p);
 long peers_with_users(struct peers *p);
@@ -52,6 +54,8 @@ void peers_snapshot(struct peers *p, const char *id, uint64_t seq, struct dict *
 /* Calls add(arg, user) for every user another node has in `room` (once per node that has it), under
  * the table's lock: add must not call back into the table. */
 void peers_room_users(struct peers *p, const char *room, void (*add)(void *arg, const char *user), void *arg);
+/* Node `id`'s room members ("ROOM USER") into out (copies), to compare before and after a change. */
+void peers_members_of(struct peers *p, const char *id, struct names *out);
 /* Forgets node `id`; its users go to gone. 1 if it was known. */
 int peers_drop(struct peers *p, const char *id, struct names *gone);
 /* The known nodes whose id is not among ids[0..n): they go to out (to be dropped). */

@@ -12,7 +12,7 @@ const char *const sb_error_names[ERR__COUNT] = {
     "bad_json", "bad_request", "unknown_type", "not_found", "too_large", "rate_limited", "unauthorized",
 };
 
-const char *const api_call_names[API__CALLS] = {"send", "broadcast", "publish", "users", "room", "disconnect",
+const char *const api_call_names[API__CALLS] = {"send", "broadcast", "publish", "users", "room", "user", "disconnect",
                                                    "subscribe", "unsubscribe", "other"};
 static const int api_statuses[] = {200, 400, 401, 404, 405, 413, 500};
 #define NAPI_STATUS (sizeof api_statuses / sizeof api_statuses[0])
@@ -39,6 +39,8 @@ static const struct {
                          "Sockets shut down for writing and read until the peer closed, instead of closed at once"},
     [M_LINGER_CUT] = {"switchboard_lingering_cut_total",
                       "Lingering closes cut short: 2 s, 64 KiB of input, or too many lingering at once"},
+    [M_HEADS_TIMED_OUT] = {"switchboard_request_heads_timed_out_total",
+                           "Connections closed because their request head was not whole within --header-timeout"},
     [M_HISTORY_RECOVERED] = {"switchboard_history_recovered_total",
                              "Streams a reconnecting client asked to recover and got whole"},
     [M_HISTORY_NOT_RECOVERED] = {"switchboard_history_not_recovered_total",
@@ -57,6 +59,8 @@ static const struct {
                                    "Sends to a user not listed here that Redis did not answer in time or at all"},
     [M_CLUSTER_RECONNECTS] = {"switchboard_cluster_reconnects_total", "Attempts to connect to Redis after the first"},
 };
+
+static const char *const head_refusal_names[HEAD_REFUSED__COUNT] = {"too_large", "bad_request", "per_ip", "busy"};
 
 static int is_cluster_metric(int m) { return m >= M_CLUSTER_PUBLISHES && m <= M_CLUSTER_RECONNECTS; }
 
@@ -80,6 +84,7 @@ static __thread struct shard *mine;   /* this thread's */
 static uint64_t unsharded[M__COUNT];  /* bumps from a thread whose shard could not be allocated */
 
 static uint64_t rejects[REJECT__COUNT];
+static uint64_t head_refusals[HEAD_REFUSED__COUNT];
 static uint64_t errors[ERR__COUNT];
 static uint64_t closes[NCLOSE + 1]; /* the last slot: any other code */
 static uint64_t api_requests[API__CALLS][NAPI_STATUS + 1]; /* the last slot: any other status */
@@ -104,6 +109,7 @@ void metrics_add(enum metric m, uint64_t n) {
     else bump(&unsharded[m], n);
 }
 void metrics_reject(enum reject_reason r) { bump(&rejects[r], 1); }
+void metrics_head_refused(enum head_refusal r) { bump(&head_refusals[r], 1); }
 void metrics_error(enum sb_error e) { bump(&errors[e], 1); }
 void metrics_token_refusal(int where, int reason) {
     if (where >= 0 && where < AUTH__WHERE && reason > JWT_OK && reason < AUTH__REASON_END)
@@ -216,6 +222,9 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
     }
     put_labelled(&o, "switchboard_handshakes_rejected_total", "WebSocket handshakes refused, by reason",
                  "reason", reject_names, rejects, REJECT__COUNT);
+    put_labelled(&o, "switchboard_request_heads_refused_total",
+                 "Request heads refused before anything served them (431, 400, 429, 503), by reason", "reason",
+                 head_refusal_names, head_refusals, HEAD_REFUSED__COUNT);
     put_labelled(&o, "switchboard_errors_total", "Error replies sent, by code", "code", sb_error_names, errors,
                  ERR__COUNT);
     put_closes(&o);

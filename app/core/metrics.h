@@ -26,6 +26,7 @@ enum metric {
     M_PERMISSION_REFUSALS, /* client commands refused by allow / send_to (perms.h) */
     M_LINGER_CLOSES,
     M_LINGER_CUT,
+    M_HEADS_TIMED_OUT,
     M_HISTORY_RECOVERED,   /* recovery (history.h): streams recovered whole, or not */
     M_HISTORY_NOT_RECOVERED,
     M_HISTORY_REPLAYED,    /* messages sent again by a recovery */
@@ -52,6 +53,15 @@ enum reject_reason {
     REJECT__COUNT
 };
 
+/* Why a request head was refused before anything served it (acceptor.h). */
+enum head_refusal {
+    HEAD_REFUSED_TOO_LARGE, /* 431: past HEAD_MAX (head.h), or too many header fields */
+    HEAD_REFUSED_BAD,       /* 400: not an HTTP/1.x request head */
+    HEAD_REFUSED_PER_IP,    /* 429: --max-per-ip heads already pending from its address */
+    HEAD_REFUSED_BUSY,      /* 503: CivetWeb's queue was full */
+    HEAD_REFUSED__COUNT
+};
+
 /* The protocol's error codes (docs/PROTOCOL.md), counted by code. */
 enum sb_error {
     ERR_BAD_JSON,
@@ -67,13 +77,14 @@ extern const char *const sb_error_names[ERR__COUNT];
 
 /* The server API's calls (api.h), counted by call and HTTP status; API_OTHER: an unknown path. */
 enum api_call_kind {
-    API_SEND, API_BROADCAST, API_PUBLISH, API_USERS, API_ROOM, API_DISCONNECT, API_SUBSCRIBE, API_UNSUBSCRIBE, API_OTHER,
-    API__CALLS
+    API_SEND, API_BROADCAST, API_PUBLISH, API_USERS, API_ROOM, API_USER, API_DISCONNECT, API_SUBSCRIBE, API_UNSUBSCRIBE,
+    API_OTHER, API__CALLS
 };
 extern const char *const api_call_names[API__CALLS];
 
 void metrics_add(enum metric m, uint64_t n);
 void metrics_reject(enum reject_reason r);
+void metrics_head_refused(enum head_refusal r);
 void metrics_error(enum sb_error e);
 /* Counts one server API request by call and the HTTP status it was answered with. */
 void metrics_api(enum api_call_kind call, int status);

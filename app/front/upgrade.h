@@ -1,10 +1,8 @@
 /* upgrade: the server's side of the WebSocket opening handshake (RFC 6455 4.2), on parsed headers.
  *
- * switchboard answers an upgrade itself, from CivetWeb's begin_request callback, instead of through
- * CivetWeb's WebSocket handlers: those run a read loop on the worker, rename the thread twice, stat
- * the URI and send the 101 in pieces, all for a connection that an event loop carries from the first
- * frame (ws.c). This module decides what an upgrade request is and renders the 101; it is pure (no
- * CivetWeb, no sockets), so the parsing of these outside inputs is unit-tested and fuzzed. */
+ * switchboard answers an upgrade itself, on the event loop that read the request head (acceptor.h,
+ * ws.c); CivetWeb never sees it. This module decides what an upgrade request is and renders the 101;
+ * it is pure (no sockets), so the parsing of these outside inputs is unit-tested and fuzzed. */
 #ifndef SB_UPGRADE_H
 #define SB_UPGRADE_H
 

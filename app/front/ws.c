@@ -1,43 +1,36 @@
 /* ws: the WebSocket endpoints (see ws.h).
  *
- * Connections without threads. CivetWeb 1.15 would serve a WebSocket on the worker thread that did
- * its handshake until the connection ends; switchboard's event loops (loop.h) carry the connection
- * instead, and the worker goes back to its pool as soon as the handshake is answered. The upgrade is
- * answered from CivetWeb's begin_request callback, before CivetWeb's own WebSocket handling: ws_upgrade
- * checks the request, takes the socket (sockfind_take: the TCP connection gets a second descriptor,
- * owned by the session, and CivetWeb's number is atomically turned into a socket that reads EOF,
- * ws->eof_fd, one end of a socketpair whose other end is closed), writes the 101 on it and hands it to
- * a loop, then tells CivetWeb the request is done. CivetWeb then closes the dummy; whatever it reads,
- * writes or shuts down on that path goes to the dummy.
+ * Connections without threads. The acceptor (acceptor.h) reads a connection's request head on an
+ * event loop; when it is an upgrade for "/ws" or "/", ws_upgrade checks it, writes the 101 and hands
+ * the socket to that same loop, on its thread, all in one go: no other thread ever sees the socket, and
+ * the welcome and the presence it causes go out with the loop's turn.
  *
  * Invariants:
- * - A session exists only from ws_upgrade's slot checks on. Until loops_adopt, ws_upgrade owns it and
- *   every failure frees it there (session_free), closing the socket if it was taken.
- * - After loops_adopt the session, its socket (closed through sockfind_close), its --max-connections
- *   and --max-per-ip slots belong to the loop, and on_ended frees them all, on the loop's thread,
- *   after the session left the hub and its outbox let go. No code of this file touches a session
- *   after handing it to loops_adopt, except through the loop's callbacks: the loop may end and free it
- *   before ws_upgrade returns.
- * - Only if loops_adopt refuses (the loops have stopped: shutdown) does ws_upgrade end the session
- *   itself, the same way on_ended would.
+ * - A session exists only from ws_upgrade's slot checks on. Until loop_adopt_here, ws_upgrade owns it
+ *   and every failure frees it there (session_free), closing the socket.
+ * - After loop_adopt_here the session, its socket, its --max-connections and --max-per-ip slots belong
+ *   to the loop, and on_ended frees them all, on the loop's thread, after the session left the hub and
+ *   its outbox let go. No code of this file touches a session after handing it to the loop, except
+ *   through the loop's callbacks.
  * No thread waits for a connection, so the process's thread count does not depend on how many are
  * open: CivetWeb's pool is --http-threads, the loops --threads. */
 #include "ws.h"
 
-#include <civetweb.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "assembler.h"
 #include "auth.h"
 #include "dict.h"
-#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -46,39 +39,36 @@
 #include "redact.h"
 #include "router.h"
 #include "since.h"
-#include "sockfind.h"
 #include "upgrade.h"
 
 #define WS_RATE_STRIKES 20      /* rate_limited replies in a row before the connection is closed */
 #define WS_SUBPROTOCOL_ECHO "echo-protocol"
 #define WS_PROTOCOL_HEADERS_MAX 8 /* Sec-WebSocket-Protocol headers of one request looked at */
 
-/* One WebSocket connection. Allocated by ws_upgrade on the CivetWeb worker that answers the handshake;
- * freed by its loop's `ended` callback once it was handed over, or by ws_upgrade if it never was (see
- * the invariants above). `conn` is what the rest of the server sees. */
+/* One WebSocket connection. Allocated by ws_upgrade on the loop that read its handshake; freed by the
+ * loop's `ended` callback once it was handed over, or by ws_upgrade if it never was (see the
+ * invariants above). `conn` is what the rest of the server sees. */
 struct session {
     struct conn conn;
     struct loop_conn lc;      /* the socket's reading, once a loop has it */
     struct ws_server *ws;
-    int fd;                   /* the TCP connection, taken from CivetWeb by ws_upgrade; -1 before */
+    int fd;                   /* the TCP connection, owned */
     unsigned inited : 1;      /* conn and the assembler are set up */
     unsigned registered : 1;  /* in the hub */
-    unsigned ip_counted : 1;  /* holds a --max-per-ip slot for remote_ip */
+    unsigned ip_counted : 1;  /* holds a --max-per-ip slot for remote_addr */
+    unsigned peer_close : 16; /* the code the peer closed with, 0 = none; the loop's thread only */
     uint16_t remote_port;
-    char remote_ip[48];       /* mg_request_info.remote_addr */
+    uint16_t strikes;         /* rate-limited messages in a row (closed at WS_RATE_STRIKES) */
+    struct in_addr remote_addr; /* the peer's (IPv4, as the acceptor listens): text only when logged */
     struct assembler in;      /* the loop's thread only */
     double tokens;            /* rate limiter: the loop's thread only */
     int64_t tokens_at_ms;
-    unsigned strikes;
-    unsigned peer_close;      /* the code the peer closed with, 0 = none */
 };
+/* (Packed: an idle connection's memory is mostly this record, docs/BENCHMARKS.md.) */
 
 struct ws_server {
     struct hub *hub;
     struct outbox *ob;
-    struct loops *loops;
-    struct sockfind *socks;
-    int eof_fd;     /* what CivetWeb's descriptor of a taken connection becomes (sockfind_take) */
     struct ws_settings set;
     long active;    /* atomic: handshakes accepted and not yet closed, for --max-connections */
     int stopping;   /* atomic */
@@ -86,7 +76,7 @@ struct ws_server {
     struct dict *per_ip;     /* client address -> WebSockets open from it (as intptr_t), for --max-per-ip */
 };
 
-/* Never blocks: the socket takes what fits (CivetWeb made it non-blocking). */
+/* Never blocks: the socket takes what fits (the acceptor made it non-blocking). */
 static ssize_t io_write(void *sink, const struct iovec *iov, int iovcnt) {
     struct session *s = sink;
     struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
@@ -103,23 +93,17 @@ static const struct outbox_io socket_io = {io_write, io_kick, 1};
 
 const struct outbox_io *ws_outbox_io(void) { return &socket_io; }
 
-struct ws_server *ws_new(struct hub *h, struct outbox *ob, struct loops *loops, const struct ws_settings *set) {
+struct ws_server *ws_new(struct hub *h, struct outbox *ob, const struct ws_settings *set) {
     struct ws_server *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
     ws->per_ip = dict_new();
-    ws->socks = sockfind_new();
-    ws->eof_fd = sockfind_eof_socket();
-    if (!ws->per_ip || !ws->socks || ws->eof_fd < 0) {
-        dict_free(ws->per_ip);
-        sockfind_free(ws->socks);
-        if (ws->eof_fd >= 0) close(ws->eof_fd);
+    if (!ws->per_ip) {
         free(ws);
         return NULL;
     }
     pthread_mutex_init(&ws->ip_lock, NULL);
     ws->hub = h;
     ws->ob = ob;
-    ws->loops = loops;
     ws->set = *set;
     return ws;
 }
@@ -127,8 +111,6 @@ struct ws_server *ws_new(struct hub *h, struct outbox *ob, struct loops *loops, 
 void ws_free(struct ws_server *ws) {
     if (!ws) return;
     dict_free(ws->per_ip);
-    sockfind_free(ws->socks);
-    close(ws->eof_fd);
     pthread_mutex_destroy(&ws->ip_lock);
     free(ws);
 }
@@ -166,54 +148,54 @@ static void release_ip_slot(struct ws_server *ws, const char *ip) {
     pthread_mutex_unlock(&ws->ip_lock);
 }
 
-/* Logs and counts a refusal; the URI is redacted, as any that may carry a token. */
-static void log_refusal(struct mg_connection *mg, enum reject_reason why, int status, const char *detail) {
-    const struct mg_request_info *ri = mg_get_request_info(mg);
+/* Logs and counts a refusal; the path is redacted, as any that may carry a token. */
+static void log_refusal(const struct front_request *rq, enum reject_reason why, int status, const char *detail) {
     char uri[256];
     metrics_reject(why);
-    log_info("ws refused %s %s %d (%s)", ri->remote_addr, redact_secrets(ri->local_uri, uri, sizeof uri), status,
-             detail);
+    log_info("ws refused %s %s %d (%s)", rq->ip, redact_secrets(rq->head->path, uri, sizeof uri), status, detail);
 }
 
-/* Answers a refused handshake; returns the status, for CivetWeb's end_request and log. */
-static int refuse(struct mg_connection *mg, enum reject_reason why, int status, const char *detail) {
-    log_refusal(mg, why, status, detail);
-    http_reply_text(mg, status, detail);
+/* Answers a refused handshake with `headers` ("" or lines) and closes it; returns the status. */
+static int refuse_with(const struct front_request *rq, enum reject_reason why, int status, const char *headers,
+                       const char *detail) {
+    log_refusal(rq, why, status, detail);
+    front_refuse(rq->fd, status, headers, detail);
     return status;
+}
+
+static int refuse(const struct front_request *rq, enum reject_reason why, int status, const char *detail) {
+    return refuse_with(rq, why, status, "", detail);
 }
 
 /* The token of a router connection (auth.h): 0 and *out set (NULL when there is nothing to prove:
  * no key, or echo-protocol, which routes nothing), else the status of the refusal it answered. */
-static int check_token(struct ws_server *ws, struct mg_connection *mg, int echo, struct auth_conn **out) {
-    const struct mg_request_info *ri = mg_get_request_info(mg);
+static int check_token(struct ws_server *ws, const struct front_request *rq, int echo, struct auth_conn **out) {
     enum jwt_error why;
     *out = NULL;
     if (echo) return 0;
-    enum auth_result r = auth_handshake(ws->set.verifier, ri->query_string, mg_get_header(mg, "Authorization"), out, &why);
-    if (r == AUTH_NO_MEMORY) return refuse(mg, REJECT_CAPACITY, 503, "out of memory");
+    enum auth_result r = auth_handshake(ws->set.verifier, rq->head->query, head_field(rq->head, "Authorization"), out, &why);
+    if (r == AUTH_NO_MEMORY) return refuse(rq, REJECT_CAPACITY, 503, "out of memory");
     if (r != AUTH_REFUSED) return 0;
-    log_refusal(mg, REJECT_TOKEN, 401, jwt_error_text(why));
-    http_reply_text_headers(mg, 401, "WWW-Authenticate: Bearer\r\n", jwt_error_text(why));
-    return 401;
+    return refuse_with(rq, REJECT_TOKEN, 401, "WWW-Authenticate: Bearer\r\n", jwt_error_text(why));
 }
 
 /* The ?user= name: 1 and out filled (or "" when absent), 0 when it is not a usable name. */
-static int query_user(const struct mg_request_info *ri, char *out, size_t cap) {
+static int query_user(const struct head *h, char *out, size_t cap) {
     out[0] = '\0';
-    if (!ri->query_string) return 1;
-    int n = query_param(ri->query_string, "user", out, cap);
+    if (!h->query) return 1;
+    int n = query_param(h->query, "user", out, cap);
     if (n == QUERY_ABSENT) return 1;
     return n > 0 && name_claimable(out);
 }
 
 /* The subprotocol accepted for this request: the first offered of "json" and "echo-protocol" (a client
  * may send several Sec-WebSocket-Protocol headers), or NULL for none. */
-static const char *pick_protocol(const struct mg_request_info *ri) {
+static const char *pick_protocol(const struct head *h) {
     static const char *const known[] = {"json", WS_SUBPROTOCOL_ECHO};
     const char *offers[WS_PROTOCOL_HEADERS_MAX];
     size_t n = 0;
-    for (int i = 0; i < ri->num_headers && n < WS_PROTOCOL_HEADERS_MAX; i++)
-        if (strcasecmp(ri->http_headers[i].name, "Sec-WebSocket-Protocol") == 0) offers[n++] = ri->http_headers[i].value;
+    for (size_t i = 0; i < h->nfields && n < WS_PROTOCOL_HEADERS_MAX; i++)
+        if (strcasecmp(h->fields[i].name, "Sec-WebSocket-Protocol") == 0) offers[n++] = h->fields[i].value;
     return upgrade_pick_protocol(offers, n, known, sizeof known / sizeof *known);
 }
 
@@ -231,40 +213,36 @@ struct handshake {
 
 /* Every check of an upgrade request, in the order a client learns of them; each refusal is a real HTTP
  * response. 0 when the handshake may proceed, with hs filled and the slots taken; else the status. */
-static int check_handshake(struct ws_server *ws, struct mg_connection *mg, struct handshake *hs) {
-    const struct mg_request_info *ri = mg_get_request_info(mg);
-    hs->key = mg_get_header(mg, "Sec-WebSocket-Key");
-    if (strcmp(ri->request_method, "GET") != 0)
-        return refuse(mg, REJECT_BAD_REQUEST, 400, "a WebSocket upgrade is a GET request");
+static int check_handshake(struct ws_server *ws, const struct front_request *rq, struct handshake *hs) {
+    const struct head *h = rq->head;
+    hs->key = head_field(h, "Sec-WebSocket-Key");
+    if (strcmp(h->method, "GET") != 0) return refuse(rq, REJECT_BAD_REQUEST, 400, "a WebSocket upgrade is a GET request");
     if (!upgrade_key_valid(hs->key))
-        return refuse(mg, REJECT_BAD_REQUEST, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
-    if (!upgrade_version_ok(mg_get_header(mg, "Sec-WebSocket-Version"))) {
-        log_refusal(mg, REJECT_BAD_REQUEST, 426, "only WebSocket version 13");
-        http_reply_text_headers(mg, 426, "Sec-WebSocket-Version: 13\r\n", "only WebSocket version 13");
-        return 426;
-    }
-    if (__atomic_load_n(&ws->stopping, __ATOMIC_ACQUIRE)) return refuse(mg, REJECT_SHUTDOWN, 503, "server shutting down");
-    if (!origin_host_allowed(mg_get_header(mg, "Host"), ws->set.hosts, ws->set.nhosts))
-        return refuse(mg, REJECT_HOST, 421, "this server does not answer for that host name");
-    if (!origin_allowed(mg_get_header(mg, "Origin"), mg_get_header(mg, "Host"), ws->set.origins, ws->set.norigins))
-        return refuse(mg, REJECT_ORIGIN, 403, "origin not allowed");
-    if (!query_user(ri, hs->user, sizeof hs->user))
-        return refuse(mg, REJECT_BAD_USER, 400, "user must be 1-64 of A-Z a-z 0-9 _ . - and not start with conn-");
+        return refuse(rq, REJECT_BAD_REQUEST, 400, "Sec-WebSocket-Key must be 16 bytes in base64");
+    if (!upgrade_version_ok(head_field(h, "Sec-WebSocket-Version")))
+        return refuse_with(rq, REJECT_BAD_REQUEST, 426, "Sec-WebSocket-Version: 13\r\n", "only WebSocket version 13");
+    if (__atomic_load_n(&ws->stopping, __ATOMIC_ACQUIRE)) return refuse(rq, REJECT_SHUTDOWN, 503, "server shutting down");
+    if (!origin_host_allowed(head_field(h, "Host"), ws->set.hosts, ws->set.nhosts))
+        return refuse(rq, REJECT_HOST, 421, "this server does not answer for that host name");
+    if (!origin_allowed(head_field(h, "Origin"), head_field(h, "Host"), ws->set.origins, ws->set.norigins))
+        return refuse(rq, REJECT_ORIGIN, 403, "origin not allowed");
+    if (!query_user(h, hs->user, sizeof hs->user))
+        return refuse(rq, REJECT_BAD_USER, 400, "user must be 1-64 of A-Z a-z 0-9 _ . - and not start with conn-");
     const char *why;
-    if (since_query(ri->query_string, &hs->positions, &hs->since, &why) < 0) return refuse(mg, REJECT_BAD_REQUEST, 400, why);
-    hs->protocol = pick_protocol(ri);
+    if (since_query(h->query, &hs->positions, &hs->since, &why) < 0) return refuse(rq, REJECT_BAD_REQUEST, 400, why);
+    hs->protocol = pick_protocol(h);
     hs->echo = hs->protocol && strcmp(hs->protocol, WS_SUBPROTOCOL_ECHO) == 0;
-    int status = check_token(ws, mg, hs->echo, &hs->auth);
+    int status = check_token(ws, rq, hs->echo, &hs->auth);
     if (status) return status;
     hs->per_ip = ws->set.max_per_ip > 0;
-    if (hs->per_ip && !take_ip_slot(ws, ri->remote_addr)) {
+    if (hs->per_ip && !take_ip_slot(ws, rq->ip)) {
         auth_conn_free(hs->auth);
-        return refuse(mg, REJECT_PER_IP, 429, "too many connections from this address");
+        return refuse(rq, REJECT_PER_IP, 429, "too many connections from this address");
     }
     if (!take_slot(ws)) {
         auth_conn_free(hs->auth);
-        if (hs->per_ip) release_ip_slot(ws, ri->remote_addr);
-        return refuse(mg, REJECT_CAPACITY, 503, "too many connections");
+        if (hs->per_ip) release_ip_slot(ws, rq->ip);
+        return refuse(rq, REJECT_CAPACITY, 503, "too many connections");
     }
     return 0;
 }
@@ -380,6 +358,12 @@ static int on_flush(void *ctx) {
     return outbox_flush(s->ws->ob, &s->conn.out);
 }
 
+/* The session's peer address as text, in out (INET_ADDRSTRLEN bytes). */
+static const char *remote_ip(const struct session *s, char *out) {
+    if (!inet_ntop(AF_INET, &s->remote_addr, out, INET_ADDRSTRLEN)) snprintf(out, INET_ADDRSTRLEN, "?");
+    return out;
+}
+
 /* Frees a session and gives back its slots. */
 static void session_free(struct session *s) {
     struct ws_server *ws = s->ws;
@@ -388,7 +372,10 @@ static void session_free(struct session *s) {
         assembler_free(&s->in);
         auth_conn_free(s->conn.auth);
     }
-    if (s->ip_counted) release_ip_slot(ws, s->remote_ip);
+    if (s->ip_counted) {
+        char ip[INET_ADDRSTRLEN];
+        release_ip_slot(ws, remote_ip(s, ip));
+    }
     free(s);
     release_slot(ws);
 }
@@ -399,9 +386,10 @@ static void end_session(struct session *s) {
     outbox_detach(&s->conn.out);
     if (s->registered) hub_remove(ws->hub, &s->conn);
     unsigned code = s->conn.out.close_code ? s->conn.out.close_code : s->peer_close ? s->peer_close : 1006;
-    log_info("ws close %s user=%s remote=%s:%u code=%u", s->conn.id, s->conn.user, s->remote_ip,
+    char ip[INET_ADDRSTRLEN];
+    log_info("ws close %s user=%s remote=%s:%u code=%u", s->conn.id, s->conn.user, remote_ip(s, ip),
              (unsigned)s->remote_port, code);
-    sockfind_close(ws->socks, s->fd);
+    close(s->fd);
     session_free(s);
 }
 
@@ -410,26 +398,27 @@ static void on_ended(void *ctx) { end_session(ctx); }
 
 static const struct loop_handler session_handler = {on_frame, on_violation, on_flush, on_ended};
 
-/* A session for a handshake that passed check_handshake, holding its slots; NULL (slots given back)
- * when out of memory. */
-static struct session *session_new(struct ws_server *ws, const struct mg_request_info *ri, const struct handshake *hs) {
+/* A session for a handshake that passed check_handshake, holding its slots and owning the socket;
+ * NULL (slots given back) when out of memory. */
+static struct session *session_new(struct ws_server *ws, const struct front_request *rq, const struct handshake *hs) {
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
-        if (hs->per_ip) release_ip_slot(ws, ri->remote_addr);
+        if (hs->per_ip) release_ip_slot(ws, rq->ip);
         release_slot(ws);
         return NULL;
     }
     s->ws = ws;
-    s->fd = -1;
+    s->fd = rq->fd;
     s->ip_counted = hs->per_ip;
-    s->remote_port = (uint16_t)ri->remote_port;
-    snprintf(s->remote_ip, sizeof s->remote_ip, "%s", ri->remote_addr);
+    s->remote_port = (uint16_t)rq->port;
+    s->remote_addr = ((const struct sockaddr_in *)rq->peer)->sin_addr;
     return s;
 }
 
-/* Registers the upgraded session with the hub (welcome, presence) and hands it to a loop; the
- * session belongs to the loop from loops_adopt on. Takes hs->auth. */
-static void session_start(struct session *s, struct handshake *hs) {
+/* Registers the upgraded session with the hub (welcome, presence) and hands it to the loop that read
+ * its head, with whatever the client sent after the head; the session belongs to the loop from then on.
+ * Takes hs->auth. */
+static void session_start(struct session *s, struct handshake *hs, const struct front_request *rq) {
     struct ws_server *ws = s->ws;
     assembler_init(&s->in, (size_t)ws->set.max_message);
     s->tokens = (double)ws->set.rate_limit;
@@ -447,45 +436,36 @@ static void session_start(struct session *s, struct handshake *hs) {
     s->registered = st == HUB_OK || st == HUB_USER_FULL; /* the hub closes the latter itself */
     if (st == HUB_SHUTTING_DOWN) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "server shutting down");
     else if (!s->registered) outbox_close(ws->ob, &s->conn.out, WS_CLOSE_GOING_AWAY, "out of memory");
-    log_info("ws open %s user=%s remote=%s:%u protocol=%s", s->conn.id, s->conn.user, s->remote_ip,
+    log_info("ws open %s user=%s remote=%s:%u protocol=%s", s->conn.id, s->conn.user, rq->ip,
              (unsigned)s->remote_port, hs->echo ? WS_SUBPROTOCOL_ECHO : "json");
-    if (loops_adopt(ws->loops, &s->lc, s->fd, &session_handler, s, (uint64_t)ws->set.max_message) < 0)
-        end_session(s); /* the loops are stopping: only a shutdown gets here */
+    loop_adopt_here(rq->loop, &s->lc, s->fd, &session_handler, s, (uint64_t)ws->set.max_message,
+                    rq->bytes + rq->head_len, rq->len - rq->head_len);
 }
 
-/* An accepted handshake: takes the socket from CivetWeb (see the top of this file), writes the 101 and
- * starts the session. Returns the status for CivetWeb's log: 101, or that of the refusal it answered. */
-static int open_session(struct ws_server *ws, struct mg_connection *mg, struct handshake *hs) {
-    const struct mg_request_info *ri = mg_get_request_info(mg);
-    struct session *s = session_new(ws, ri, hs);
+/* An accepted handshake: writes the 101 and starts the session. Returns 101, or the status of the
+ * refusal it answered. */
+static int open_session(struct ws_server *ws, const struct front_request *rq, struct handshake *hs) {
+    struct session *s = session_new(ws, rq, hs);
     if (!s) {
         auth_conn_free(hs->auth);
-        return refuse(mg, REJECT_CAPACITY, 503, "out of memory");
-    }
-    s->fd = sockfind_take(ws->socks, ri->remote_addr, ri->remote_port, ri->server_port, ws->eof_fd);
-    if (s->fd < 0) {
-        const char *why = errno == EMFILE ? "no descriptor left" : "cannot find the connection's socket";
-        log_error("ws %s:%u: %s", s->remote_ip, (unsigned)s->remote_port, why);
-        session_free(s);
-        auth_conn_free(hs->auth);
-        return refuse(mg, REJECT_CAPACITY, 503, why);
+        return refuse(rq, REJECT_CAPACITY, 503, "out of memory");
     }
     if (send_upgrade(s, hs) < 0) {
-        log_debug("ws %s:%u: left during the handshake", s->remote_ip, (unsigned)s->remote_port);
-        sockfind_close(ws->socks, s->fd);
+        log_debug("ws %s:%u: left during the handshake", rq->ip, (unsigned)s->remote_port);
+        close(s->fd);
         session_free(s);
         auth_conn_free(hs->auth);
         return 101;
     }
-    session_start(s, hs);
+    session_start(s, hs, rq);
     return 101;
 }
 
-int ws_upgrade(struct ws_server *ws, struct mg_connection *mg) {
-    const char *uri = mg_get_request_info(mg)->local_uri;
-    if (!uri || (strcmp(uri, "/ws") != 0 && strcmp(uri, "/") != 0)) return 0;
-    if (!upgrade_requested(mg_get_header(mg, "Connection"), mg_get_header(mg, "Upgrade"))) return 0;
+int ws_upgrade(struct ws_server *ws, const struct front_request *rq) {
+    const struct head *h = rq->head;
+    if (strcmp(h->path, "/ws") != 0 && strcmp(h->path, "/") != 0) return 0;
+    if (!upgrade_requested(head_field(h, "Connection"), head_field(h, "Upgrade"))) return 0;
     struct handshake hs = {0};
-    int status = check_handshake(ws, mg, &hs);
-    return status ? status : open_session(ws, mg, &hs);
+    int status = check_handshake(ws, rq, &hs);
+    return status ? status : open_session(ws, rq, &hs);
 }

@@ -1,17 +1,16 @@
 /* ws: the WebSocket endpoints "/ws" and "/": the handshake and the framing rules after it.
  *
- * upgrade: from CivetWeb's begin_request (ws_upgrade), before CivetWeb's own WebSocket handling: the
- *          handshake checks (method, key, version, shutdown, Origin, ?user=, token, capacity), each
- *          refusal a real HTTP response; the subprotocol choice (echo-protocol or the router); then the
- *          session takes its socket from CivetWeb (sockfind.h), writes the 101, registers with the hub
- *          (welcome, presence) and goes to an event loop (loop.h). The worker goes back to its pool.
+ * upgrade: on the event loop that read the request head (acceptor.h, ws_upgrade): the handshake
+ *          checks (method, key, version, shutdown, Origin, ?user=, token, capacity), each refusal a
+ *          real HTTP response; the subprotocol choice (echo-protocol or the router); then the session
+ *          writes the 101, registers with the hub (welcome, presence) and stays on that loop (loop.h).
  * frames:  on the loop's thread, every frame goes through the assembler (assembler.h); whole messages
  *          go to the router, or straight back in echo mode; pings are answered, closes completed,
  *          violations closed.
  * end:     the loop's `ended` callback takes the session out of the hub, closes its socket and frees it.
  *
- * Other threads never hold a session's mg_connection: they reach a connection through the hub and
- * write through the outbox, until the loop's `ended` callback detaches it. */
+ * Other threads never hold a session's socket: they reach a connection through the hub and write
+ * through the outbox, until the loop's `ended` callback detaches it. */
 #ifndef SB_WS_H
 #define SB_WS_H
 
@@ -39,14 +38,13 @@ struct ws_server;
 
 /* The outbox's way to reach a WebSocket's socket. */
 const struct outbox_io *ws_outbox_io(void);
-struct loops;
-struct ws_server *ws_new(struct hub *h, struct outbox *ob, struct loops *loops, const struct ws_settings *s);
+struct ws_server *ws_new(struct hub *h, struct outbox *ob, const struct ws_settings *s);
 void ws_free(struct ws_server *ws);
-/* CivetWeb's begin_request for a request that may be a WebSocket upgrade, on the worker serving it:
- * 0 when it is not one for "/ws" or "/" (CivetWeb goes on with it), else the request is answered
- * (101 and the connection is the server's, or a refusal) and the status is returned. */
-struct mg_connection;
-int ws_upgrade(struct ws_server *ws, struct mg_connection *mg);
+/* A whole request head, on the thread of the loop that read it: 0 when it is not a WebSocket upgrade
+ * for "/ws" or "/" (the caller still owns the socket), else the request is answered (101 and the
+ * connection stays on rq->loop, or a refusal and the close) and the status is returned. */
+struct front_request;
+int ws_upgrade(struct ws_server *ws, const struct front_request *rq);
 /* 1 if router connections must prove their user with a token (a key is configured). */
 int ws_wants_tokens(const struct ws_server *ws);
 /* From now on every handshake gets 503. */

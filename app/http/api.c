@@ -17,6 +17,7 @@
 
 #define API_PREFIX "/api/"
 #define API_ROOMS_PREFIX "/api/rooms/"
+#define API_USERS_PREFIX "/api/users/"
 #define API_TEXT_MAX 256 /* an error message */
 /* {"delivered":N,"not_found":["a",...]}: every target listed at worst */
 #define API_SEND_REPLY_MAX (64 + ENVELOPE_MAX_TARGETS * (SB_NAME_MAX + 3))
@@ -77,7 +78,7 @@ static const struct {
     {"/api/unsubscribe", API_UNSUBSCRIBE, "POST"},
 };
 
-/* Which call the path names; GET /api/rooms/R copies R into call->name. */
+/* Which call the path names; GET /api/rooms/R and /api/users/U copy R or U into call->name. */
 static enum api_call_kind find_call(const char *path, struct api_call *call, const char **method) {
     for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
         if (strcmp(path, calls[i].path) == 0) {
@@ -85,11 +86,12 @@ static enum api_call_kind find_call(const char *path, struct api_call *call, con
             return calls[i].kind;
         }
     }
-    if (strncmp(path, API_ROOMS_PREFIX, strlen(API_ROOMS_PREFIX)) != 0) return API_OTHER;
-    const char *room = path + strlen(API_ROOMS_PREFIX);
-    if (strlen(room) < sizeof call->name) memcpy(call->name, room, strlen(room) + 1); /* else "": invalid */
+    int room = strncmp(path, API_ROOMS_PREFIX, strlen(API_ROOMS_PREFIX)) == 0;
+    if (!room && strncmp(path, API_USERS_PREFIX, strlen(API_USERS_PREFIX)) != 0) return API_OTHER;
+    const char *name = path + strlen(room ? API_ROOMS_PREFIX : API_USERS_PREFIX);
+    if (strlen(name) < sizeof call->name) memcpy(call->name, name, strlen(name) + 1); /* else "": invalid */
     *method = "GET";
-    return API_ROOM;
+    return room ? API_ROOM : API_USER;
 }
 
 /* The body as one JSON object, into call->json. */
@@ -169,6 +171,8 @@ static int parse_call(const struct api_http *req, struct api_call *call, struct 
     if (call->kind == API_USERS) return 0;
     if (call->kind == API_ROOM)
         return name_valid(call->name) ? 0 : fail_protocol(resp, ERR_BAD_REQUEST, "invalid room name");
+    if (call->kind == API_USER)
+        return name_valid(call->name) ? 0 : fail_protocol(resp, ERR_BAD_REQUEST, "invalid user name");
     if (parse_body(req, call, resp) < 0) return -1;
     switch (call->kind) {
     case API_SEND: return parse_send(req, call, resp);
@@ -305,6 +309,13 @@ void api_execute(struct hub *h, const struct api_call *call, struct api_response
         char *list = hub_room_users_json(h, call->name, &len);
         snprintf(head, sizeof head, "{\"room\":\"%s\",\"users\":", call->name);
         reply_list(resp, head, list, len);
+        break;
+    }
+    case API_USER: {
+        char text[64 + SB_NAME_MAX];
+        int n = snprintf(text, sizeof text, "{\"user\":\"%s\",\"online\":%s}", call->name,
+                         hub_user_online(h, call->name) ? "true" : "false");
+        set_body(resp, 200, text, (size_t)n);
         break;
     }
     case API_DISCONNECT: reply_count(resp, "closed", hub_close_user(h, call->name, call->code, call->reason)); break;

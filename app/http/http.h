@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#define HTTP_HEAD_MAX 1024 /* a response head http_reply writes: status line, fixed headers, `extra` */
+
 struct mg_connection;
 
 /* Writes the response; `body` of `len` bytes; `content_type` e.g. "text/plain; charset=utf-8". */
@@ -20,6 +22,10 @@ void http_reply_headers(struct mg_connection *conn, int status, const char *cont
 void http_reply_text(struct mg_connection *conn, int status, const char *detail);
 /* http_reply_text with extra header lines, as for http_reply_headers (e.g. "WWW-Authenticate: Bearer\r\n"). */
 void http_reply_text_headers(struct mg_connection *conn, int status, const char *headers, const char *detail);
+/* http_reply_text_headers on a socket that no CivetWeb connection holds (the acceptor's and the
+ * handshake's refusals, acceptor.h), in one send that does not block: a response this short fits an
+ * idle socket's buffer. 0 when all of it was taken. The caller closes the socket. */
+int http_send_text(int fd, int status, const char *headers, const char *detail);
 const char *http_reason(int status);
 
 #endif

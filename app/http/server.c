@@ -2,10 +2,12 @@
 #include "server.h"
 
 #include <civetweb.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "acceptor.h"
 #include "api.h"
 #include "http.h"
 #include "log.h"
@@ -23,7 +25,6 @@ struct server {
     struct api *api; /* the server API, when --api-key is set */
     const char *hosts[CONFIG_MAX_HOSTS]; /* --allowed-hosts, into the config (which outlives the server) */
     size_t nhosts;
-    int ready; /* atomic: the handlers are registered */
 };
 
 static double uptime_s(const struct server *srv) { return (double)(hub_now_ms() - srv->started_ms) / 1000.0; }
@@ -95,17 +96,25 @@ static void on_end_request(const struct mg_connection *conn, int status) {
             ri->local_uri ? redact_secrets(ri->local_uri, uri, sizeof uri) : "-", status, ri->remote_addr);
 }
 
-/* Until the handlers are registered, a request would find none and get a 404: it gets 503 instead.
- * Once ready, a WebSocket upgrade is answered here (ws.h, which checks the Host itself), and anything
- * else goes on to CivetWeb if its Host is allowed (origin.h), else gets 421. */
+void server_serve(void *ctx, const struct front_request *rq) {
+    struct server *srv = ctx;
+    if (ws_upgrade(srv->ws, rq)) return;
+    int r = mg_handover_connection(srv->ctx, rq->fd, rq->peer, rq->peer_len, (const char *)rq->bytes, rq->len);
+    if (r == 0) return; /* CivetWeb's now */
+    if (r == -EAGAIN) {
+        metrics_head_refused(HEAD_REFUSED_BUSY);
+        front_refuse(rq->fd, 503, "", "every HTTP worker is busy");
+        return;
+    }
+    log_warn("http %s: cannot hand the request to CivetWeb: %s", rq->ip, strerror(-r));
+    front_refuse(rq->fd, r == -ESHUTDOWN ? 503 : 500, "", r == -ESHUTDOWN ? "server shutting down" : NULL);
+}
+
+/* A plain request whose Host is not one --allowed-hosts names gets 421 (origin.h); WebSocket
+ * upgrades never get here: ws.h checks their Host itself. */
 static int on_begin_request(struct mg_connection *conn) {
     struct server *srv = mg_get_user_data(mg_get_context(conn));
-    if (!__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE)) {
-        http_reply_text(conn, 503, "starting");
-        return 503;
-    }
-    int status = ws_upgrade(srv->ws, conn);
-    if (status || origin_host_allowed(mg_get_header(conn, "Host"), srv->hosts, srv->nhosts)) return status;
+    if (origin_host_allowed(mg_get_header(conn, "Host"), srv->hosts, srv->nhosts)) return 0;
     http_reply_text(conn, 421, "this server does not answer for that host name");
     return 421;
 }
@@ -120,7 +129,7 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
     char threads[32];
     snprintf(threads, sizeof threads, "%ld", cfg->http_threads);
     const char *options[] = {
-        "listening_ports", cfg->port,
+        "listening_ports", "", /* none: the acceptor hands each request over (server_serve) */
         "document_root", cfg->root,
         "num_threads", threads,
         "index_files", "index.html",
@@ -131,8 +140,8 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
         "additional_header", "X-Content-Type-Options: nosniff",
         "static_file_cache_control", "no-cache",
         "tcp_nodelay", "1",
-        "request_timeout_ms", "10000",
-        "listen_backlog", "1024",
+        "enable_keep_alive", "no", /* a worker would read the next head itself: the acceptor reads them */
+        "request_timeout_ms", "10000", /* a request body's reads, on the worker */
         NULL,
     };
     struct server *srv = calloc(1, sizeof *srv);
@@ -166,7 +175,6 @@ struct server *server_start(const struct config *cfg, struct ws_server *ws, stru
         server_stop(srv);
         return NULL;
     }
-    __atomic_store_n(&srv->ready, 1, __ATOMIC_RELEASE);
     return srv;
 }
 

@@ -2,7 +2,6 @@
  * hubremote.c, the server API's is hubapi.c, the tables they share hubpriv.h. */
 #include "hub.h"
 
-#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +49,9 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
     if (!h) return NULL;
     h->users = dict_new();
     h->rooms = dict_new();
+    h->watches = watch_new();
     h->hist = history_new(&opt->history);
-    if (!h->users || !h->rooms || (opt->history.size > 0 && !h->hist)) {
+    if (!h->users || !h->rooms || !h->watches || (opt->history.size > 0 && !h->hist)) {
         hub_free(h);
         return NULL;
     }
@@ -69,8 +69,7 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
     return h;
 }
 
-/* Where `name` is or would go in the index. */
-static size_t index_find(const struct name_index *x, const char *name) {
+size_t hubp_index_find(const struct name_index *x, const char *name) {
     size_t lo = 0, hi = x->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -88,7 +87,7 @@ static int index_add(struct name_index *x, const char *name) {
         x->names = names;
         x->cap = cap;
     }
-    size_t i = index_find(x, name);
+    size_t i = hubp_index_find(x, name);
     memmove(x->names + i + 1, x->names + i, (x->n - i) * sizeof *x->names);
     x->names[i] = name;
     x->n++;
@@ -97,7 +96,7 @@ static int index_add(struct name_index *x, const char *name) {
 }
 
 static void index_remove(struct name_index *x, const char *name) {
-    size_t i = index_find(x, name);
+    size_t i = hubp_index_find(x, name);
     if (i == x->n || strcmp(x->names[i], name) != 0) return;
     memmove(x->names + i, x->names + i + 1, (x->n - i - 1) * sizeof *x->names);
     x->n--;
@@ -122,6 +121,7 @@ void hub_free(struct hub *h) {
     if (h->rooms) dict_each(h->rooms, free_room, NULL);
     dict_free(h->users);
     dict_free(h->rooms);
+    watch_free(h->watches);
     free(h->online.names);
     history_free(h->hist);
     pthread_rwlock_destroy(&h->lock);
@@ -200,7 +200,7 @@ static void send_welcome(struct hub *h, struct conn *c) {
         n += snprintf(head + n, sizeof head - (size_t)n, ",\"exp\":%lld", (long long)c->exp_s);
     char full[sizeof head + sizeof streams];
     snprintf(full, sizeof full, "%s%s", head, streams);
-    send_with_users(h, c, full, h->opt.presence);
+    send_with_users(h, c, full, presence_mode(h) == PRESENCE_GLOBAL);
     hubh_welcome_replay(h, c, &r);
 }
 
@@ -219,18 +219,6 @@ static void welcome(struct hub *h, struct conn *c) {
 void hubp_release(struct hub *h, struct conn *c) {
     c->held_ms = 0;
     outbox_release(h->ob, &c->out);
-}
-
-void hubp_send_presence(struct hub *h, const struct conn *except, const char *event, const char *user) {
-    if (!h->opt.presence) return;
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "type", "presence");
-    cJSON_AddStringToObject(p, "event", event);
-    cJSON_AddStringToObject(p, "user", user);
-    struct frame *f = frame_json(p);
-    if (f) hubp_deliver_all(h, except, f);
-    frame_unref(f);
-    cJSON_Delete(p);
 }
 
 /* A user online under `name`, listed in the users table and the name index; NULL when out of memory. */
@@ -313,7 +301,7 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
         return s;
     }
     if (routed) welcome(h, c);
-    if (first) hubp_send_presence(h, c, "join", c->user);
+    if (first) presence_user(h, c, "join", c->user);
     pthread_rwlock_unlock(&h->lock);
     metrics_add(M_CONNECTIONS_TOTAL, 1);
     return HUB_OK;
@@ -326,24 +314,35 @@ static long member_index(const struct conn *c, const char *room) {
     return -1;
 }
 
-/* Tells the engine that c's user enters (up) or leaves `room`, unless another of its connections is
- * in it: a user's connections are few (max_user_conns) and each has few rooms, so this stays short
- * however large the room. Called with the hub lock held, exclusive. */
-static void member_change(struct hub *h, const struct conn *c, const char *room, int up) {
-    if (!h->engine || !h->engine->room_user_local || !c->u) return;
+/* c's user enters (up) or leaves room r, unless another of its connections is in it: the engine and
+ * the room's presence hear of it. A user's connections are few (max_user_conns) and each has few
+ * rooms, so this stays short however large the room. Called with the hub lock held, exclusive. */
+static void member_change(struct hub *h, const struct conn *c, const struct room *r, int up) {
+    if (!c->u) return;
     for (size_t i = 0; i < c->u->conns.n; i++)
-        if (c->u->conns.items[i] != c && member_index(c->u->conns.items[i], room) >= 0) return;
-    h->engine->room_user_local(h->engine->ctx, room, c->u->name, up);
+        if (c->u->conns.items[i] != c && member_index(c->u->conns.items[i], r->name) >= 0) return;
+    if (h->engine && h->engine->room_user_local) h->engine->room_user_local(h->engine->ctx, r->name, c->u->name, up);
+    presence_room_local(h, c, r, up);
 }
 
 static void room_drop_member(struct hub *h, struct room *r, struct conn *c) {
-    member_change(h, c, r->name, 0);
+    member_change(h, c, r, 0);
     set_remove(&r->members, c);
     if (r->members.n == 0) {
         if (h->engine) h->engine->room_local(h->engine->ctx, r->name, 0);
         dict_remove(h->rooms, r->name);
         free_room(NULL, r, NULL);
     }
+}
+
+/* Takes c out of its rooms and off its user (the user leaves with its last connection). Exclusive lock. */
+static void unseat(struct hub *h, struct conn *c) {
+    while (c->nrooms) room_drop_member(h, c->rooms[--c->nrooms], c);
+    free(c->rooms);
+    c->rooms = NULL;
+    c->rooms_cap = 0;
+    watch_clear(h->watches, &c->watching, c);
+    if (user_detach(h, c)) presence_user(h, c, "leave", c->user);
 }
 
 void hub_remove(struct hub *h, struct conn *c) {
@@ -353,11 +352,7 @@ void hub_remove(struct hub *h, struct conn *c) {
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     __atomic_sub_fetch(&h->count, 1, __ATOMIC_RELAXED);
-    while (c->nrooms) room_drop_member(h, c->rooms[--c->nrooms], c);
-    free(c->rooms);
-    c->rooms = NULL;
-    c->rooms_cap = 0;
-    if (user_detach(h, c)) hubp_send_presence(h, c, "leave", c->user);
+    unseat(h, c);
     pthread_rwlock_unlock(&h->lock);
 }
 
@@ -443,17 +438,24 @@ static enum hub_status join_locked(struct hub *h, struct conn *c, const char *na
         return HUB_NO_MEMORY;
     }
     if (h->engine && r->members.n == 1) h->engine->room_local(h->engine->ctx, r->name, 1);
-    member_change(h, c, r->name, 1);
+    member_change(h, c, r, 1);
     c->rooms[c->nrooms++] = r;
     return HUB_OK;
 }
 
-enum hub_status hub_join(struct hub *h, struct conn *c, const char *room) { return hub_join_from(h, c, room, NULL); }
+enum hub_status hub_join(struct hub *h, struct conn *c, const char *room, const char *ack_head) {
+    return hub_join_from(h, c, room, NULL, ack_head);
+}
 
-enum hub_status hub_join_from(struct hub *h, struct conn *c, const char *room, const struct hist_pos *since) {
+/* Under one exclusive hold of the lock, so nothing of the room comes between: the join, protocol 2's
+ * `joined` and replay, then the ack with the members, then the room's later traffic. */
+enum hub_status hub_join_from(struct hub *h, struct conn *c, const char *room, const struct hist_pos *since,
+                              const char *ack_head) {
     pthread_rwlock_wrlock(&h->lock);
     enum hub_status s = join_locked(h, c, room);
     if (s == HUB_OK) hubh_joined(h, c, room, since);
+    long i = s == HUB_OK && ack_head && presence_mode(h) == PRESENCE_ROOMS ? member_index(c, room) : -1;
+    if (i >= 0) presence_members_reply(h, c, c->rooms[i], ack_head);
     pthread_rwlock_unlock(&h->lock);
     return s;
 }
@@ -494,14 +496,14 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {
         metrics_add(M_USER_LIMIT_REFUSALS, 1);
     }
     if (s == HUB_OK) {
-        for (size_t i = 0; i < c->nrooms; i++) member_change(h, c, c->rooms[i]->name, 0);
-        if (user_detach(h, c)) hubp_send_presence(h, c, "leave", c->user);
+        for (size_t i = 0; i < c->nrooms; i++) member_change(h, c, c->rooms[i], 0);
+        if (user_detach(h, c)) presence_user(h, c, "leave", c->user);
         snprintf(c->user, sizeof c->user, "%s", user);
         c->named = 1;
         int first = user_attach(h, c);
-        for (size_t i = 0; first >= 0 && i < c->nrooms; i++) member_change(h, c, c->rooms[i]->name, 1);
+        for (size_t i = 0; first >= 0 && i < c->nrooms; i++) member_change(h, c, c->rooms[i], 1);
         if (first < 0) s = HUB_NO_MEMORY;
-        if (first > 0) hubp_send_presence(h, c, "join", c->user);
+        if (first > 0) presence_user(h, c, "join", c->user);
         welcome(h, c);
     }
     pthread_rwlock_unlock(&h->lock);
@@ -528,7 +530,7 @@ enum hub_status hub_authenticate(struct hub *h, struct conn *c, const char *user
             c->pending = 0;
             c->named = 1;
             c->deadline = *d;
-            if (first > 0) hubp_send_presence(h, c, "join", c->user);
+            if (first > 0) presence_user(h, c, "join", c->user);
             welcome(h, c);
         }
     }
@@ -542,7 +544,11 @@ void hub_set_deadline(struct hub *h, struct conn *c, const struct hub_deadline *
     pthread_rwlock_unlock(&h->lock);
 }
 
-void hub_reply_users(struct hub *h, struct conn *c) {
+void hub_reply_users(struct hub *h, struct conn *c, const char *after) {
+    if (presence_mode(h) == PRESENCE_ROOMS) {
+        presence_reply_users_page(h, c, after);
+        return;
+    }
     pthread_rwlock_rdlock(&h->lock);
     send_with_users(h, c, "{\"type\":\"users\"", 1);
     pthread_rwlock_unlock(&h->lock);
@@ -617,10 +623,16 @@ void hub_set_engine(struct hub *h, const struct hub_engine *e) {
 
 int hub_engine_state(struct hub *h) { return h->engine ? h->engine->redis_up(h->engine->ctx) : -1; }
 
-/* Called with the hub lock held. */
+/* Each connection also leaves its user and rooms at once (unseat), while it stays listed until its close
+ * is done: a backend that disconnects a user means the user is gone now, not once the client answers.
+ * Exclusive lock. */
 size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
-    struct user *u = dict_get(h->users, user);
+    struct user *u;
     size_t n = 0;
-    for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)outbox_close(h->ob, &u->conns.items[i]->out, code, reason);
+    while ((u = dict_get(h->users, user)) != NULL && u->conns.n) {
+        struct conn *c = u->conns.items[u->conns.n - 1];
+        n += (size_t)outbox_close(h->ob, &c->out, code, reason);
+        unseat(h, c);
+    }
     return n;
 }

@@ -25,6 +25,8 @@
 #include "metrics.h"
 #include "names.h"
 #include "outbox.h"
+#include "presence.h"
+#include "watch.h"
 
 #define HUB_ID_MAX 32
 #define HUB_MAX_ROOMS_PER_CONN 64 /* default of --max-rooms */
@@ -70,6 +72,7 @@ struct conn {
     struct hub_deadline deadline; /* hub lock */
     int64_t held_ms;              /* hub lock: when its outbox began holding its welcome for the
                                    * cluster's route (hub_engine.user_routed); 0 = not held */
+    struct watch_list watching;   /* hub lock: the users it watches (watch.h), --presence rooms */
     int positions;                /* protocol 2 (?v=2): deliveries, welcome and joins carry stream
                                    * positions; set before hub_add */
     struct hub_since since;       /* recovered by the next welcome, then cleared; set by the connection's
@@ -79,7 +82,7 @@ struct conn {
 };
 
 struct hub_options {
-    int presence;          /* send presence events and user lists */
+    int presence;          /* enum presence_mode (presence.h) */
     long ping_interval_ms;
     long max_rooms;        /* rooms per connection; 0 = HUB_MAX_ROOMS_PER_CONN */
     long max_user_conns;   /* connections per user; 0 = HUB_MAX_CONNS_PER_USER */
@@ -122,10 +125,14 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
 /* To c itself (replies, errors, echo). */
 void hub_reply(struct hub *h, struct conn *c, struct frame *f);
 
-enum hub_status hub_join(struct hub *h, struct conn *c, const char *room);
-/* The same, and for a protocol 2 connection (with history), atomically: a `joined` with the room
- * stream's position (recovered or not when `since` is given), then the messages after `since`. */
-enum hub_status hub_join_from(struct hub *h, struct conn *c, const char *room, const struct hist_pos *since);
+/* With --presence rooms and an ack_head (an ack's JSON without its closing brace), c's ack with the
+ * room's members is queued too (presence.h), before any later presence event of the room. */
+enum hub_status hub_join(struct hub *h, struct conn *c, const char *room, const char *ack_head);
+/* The same, and atomically, under one hold of the hub lock: for a protocol 2 connection (with
+ * history) first a `joined` with the room stream's position (recovered or not when `since` is given)
+ * and the messages after `since`, then (rooms mode, ack_head given) the ack with the members. */
+enum hub_status hub_join_from(struct hub *h, struct conn *c, const char *room, const struct hist_pos *since,
+                              const char *ack_head);
 enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room);
 /* Names an anonymous connection: presence leave of the id, join of the name, a new welcome. */
 enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user);
@@ -134,8 +141,9 @@ enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user);
 enum hub_status hub_authenticate(struct hub *h, struct conn *c, const char *user, const struct hub_deadline *d);
 /* Moves c's deadline (a refreshed token). */
 void hub_set_deadline(struct hub *h, struct conn *c, const struct hub_deadline *d);
-/* Queues {"type":"users","users":[...]} to c. */
-void hub_reply_users(struct hub *h, struct conn *c);
+/* Queues {"type":"users","users":[...]} to c: every user, or with --presence rooms a page of those
+ * after `after` (NULL: from the first; presence.h). */
+void hub_reply_users(struct hub *h, struct conn *c, const char *after);
 
 /* Once a second: pings connections silent for a ping interval, closes those silent for three or past
  * their deadline, and ends those that did not answer our close frame within HUB_CLOSE_GRACE_MS. */
@@ -186,6 +194,9 @@ struct hub_engine {
      * WITHOUT the hub lock) to learn how many did. That number of nodes, or -1 when none did (the user
      * is online nowhere) or it could not tell (Redis down or slow, counted). */
     long (*send_unlisted)(void *ctx, const char *user, const struct frame *f);
+    /* How many other nodes have `user` in `room` (--presence rooms: a room hears a user come and go
+     * only once across the cluster), from the engine's mirror. */
+    size_t (*room_user_nodes)(void *ctx, const char *room, const char *user);
     /* The server API's subscribe (join = 1) or unsubscribe: every other node joins or removes user's
      * connections there. Returns how many other nodes have the user, or -1 when dropped. */
     long (*subscribe)(void *ctx, const char *user, const char *room, int join);

@@ -23,8 +23,7 @@ size_t hub_publish_server(struct hub *h, const char *room, struct frame *f) {
     return n;
 }
 
-/* A JSON array of `n` names (which need no escaping, names.h): malloc'd, NUL-terminated. */
-static char *names_json(const char *const *names, size_t n, size_t text_len, size_t *len) {
+char *hubp_names_json(const char *const *names, size_t n, size_t text_len, size_t *len) {
     char *text = malloc(text_len + 3 * n + 3), *end = text;
     if (!text) return NULL;
     *end++ = '[';
@@ -44,7 +43,7 @@ static char *names_json(const char *const *names, size_t n, size_t text_len, siz
 
 char *hub_users_json(struct hub *h, size_t *len) {
     pthread_rwlock_rdlock(&h->lock);
-    char *text = names_json(h->online.names, h->online.n, h->online.text_len, len);
+    char *text = hubp_names_json(h->online.names, h->online.n, h->online.text_len, len);
     pthread_rwlock_unlock(&h->lock);
     return text;
 }
@@ -74,9 +73,7 @@ static void remote_add(void *arg, const char *user) {
     else x->failed = 1;
 }
 
-/* The distinct users of a room's members here and, with an engine, on the other nodes, sorted;
- * NULL when out of memory. Called with the hub lock held. */
-static char *room_users_locked(struct hub *h, const char *room, const struct room *r, size_t *len) {
+char *hubp_room_users(struct hub *h, const char *room, const struct room *r, size_t *len) {
     struct remote_names remote = {0};
     if (h->engine && h->engine->room_users) h->engine->room_users(h->engine->ctx, room, remote_add, &remote);
     size_t local = r ? r->members.n : 0, n = 0, kept = 0, text_len = 0;
@@ -91,7 +88,7 @@ static char *room_users_locked(struct hub *h, const char *room, const struct roo
             names[kept++] = names[k];
             text_len += strlen(names[k]);
         }
-        text = names_json(names, kept, text_len, len);
+        text = hubp_names_json(names, kept, text_len, len);
     }
     free(names);
     for (size_t k = 0; k < remote.n; k++) free(remote.v[k]);
@@ -101,7 +98,7 @@ static char *room_users_locked(struct hub *h, const char *room, const struct roo
 
 char *hub_room_users_json(struct hub *h, const char *room, size_t *len) {
     pthread_rwlock_rdlock(&h->lock);
-    char *text = room_users_locked(h, room, dict_get(h->rooms, room), len);
+    char *text = hubp_room_users(h, room, dict_get(h->rooms, room), len);
     pthread_rwlock_unlock(&h->lock);
     return text;
 }
@@ -116,8 +113,15 @@ size_t hub_subscribe_user(struct hub *h, const char *user, const char *room, int
     return n;
 }
 
-size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
+int hub_user_online(struct hub *h, const char *user) {
     pthread_rwlock_rdlock(&h->lock);
+    int online = dict_get(h->users, user) != NULL;
+    pthread_rwlock_unlock(&h->lock);
+    return online;
+}
+
+size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
+    pthread_rwlock_wrlock(&h->lock);
     size_t n = hubp_close_user(h, user, code, reason);
     /* Told to every node whatever the table says, so a connection made elsewhere a moment ago closes
      * too; `closed` counts the nodes the table knows have the user, as `delivered` does for a send. */

@@ -1,8 +1,9 @@
-/* hubpriv: the hub's tables, shared by its three files and no other module.
+/* hubpriv: the hub's tables, shared by its four files and no other module.
  *
- * The hub (hub.h) is one lock and one set of tables, carried out by three files: hub.c (registration,
- * rooms, delivery, presence, the tick), hubremote.c (what the cluster engine brings in from other
- * nodes, hubremote.h) and hubapi.c (the server API, hubapi.h). This header is what they share: the
+ * The hub (hub.h) is one lock and one set of tables, carried out by four files: hub.c (registration,
+ * rooms, delivery, the tick), presence.c (who hears of whose comings and goings, presence.h),
+ * hubremote.c (what the cluster engine brings in from other nodes, hubremote.h) and hubapi.c (the
+ * server API, hubapi.h). This header is what they share: the
  * structures and the core's helpers. Every field below is guarded by hub->lock as hub.h says; each
  * helper is called with that lock held (shared for deliveries, exclusive where it changes a table).
  * Other modules use hub.h, hubremote.h and hubapi.h only. */
@@ -50,6 +51,7 @@ struct hub {
     struct dict *users;   /* name -> struct user */
     struct name_index online;
     struct dict *rooms;   /* name -> struct room */
+    struct watch_table *watches; /* who watches whom (watch.h), --presence rooms */
     struct conn *head;    /* every registered connection */
     size_t count;         /* atomic reads: /healthz must not wait behind joins for the lock */
     uint64_t next_id;
@@ -66,9 +68,16 @@ struct hub {
 int hubp_deliver(struct hub *h, struct conn *c, struct frame *f);
 /* To every router connection but `except` (NULL: all); how many were queued to. */
 size_t hubp_deliver_all(struct hub *h, const struct conn *except, struct frame *f);
-/* A presence event (join or leave of `user`) to every router connection but `except`, with
- * --presence. */
-void hubp_send_presence(struct hub *h, const struct conn *except, const char *event, const char *user);
+/* {"type":"presence","event":E,"user":U,"room":R} to r's members but `except`. */
+void hubp_room_event(struct hub *h, const struct room *r, const struct conn *except, const char *event, const char *user);
+/* Where `name` is or would go in the sorted index. */
+size_t hubp_index_find(const struct name_index *x, const char *name);
+/* A JSON array of `n` names (which need no escaping, names.h), text_len their total length:
+ * malloc'd, NUL-terminated; NULL when out of memory. */
+char *hubp_names_json(const char *const *names, size_t n, size_t text_len, size_t *len);
+/* The distinct users of room `room`'s members (r: its local members, or NULL) here and, with an
+ * engine, on the other nodes, sorted, as hubp_names_json; NULL when out of memory. */
+char *hubp_room_users(struct hub *h, const char *room, const struct room *r, size_t *len);
 /* A user online under `name`, listed in the users table and the name index; NULL when out of memory.
  * Exclusive lock. */
 struct user *hubp_user_new(struct hub *h, const char *name);
@@ -76,11 +85,13 @@ struct user *hubp_user_new(struct hub *h, const char *name);
 void hubp_user_free(struct hub *h, struct user *u);
 /* Lets c's held welcome (and what followed it) go out. */
 void hubp_release(struct hub *h, struct conn *c);
-/* Close `code`, `reason` to every connection of `user` here; how many began closing. */
+/* Close `code`, `reason` to every connection of `user` here, each leaving the user and its rooms at
+ * once (presence `leave` with the last); how many began closing. Exclusive lock. */
+size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
+
 /* Joins (join = 1) or removes (0) every connection of `user` on this node to or from `room`, as if
  * each had sent join or leave (--max-rooms holds; the rooms claim does not: the backend decides).
  * Returns how many connections changed. Called with the hub lock held exclusively. */
 size_t hubp_subscribe_user(struct hub *h, const char *user, const char *room, int join);
-size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
 
 #endif

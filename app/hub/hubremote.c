@@ -32,7 +32,7 @@ size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f) 
 }
 
 size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, const char *reason) {
-    pthread_rwlock_rdlock(&h->lock);
+    pthread_rwlock_wrlock(&h->lock);
     size_t n = hubp_close_user(h, user, code, reason);
     pthread_rwlock_unlock(&h->lock);
     return n;
@@ -45,14 +45,20 @@ size_t hub_subscribe_local_user(struct hub *h, const char *user, const char *roo
     return n;
 }
 
+void hub_remote_room_user(struct hub *h, const char *room, const char *user, int up) {
+    pthread_rwlock_rdlock(&h->lock);
+    presence_room_remote(h, room, user, up);
+    pthread_rwlock_unlock(&h->lock);
+}
+
 void hub_remote_user(struct hub *h, const char *user, int delta) {
     pthread_rwlock_wrlock(&h->lock);
     struct user *u = dict_get(h->users, user);
-    if (delta > 0 && !u && (u = hubp_user_new(h, user))) hubp_send_presence(h, NULL, "join", user);
+    if (delta > 0 && !u && (u = hubp_user_new(h, user))) presence_user(h, NULL, "join", user);
     if (u && delta > 0) u->remote++;
     if (u && delta < 0 && u->remote > 0 && --u->remote == 0 && u->conns.n == 0) {
         hubp_user_free(h, u);
-        hubp_send_presence(h, NULL, "leave", user);
+        presence_user(h, NULL, "leave", user);
     }
     pthread_rwlock_unlock(&h->lock);
 }

@@ -34,4 +34,8 @@ void hub_remote_user(struct hub *h, const char *user, int delta);
  * (hub_engine.user_routed) go out. */
 void hub_route_ready(struct hub *h, const char *user);
 
+/* With --presence rooms: another node's `user` entered (up) or left `room` (the engine's table says so
+ * already); this node's members of the room hear it if the user is in the room nowhere else. */
+void hub_remote_room_user(struct hub *h, const char *room, const char *user, int up);
+
 #endif

@@ -231,9 +231,24 @@ static void settle(struct loop *lp) {
     }
 }
 
+#define LOOP_WATCH_TAG 1u /* the low bit of a loop_watch's address in epoll's data (loop.h) */
+
+/* The watch an event names, or NULL when it names a connection or the mailbox. */
+static struct loop_watch *watch_of(const struct epoll_event *ev) {
+    uintptr_t v = (uintptr_t)ev->data.u64;
+    return v & LOOP_WATCH_TAG ? (struct loop_watch *)(v & ~(uintptr_t)LOOP_WATCH_TAG) : NULL;
+}
+
 /* Reads what the events say; returns how many there were. */
 static int handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
+    int late = 0;
     for (int i = 0; i < n; i++) {
+        struct loop_watch *w = watch_of(&evs[i]);
+        if (w) {
+            if (w->late) late = 1;
+            else w->ready(w, evs[i].events);
+            continue;
+        }
         struct loop_conn *c = evs[i].data.ptr;
         if (!c) {
             *stop |= take_mail(lp);
@@ -241,6 +256,10 @@ static int handle(struct loop *lp, struct epoll_event *evs, int n, int *stop) {
         }
         touch(lp, c);
         if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input(lp, c, evs[i].events);
+    }
+    for (int i = 0; late && i < n; i++) {
+        struct loop_watch *w = watch_of(&evs[i]);
+        if (w && w->late) w->ready(w, evs[i].events);
     }
     return n;
 }
@@ -401,3 +420,23 @@ void loop_kick(struct loop_conn *c) {
 }
 
 size_t loops_threads(const struct loops *ls) { return ls->n; }
+
+struct loop *loops_get(struct loops *ls, size_t i) { return ls->loop[i]; }
+
+int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_watch *w) {
+    struct epoll_event ev = {.events = events, .data.u64 = (uintptr_t)w | LOOP_WATCH_TAG};
+    return epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void loop_unwatch(struct loop *lp, int fd) { epoll_ctl(lp->epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+void loop_adopt_here(struct loop *lp, struct loop_conn *c, int fd, const struct loop_handler *h, void *ctx,
+                     uint64_t max_payload, uint8_t *early, size_t n) {
+    c->fd = fd;
+    c->h = h;
+    c->ctx = ctx;
+    c->max_payload = max_payload;
+    __atomic_store_n(&c->loop, lp, __ATOMIC_RELEASE);
+    add(lp, c);
+    if (n) consume(c, early, n);
+}

@@ -11,7 +11,11 @@
  * Ownership: a struct loop_conn is embedded in its connection, which ws.c allocates. From
  * loops_adopt until the handler's `ended` callback the loop owns the socket's reading and its epoll
  * registration; `ended` is the last call, made on the loop's thread, and the connection may be freed
- * after it. The socket itself is the connection's (ws.c took it from CivetWeb): `ended` closes it.
+ * after it. The socket itself is the connection's: `ended` closes it.
+ *
+ * A loop also watches descriptors that are not WebSockets for other modules (struct loop_watch: the
+ * acceptor's listening socket, timer and request heads still being read, acceptor.h), calling them
+ * back on its thread inside a turn, so what they start (a WebSocket's welcome) joins the turn's batch.
  *
  * An idle connection holds no buffer here: `in` is allocated only while a frame is incomplete and
  * freed as soon as it is whole. */
@@ -36,6 +40,17 @@ struct loop_handler {
     int (*flush)(void *ctx);
     /* The loop has let go of the connection, on the loop's thread with no batch open: no call follows. */
     void (*ended)(void *ctx);
+};
+
+/* A descriptor watched for another module: `ready` runs on the loop's thread with epoll's events.
+ * Its owner keeps it alive until it is unwatched and the loop can no longer report it (loops_stop).
+ * (epoll names it by its address with the low bit set, a connection by its plain address: a
+ * connection carries no tag, so an idle WebSocket is no bigger for it.) */
+struct loop_watch {
+    void (*ready)(struct loop_watch *w, uint32_t events);
+    /* 1: called after every other event that the same epoll_wait returned, so it may free watches
+     * those events name (a timer that ends what waited too long). */
+    int late;
 };
 
 struct loop_conn {
@@ -71,5 +86,15 @@ int loops_adopt(struct loops *ls, struct loop_conn *c, int fd, const struct loop
  * loops_adopt and `ended` (outbox.h calls it under the queue lock, before outbox_detach). */
 void loop_kick(struct loop_conn *c);
 size_t loops_threads(const struct loops *ls);
+/* The i-th loop, i < loops_threads. */
+struct loop *loops_get(struct loops *ls, size_t i);
+/* Watches fd on lp (epoll flags `events`); any thread. -1 with errno when epoll refuses. */
+int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_watch *w);
+/* Stops watching fd; any thread. Events already taken by the loop's current turn are still reported. */
+void loop_unwatch(struct loop *lp, int fd);
+/* loops_adopt for a socket on lp's own thread, from a watch's `ready`: the connection joins lp at
+ * once, and `early` (n bytes the client sent right after its request head) is its first input. */
+void loop_adopt_here(struct loop *lp, struct loop_conn *c, int fd, const struct loop_handler *h, void *ctx,
+                     uint64_t max_payload, uint8_t *early, size_t n);
 
 #endif

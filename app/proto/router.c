@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -21,7 +22,8 @@ struct request {
     size_t len;
 };
 
-/* A command handler returns the ack's `delivered` count, or -1 when it already sent an error. */
+/* A command handler returns the ack's `delivered` count, or -1 when it already replied (an error, or
+ * an ack the hub completed with a list). */
 typedef long (*command_fn)(struct hub *h, struct conn *c, const struct request *r);
 
 static void reply(struct hub *h, struct conn *c, cJSON *obj) {
@@ -41,12 +43,24 @@ void router_error(struct hub *h, struct conn *c, enum sb_error code, const char 
     reply(h, c, e);
 }
 
-static void ack(struct hub *h, struct conn *c, const cJSON *id, long delivered) {
+static cJSON *ack_object(const cJSON *id, long delivered) {
     cJSON *a = cJSON_CreateObject();
     cJSON_AddStringToObject(a, "type", "ack");
-    cJSON_AddItemToObject(a, "id", cJSON_Duplicate(id, 0));
+    if (id) cJSON_AddItemToObject(a, "id", cJSON_Duplicate(id, 0));
     cJSON_AddNumberToObject(a, "delivered", (double)delivered);
-    reply(h, c, a);
+    return a;
+}
+
+static void ack(struct hub *h, struct conn *c, const cJSON *id, long delivered) { reply(h, c, ack_object(id, delivered)); }
+
+/* The ack of a command (with its id, if any) without the closing brace, for the hub to complete with
+ * a list under its lock (presence.h); malloc'd, NULL when out of memory. */
+static char *ack_head(const cJSON *id) {
+    cJSON *a = ack_object(id, 0);
+    char *text = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    if (text) text[strlen(text) - 1] = '\0';
+    return text;
 }
 
 /* The frame of a delivery from c (envelope.h): `key` ("to" or "room", or NULL for a broadcast) names
@@ -177,8 +191,12 @@ static long cmd_join(struct hub *h, struct conn *c, const struct request *r) {
     int has_since = room ? since_json_pos(cJSON_GetObjectItemCaseSensitive(r->msg, "since"), &since) : 0;
     if (has_since < 0) router_error(h, c, ERR_BAD_REQUEST, SINCE_WHY, r->id);
     if (!room || has_since < 0 || !room_allowed(h, c, room, r->id)) return -1;
-    enum hub_status s = hub_join_from(h, c, room, has_since ? &since : NULL);
-    if (s == HUB_OK) return 0;
+    /* rooms presence: every join is acked, with the room's members (docs/PROTOCOL.md) */
+    char *head = presence_mode(h) == PRESENCE_ROOMS ? ack_head(r->id) : NULL;
+    int acked = head != NULL;
+    enum hub_status s = hub_join_from(h, c, room, has_since ? &since : NULL, head);
+    free(head);
+    if (s == HUB_OK) return acked ? -1 : 0;
     char text[ROUTER_TEXT_MAX];
     snprintf(text, sizeof text, "at most %ld rooms per connection", hub_max_rooms(h));
     router_error(h, c, ERR_BAD_REQUEST, s == HUB_TOO_MANY_ROOMS ? text : "out of memory", r->id);
@@ -196,8 +214,62 @@ static long cmd_leave(struct hub *h, struct conn *c, const struct request *r) {
 }
 
 static long cmd_users(struct hub *h, struct conn *c, const struct request *r) {
-    hub_reply_users(h, c);
+    const cJSON *after = cJSON_GetObjectItemCaseSensitive(r->msg, "after");
+    if (after && !name_field(h, c, r->msg, "after", "after", r->id)) return -1;
+    hub_reply_users(h, c, after ? after->valuestring : NULL);
     return 0;
+}
+
+/* watch and unwatch exist with --presence rooms only; 0 after an error elsewhere. */
+static int watch_allowed(struct hub *h, struct conn *c, const char *cmd, const cJSON *id) {
+    if (presence_mode(h) == PRESENCE_ROOMS) return 1;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "%s needs a server with --presence rooms", cmd);
+    router_error(h, c, ERR_BAD_REQUEST, text, id);
+    return 0;
+}
+
+/* The command's `users`: an array of 1 to WATCH_MAX valid names, into a malloc'd *names pointing
+ * into the message; the count, or -1 after an error. */
+static int users_field(struct hub *h, struct conn *c, const struct request *r, const char *cmd, const char ***names) {
+    const cJSON *users = cJSON_GetObjectItemCaseSensitive(r->msg, "users"), *u;
+    int n = cJSON_IsArray(users) ? cJSON_GetArraySize(users) : 0;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "%s needs users: an array of 1 to %d user names", cmd, WATCH_MAX);
+    *names = n > 0 && n <= WATCH_MAX ? malloc((size_t)n * sizeof **names) : NULL;
+    int k = 0;
+    const cJSON *list = *names ? users : NULL;
+    cJSON_ArrayForEach(u, list) {
+        if (!cJSON_IsString(u) || !name_valid(u->valuestring)) break;
+        (*names)[k++] = u->valuestring;
+    }
+    if (*names && k == n) return n;
+    free(*names);
+    *names = NULL;
+    router_error(h, c, ERR_BAD_REQUEST, text, r->id);
+    return -1;
+}
+
+static long cmd_watch(struct hub *h, struct conn *c, const struct request *r) {
+    const char **names = NULL;
+    int n = watch_allowed(h, c, "watch", r->id) ? users_field(h, c, r, "watch", &names) : -1;
+    char *head = n > 0 ? ack_head(r->id) : NULL;
+    enum presence_status s = head ? presence_watch(h, c, names, (size_t)n, head) : PRESENCE_NO_MEMORY;
+    free(head);
+    free(names);
+    if (n < 0 || s == PRESENCE_DONE) return -1;
+    char text[ROUTER_TEXT_MAX];
+    snprintf(text, sizeof text, "at most %d watched users per connection", WATCH_MAX);
+    router_error(h, c, ERR_BAD_REQUEST, s == PRESENCE_TOO_MANY ? text : "out of memory", r->id);
+    return -1;
+}
+
+static long cmd_unwatch(struct hub *h, struct conn *c, const struct request *r) {
+    const char **names = NULL;
+    int n = watch_allowed(h, c, "unwatch", r->id) ? users_field(h, c, r, "unwatch", &names) : -1;
+    if (n > 0) presence_unwatch(h, c, names, (size_t)n);
+    free(names);
+    return n > 0 ? 0 : -1;
 }
 
 static long cmd_ping(struct hub *h, struct conn *c, const struct request *r) {
@@ -275,7 +347,7 @@ static const struct {
 } commands[] = {
     {"send", cmd_send}, {"broadcast", cmd_broadcast}, {"publish", cmd_publish}, {"join", cmd_join},
     {"leave", cmd_leave}, {"users", cmd_users}, {"ping", cmd_ping}, {"hello", cmd_hello},
-    {"refresh", cmd_refresh},
+    {"refresh", cmd_refresh}, {"watch", cmd_watch}, {"unwatch", cmd_unwatch},
 };
 
 /* The length of s cut to at most max bytes without splitting a UTF-8 character. */

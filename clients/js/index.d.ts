@@ -28,6 +28,16 @@ export interface Message {
 export interface Presence {
   event: 'join' | 'leave';
   user: string;
+  /** Set when a user entered or left this room (a server with --presence rooms, the default);
+   * unset for a user's first connection opening or last one closing (--presence global, or watch). */
+  room?: string;
+}
+
+/** A room's users (distinct, sorted, you included), from a join's ack with --presence rooms: after
+ * join() and after each rejoin following a reconnect. */
+export interface Members {
+  room: string;
+  members: string[];
 }
 
 export interface Recovery {
@@ -43,6 +53,10 @@ export interface Ack {
   type: 'ack';
   id: number;
   delivered: number;
+  /** A join's room members, with --presence rooms. */
+  members?: string[];
+  /** Those of a watch's users online now. */
+  online?: string[];
 }
 
 export interface Welcome {
@@ -57,6 +71,7 @@ export interface Welcome {
 export interface EventMap {
   message: Message;
   presence: Presence;
+  members: Members;
   state: State;
   recovery: Recovery;
   welcome: Welcome;
@@ -84,6 +99,8 @@ export class Switchboard {
   leave(room: string): Promise<Ack>;
   publish(room: string, data: Json): Promise<Ack>;
   users(): Promise<string[]>;
+  watch(users: string[]): Promise<Ack>;
+  unwatch(users: string[]): Promise<Ack>;
   on<K extends keyof EventMap>(event: K, fn: (value: EventMap[K]) => void): () => void;
   off<K extends keyof EventMap>(event: K, fn: (value: EventMap[K]) => void): void;
   close(): void;

@@ -197,13 +197,21 @@ export class Switchboard {
         return this.delivered(msg);
       case 'joined':
         return this.startStream('room:' + msg.room, msg, msg.room);
-      case 'presence':
-        return this.emit('presence', { event: msg.event, user: msg.user });
+      case 'presence': {
+        // room: a room's presence (a server with --presence rooms, the default); without it, a user's
+        const p = { event: msg.event, user: msg.user };
+        if (msg.room !== undefined) p.room = msg.room;
+        return this.emit('presence', p);
+      }
       case 'users':
         this.lastUsers = msg.users;
         return;
       case 'ack':
-        return this.settle(msg.id, (p) => p.resolve(p.kind === 'users' ? this.lastUsers : msg));
+        return this.settle(msg.id, (p) => {
+          // a join's members (--presence rooms), for an explicit join and a rejoin after a reconnect alike
+          if (p.room !== undefined && Array.isArray(msg.members)) this.emit('members', { room: p.room, members: msg.members });
+          p.resolve(p.kind === 'users' ? this.lastUsers : msg);
+        });
       case 'error':
         if (msg.id !== undefined && this.pending.has(msg.id))
           return this.settle(msg.id, (p) => p.reject(new SwitchboardError(msg.code, msg.message)));
@@ -298,7 +306,7 @@ export class Switchboard {
     return new Promise((resolve, reject) => {
       const go = () => {
         const id = this.nextId++;
-        this.pending.set(id, { resolve, reject, kind });
+        this.pending.set(id, { resolve, reject, kind, room: cmd.type === 'join' ? cmd.room : undefined });
         this.raw({ ...cmd, id });
       };
       if (this.state === 'connected' && this.ws && this.ws.readyState === 1) go();
@@ -335,6 +343,16 @@ export class Switchboard {
 
   users() {
     return this.request({ type: 'users' }, 'users');
+  }
+
+  /** Hear `presence` (without room) when these users come and go (--presence rooms); resolves with
+   * the ack, whose `online` lists those of them online now. Not kept across reconnects. */
+  watch(users) {
+    return this.request({ type: 'watch', users });
+  }
+
+  unwatch(users) {
+    return this.request({ type: 'unwatch', users });
   }
 
   /** Ends the connection for good: no more reconnects; pending commands are rejected. */

@@ -157,6 +157,8 @@ describe('demo chat with alice, bob and carol', () => {
     const mallory = new WebSocket(`ws://127.0.0.1:${server.port}/ws?user=mallory`);
     const welcome = once(mallory, 'message');
     assert.ok(await Promise.race([welcome, deadline(TIMEOUT)]), 'mallory (a plain ws client) got no welcome');
+    // --presence rooms (the default): the pages list who is in their lobby room, so mallory joins it
+    mallory.send(JSON.stringify({ type: 'join', room: 'demo.lobby' }));
     await waitForUsers(bob, ['alice', 'bob', 'carol', 'mallory']);
     mallory.send(JSON.stringify({ type: 'send', to: 'bob', data: { text: '<script>alert(2)</script><b>bold</b>' } }));
     mallory.send(JSON.stringify({ type: 'broadcast', data: { html: '<img src=y onerror=alert(3)>' } }));

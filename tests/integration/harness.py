@@ -316,6 +316,10 @@ class Server:
         self.port = port or free_port()
         self.root = root or os.path.join(SB_SRC, "www")
         self.args = list(args)
+        # The suite was written before presence modes, when presence was global; the default (rooms) and
+        # off are tested where a test asks for them with --presence or SWITCHBOARD_PRESENCE.
+        if not any(a.startswith("--presence") for a in self.args) and "SWITCHBOARD_PRESENCE" not in (env or {}):
+            self.args = ["--presence", "global"] + self.args
         self.env = dict(os.environ)
         # Our own settings must come from flags, not from the caller's environment.
         for k in list(self.env):

@@ -132,14 +132,15 @@ class ApiServerTest(harness.ServerTestCase):
     # ---- HTTP-level errors
 
     def test_404_unknown_path(self):
-        for path in ["/api/nothing", "/api/", "/api/users/", "/api/send/x", "/api/rooms"]:
+        for path in ["/api/nothing", "/api/", "/api/send/x", "/api/rooms"]:
             with self.subTest(path=path):
                 self.error(404, "not_found", "GET", path)
 
     def test_405_with_allow(self):
         for method, path, allow in [("GET", "/api/send", "POST"), ("PUT", "/api/broadcast", "POST"),
                                     ("DELETE", "/api/disconnect", "POST"), ("GET", "/api/publish", "POST"),
-                                    ("POST", "/api/users", "GET"), ("POST", "/api/rooms/r", "GET")]:
+                                    ("POST", "/api/users", "GET"), ("POST", "/api/rooms/r", "GET"),
+                                    ("POST", "/api/users/u", "GET")]:
             with self.subTest(method=method, path=path):
                 hdrs, _ = self.error(405, "method_not_allowed", method, path, {"data": 1})
                 self.assertEqual(hdrs.get("allow"), allow)
@@ -334,11 +335,20 @@ class ApiServerTest(harness.ServerTestCase):
             self.assertEqual(got, {"room": "l_room", "users": ["l_a", "l_b"]})
             got = await self.in_thread(self.ok, "GET", "/api/rooms/l_nobody")
             self.assertEqual(got, {"room": "l_nobody", "users": []})
+            got = await self.in_thread(self.ok, "GET", "/api/users/l_b")
+            self.assertEqual(got, {"user": "l_b", "online": True})
             await self.close_all([a, b1, b2])
+            for _ in range(int(50 * harness.SLOW)):  # the closes reach the server in their own time
+                got = await self.in_thread(self.ok, "GET", "/api/users/l_b")
+                if not got["online"]:
+                    break
+                await asyncio.sleep(0.1)
+            self.assertEqual(got, {"user": "l_b", "online": False})
         harness.run_async(go())
 
-    def test_invalid_room_name_400(self):
-        for path in ["/api/rooms/", "/api/rooms/a%20b", "/api/rooms/a/b", "/api/rooms/" + "r" * 65]:
+    def test_invalid_room_or_user_name_400(self):
+        for path in ["/api/rooms/", "/api/rooms/a%20b", "/api/rooms/a/b", "/api/rooms/" + "r" * 65,
+                     "/api/users/", "/api/users/a%20b", "/api/users/a/b"]:
             with self.subTest(path=path):
                 self.error(400, "bad_request", "GET", path)
 
@@ -407,6 +417,35 @@ class ApiServerTest(harness.ServerTestCase):
                     self.error(400, "bad_request", "POST", path, body)
             self.assertEqual(self.ok("POST", path, {"user": "nobody_here", "room": "r"}),
                              {"subscribed" if path.endswith("/subscribe") else "unsubscribed": 0})
+
+    def test_disconnect_unlists_the_user_at_once_even_if_the_client_never_answers(self):
+        """The user is gone when the API says so, not once the close handshake ends (issue 20): a client
+        that never answers the close (it reads nothing) is no longer in GET /api/users, the room's list
+        or a `users` reply right after the call, and the others hear its leave."""
+        silent = harness.RawWS(self.port, "/ws?user=dg_gone")
+        try:
+            self.assertEqual(silent.recv_json().get("type"), "welcome")
+            silent.send_text(json.dumps({"type": "join", "room": "dg_room", "id": "j"}))
+            self.assertEqual(silent.recv_json(), {"type": "ack", "id": "j", "delivered": 0})
+
+            async def go():
+                (a,) = await self.users("dg_a")
+                await self.join(a, "dg_room")
+                self.assertIn("dg_gone", (await self.in_thread(self.ok, "GET", "/api/users"))["users"])
+                got = await self.in_thread(self.ok, "POST", "/api/disconnect", {"user": "dg_gone"})
+                self.assertEqual(got, {"closed": 1})
+                self.assertNotIn("dg_gone", (await self.in_thread(self.ok, "GET", "/api/users"))["users"])
+                got = await self.in_thread(self.ok, "GET", "/api/rooms/dg_room")
+                self.assertEqual(got["users"], ["dg_a"])
+                m, _ = await recv_until(a, lambda m: m.get("type") == "presence")
+                self.assertEqual(m, {"type": "presence", "event": "leave", "user": "dg_gone"})
+                await a.send('{"type":"users","id":"u"}')
+                m, _ = await recv_until(a, lambda m: m.get("type") == "users")
+                self.assertNotIn("dg_gone", m["users"])
+                await self.close_all([a])
+            harness.run_async(go())
+        finally:
+            silent.close_socket()
 
     def test_disconnect_errors(self):
         for body in [{"user": "x", "code": 3000}, {"user": "x", "code": 1001}, {"user": "x", "code": 5000},

@@ -96,7 +96,7 @@ class LoggingTest(harness.FreshServerMixin, unittest.TestCase):
         harness.run_async(go())
         harness.raw_handshake(srv.port, "/ws", origin="http://evil.example")
         harness.raw_handshake(srv.port, "/ws?user=conn-1")
-        srv.get("/healthz")
+        srv.get("/")  # not /healthz: probes are logged at debug only
         srv.wait_connections(0)
         time.sleep(0.2 * SLOW)
         bad = []

@@ -13,6 +13,9 @@ Line forms inside a block:
 Messages are checked in order per connection. After the block (and before each `close`) the
 connection must have received nothing beyond what the block shows.
 
+A block runs against --presence global (protocol v1) unless its opener names another mode:
+```session rooms, ```session off (after `token`, if both).
+
 A block opened with ```session token runs against a server started with --jwt-secret, and its
 TOKEN(...) placeholders (in paths and sent text) become tokens minted here with PyJWT for that secret:
   TOKEN(alice)                      sub alice, exp in 300 s
@@ -78,12 +81,14 @@ def fill_tokens(text):
     return TOKEN_RE.sub(mint_placeholder, text)
 
 
+SESSION_RE = re.compile(r"^```session(?P<token> token)?(?: (?P<presence>global|rooms|off))?$")
 LINE_RE = re.compile(r"^(?P<name>[A-Za-z0-9_]+)(?:(?P<colon>:)\s*(?P<cmd>.*)|(?P<dir>[<>])\s?(?P<text>.*))$")
 
 
 class Block:
-    def __init__(self, index, heading, start_line, token=False):
+    def __init__(self, index, heading, start_line, token=False, presence="global"):
         self.index = index
+        self.presence = presence  # the server's --presence
         self.heading = heading
         self.start_line = start_line
         self.token = token  # ```session token: a server with --jwt-secret
@@ -101,8 +106,10 @@ def parse_blocks(path):
         if cur is None:
             if line.startswith("#"):
                 heading = line.lstrip("#").strip()
-            if line.strip() in ("```session", "```session token"):
-                cur = Block(len(blocks) + 1, heading, n, token=line.strip().endswith("token"))
+            opener = SESSION_RE.match(line.strip())
+            if opener:
+                cur = Block(len(blocks) + 1, heading, n, token=bool(opener.group("token")),
+                            presence=opener.group("presence") or "global")
             continue
         if line.strip() == "```":
             blocks.append(cur)
@@ -355,7 +362,7 @@ def _slug(text):
 
 def _make_test(block):
     def test(self):
-        srv = self.start_server(["--jwt-secret", DOC_SECRET] if block.token else [])
+        srv = self.start_server((["--jwt-secret", DOC_SECRET] if block.token else []) + ["--presence", block.presence])
         harness.run_async(Replay(block, srv.port).run(), timeout=60 * SLOW)
 
     test.__doc__ = "PROTOCOL.md %s" % block.label()

@@ -48,7 +48,7 @@ class QuickTryTest(harness.FreshServerMixin, unittest.TestCase):
         (bob_path, bob_lines), (alice_path, alice_lines) = blocks
         bob_want = [json.loads(l[2:]) for l in bob_lines.splitlines() if l.startswith("< ")]
         alice = [(l[0], json.loads(l[2:])) for l in alice_lines.splitlines() if l[:2] in ("< ", "> ")]
-        srv = self.start_server()
+        srv = self.start_server(["--presence", "rooms"])  # the default (the harness would pick global)
 
         async def go():
             bob = await harness.ws_open(srv.port, bob_path)

@@ -1,17 +1,19 @@
 """Startup (issue 13): no request ever gets a 404 for a path that exists, however early it comes.
 
-CivetWeb starts accepting inside mg_start2, before switchboard has registered its handlers; a request
-in that window used to find no handler: /healthz got 404 and a WebSocket handshake on /ws got 404
-too (the static file handler's answer). Now every request gets 503 until the handlers are in place.
+CivetWeb started accepting inside mg_start2, before switchboard had registered its handlers; a
+request in that window used to find no handler: /healthz got 404 and a WebSocket handshake on /ws got
+404 too (the static file handler's answer). Issue 13 answered 503 until the handlers were in place;
+since issue 20 CivetWeb has no listener and switchboard's acceptor starts only once every handler is
+registered (app/main.c), so there is no window at all (a 503 is still allowed here).
 
 The test starts the server and, from the moment its port accepts a connection, hammers it from
 several threads with WebSocket handshakes on /ws and / and GET /healthz, each on a new connection,
 until every thread has seen its requests answered normally for a while (bounded in count and time).
 Every answer must be 503 (before ready) or the normal one (101, 200); never 404 or anything else.
 The server is started several times, because the window is short: on this machine it is
-microseconds, so most runs see no 503 at all. (Checked by hand with a build that sleeps 1.5 s between
-mg_start2 and the handlers' registration: this test then counts thousands of 503s and no 404; without
-the begin_request callback the same build fails it with thousands of 404s.)
+microseconds, so most runs see no 503 at all. (Checked by hand, before issue 20, with a build that
+slept 1.5 s between mg_start2 and the handlers' registration: this test then counted thousands of
+503s and no 404; without the begin_request callback the same build failed it with thousands of 404s.)
 """
 
 import socket

@@ -94,7 +94,7 @@ static void test_auth_first(void) {
 
 static void test_paths_and_methods(void) {
     EXPECT_PARSE("GET", "/api/", AUTH, NULL, 404, "not_found");
-    EXPECT_PARSE("GET", "/api/users/", AUTH, NULL, 404, "not_found");
+    EXPECT_PARSE("GET", "/api/users/", AUTH, NULL, 400, "bad_request"); /* a user with no name */
     EXPECT_PARSE("POST", "/api/sendx", AUTH, "{}", 404, "not_found");
     EXPECT_PARSE("GET", "/api/send", AUTH, NULL, 405, "method_not_allowed");
     EXPECT_PARSE("HEAD", "/api/users", AUTH, NULL, 405, "method_not_allowed");
@@ -112,6 +112,9 @@ static void test_paths_and_methods(void) {
     EXPECT_PARSE("GET", "/api/rooms/", AUTH, NULL, 400, "bad_request");
     EXPECT_PARSE("GET", "/api/rooms/a b", AUTH, NULL, 400, "bad_request");
     EXPECT_PARSE("GET", "/api/rooms/a/b", AUTH, NULL, 400, "bad_request");
+    EXPECT_PARSE("GET", "/api/users/bob", AUTH, NULL, 0, "");
+    EXPECT_PARSE("GET", "/api/users/a b", AUTH, NULL, 400, "bad_request");
+    EXPECT_PARSE("POST", "/api/users/bob", AUTH, "{}", 405, "method_not_allowed");
     /* 65 characters: not cut down to a valid 64 */
     EXPECT_PARSE("GET", "/api/rooms/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", AUTH, NULL, 400,
                  "bad_request");
@@ -300,9 +303,10 @@ static void test_calls_on_the_hub(void) {
     EXPECT_NONE(&echo);
 
     EXPECT_HANDLE("GET", "/api/rooms/lobby", NULL, 200, "{\"room\":\"lobby\",\"users\":[]}");
-    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "lobby"), HUB_OK);
-    CHECK_EQ_INT(hub_join(w.hub, &bob2.c, "lobby"), HUB_OK);
-    CHECK_EQ_INT(hub_join(w.hub, &anon.c, "lobby"), HUB_OK);
+    EXPECT_HANDLE("GET", "/api/users/nobody", NULL, 200, "{\"user\":\"nobody\",\"online\":false}");
+    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "lobby", NULL), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &bob2.c, "lobby", NULL), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &anon.c, "lobby", NULL), HUB_OK);
     EXPECT_HANDLE("POST", "/api/publish", "{\"room\":\"lobby\",\"data\":[]}", 200, "{\"delivered\":3}");
     EXPECT(&bob, "{\"type\":\"message\",\"from\":\"@server\",\"room\":\"lobby\",\"data\":[]}");
     EXPECT(&bob2, "{\"type\":\"message\",\"from\":\"@server\",\"room\":\"lobby\",\"data\":[]}");
@@ -315,11 +319,19 @@ static void test_calls_on_the_hub(void) {
     EXPECT_HANDLE("GET", "/api/users", NULL, 200, want);
     snprintf(want, sizeof want, "{\"room\":\"lobby\",\"users\":[\"bob\",\"%s\"]}", anon.c.id);
     EXPECT_HANDLE("GET", "/api/rooms/lobby", NULL, 200, want);
+    EXPECT_HANDLE("GET", "/api/users/bob", NULL, 200, "{\"user\":\"bob\",\"online\":true}");
 
     EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"bob\",\"code\":4001,\"reason\":\"bye\"}", 200, "{\"closed\":2}");
     EXPECT_CLOSE(&bob, 4001);
     EXPECT_CLOSE(&bob2, 4001);
-    EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"bob\"}", 200, "{\"closed\":0}"); /* already closing */
+    /* bob is gone at once, before his connections answer the close (hub_close_user) */
+    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"bob\"}");
+    EXPECT(&anon, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"bob\"}");
+    snprintf(want, sizeof want, "{\"users\":[\"alice\",\"%s\"]}", anon.c.id);
+    EXPECT_HANDLE("GET", "/api/users", NULL, 200, want);
+    snprintf(want, sizeof want, "{\"room\":\"lobby\",\"users\":[\"%s\"]}", anon.c.id);
+    EXPECT_HANDLE("GET", "/api/rooms/lobby", NULL, 200, want);
+    EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"bob\"}", 200, "{\"closed\":0}"); /* gone already */
     EXPECT_HANDLE("POST", "/api/disconnect", "{\"user\":\"nobody\"}", 200, "{\"closed\":0}");
     EXPECT_NONE(&alice);
 

@@ -106,7 +106,7 @@ static void test_pending_then_hello(void) {
     f = frame_new(WS_OP_TEXT, "x", 1);
     CHECK_EQ_INT(hub_send_user(w.hub, anon.c.user, f), -1);
     frame_unref(f);
-    hub_reply_users(w.hub, &alice.c);
+    hub_reply_users(w.hub, &alice.c, NULL);
     EXPECT(&alice, "{\"type\":\"users\",\"users\":[\"alice\"]}");
     /* a bad token: unauthorized with the reason, still pending */
     mint(tok, sizeof tok, "carol", -60, NULL, NULL);

@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "presence.h"
 
 static const char *const env_names[] = {
     "SWITCHBOARD_PORT", "SWITCHBOARD_ROOT", "SWITCHBOARD_ALLOW_ORIGINS", "SWITCHBOARD_MAX_MESSAGE",
@@ -73,7 +74,7 @@ static void test_defaults(void) {
     CHECK_EQ_INT(cfg.ping_interval, 20);
     CHECK_EQ_INT(cfg.rate_limit, 0);
     CHECK_EQ_INT(cfg.max_per_ip, 0);
-    CHECK_EQ_INT(cfg.presence, 1);
+    CHECK_EQ_INT(cfg.presence, PRESENCE_ROOMS);
     CHECK_EQ_INT(cfg.threads, 0);
     CHECK_EQ_INT(cfg.log_level, SB_LOG_INFO);
     CHECK_EQ_INT(cfg.healthcheck, 0);
@@ -98,7 +99,7 @@ static void test_each_flag(void) {
     CHECK_EQ_INT(cfg.max_per_ip, 3);
     CHECK_EQ_INT(cfg.http_threads, 4);
     CHECK_EQ_INT(cfg.threads, 2);
-    CHECK_EQ_INT(cfg.presence, 0);
+    CHECK_EQ_INT(cfg.presence, PRESENCE_OFF);
     CHECK_EQ_INT(cfg.log_level, SB_LOG_DEBUG);
     CHECK_EQ_STR(err_text, "");
 }
@@ -110,7 +111,7 @@ static void test_equals_form(void) {
     CHECK_EQ_STR(cfg.port, "127.0.0.1:9001");
     CHECK_EQ_INT(cfg.max_message, 1);
     CHECK_EQ_INT(cfg.log_level, SB_LOG_ERROR);
-    CHECK_EQ_INT(cfg.presence, 1);
+    CHECK_EQ_INT(cfg.presence, PRESENCE_GLOBAL); /* on: global's old name */
     CHECK(cfg.nallow == 1 && strcmp(cfg.allow_origins[0], "*") == 0);
     CHECK_EQ_INT(cfg.outbox, 1024);
     CHECK_EQ_INT(LOAD("--root=/"), CONFIG_RUN);
@@ -129,7 +130,7 @@ static void test_env(void) {
     CHECK_EQ_STR(cfg.port, "7000");
     CHECK_EQ_INT(cfg.max_message, 4096);
     CHECK_EQ_INT(cfg.rate_limit, 50);
-    CHECK_EQ_INT(cfg.presence, 0);
+    CHECK_EQ_INT(cfg.presence, PRESENCE_OFF);
     CHECK_EQ_INT(cfg.log_level, SB_LOG_WARN);
     CHECK_EQ_STR(cfg.root, "/tmp");
     CHECK_EQ_INT(cfg.max_per_ip, 9);
@@ -138,8 +139,12 @@ static void test_env(void) {
     CHECK_EQ_INT(LOAD("--port", "7001", "--max-message=5", "--presence", "on", "--log-level", "info"), CONFIG_RUN);
     CHECK_EQ_STR(cfg.port, "7001");
     CHECK_EQ_INT(cfg.max_message, 5);
-    CHECK_EQ_INT(cfg.presence, 1);
+    CHECK_EQ_INT(cfg.presence, PRESENCE_GLOBAL); /* on: global's old name */
     CHECK_EQ_INT(cfg.log_level, SB_LOG_INFO);
+    CHECK_EQ_INT(LOAD("--presence", "global"), CONFIG_RUN);
+    CHECK_EQ_INT(cfg.presence, PRESENCE_GLOBAL);
+    CHECK_EQ_INT(LOAD("--presence=rooms"), CONFIG_RUN);
+    CHECK_EQ_INT(cfg.presence, PRESENCE_ROOMS);
     CHECK_EQ_INT(cfg.rate_limit, 50);
     clear_env();
 }
@@ -222,6 +227,7 @@ static void test_bad_values(void) {
     BAD("--rate-limit", "-1");
     BAD("--max-per-ip", "-1");
     BAD("--presence", "yes");
+    BAD("--presence", "room");
     BAD("--threads", "-1");
     BAD("--threads", "65");
     BAD("--presence", "");

@@ -91,10 +91,10 @@ static void test_rooms(void) {
     peer_open(&w, &bob, "bob");
     peer_open(&w, &carol, "carol");
     drain(&alice), drain(&bob), drain(&carol);
-    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "lobby"), HUB_OK);
-    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "lobby"), HUB_OK); /* joining twice is harmless */
+    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "lobby", NULL), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "lobby", NULL), HUB_OK); /* joining twice is harmless */
     CHECK_EQ_INT(alice.c.nrooms, 1);
-    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "lobby"), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "lobby", NULL), HUB_OK);
     hub_gauges(w.hub, &g);
     CHECK_EQ_INT(g.rooms, 1);
     struct frame *f = text("in lobby");
@@ -112,7 +112,7 @@ static void test_rooms(void) {
     CHECK_EQ_INT(hub_leave(w.hub, &alice.c, "lobby"), HUB_OK);
     hub_gauges(w.hub, &g);
     CHECK_EQ_INT(g.rooms, 0); /* an empty room is freed */
-    CHECK_EQ_INT(hub_join(w.hub, &carol.c, "lobby"), HUB_OK); /* and can be made again */
+    CHECK_EQ_INT(hub_join(w.hub, &carol.c, "lobby", NULL), HUB_OK); /* and can be made again */
     CHECK_EQ_INT(hub_publish(w.hub, &carol.c, "lobby", f), 0);
     frame_unref(f);
     peer_close(&w, &carol, 1);
@@ -135,16 +135,16 @@ static void test_room_limit(void) {
     drain(&alice), drain(&bob);
     for (int i = 0; i < HUB_MAX_ROOMS_PER_CONN; i++) {
         snprintf(name, sizeof name, "room%d", i);
-        failed += hub_join(w.hub, &alice.c, name) != HUB_OK;
+        failed += hub_join(w.hub, &alice.c, name, NULL) != HUB_OK;
     }
     CHECK_EQ_INT(failed, 0);
-    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "one-more"), HUB_TOO_MANY_ROOMS);
-    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "room7"), HUB_OK); /* already a member: still fine */
-    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "room63"), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "one-more", NULL), HUB_TOO_MANY_ROOMS);
+    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "room7", NULL), HUB_OK); /* already a member: still fine */
+    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "room63", NULL), HUB_OK);
     hub_gauges(w.hub, &g);
     CHECK_EQ_INT(g.rooms, HUB_MAX_ROOMS_PER_CONN);
     CHECK_EQ_INT(hub_leave(w.hub, &alice.c, "room0"), HUB_OK);
-    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "one-more"), HUB_OK); /* a free slot again */
+    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "one-more", NULL), HUB_OK); /* a free slot again */
     struct frame *f = text("x");
     CHECK_EQ_INT(hub_publish(w.hub, &alice.c, "room63", f), 1);
     frame_unref(f);
@@ -249,7 +249,7 @@ static void test_users_and_gauges(void) {
     peer_open(&w, &amy2, "amy");
     peer_open(&w, &anon, NULL);
     drain(&zed), drain(&amy);
-    hub_reply_users(w.hub, &zed.c);
+    hub_reply_users(w.hub, &zed.c, NULL);
     EXPECT(&zed, "{\"type\":\"users\",\"users\":[\"amy\",\"%s\",\"zed\"]}", anon.c.id);
     EXPECT_NONE(&amy);
     hub_gauges(w.hub, &g);

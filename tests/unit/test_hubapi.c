@@ -31,9 +31,9 @@ static void test_alone(void) {
     peer_open(&w, &b1, "bob");
     peer_open(&w, &b2, "bob");
     check_room(w.hub, "lobby", "[]");
-    hub_join(w.hub, &b1.c, "lobby");
-    hub_join(w.hub, &b2.c, "lobby");
-    hub_join(w.hub, &a.c, "lobby");
+    hub_join(w.hub, &b1.c, "lobby", NULL);
+    hub_join(w.hub, &b2.c, "lobby", NULL);
+    hub_join(w.hub, &a.c, "lobby", NULL);
     check_room(w.hub, "lobby", "[\"alice\",\"bob\"]");
     size_t len = 0;
     char *users = hub_users_json(w.hub, &len);
@@ -91,16 +91,16 @@ static void test_with_engine(void) {
     struct peer a1, a2, b, anon;
     world_start(&w, 0);
     struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, up, no_gauges, 1000,
-                           member, close_elsewhere, remote_members, NULL, NULL, subscribe_elsewhere};
+                           member, close_elsewhere, remote_members, NULL, NULL, NULL, subscribe_elsewhere};
     hub_set_engine(w.hub, &e);
     hook_log[0] = '\0';
     peer_open(&w, &a1, "alice");
     peer_open(&w, &a2, "alice");
     peer_open(&w, &b, "bob");
     peer_open(&w, &anon, NULL);
-    hub_join(w.hub, &a1.c, "lobby");
-    hub_join(w.hub, &a2.c, "lobby"); /* alice is in the room already */
-    hub_join(w.hub, &anon.c, "lobby");
+    hub_join(w.hub, &a1.c, "lobby", NULL);
+    hub_join(w.hub, &a2.c, "lobby", NULL); /* alice is in the room already */
+    hub_join(w.hub, &anon.c, "lobby", NULL);
     char want[256];
     snprintf(want, sizeof want, "+lobby/alice +lobby/%s ", anon.c.id);
     CHECK_EQ_STR(hook_log, want);
@@ -130,12 +130,12 @@ static void test_subscribe(void) {
     struct peer a1, a2, b;
     world_start(&w, 0);
     struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, up, no_gauges, 1000,
-                           member, close_elsewhere, remote_members, NULL, NULL, subscribe_elsewhere};
+                           member, close_elsewhere, remote_members, NULL, NULL, NULL, subscribe_elsewhere};
     hub_set_engine(w.hub, &e);
     peer_open(&w, &a1, "alice");
     peer_open(&w, &a2, "alice");
     peer_open(&w, &b, "bob");
-    hub_join(w.hub, &a2.c, "news"); /* already in: not counted again */
+    hub_join(w.hub, &a2.c, "news", NULL); /* already in: not counted again */
     hook_log[0] = subscribe_log[0] = '\0';
     CHECK_EQ_INT((long long)hub_subscribe_user(w.hub, "alice", "news", 1), 1);
     CHECK_EQ_STR(subscribe_log, "+news/alice ");
@@ -153,7 +153,7 @@ static void test_subscribe(void) {
     char big[16];
     for (int i = 0; i < 64; i++) { /* --max-rooms (64 in world_start) */
         snprintf(big, sizeof big, "r%d", i);
-        hub_join(w.hub, &a1.c, big);
+        hub_join(w.hub, &a1.c, big, NULL);
     }
     CHECK_EQ_INT((long long)hub_subscribe_user(w.hub, "alice", "news", 1), 1); /* a1 is full, a2 joins */
     CHECK_EQ_INT(a1.c.nrooms, 64);

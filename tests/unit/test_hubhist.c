@@ -105,9 +105,9 @@ static void test_join_recovery(void) {
     CHECK_EQ_INT(peer_open(&w, &bob, "bob"), HUB_OK);
     drain(&alice);
     drain(&bob);
-    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "lobby"), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &bob.c, "lobby", NULL), HUB_OK);
     EXPECT_NONE(&bob); /* protocol 1: no joined */
-    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "lobby"), HUB_OK);
+    CHECK_EQ_INT(hub_join(w.hub, &alice.c, "lobby", NULL), HUB_OK);
     cJSON *j = next_json(&alice);
     CHECK_EQ_STR(str(j, "type"), "joined");
     CHECK_EQ_STR(str(j, "room"), "lobby");
@@ -124,7 +124,7 @@ static void test_join_recovery(void) {
         CHECK_EQ_INT(hub_publish(w.hub, &bob.c, "lobby", f), 0);
         frame_unref(f);
     }
-    CHECK_EQ_INT(hub_join_from(w.hub, &alice.c, "lobby", &pos), HUB_OK);
+    CHECK_EQ_INT(hub_join_from(w.hub, &alice.c, "lobby", &pos, NULL), HUB_OK);
     EXPECT(&alice, "{\"type\":\"joined\",\"room\":\"lobby\",\"epoch\":\"%s\",\"offset\":2,\"recovered\":true}", pos.epoch);
     EXPECT(&alice, "{\"type\":\"message\",\"epoch\":\"%s\",\"offset\":1,\"from\":\"bob\",\"room\":\"lobby\",\"data\":1}", pos.epoch);
     EXPECT(&alice, "{\"type\":\"message\",\"epoch\":\"%s\",\"offset\":2,\"from\":\"bob\",\"room\":\"lobby\",\"data\":2}", pos.epoch);

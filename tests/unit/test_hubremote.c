@@ -5,7 +5,11 @@
  * a connection here); deliveries from other nodes reach this node's connections only, a room's only
  * its members here; another node's disconnect closes this node's connections of the user only. A
  * welcome waits for the engine's route to its user (hub_route_ready), with what followed it, in order;
- * the tick lets it go after HUB_WELCOME_WAIT_MS. */
+ * the tick lets it go after HUB_WELCOME_WAIT_MS. With
+ * --presence rooms, another node's users arrive unannounced but for their watchers, and a room's
+ * members here hear another node's user enter and leave the room once across the cluster. */
+#include <stdio.h>
+
 #include "check.h"
 #include "hubremote.h"
 #include "peer.h"
@@ -47,7 +51,7 @@ static void test_local_deliveries(void) {
     peer_open(&w, &a, "alice");
     peer_open(&w, &b, "bob");
     peer_open(&w, &c, "bob");
-    hub_join(w.hub, &a.c, "lobby");
+    hub_join(w.hub, &a.c, "lobby", NULL);
     drain(&a);
     drain(&b);
     drain(&c);
@@ -98,7 +102,7 @@ static void test_welcome_waits_for_route(void) {
     struct peer a, c1, c2;
     world_start(&w, 0);
     struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, is_up, no_gauges, 1000,
-                           NULL, NULL, NULL, user_routed, NULL, NULL};
+                           NULL, NULL, NULL, user_routed, NULL, NULL, NULL};
     hub_set_engine(w.hub, &e);
     routed = 0;
     peer_open(&w, &a, "alice");
@@ -131,10 +135,78 @@ static void test_welcome_waits_for_route(void) {
     peer_close(&w, &c1, 0);
     peer_close(&w, &d, 1);
     peer_close(&w, &a, 1);
+}
+
+/* The engine's table of room members on other nodes, as the hooks see it: "ROOM USER" -> nodes. */
+static struct {
+    const char *key;
+    size_t nodes;
+} remote_members[4];
+
+static size_t room_user_nodes(void *ctx, const char *room, const char *user) {
+    char key[160];
+    snprintf(key, sizeof key, "%s %s", room, user);
+    for (size_t i = 0; i < 4; i++)
+        if (remote_members[i].key && strcmp(remote_members[i].key, key) == 0) return remote_members[i].nodes;
+    return 0;
+}
+
+static void test_rooms_mode(void) {
+    struct world w;
+    struct peer a, b, watcher;
+    world_start(&w, PRESENCE_ROOMS);
+    struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, is_up, no_gauges, 1000,
+                           NULL, NULL, NULL, NULL, NULL, room_user_nodes, NULL};
+    hub_set_engine(w.hub, &e);
+    peer_open(&w, &a, "alice");
+    peer_open(&w, &watcher, "walt");
+    hub_join(w.hub, &a.c, "lobby", NULL);
+    const char *zed[] = {"zed"};
+    presence_watch(w.hub, &watcher.c, zed, 1, "{\"type\":\"ack\"");
+    drain(&a), drain(&watcher);
+    hub_remote_user(w.hub, "zed", 1);
+    EXPECT(&watcher, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"zed\"}");
+    EXPECT_NONE(&a); /* not watching: a user elsewhere arrives unannounced */
+    /* zed enters the lobby on one node, then a second: the room hears it once */
+    remote_members[0].key = "lobby zed", remote_members[0].nodes = 1;
+    hub_remote_room_user(w.hub, "lobby", "zed", 1);
+    EXPECT(&a, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"zed\",\"room\":\"lobby\"}");
+    remote_members[0].nodes = 2;
+    hub_remote_room_user(w.hub, "lobby", "zed", 1);
+    EXPECT_NONE(&a);
+    remote_members[0].nodes = 1;
+    hub_remote_room_user(w.hub, "lobby", "zed", 0);
+    EXPECT_NONE(&a);
+    remote_members[0].nodes = 0;
+    hub_remote_room_user(w.hub, "lobby", "zed", 0);
+    EXPECT(&a, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"zed\",\"room\":\"lobby\"}");
+    EXPECT_NONE(&watcher); /* not in the room */
+    hub_remote_room_user(w.hub, "attic", "zed", 1); /* nobody here in that room */
+    /* bob is in the lobby here and elsewhere: neither side's coming or going is news to the room */
+    peer_open(&w, &b, "bob");
+    remote_members[1].key = "lobby bob", remote_members[1].nodes = 1;
+    hub_remote_room_user(w.hub, "lobby", "bob", 1);
+    EXPECT(&a, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"bob\",\"room\":\"lobby\"}");
+    hub_join(w.hub, &b.c, "lobby", NULL);
+    EXPECT_NONE(&a);
+    hub_leave(w.hub, &b.c, "lobby");
+    EXPECT_NONE(&a);
+    hub_join(w.hub, &b.c, "lobby", NULL);
+    remote_members[1].nodes = 0;
+    hub_remote_room_user(w.hub, "lobby", "bob", 0); /* still here */
+    EXPECT_NONE(&a);
+    peer_close(&w, &b, 1);
+    EXPECT(&a, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"bob\",\"room\":\"lobby\"}");
+    hub_remote_user(w.hub, "zed", -1);
+    EXPECT(&watcher, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"zed\"}");
+    EXPECT_NONE(&a);
+    peer_close(&w, &a, 1);
+    peer_close(&w, &watcher, 1);
     world_stop(&w);
 }
 
 int main(void) {
+    test_rooms_mode();
     test_remote_users();
     test_local_deliveries();
     test_welcome_waits_for_route();

@@ -255,6 +255,19 @@ static void test_room_members(void) {
     CHECK_EQ_STR(room_users(p, "nowhere"), "");
     CHECK_EQ_STR(having(p, 1, "lobby"), "n1,n2");
     CHECK_EQ_INT(peers_with_users(p), 0);
+    /* --presence rooms: how many nodes have a member (a room hears of a user once), and one node's
+     * members, to compare before and after a snapshot or a drop */
+    CHECK_EQ_INT(peers_having_member(p, "lobby", "alice"), 2);
+    CHECK_EQ_INT(peers_having_member(p, "lobby", "bob"), 1);
+    CHECK_EQ_INT(peers_having_member(p, "lob", "alice"), 0);
+    peers_members_of(p, "n2", &in);
+    CHECK_EQ_STR(joined(&in), "lobby alice,lobby bob");
+    peers_members_of(p, "n9", &in);
+    CHECK_EQ_STR(joined(&in), "");
+    CHECK_EQ_INT(peers_drop(p, "n2", &out), 1);
+    names_free(&out);
+    CHECK_EQ_INT(peers_having_member(p, "lobby", "alice"), 1);
+    CHECK_EQ_INT(peers_having_member(p, "lobby", "bob"), 0);
     peers_free(p);
 }
 

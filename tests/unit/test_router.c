@@ -5,7 +5,7 @@
  * of PROTOCOL.md, one test each; then every command's edge and every error code: bad_json (including
  * nesting, and data that is not strict JSON), bad_request in all its causes, unknown_type, not_found,
  * too_large, rate_limited (produced by ws.c, so router_error is called directly), unauthorized; acks
- * with number and string ids; data relayed byte for byte. Each
+ * with number and string ids; data relayed byte for byte; last, --presence rooms's commands. Each
  * message is handed to the router in a buffer of exactly its length, with no NUL after it, as CivetWeb
  * does, so a read past the end shows up under ASan. */
 #include <cjson/cJSON.h>
@@ -746,6 +746,52 @@ static void test_open_mode_refresh_and_token(void) {
     peer_close(&w, &a, 1);
 }
 
+#define WATCH_USAGE(cmd) cmd " needs users: an array of 1 to 1000 user names"
+
+/* --presence rooms: a join's ack lists the members, with an id or without; watch, unwatch and their
+ * checks; users after a name. Under global (the world until now) watch is refused. */
+static void test_presence_rooms_mode(void) {
+    struct peer alice, bob;
+    open_quiet(&alice, "alice", NULL, 0);
+    say(&alice, "{\"type\":\"watch\",\"users\":[\"bob\"],\"id\":1}");
+    EXPECT(&alice, ERR_ID("bad_request", "watch needs a server with --presence rooms", "1"));
+    peer_close(&w, &alice, 1);
+    world_stop(&w);
+    world_start(&w, PRESENCE_ROOMS);
+    open_quiet(&alice, "alice", NULL, 0);
+    open_quiet(&bob, "bob", NULL, 0);
+    EXPECT_NONE(&alice); /* bob's arrival: nobody watches him */
+    say(&alice, "{\"type\":\"join\",\"room\":\"r1\",\"id\":\"j\"}");
+    EXPECT(&alice, "{\"type\":\"ack\",\"id\":\"j\",\"delivered\":0,\"members\":[\"alice\"]}");
+    say(&bob, "{\"type\":\"join\",\"room\":\"r1\"}");
+    EXPECT(&bob, "{\"type\":\"ack\",\"delivered\":0,\"members\":[\"alice\",\"bob\"]}");
+    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"join\",\"user\":\"bob\",\"room\":\"r1\"}");
+    static const char *const bad[] = {"\"bob\"", "[]", "[\"bob\",\"no spaces\"]", "[\"bob\",7]", "{}"};
+    char cmd[160];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "{\"type\":\"watch\",\"users\":%s,\"id\":2}", bad[i]);
+        say(&alice, cmd);
+        EXPECT(&alice, ERR_ID("bad_request", WATCH_USAGE("watch"), "2"));
+    }
+    say(&alice, "{\"type\":\"watch\",\"id\":2}");
+    EXPECT(&alice, ERR_ID("bad_request", WATCH_USAGE("watch"), "2"));
+    say(&alice, "{\"type\":\"watch\",\"users\":[\"carol\",\"bob\"]}"); /* answered without an id too */
+    EXPECT(&alice, "{\"type\":\"ack\",\"delivered\":0,\"online\":[\"bob\"]}");
+    say(&alice, "{\"type\":\"unwatch\",\"users\":[\"carol\",\"nobody\"],\"id\":3}");
+    EXPECT(&alice, "{\"type\":\"ack\",\"id\":3,\"delivered\":0}");
+    say(&alice, "{\"type\":\"unwatch\",\"users\":\"bob\",\"id\":4}");
+    EXPECT(&alice, ERR_ID("bad_request", WATCH_USAGE("unwatch"), "4"));
+    say(&alice, "{\"type\":\"users\",\"after\":\"alice\"}");
+    EXPECT(&alice, "{\"type\":\"users\",\"users\":[\"bob\"]}");
+    say(&alice, "{\"type\":\"users\",\"after\":1,\"id\":5}");
+    EXPECT(&alice, ERR_ID("bad_request", "invalid after name", "5"));
+    peer_close(&w, &bob, 1);
+    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"bob\",\"room\":\"r1\"}");
+    EXPECT(&alice, "{\"type\":\"presence\",\"event\":\"leave\",\"user\":\"bob\"}"); /* watched too */
+    EXPECT_NONE(&alice);
+    peer_close(&w, &alice, 1);
+}
+
 int main(void) {
     world_start(&w, 1);
     test_doc_targeted_send();
@@ -775,6 +821,7 @@ int main(void) {
     test_error_metrics();
     test_token_mode();
     test_open_mode_refresh_and_token();
+    test_presence_rooms_mode(); /* last: it restarts the world in rooms mode */
     world_stop(&w);
     return check_done();
 }

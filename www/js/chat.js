@@ -3,8 +3,11 @@
 // recovers; this file names its states as the page shows them and keeps each command's id, so the
 // log can mark a line delivered, failed or unconfirmed. Events:
 //   state     {state}                      CONNECTING, OPEN or CLOSED
-//   welcome   {user, users, reconnected}   the server greeted us (again, after a reconnect)
-//   presence  {event, user}                someone's first connection opened / last one closed
+//   welcome   {user, users, listed, reconnected}  the server greeted us (again, after a reconnect);
+//                                          listed: it sent everyone online (--presence global)
+//   presence  {event, user, room?}         someone's first connection opened / last one closed, or
+//                                          (room set, --presence rooms) entered / left that room
+//   members   {room, members}              a room's users, from a join's or a rejoin's ack (--presence rooms)
 //   message   {from, to?, room?, data}     a delivery, once, in order per stream, across reconnects
 //   ack       {id, delivered, command}     a command of ours succeeded
 //   failed    {id?, code, message, command?}  the server answered a command with an error
@@ -107,10 +110,12 @@ export class ChatClient extends EventTarget {
     sb.on('state', mine(() => this.#emit('state', { state: this.state })));
     sb.on('welcome', mine((msg) => {
       this.#user = String(msg.user);
-      this.#emit('welcome', { user: this.#user, users: Array.isArray(msg.users) ? msg.users : [], reconnected: this.#welcomed });
+      const listed = Array.isArray(msg.users);
+      this.#emit('welcome', { user: this.#user, users: listed ? msg.users : [], listed, reconnected: this.#welcomed });
       this.#welcomed = true;
     }));
     sb.on('presence', mine((p) => this.#emit('presence', p)));
+    sb.on('members', mine((m) => this.#emit('members', m)));
     sb.on('message', mine((m) => this.#emit('message', m)));
     sb.on('retry', mine((r) => this.#emit('retry', r)));
     sb.on('recovery', mine((r) => {

@@ -8,7 +8,12 @@ const $ = (id) => document.getElementById(id);
 const client = new ChatClient();
 const echo = new EchoSocket();
 
-let users = [];          // online users, sorted, from welcome + presence
+// With --presence rooms (the server's default) the welcome lists nobody: the page joins this room,
+// learns who is in it from the join's ack (the library's `members` event, again after each reconnect),
+// and follows its presence events. It is not shown as a room.
+const PEOPLE_ROOM = 'demo.lobby';
+
+let users = [];          // online users, sorted, from welcome (or PEOPLE_ROOM's members) + presence
 let welcomed = false;    // the current connection has been greeted (so a close is a loss, not a failure)
 let retryNote = '';      // status detail while waiting to reconnect
 let announcedRetry = false;
@@ -41,19 +46,22 @@ function refreshConnection() {
   ui.showIdentity(client.active && client.user ? client.user : null);
 }
 
+/** The rooms the person joined, without the one behind the people list. */
+function shownRooms() { return client.rooms.filter((r) => r !== PEOPLE_ROOM); }
+
 function refreshLists(choose) {
   ui.showUsers(users, client.user, pickUser);
-  ui.showRooms(client.rooms, pickRoom, leaveRoom);
-  ui.showTargets(users, client.rooms, client.user, choose);
+  ui.showRooms(shownRooms(), pickRoom, leaveRoom);
+  ui.showTargets(users, shownRooms(), client.user, choose);
 }
 
 function pickUser(user) {
-  ui.showTargets(users, client.rooms, client.user, `user:${user}`);
+  ui.showTargets(users, shownRooms(), client.user, `user:${user}`);
   $('message').focus();
 }
 
 function pickRoom(room) {
-  ui.showTargets(users, client.rooms, client.user, `room:${room}`);
+  ui.showTargets(users, shownRooms(), client.user, `room:${room}`);
   $('message').focus();
 }
 
@@ -65,18 +73,38 @@ function leaveRoom(room) {
 
 client.addEventListener('state', refreshConnection);
 
+let greeting = null;     // the welcome's line, held until PEOPLE_ROOM's members are known
+
+function greet(list) {
+  users = [...list].sort();
+  const others = users.length - 1;
+  ui.logSystem(`${greeting.reconnected ? 'Reconnected' : 'Connected'} as ${greeting.user}. ` +
+    (others > 0 ? `${others} other${others === 1 ? '' : 's'} online.` : 'Nobody else is online yet.'));
+  greeting = null;
+  refreshLists();
+}
+
 client.addEventListener('welcome', ({ detail }) => {
   welcomed = true;
   announcedRetry = false;
-  users = [...detail.users].sort();
-  const others = users.length - 1;
-  ui.logSystem(`${detail.reconnected ? 'Reconnected' : 'Connected'} as ${detail.user}. ` +
-    (others > 0 ? `${others} other${others === 1 ? '' : 's'} online.` : 'Nobody else is online yet.'));
+  greeting = { user: detail.user, reconnected: detail.reconnected };
   refreshConnection();
+  if (detail.listed) greet(detail.users);
+  else if (!client.rooms.includes(PEOPLE_ROOM)) client.join(PEOPLE_ROOM);  // after a reconnect the client joins it again
+  else users = [detail.user];
+  refreshLists();
+});
+
+// PEOPLE_ROOM's members arrived with a join's ack (the first, or the one after a reconnect).
+client.addEventListener('members', ({ detail }) => {
+  if (detail.room !== PEOPLE_ROOM) return;
+  if (greeting) greet(detail.members);
+  else users = [...detail.members].sort();
   refreshLists();
 });
 
 client.addEventListener('presence', ({ detail }) => {
+  if (detail.room !== undefined && detail.room !== PEOPLE_ROOM) return;   // another room's comings and goings
   if (detail.event === 'join' && !users.includes(detail.user)) {
     users = [...users, detail.user].sort();
     ui.logSystem(`${detail.user} joined.`);
@@ -91,6 +119,7 @@ client.addEventListener('message', ({ detail }) => ui.logIncoming(detail, client
 
 client.addEventListener('ack', ({ detail }) => {
   const { command } = detail;
+  if (command?.room === PEOPLE_ROOM) return;   // the people list, not a room the person joined
   if (ui.logAck(detail.id, detail.delivered)) return;
   if (command?.type === 'join' && !command.rejoin) {
     ui.logSystem(`You joined #${command.room}.`);
@@ -102,6 +131,7 @@ client.addEventListener('ack', ({ detail }) => {
 });
 
 client.addEventListener('rejoined', ({ detail }) => {
+  if (detail.room === PEOPLE_ROOM) return;   // the ack's members redrew the people list
   ui.logSystem(`Joined #${detail.room} again.`);
   refreshLists();
 });
@@ -116,7 +146,11 @@ client.addEventListener('refused', ({ detail }) => {
   $('name-error').textContent = `Token refused: ${detail.message}`;
 });
 
-client.addEventListener('failed', ({ detail }) => ui.logError(detail.id, detail.code, detail.message));
+client.addEventListener('failed', ({ detail }) => {
+  // PEOPLE_ROOM refused (a token whose rooms claim leaves it out): say hello with nobody listed
+  if (detail.command?.room === PEOPLE_ROOM && greeting) greet([client.user]);
+  ui.logError(detail.id, detail.code, detail.message);
+});
 
 client.addEventListener('closed', ({ detail }) => {
   for (const command of detail.pending) ui.logUnconfirmed(command.id);

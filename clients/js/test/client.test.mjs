@@ -20,22 +20,26 @@ test('commands resolve with their ack or reject with the error code; events carr
   sb.on('state', (s) => states.push(s));
   const welcome = await sb.connect();
   assert.equal(welcome.user, 'ann');
+  assert.equal(welcome.users, undefined); // --presence rooms, the default: the welcome lists nobody
   assert.equal(sb.state, 'connected');
   const messages = [];
   const presence = [];
+  const members = [];
   sb.on('message', (m) => messages.push(m));
   sb.on('presence', (p) => presence.push(p));
+  sb.on('members', (m) => members.push(m));
+  await assert.rejects(sb.publish('lobby', 1), (e) => e.code === 'unauthorized');
+  assert.deepEqual((await sb.join('lobby')).members, ['ann']);
+  assert.deepEqual(members, [{ room: 'lobby', members: ['ann'] }]);
   const bo = await peer(server.port, 'bo');
+  assert.deepEqual((await bo.request({ type: 'join', room: 'lobby' }, 1)).members, ['ann', 'bo']);
   await until(() => presence.length === 1, 5000 * SLOW, 'presence');
-  assert.deepEqual(presence[0], { event: 'join', user: 'bo' });
+  assert.deepEqual(presence[0], { event: 'join', user: 'bo', room: 'lobby' });
   assert.deepEqual(await sb.users(), ['ann', 'bo']);
   assert.equal((await sb.send('bo', { hi: 1 })).delivered, 1);
   const got = await bo.next();
   assert.deepEqual(got, { type: 'message', from: 'ann', to: 'bo', data: { hi: 1 } });
   await assert.rejects(sb.send('nobody', 1), (e) => e instanceof SwitchboardError && e.code === 'not_found');
-  await assert.rejects(sb.publish('lobby', 1), (e) => e.code === 'unauthorized');
-  await sb.join('lobby');
-  assert.equal((await bo.request({ type: 'join', room: 'lobby' }, 1)).type, 'ack');
   bo.send({ type: 'publish', room: 'lobby', data: 'r' });
   bo.send({ type: 'send', to: 'ann', data: 'u' });
   bo.send({ type: 'broadcast', data: 'b' });
@@ -48,11 +52,18 @@ test('commands resolve with their ack or reject with the error code; events carr
   assert.equal((await sb.broadcast('all')).delivered, 1);
   assert.equal((await sb.publish('lobby', 'x')).delivered, 1);
   await sb.leave('lobby');
+  // watching a user: presence without a room when it comes and goes
+  assert.deepEqual((await sb.watch(['dee', 'bo'])).online, ['bo']);
+  const dee = await peer(server.port, 'dee');
+  await until(() => presence.length === 2, 5000 * SLOW, 'a watched user coming online');
+  assert.deepEqual(presence[1], { event: 'join', user: 'dee' });
+  await sb.unwatch(['dee']);
   sb.close();
   assert.equal(sb.state, 'closed');
   await assert.rejects(sb.send('bo', 1), (e) => e.code === 'closed');
   assert.deepEqual(states, ['connecting', 'connected', 'closed']);
   bo.close();
+  dee.close();
 });
 
 test('a blink: the library reconnects, rejoins and recovers each stream, every message once and in order', async () => {
@@ -62,6 +73,8 @@ test('a blink: the library reconnects, rejoins and recovers each stream, every m
   const recoveries = [];
   sb.on('message', (m) => messages.push(m));
   sb.on('recovery', (r) => recoveries.push(r));
+  const members = [];
+  sb.on('members', (m) => members.push(m));
   await sb.connect();
   await sb.join('den');
   const dee = await peer(server.port, 'dee');
@@ -82,6 +95,9 @@ test('a blink: the library reconnects, rejoins and recovers each stream, every m
   assert.deepEqual(of((m) => !m.to && !m.room), [1, 2, 3, 4, 5]);
   const seen = recoveries.map((r) => `${r.stream}${r.room ? ':' + r.room : ''}=${r.recovered}`).sort();
   assert.deepEqual(seen, ['broadcast=true', 'room:den=true', 'user=true']);
+  // the rejoin's ack gave the room's members again (--presence rooms), for a people list to redraw
+  await until(() => members.length === 2, 5000 * SLOW, "the rejoin's members");
+  assert.deepEqual(members, [{ room: 'den', members: ['cy'] }, { room: 'den', members: ['cy', 'dee'] }]);
   sb.close();
   dee.close();
   await proxy.close();
