@@ -14,7 +14,9 @@
 #include "keys.h"
 #include "names.h"
 #include "origin.h"
+#include "perms.h"
 #include "presence.h"
+#include "realip.h"
 
 enum opt_type { OPT_PORT, OPT_PATH, OPT_ORIGIN, OPT_HOSTS, OPT_LONG, OPT_LEVEL, OPT_PRESENCE, OPT_TEXT, OPT_REDIS, OPT_NAME };
 
@@ -68,11 +70,11 @@ static const struct option_def options[] = {
     {"--history-memory", "SWITCHBOARD_HISTORY_MEMORY", OPT_LONG, FIELD(history_memory), 65536, 1L << 40, "67108864", "BYTES",
      "history in all streams; past it the oldest streams lose their messages first"},
     {"--redis", "SWITCHBOARD_REDIS", OPT_REDIS, FIELD(redis), 0, 0, NULL, "URL",
-     "run as one node of a cluster through this Redis: redis://[:password@]host[:port][/db]"},
+     "run as one node of a cluster through this Redis: " REDIS_URL_FORM " (no TLS: rediss:// is refused)"},
     {"--redis-prefix", "SWITCHBOARD_REDIS_PREFIX", OPT_NAME, FIELD(redis_prefix), 0, 0, "switchboard", "P",
      "prefix of the cluster's Redis keys and channels (several clusters can share one Redis)"},
     {"--node-id", "SWITCHBOARD_NODE_ID", OPT_NAME, FIELD(node_id), 0, 0, NULL, "ID",
-     "this node's name in the cluster, unique (default: hostname-pid)"},
+     "this node's name in the cluster, unique: an id a live node holds is refused (default: hostname-pid)"},
     {"--node-ttl", "SWITCHBOARD_NODE_TTL", OPT_LONG, FIELD(node_ttl), 2, 3600, "15", "SECONDS",
      "a node that stops refreshing its presence is dead after this: its users leave"},
     {"--log-level", "SWITCHBOARD_LOG_LEVEL", OPT_LEVEL, FIELD(log_level), 0, 0, "info", "LEVEL",
@@ -87,6 +89,16 @@ static const struct option_def options[] = {
      "tokens must name this audience (aud)"},
     {"--jwt-issuer", "SWITCHBOARD_JWT_ISSUER", OPT_TEXT, FIELD(jwt_issuer), 0, CONFIG_TEXT_MAX, NULL, "ISS",
      "tokens must come from this issuer (iss)"},
+    {"--trusted-proxies", "SWITCHBOARD_TRUSTED_PROXIES", OPT_TEXT, FIELD(trusted_proxies), 0, CONFIG_TEXT_MAX, NULL,
+     "CIDR,...", "proxies whose PROXY protocol header or X-Forwarded-For names the client (checked now; applied "
+     "once the new front door lands, see docs/CLI.md)"},
+    {"--client-allow", "SWITCHBOARD_CLIENT_ALLOW", OPT_TEXT, FIELD(client_allow), 0, CONFIG_TEXT_MAX,
+     "send,broadcast,publish,join,users", "LIST",
+     "client commands a connection may use unless its token has an allow claim: some of send, broadcast, publish, "
+     "join, users, or none (receive-only); ping, hello, refresh, leave are always allowed"},
+    {"--client-send-to", "SWITCHBOARD_CLIENT_SEND_TO", OPT_TEXT, FIELD(client_send_to), 0, CONFIG_TEXT_MAX, "*",
+     "LIST", "users a send may target unless the token has a send_to claim: names or patterns like support-*, "
+     "'*' = anyone"},
     {"--api-key", "SWITCHBOARD_API_KEY", OPT_TEXT, FIELD(api_key), 0, CONFIG_TEXT_MAX, NULL, "KEY",
      "enable the HTTP API for backends at /api/ with this bearer key (prefer --api-key-file)"},
     {"--api-key-file", "SWITCHBOARD_API_KEY_FILE", OPT_TEXT, FIELD(api_key_file), 0, PATH_MAX, NULL, "FILE",
@@ -105,7 +117,8 @@ void config_usage(FILE *out) {
     fprintf(out, "  --healthcheck [URL]\n      probe a running server's /healthz; exit 0 if it answers 200\n"
                  "  --help, --version\n");
     fprintf(out, "\nswitchboard token --user NAME [--ttl 1h] [--rooms a,b] [--jwt-secret SECRET|--jwt-secret-file FILE]\n"
-                 "      print an HS256 token for NAME signed with the secret (switchboard token --help)\n");
+                 "      print an HS256 token for NAME signed with the secret, with the configured aud and iss\n"
+                 "      (switchboard token --help)\n");
 }
 
 static int set_long(struct config *cfg, const struct option_def *o, const char *v, char *err, size_t cap) {
@@ -158,6 +171,15 @@ static int set_path(struct config *cfg, const struct option_def *o, const char *
     return 0;
 }
 
+/* 1 if v[0..len) is scheme://host[:port] and nothing more: anything else could never match an Origin. */
+static int bare_origin(const char *v, size_t len) {
+    size_t scheme = strncmp(v, "http://", 7) == 0 ? 7 : strncmp(v, "https://", 8) == 0 ? 8 : 0;
+    if (!scheme || len == scheme) return 0;
+    for (size_t i = scheme; i < len; i++)
+        if (strchr("/?#@ \\", v[i])) return 0;
+    return 1;
+}
+
 static int add_origin(struct config *cfg, const struct option_def *o, const char *v, size_t len, char *err,
                       size_t cap) {
     if (len == 0) return 0;
@@ -166,9 +188,10 @@ static int add_origin(struct config *cfg, const struct option_def *o, const char
                  CONFIG_TEXT_MAX);
         return -1;
     }
-    if (!(len == 1 && v[0] == '*') && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
-        snprintf(err, cap, "%s: '%.*s' is not '*' or an origin like http://example.com:8080", o->flag,
-                 (int)len, v);
+    if (!(len == 1 && v[0] == '*') && !bare_origin(v, len)) {
+        snprintf(err, cap, "%s: '%.*s' is not '*' or an origin like http://example.com:8080 (scheme, host and "
+                           "port only: a browser's Origin never has a path or a trailing slash)",
+                 o->flag, (int)len, v);
         return -1;
     }
     memcpy(cfg->allow_origins[cfg->nallow], v, len);
@@ -429,6 +452,28 @@ static int resolve_api_key(struct config *cfg, char *err, size_t cap) {
     return read_api_key(cfg, err, cap);
 }
 
+static int check_trusted_proxies(const struct config *cfg, char *err, size_t cap) {
+    static struct realip_list list; /* only checked here: 2 KiB, off the stack */
+    char why[CONFIG_TEXT_MAX];
+    if (!cfg->trusted_proxies[0] || realip_list_parse(cfg->trusted_proxies, &list, why, sizeof why) == 0) return 0;
+    snprintf(err, cap, "--trusted-proxies: %s", why);
+    return -1;
+}
+
+static int check_permissions(const struct config *cfg, char *err, size_t cap) {
+    char why[CONFIG_TEXT_MAX];
+    unsigned allow;
+    if (perms_parse_allow(cfg->client_allow, &allow, why, sizeof why) < 0) {
+        snprintf(err, cap, "--client-allow: %s", why);
+        return -1;
+    }
+    if (perms_check_send_to(cfg->client_send_to, why, sizeof why) < 0) {
+        snprintf(err, cap, "--client-send-to: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 enum config_result config_load(struct config *cfg, int argc, char **argv) {
     char err[CONFIG_TEXT_MAX + 256] = "";
     enum config_result r = load_defaults_and_env(cfg, err, sizeof err) < 0
@@ -436,6 +481,8 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
                                : parse_args(cfg, argc, argv, err, sizeof err);
     if (r == CONFIG_RUN && resolve_api_key(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_RUN && resolve_http_threads(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
+    if (r == CONFIG_RUN && check_permissions(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
+    if (r == CONFIG_RUN && check_trusted_proxies(cfg, err, sizeof err) < 0) r = CONFIG_EXIT_USAGE;
     if (r == CONFIG_RUN && !cfg->root[0]) default_root(cfg);
     if (r == CONFIG_RUN && !cfg->node_id[0]) default_node_id(cfg);
     if (r == CONFIG_RUN && cfg->healthcheck && !cfg->healthcheck_url[0]) default_healthcheck_url(cfg);
@@ -445,6 +492,13 @@ enum config_result config_load(struct config *cfg, int argc, char **argv) {
         config_usage(stderr);
     }
     return r;
+}
+
+int config_check_root(const struct config *cfg, char *err, size_t cap) {
+    if (is_dir(cfg->root)) return 0;
+    snprintf(err, cap, "the static files' directory '%.300s' does not exist: give --root DIR (or SWITCHBOARD_ROOT)",
+             cfg->root);
+    return -1;
 }
 
 void config_origin_list(const struct config *cfg, const char **out) {

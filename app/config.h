@@ -54,6 +54,9 @@ struct config {
     char jwt_public_key[PATH_MAX];         /* PEM file of an RSA (RS256) or EC P-256 (ES256) public key */
     char jwt_audience[CONFIG_TEXT_MAX];    /* required aud; "" = none */
     char jwt_issuer[CONFIG_TEXT_MAX];      /* required iss; "" = none */
+    char trusted_proxies[CONFIG_TEXT_MAX]; /* CIDR list (realip.h); "" = none */
+    char client_allow[CONFIG_TEXT_MAX];   /* default allowed client commands (perms.h) */
+    char client_send_to[CONFIG_TEXT_MAX]; /* default users a send may target (perms.h) */
     char api_key[CONFIG_TEXT_MAX];  /* the server API's bearer key (api.h); "" = the API is off */
     char api_key_file[PATH_MAX];    /* where api_key was read from, if it came from a file */
 };
@@ -65,6 +68,9 @@ enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_USAGE };
 enum config_result config_load(struct config *cfg, int argc, char **argv);
 /* Prints the usage, generated from the option table. */
 void config_usage(FILE *out);
+/* -1 with the reason in err when cfg->root (given or the default) is no directory: nothing could be
+ * served. Not part of config_load: a health probe or the token command has no use for a root. */
+int config_check_root(const struct config *cfg, char *err, size_t cap);
 /* The origins as a pointer array, for origin_allowed(). */
 void config_origin_list(const struct config *cfg, const char **out);
 /* The allowed hosts as a pointer array, for origin_host_allowed(). */

@@ -24,7 +24,9 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "nodeclaim.h"
 #include "outbox.h"
+#include "perms.h"
 #include "server.h"
 #include "tokencmd.h"
 #include "ws.h"
@@ -71,6 +73,31 @@ static void fit_descriptors(struct config *cfg) {
                  fl.hard, fl.connections, cfg->max_connections, fl.connections);
     cfg->max_connections = fl.connections;
     metrics_set_limits(fl.connections, fl.open_files);
+}
+
+/* What would make this start a mistake, said before anything listens: no static root (fatal), a root
+ * without index.html (the page at / is a 404: a warning), a --node-id a live node holds (fatal), an
+ * unreachable Redis (one warning: the node starts degraded and keeps reconnecting). Returns 0 or -1. */
+static int preflight(const struct config *cfg) {
+    char err[CONFIG_TEXT_MAX + 256], index[PATH_MAX + 16];
+    if (config_check_root(cfg, err, sizeof err) < 0) {
+        log_error("cannot start: %s", err);
+        return -1;
+    }
+    snprintf(index, sizeof index, "%s/index.html", cfg->root);
+    if (access(index, R_OK) != 0)
+        log_warn("--root %s has no readable index.html: / answers 404 (only the files under it are served)", cfg->root);
+    if (cfg->trusted_proxies[0])
+        log_warn("--trusted-proxies is checked but not applied yet: per-address limits and logs still see the "
+                 "proxy's address (docs/CLI.md)");
+    struct redis_url u;
+    if (!cfg->redis[0] || redis_url_parse(cfg->redis, &u, err, sizeof err) < 0) return 0; /* config checked it */
+    enum nodeclaim_result r = nodeclaim_check(&u, cfg->redis_prefix, cfg->node_id, cfg->node_ttl, err, sizeof err);
+    if (r == NODECLAIM_TAKEN) log_error("cannot start: %s", err);
+    if (r == NODECLAIM_UNREACHABLE)
+        log_warn("cluster: redis %s:%d is unreachable (%s): starting degraded, serving this node's clients only "
+                 "(/healthz \"redis\":\"down\"); reconnecting in the background", u.host, u.port, err);
+    return r == NODECLAIM_TAKEN ? -1 : 0;
 }
 
 /* The ws settings point at these for the whole run; the strings live in the config. */
@@ -183,6 +210,8 @@ int main(int argc, char **argv) {
     sigset_t signals;
     block_signals(&signals);
     struct app a = {0};
+    if (preflight(&cfg) < 0) return 2;
+    if (perms_set_defaults(cfg.client_allow, cfg.client_send_to) < 0) return 1; /* config checked them */
     fit_descriptors(&cfg);
     if (app_start(&a, &cfg) < 0) {
         app_stop(&a);

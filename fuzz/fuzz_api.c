@@ -32,6 +32,7 @@ static const struct {
     {"POST", "/api/send"},  {"POST", "/api/broadcast"},     {"POST", "/api/publish"},  {"GET", "/api/users"},
     {"GET", "/api/rooms/lobby"}, {"POST", "/api/disconnect"}, {"GET", "/api/rooms/a b"}, {"GET", "/api/nope"},
     {"GET", "/api/send"},   {"POST", "/api/users"},         {"GET", "/api/rooms/"},    {"PUT", "/api/publish"},
+    {"POST", "/api/subscribe"}, {"POST", "/api/unsubscribe"},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 static const char *const auths[] = {"Bearer " KEY, "Bearer fuzz-kez", NULL, "Basic " KEY, "bearer " KEY " ", "Bearer"};

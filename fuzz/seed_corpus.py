@@ -434,7 +434,9 @@ def jwt_seeds():
 # ---- api: byte 0 = method and path, byte 1 = Authorization (fuzz_api.c's tables), then the body ----
 API_SEND, API_BROADCAST, API_PUBLISH, API_USERS, API_ROOM, API_DISCONNECT = range(6)
 API_BAD_ROOM, API_UNKNOWN, API_WRONG_METHOD = 6, 7, 8
-API_PATHS = {"send": API_SEND, "broadcast": API_BROADCAST, "publish": API_PUBLISH, "disconnect": API_DISCONNECT}
+API_SUBSCRIBE, API_UNSUBSCRIBE = 12, 13
+API_PATHS = {"send": API_SEND, "broadcast": API_BROADCAST, "publish": API_PUBLISH, "disconnect": API_DISCONNECT,
+             "subscribe": API_SUBSCRIBE, "unsubscribe": API_UNSUBSCRIBE}
 
 
 def api_seeds():

@@ -216,6 +216,19 @@ static long hook_close_user(void *ctx, const char *user, uint16_t code, const ch
     return (long)peers_having(c->peers, 0, user, NULL, 0);
 }
 
+/* The API's subscribe/unsubscribe goes to every node on PREFIX.all, as a disconnect does. */
+static long hook_subscribe(void *ctx, const char *user, const char *room, int join) {
+    struct cluster *c = ctx;
+    char head[CLUSTER_HEAD_MAX];
+    size_t hlen = cluster_msg_head(head, join ? 'G' : 'Q', 0, c->node, user);
+    struct item *it = item_new(IT_PUBLISH, c->ch_all, strlen(c->ch_all), head, hlen, room, strlen(room));
+    if (!it || enqueue(c, it) < 0) {
+        metrics_add(M_CLUSTER_DROPPED, 1);
+        return -1;
+    }
+    return (long)peers_having(c->peers, 0, user, NULL, 0);
+}
+
 static void hook_room_users(void *ctx, const char *room, void (*add)(void *arg, const char *user), void *arg) {
     struct cluster *c = ctx;
     peers_room_users(c->peers, room, add, arg);
@@ -254,6 +267,13 @@ static void close_local(struct cluster *c, const struct cluster_msg *m) {
     if (cluster_close_parse(m->body, m->body_len, &code, reason) == 0) hub_close_local_user(c->hub, m->target, code, reason);
 }
 
+/* The API's subscribe (G) or unsubscribe (Q), from another node: on this node's connections. */
+static void subscribe_local(struct cluster *c, const struct cluster_msg *m) {
+    char room[SB_NAME_MAX + 1];
+    snprintf(room, sizeof room, "%.*s", (int)m->body_len, m->body); /* parse checked the name */
+    hub_subscribe_local_user(c->hub, m->target, room, m->kind == 'G');
+}
+
 static void deliver_message(struct cluster *c, const struct cluster_msg *m) {
     /* the body is UTF-8: cluster_msg_parse refuses a delivery whose body is not */
     struct frame *f = frame_new(WS_OP_TEXT, m->body, m->body_len); /* once per node, shared by all */
@@ -285,6 +305,7 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
     if (strchr("JLEXMN", m.kind)) cpres_node_event(c, &m);
     else if (m.kind == 'S') cpres_fetch_node(c, m.node);
     else if (m.kind == 'D') close_local(c, &m);
+    else if (m.kind == 'G' || m.kind == 'Q') subscribe_local(c, &m);
     else deliver_message(c, &m);
 }
 
@@ -589,7 +610,7 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     struct hub_engine e = {c, hook_send_user, hook_broadcast, hook_publish, hook_user_local,
                            hook_room_local, hook_redis_up, hook_gauges, first_id(),
                            hook_room_user_local, hook_close_user, hook_room_users, hook_user_routed,
-                           hook_send_unlisted, hook_room_user_nodes};
+                           hook_send_unlisted, hook_room_user_nodes, hook_subscribe};
     hub_set_engine(h, &e);
     return c;
 }

@@ -38,11 +38,11 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
     m->seq = seq;
     m->target[0] = '\0';
     if (take_line(&q, (size_t)(end - q), m->node) < 0) return -1;
-    if (strchr("URJLEXMND", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
+    if (strchr("URJLEXMNDGQ", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
     m->body = q;
     m->body_len = (size_t)(end - q);
     if (strchr("JLEXS", m->kind)) return m->body_len ? -1 : 0;
-    if (strchr("MN", m->kind)) { /* the body is a user's name */
+    if (strchr("MNGQ", m->kind)) { /* the body is a user's name (M, N) or a room's (G, Q) */
         char user[SB_NAME_MAX + 1];
         return m->body_len <= SB_NAME_MAX && take_name(m->body, m->body_len, user) == 0 ? 0 : -1;
     }
@@ -107,6 +107,11 @@ int redis_url_parse(const char *url, struct redis_url *u, char *err, size_t cap)
     memset(u, 0, sizeof *u);
     u->port = 6379;
     const char *p = url, *end = url + strlen(url);
+    if (strncmp(p, "rediss://", 9) == 0) {
+        snprintf(err, cap, "'%.200s': TLS to Redis (rediss://) is not supported yet: use redis:// on a private "
+                           "network, or a local TLS tunnel (stunnel, spiped) to the Redis server", url);
+        return -1;
+    }
     if (strncmp(p, scheme, sizeof scheme - 1) != 0) {
         snprintf(err, cap, "'%.200s' does not start with redis://", url);
         return -1;
@@ -121,7 +126,7 @@ int redis_url_parse(const char *url, struct redis_url *u, char *err, size_t cap)
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (!colon || copy_part(p, colon, u->user, sizeof u->user) < 0 ||
             copy_part(colon + 1, at, u->password, sizeof u->password) < 0 || !u->password[0]) {
-            snprintf(err, cap, "the credentials in '%.200s' are not [user]:password@", url);
+            snprintf(err, cap, "the credentials in '%.200s' are not [user]:password@ (" REDIS_URL_FORM ")", url);
             return -1;
         }
         p = at + 1;
@@ -130,6 +135,6 @@ int redis_url_parse(const char *url, struct redis_url *u, char *err, size_t cap)
     int bad = copy_part(p, colon ? colon : hostend, u->host, sizeof u->host) < 0 || !u->host[0];
     if (!bad && colon) bad = parse_number(colon + 1, hostend, 65535, &u->port) < 0 || u->port == 0;
     if (!bad && slash && slash + 1 < end) bad = parse_number(slash + 1, end, 1000000, &u->db) < 0;
-    if (bad) snprintf(err, cap, "'%.200s' is not redis://[:password@]host[:port][/db]", url);
+    if (bad) snprintf(err, cap, "'%.200s' is not " REDIS_URL_FORM, url);
     return bad ? -1 : 0;
 }

@@ -8,11 +8,14 @@
  *         in room NAME on NODE (for the cluster-wide room listing), S NODE registered its users and rooms
  *         again (the seven on PREFIX.presence),
  *         D every connection of user NAME is to close with the code and reason in BODY (on PREFIX.all:
- *         the HTTP API's disconnect, carried out by every node on its own connections);
+ *         the HTTP API's disconnect, carried out by every node on its own connections),
+ *         G / Q every connection of user NAME is to join / leave room BODY (on PREFIX.all: the HTTP
+ *         API's subscribe and unsubscribe);
  *   SEQ   NODE's presence sequence number (J, L, E, X, M, N, S; 0 for the others), decimal;
  *   NODE  the sender's node id, a name (names.h);
- *   BODY  for U, R and B the message frame's text (UTF-8), sent once per node whatever the recipients; for M
- *         and N the user's name; for D "CODE REASON" (cluster_close_parse); empty for the others.
+ *   BODY  for U, R and B the message frame's text (UTF-8), sent once per node whatever the recipients;
+ *         for M and N the user's name; for G and Q the room's name; for D "CODE REASON"
+ *         (cluster_close_parse); empty for the others.
  * These parsers read what Redis hands over, which any Redis client could have published, so they check
  * everything and are fuzzed (fuzz/fuzz_cluster.c). Pure functions, no state. */
 #ifndef SB_CLUSTERMSG_H
@@ -26,14 +29,14 @@
 #define CLUSTER_HEAD_MAX (6 + 20 + 2 * SB_NAME_MAX) /* "K SEQ NODE\nNAME\n" at its longest */
 #define CLUSTER_PREFIX_MAX 64
 #define CLUSTER_CHANNEL_MAX (CLUSTER_PREFIX_MAX + 16 + SB_NAME_MAX)
-#define CLUSTER_KINDS "URBJLEXSMND"
+#define CLUSTER_KINDS "URBJLEXSMNDGQ"
 #define CLUSTER_REASON_MAX 123 /* bytes of a D's reason: a close frame's payload is 125 */
 
 struct cluster_msg {
     char kind;                        /* one of CLUSTER_KINDS */
     uint64_t seq;
     char node[SB_NAME_MAX + 1];
-    char target[SB_NAME_MAX + 1];     /* U, R, J, L, E, X, M, N, D: the user's or room's name; else "" */
+    char target[SB_NAME_MAX + 1];     /* U, R, J, L, E, X, M, N, D, G, Q: the user's or room's name; else "" */
     const char *body;                 /* into the parsed payload */
     size_t body_len;
 };
@@ -51,7 +54,9 @@ int cluster_close_parse(const char *body, size_t len, uint16_t *code, char *reas
 /* The body for cluster_close_parse into out (CLUSTER_REASON_MAX + 8 bytes); returns its length. */
 size_t cluster_close_body(char *out, uint16_t code, const char *reason);
 
-/* redis://[[user]:password@]host[:port][/db] */
+/* The one form of a Redis URL, in --help, errors and docs (test_cli checks the docs). rediss:// (TLS)
+ * is refused with a message until it is supported. */
+#define REDIS_URL_FORM "redis://[[user]:password@]host[:port][/db]"
 struct redis_url {
     char host[256];
     int port;

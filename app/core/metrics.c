@@ -12,7 +12,8 @@ const char *const sb_error_names[ERR__COUNT] = {
     "bad_json", "bad_request", "unknown_type", "not_found", "too_large", "rate_limited", "unauthorized",
 };
 
-const char *const api_call_names[API__CALLS] = {"send", "broadcast", "publish", "users", "room", "user", "disconnect", "other"};
+const char *const api_call_names[API__CALLS] = {"send", "broadcast", "publish", "users", "room", "user", "disconnect",
+                                                   "subscribe", "unsubscribe", "other"};
 static const int api_statuses[] = {200, 400, 401, 404, 405, 413, 500};
 #define NAPI_STATUS (sizeof api_statuses / sizeof api_statuses[0])
 
@@ -32,6 +33,8 @@ static const struct {
     [M_ROOM_LIMIT_REFUSALS] = {"switchboard_room_limit_refusals_total", "joins refused by --max-rooms"},
     [M_USER_LIMIT_REFUSALS] = {"switchboard_user_limit_refusals_total",
                                "connections or hellos refused by --max-user-connections"},
+    [M_PERMISSION_REFUSALS] = {"switchboard_permission_refusals_total",
+                               "Client commands refused by the allow or send_to permissions"},
     [M_LINGER_CLOSES] = {"switchboard_lingering_closes_total",
                          "Sockets shut down for writing and read until the peer closed, instead of closed at once"},
     [M_LINGER_CUT] = {"switchboard_lingering_cut_total",

@@ -23,6 +23,7 @@ enum metric {
     M_HTTP_REQUESTS,
     M_ROOM_LIMIT_REFUSALS,
     M_USER_LIMIT_REFUSALS,
+    M_PERMISSION_REFUSALS, /* client commands refused by allow / send_to (perms.h) */
     M_LINGER_CLOSES,
     M_LINGER_CUT,
     M_HEADS_TIMED_OUT,
@@ -75,7 +76,10 @@ enum sb_error {
 extern const char *const sb_error_names[ERR__COUNT];
 
 /* The server API's calls (api.h), counted by call and HTTP status; API_OTHER: an unknown path. */
-enum api_call_kind { API_SEND, API_BROADCAST, API_PUBLISH, API_USERS, API_ROOM, API_USER, API_DISCONNECT, API_OTHER, API__CALLS };
+enum api_call_kind {
+    API_SEND, API_BROADCAST, API_PUBLISH, API_USERS, API_ROOM, API_USER, API_DISCONNECT, API_SUBSCRIBE, API_UNSUBSCRIBE,
+    API_OTHER, API__CALLS
+};
 extern const char *const api_call_names[API__CALLS];
 
 void metrics_add(enum metric m, uint64_t n);

@@ -74,7 +74,8 @@ static const struct {
 } calls[] = {
     {"/api/send", API_SEND, "POST"},       {"/api/broadcast", API_BROADCAST, "POST"},
     {"/api/publish", API_PUBLISH, "POST"}, {"/api/users", API_USERS, "GET"},
-    {"/api/disconnect", API_DISCONNECT, "POST"},
+    {"/api/disconnect", API_DISCONNECT, "POST"}, {"/api/subscribe", API_SUBSCRIBE, "POST"},
+    {"/api/unsubscribe", API_UNSUBSCRIBE, "POST"},
 };
 
 /* Which call the path names; GET /api/rooms/R and /api/users/U copy R or U into call->name. */
@@ -159,6 +160,13 @@ static int parse_disconnect(struct api_call *call, struct api_response *resp) {
     return 0;
 }
 
+/* {"user":U,"room":R}: the user into call->name, the room into call->room. */
+static int parse_subscribe(struct api_call *call, struct api_response *resp) {
+    if (name_member(call, "room", resp) < 0) return -1;
+    memcpy(call->room, call->name, sizeof call->room);
+    return name_member(call, "user", resp);
+}
+
 static int parse_call(const struct api_http *req, struct api_call *call, struct api_response *resp) {
     if (call->kind == API_USERS) return 0;
     if (call->kind == API_ROOM)
@@ -171,6 +179,8 @@ static int parse_call(const struct api_http *req, struct api_call *call, struct 
     case API_BROADCAST: return data_member(req, call, resp);
     case API_PUBLISH: return name_member(call, "room", resp) < 0 ? -1 : data_member(req, call, resp);
     case API_DISCONNECT: return parse_disconnect(call, resp);
+    case API_SUBSCRIBE:
+    case API_UNSUBSCRIBE: return parse_subscribe(call, resp);
     default: return fail(resp, 404, "not_found", "no such API call");
     }
 }
@@ -309,6 +319,8 @@ void api_execute(struct hub *h, const struct api_call *call, struct api_response
         break;
     }
     case API_DISCONNECT: reply_count(resp, "closed", hub_close_user(h, call->name, call->code, call->reason)); break;
+    case API_SUBSCRIBE: reply_count(resp, "subscribed", hub_subscribe_user(h, call->name, call->room, 1)); break;
+    case API_UNSUBSCRIBE: reply_count(resp, "unsubscribed", hub_subscribe_user(h, call->name, call->room, 0)); break;
     default: fail(resp, 404, "not_found", "no such API call");
     }
 }

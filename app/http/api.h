@@ -46,7 +46,8 @@ struct api_call {
     struct cJSON *json;          /* the parsed body, owned (api_call_free) */
     const struct cJSON *to;      /* send: a name or an array of names, checked */
     int ntargets;                /* entries of `to`, duplicates included */
-    char name[SB_NAME_MAX + 1];  /* publish's and GET /api/rooms/R's room; disconnect's user */
+    char name[SB_NAME_MAX + 1];  /* publish's and GET /api/rooms/R's room; disconnect's, subscribe's user */
+    char room[SB_NAME_MAX + 1];  /* subscribe's and unsubscribe's room */
     struct frame_part data;      /* send, broadcast, publish: `data` as the backend wrote it */
     uint16_t code;               /* disconnect */
     char reason[API_REASON_MAX + 1];

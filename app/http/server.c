@@ -83,13 +83,17 @@ static int on_http_error(struct mg_connection *conn, int status, const char *msg
     return 0;
 }
 
+/* Probes (/healthz, /metrics) come every few seconds from load balancers and scrapers: at info they
+ * would drown the log, so they are logged at debug. */
+static int is_probe(const char *uri) { return uri && (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/metrics") == 0); }
+
 static void on_end_request(const struct mg_connection *conn, int status) {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (status <= 0 || status == 101) return; /* a WebSocket: ws.c logs its open and close */
     metrics_add(M_HTTP_REQUESTS, 1);
     char uri[256];
-    log_info("http %s %s %d %s", ri->request_method, ri->local_uri ? redact_secrets(ri->local_uri, uri, sizeof uri) : "-",
-             status, ri->remote_addr);
+    log_msg(is_probe(ri->local_uri) ? SB_LOG_DEBUG : SB_LOG_INFO, "http %s %s %d %s", ri->request_method,
+            ri->local_uri ? redact_secrets(ri->local_uri, uri, sizeof uri) : "-", status, ri->remote_addr);
 }
 
 void server_serve(void *ctx, const struct front_request *rq) {

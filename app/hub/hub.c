@@ -460,16 +460,31 @@ enum hub_status hub_join_from(struct hub *h, struct conn *c, const char *room, c
     return s;
 }
 
+static enum hub_status leave_locked(struct hub *h, struct conn *c, const char *room) {
+    long i = member_index(c, room);
+    if (i < 0) return HUB_NOT_MEMBER;
+    struct room *r = c->rooms[i];
+    c->rooms[i] = c->rooms[--c->nrooms];
+    room_drop_member(h, r, c);
+    return HUB_OK;
+}
+
 enum hub_status hub_leave(struct hub *h, struct conn *c, const char *room) {
     pthread_rwlock_wrlock(&h->lock);
-    long i = member_index(c, room);
-    if (i >= 0) {
-        struct room *r = c->rooms[i];
-        c->rooms[i] = c->rooms[--c->nrooms];
-        room_drop_member(h, r, c);
-    }
+    enum hub_status s = leave_locked(h, c, room);
     pthread_rwlock_unlock(&h->lock);
-    return i >= 0 ? HUB_OK : HUB_NOT_MEMBER;
+    return s;
+}
+
+size_t hubp_subscribe_user(struct hub *h, const char *user, const char *room, int join) {
+    struct user *u = dict_get(h->users, user);
+    size_t n = 0;
+    for (size_t i = 0; u && i < u->conns.n; i++) {
+        struct conn *c = u->conns.items[i];
+        int member = member_index(c, room) >= 0;
+        if (join ? !member && join_locked(h, c, room) == HUB_OK : member && leave_locked(h, c, room) == HUB_OK) n++;
+    }
+    return n;
 }
 
 enum hub_status hub_rename(struct hub *h, struct conn *c, const char *user) {

@@ -197,6 +197,9 @@ struct hub_engine {
     /* How many other nodes have `user` in `room` (--presence rooms: a room hears a user come and go
      * only once across the cluster), from the engine's mirror. */
     size_t (*room_user_nodes)(void *ctx, const char *room, const char *user);
+    /* The server API's subscribe (join = 1) or unsubscribe: every other node joins or removes user's
+     * connections there. Returns how many other nodes have the user, or -1 when dropped. */
+    long (*subscribe)(void *ctx, const char *user, const char *room, int join);
 };
 /* Before the first connection; e is copied. */
 void hub_set_engine(struct hub *h, const struct hub_engine *e);

@@ -103,6 +103,16 @@ char *hub_room_users_json(struct hub *h, const char *room, size_t *len) {
     return text;
 }
 
+size_t hub_subscribe_user(struct hub *h, const char *user, const char *room, int join) {
+    pthread_rwlock_wrlock(&h->lock);
+    size_t n = hubp_subscribe_user(h, user, room, join);
+    /* Told to every node, as a disconnect is; the count adds the nodes the table knows have the user. */
+    long remote = h->engine && h->engine->subscribe ? h->engine->subscribe(h->engine->ctx, user, room, join) : 0;
+    if (remote > 0) n += (size_t)remote;
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
 int hub_user_online(struct hub *h, const char *user) {
     pthread_rwlock_rdlock(&h->lock);
     int online = dict_get(h->users, user) != NULL;

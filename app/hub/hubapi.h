@@ -34,4 +34,9 @@ int hub_user_online(struct hub *h, const char *user);
  * though they stay open until the client answers the close or the grace period ends. */
 size_t hub_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
 
+/* Server-side subscriptions: joins (join = 1) or removes (0) every connection of `user`, on every
+ * node, to or from `room`. Returns the connections changed here plus the other nodes that have the
+ * user per the engine's table. */
+size_t hub_subscribe_user(struct hub *h, const char *user, const char *room, int join);
+
 #endif

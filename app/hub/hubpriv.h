@@ -89,4 +89,9 @@ void hubp_release(struct hub *h, struct conn *c);
  * once (presence `leave` with the last); how many began closing. Exclusive lock. */
 size_t hubp_close_user(struct hub *h, const char *user, uint16_t code, const char *reason);
 
+/* Joins (join = 1) or removes (0) every connection of `user` on this node to or from `room`, as if
+ * each had sent join or leave (--max-rooms holds; the rooms claim does not: the backend decides).
+ * Returns how many connections changed. Called with the hub lock held exclusively. */
+size_t hubp_subscribe_user(struct hub *h, const char *user, const char *room, int join);
+
 #endif

@@ -38,6 +38,13 @@ size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, cons
     return n;
 }
 
+size_t hub_subscribe_local_user(struct hub *h, const char *user, const char *room, int join) {
+    pthread_rwlock_wrlock(&h->lock);
+    size_t n = hubp_subscribe_user(h, user, room, join);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
 void hub_remote_room_user(struct hub *h, const char *room, const char *user, int up) {
     pthread_rwlock_rdlock(&h->lock);
     presence_room_remote(h, room, user, up);

@@ -7,7 +7,9 @@
  * this side mirrors the rest of the cluster into it.
  *
  * Threads and locks: called on the engine thread; each takes the hub lock itself (shared for
- * deliveries and closes, exclusive for hub_remote_user) and never calls the engine back. */
+ * deliveries and closes, exclusive for hub_remote_user and subscriptions) and never calls the engine
+ * back, except that a subscription's joins and leaves announce this node's room members as any join
+ * does: those hooks only queue (cluster.c's local_change), never wait for the engine thread. */
 #ifndef SB_HUBREMOTE_H
 #define SB_HUBREMOTE_H
 
@@ -25,6 +27,8 @@ size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, cons
 /* One more (delta 1) or one fewer (-1) other node has `user` online. The user is listed (users,
  * welcome) while it has a connection here or on another node; this node's connections get a presence
  * join when it appears in that union and a leave when it disappears from it. */
+/* Another node's API subscribe or unsubscribe: on this node's connections only. */
+size_t hub_subscribe_local_user(struct hub *h, const char *user, const char *room, int join);
 void hub_remote_user(struct hub *h, const char *user, int delta);
 /* The engine's route to `user` on this node is confirmed (or given up): the welcomes held for it
  * (hub_engine.user_routed) go out. */

@@ -179,6 +179,10 @@ int auth_refresh(struct hub *h, struct conn *c, const char *token, size_t len, c
     return 0;
 }
 
+const struct jwt_claims *auth_claims(const struct conn *c) {
+    return c->auth && c->auth->verified ? &c->auth->claims : NULL;
+}
+
 int auth_room_allowed(const struct conn *c, const char *room) {
     return !c->auth || jwt_room_allowed(&c->auth->claims, room);
 }

@@ -71,6 +71,8 @@ int auth_hello(struct hub *h, struct conn *c, const char *token, size_t len, enu
 /* refresh on an authenticated connection: a token for the same user expiring later moves its
  * deadline and replaces its rooms claim; anything else fills msg and returns -1, changing nothing. */
 int auth_refresh(struct hub *h, struct conn *c, const char *token, size_t len, char *msg, size_t cap);
+/* The claims of c's token in force, or NULL (open mode, or not authenticated yet). */
+const struct jwt_claims *auth_claims(const struct conn *c);
 /* 1 if c may join and publish to `room` (always, without a key or a rooms claim). */
 int auth_room_allowed(const struct conn *c, const char *room);
 

@@ -56,6 +56,7 @@ const char *const jwt_error_names[JWT__COUNT] = {
     [JWT_BAD_ISSUER] = "bad_issuer",
     [JWT_BAD_SUBJECT] = "bad_subject",
     [JWT_BAD_ROOMS] = "bad_rooms",
+    [JWT_BAD_PERMS] = "bad_perms",
 };
 
 static const char *const error_texts[JWT__COUNT] = {
@@ -73,6 +74,8 @@ static const char *const error_texts[JWT__COUNT] = {
     [JWT_BAD_ISSUER] = "token issuer (iss) is not trusted",
     [JWT_BAD_SUBJECT] = "token subject (sub) is missing or not a valid user name",
     [JWT_BAD_ROOMS] = "token rooms claim is not a list of room names or patterns",
+    [JWT_BAD_PERMS] = "token allow claim is not a list of send, broadcast, publish, join, users, or its send_to "
+                      "claim is not a list of user names or patterns",
 };
 
 const char *jwt_error_text(enum jwt_error e) {
@@ -368,28 +371,59 @@ int jwt_room_pattern_valid(const char *s) {
     return name_valid(prefix);
 }
 
-/* Copies the rooms array into one allocation: the pointer array, then the strings. */
-static enum jwt_error take_rooms(const cJSON *claims, struct jwt_claims *out) {
-    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(claims, "rooms"), *e;
-    if (!rooms) return JWT_OK;
-    if (!cJSON_IsArray(rooms)) return JWT_BAD_ROOMS;
+const char *const jwt_allow_names[JWT_ALLOW_COMMANDS] = {"send", "broadcast", "publish", "join", "users"};
+
+unsigned jwt_allow_bit(const char *name) {
+    for (unsigned i = 0; i < JWT_ALLOW_COMMANDS; i++)
+        if (strcmp(name, jwt_allow_names[i]) == 0) return 1u << i;
+    return 0;
+}
+
+/* Copies an array of names or patterns (rooms, send_to) into one allocation: the pointer array, then
+ * the strings. Absent: *list stays NULL. */
+static enum jwt_error take_patterns(const cJSON *claims, const char *key, enum jwt_error bad, char ***list_out,
+                                    size_t *n_out) {
+    const cJSON *array = cJSON_GetObjectItemCaseSensitive(claims, key), *e;
+    if (!array) return JWT_OK;
+    if (!cJSON_IsArray(array)) return bad;
     size_t n = 0, bytes = 0;
-    cJSON_ArrayForEach(e, rooms) {
-        if (++n > JWT_MAX_ROOMS || !cJSON_IsString(e) || !jwt_room_pattern_valid(e->valuestring)) return JWT_BAD_ROOMS;
+    cJSON_ArrayForEach(e, array) {
+        if (++n > JWT_MAX_ROOMS || !cJSON_IsString(e) || !jwt_room_pattern_valid(e->valuestring)) return bad;
         bytes += strlen(e->valuestring) + 1;
     }
     char **list = malloc(n * sizeof *list + bytes + 1);
-    if (!list) return JWT_BAD_ROOMS; /* out of memory: refuse rather than grant any room */
+    if (!list) return bad; /* out of memory: refuse rather than grant everything */
     char *p = (char *)(list + n);
     size_t i = 0;
-    cJSON_ArrayForEach(e, rooms) {
+    cJSON_ArrayForEach(e, array) {
         size_t len = strlen(e->valuestring) + 1;
         list[i++] = memcpy(p, e->valuestring, len);
         p += len;
     }
-    out->rooms = list;
-    out->nrooms = n;
+    *list_out = list;
+    *n_out = n;
     return JWT_OK;
+}
+
+/* The allow claim: an array of command names (jwt_allow_names), possibly empty (receive-only). */
+static enum jwt_error take_allow(const cJSON *claims, struct jwt_claims *out) {
+    const cJSON *allow = cJSON_GetObjectItemCaseSensitive(claims, "allow"), *e;
+    if (!allow) return JWT_OK;
+    if (!cJSON_IsArray(allow)) return JWT_BAD_PERMS;
+    cJSON_ArrayForEach(e, allow) {
+        unsigned bit = cJSON_IsString(e) ? jwt_allow_bit(e->valuestring) : 0;
+        if (!bit) return JWT_BAD_PERMS;
+        out->allow |= bit;
+    }
+    out->has_allow = 1;
+    return JWT_OK;
+}
+
+static enum jwt_error take_permissions(const cJSON *claims, struct jwt_claims *out) {
+    enum jwt_error e = take_patterns(claims, "rooms", JWT_BAD_ROOMS, &out->rooms, &out->nrooms);
+    if (e == JWT_OK) e = take_allow(claims, out);
+    if (e == JWT_OK) e = take_patterns(claims, "send_to", JWT_BAD_PERMS, &out->send_to, &out->nsend_to);
+    return e;
 }
 
 static enum jwt_error check_claims(const struct jwt_verifier *v, const cJSON *claims, int64_t now_s,
@@ -401,7 +435,7 @@ static enum jwt_error check_claims(const struct jwt_verifier *v, const cJSON *cl
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(claims, "sub");
     if (!cJSON_IsString(sub) || !name_claimable(sub->valuestring)) return JWT_BAD_SUBJECT;
     snprintf(out->sub, sizeof out->sub, "%s", sub->valuestring);
-    return take_rooms(claims, out);
+    return take_permissions(claims, out);
 }
 
 /* ---- the token ---- */
@@ -486,41 +520,57 @@ enum jwt_error jwt_verify(const struct jwt_verifier *v, const char *token, size_
 
 void jwt_claims_free(struct jwt_claims *c) {
     free(c->rooms);
+    free(c->send_to);
     memset(c, 0, sizeof *c);
 }
 
-int jwt_room_allowed(const struct jwt_claims *c, const char *room) {
-    if (!c->rooms) return 1;
-    for (size_t i = 0; i < c->nrooms; i++) {
-        const char *r = c->rooms[i];
+int jwt_patterns_match(char *const *list, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++) {
+        const char *r = list[i];
         size_t len = strlen(r);
-        if (len && r[len - 1] == '*' ? strncmp(room, r, len - 1) == 0 : strcmp(room, r) == 0) return 1;
+        if (len && r[len - 1] == '*' ? strncmp(name, r, len - 1) == 0 : strcmp(name, r) == 0) return 1;
     }
     return 0;
+}
+
+int jwt_room_allowed(const struct jwt_claims *c, const char *room) {
+    return !c->rooms || jwt_patterns_match(c->rooms, c->nrooms, room);
 }
 
 /* ---- minting ---- */
 
 #define JWT_HS256_HEADER "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9" /* {"alg":"HS256","typ":"JWT"} */
 
+/* Appends ,"key":"value" with value escaped as JSON (aud and iss are free text). */
+static int append_string(char *json, size_t cap, int n, const char *key, const char *value) {
+    cJSON *str = cJSON_CreateString(value);
+    char *text = str ? cJSON_PrintUnformatted(str) : NULL;
+    int m = text ? snprintf(json + n, cap - (size_t)n, ",\"%s\":%s", key, text) : -1;
+    cJSON_free(text);
+    cJSON_Delete(str);
+    return m < 0 || (size_t)m >= cap - (size_t)n ? -1 : n + m;
+}
+
 /* Writes the claims JSON; names are checked first, so none needs escaping. */
-static int mint_claims(char *json, size_t cap, const char *sub, int64_t iat, int64_t exp,
-                       const char *const *rooms, size_t nrooms) {
-    if (!name_claimable(sub) || nrooms > JWT_MAX_ROOMS) return -1;
-    int n = snprintf(json, cap, "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld", sub, (long long)iat, (long long)exp);
-    for (size_t i = 0; i < nrooms && n > 0 && (size_t)n < cap; i++) {
-        if (!jwt_room_pattern_valid(rooms[i])) return -1;
-        n += snprintf(json + n, cap - (size_t)n, "%s\"%s\"", i ? "," : ",\"rooms\":[", rooms[i]);
+static int mint_claims(char *json, size_t cap, const struct jwt_mint *m) {
+    if (!name_claimable(m->sub) || m->nrooms > JWT_MAX_ROOMS) return -1;
+    int n = snprintf(json, cap, "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld", m->sub, (long long)m->iat,
+                     (long long)m->exp);
+    for (size_t i = 0; i < m->nrooms && n > 0 && (size_t)n < cap; i++) {
+        if (!jwt_room_pattern_valid(m->rooms[i])) return -1;
+        n += snprintf(json + n, cap - (size_t)n, "%s\"%s\"", i ? "," : ",\"rooms\":[", m->rooms[i]);
     }
-    if (n > 0 && (size_t)n < cap) n += snprintf(json + n, cap - (size_t)n, "%s}", nrooms ? "]" : "");
+    if (n > 0 && (size_t)n < cap && m->nrooms) n += snprintf(json + n, cap - (size_t)n, "]");
+    if (n > 0 && (size_t)n < cap && m->aud && m->aud[0]) n = append_string(json, cap, n, "aud", m->aud);
+    if (n > 0 && (size_t)n < cap && m->iss && m->iss[0]) n = append_string(json, cap, n, "iss", m->iss);
+    if (n > 0 && (size_t)n < cap) n += snprintf(json + n, cap - (size_t)n, "}");
     return n > 0 && (size_t)n < cap ? n : -1;
 }
 
-int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64_t iat, int64_t exp,
-                   const char *const *rooms, size_t nrooms, char *out, size_t cap) {
+int jwt_mint_hs256_claims(const char *secret, size_t secret_len, const struct jwt_mint *m, char *out, size_t cap) {
     char json[JWT_MAX_TOKEN];
     unsigned char mac[JWT_HS256_LEN];
-    int jlen = mint_claims(json, sizeof json, sub, iat, exp, rooms, nrooms);
+    int jlen = mint_claims(json, sizeof json, m);
     size_t hlen = sizeof JWT_HS256_HEADER - 1;
     if (jlen < 0 || secret_len == 0 || cap < hlen + 2) return -1;
     memcpy(out, JWT_HS256_HEADER ".", hlen + 1);
@@ -531,4 +581,10 @@ int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64
     out[signed_len] = '.';
     long slen = b64url_encode(mac, sizeof mac, out + signed_len + 1, cap - signed_len - 1);
     return slen < 0 ? -1 : (int)(signed_len + 1 + (size_t)slen);
+}
+
+int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64_t iat, int64_t exp,
+                   const char *const *rooms, size_t nrooms, char *out, size_t cap) {
+    struct jwt_mint m = {sub, iat, exp, rooms, nrooms, NULL, NULL};
+    return jwt_mint_hs256_claims(secret, secret_len, &m, out, cap);
 }

@@ -41,6 +41,7 @@ enum jwt_error {
     JWT_BAD_ISSUER,
     JWT_BAD_SUBJECT,    /* sub missing, or not a valid user name (names.h) */
     JWT_BAD_ROOMS,      /* rooms not an array of room names or patterns */
+    JWT_BAD_PERMS,      /* allow not an array of client commands, or send_to not one of user patterns */
     JWT__COUNT
 };
 extern const char *const jwt_error_names[JWT__COUNT];
@@ -63,13 +64,34 @@ void jwt_verifier_free(struct jwt_verifier *v);
 /* "HS256", "RS256" or "ES256". */
 const char *jwt_verifier_alg(const struct jwt_verifier *v);
 
-/* What a valid token says. `rooms` is owned by the claims: free it with jwt_claims_free. */
+/* The client commands an `allow` claim may grant, as bits; a token without the claim has the server's
+ * defaults (perms.h). ping, hello, refresh and leave are always allowed. */
+enum {
+    JWT_ALLOW_SEND = 1,
+    JWT_ALLOW_BROADCAST = 2,
+    JWT_ALLOW_PUBLISH = 4,
+    JWT_ALLOW_JOIN = 8,
+    JWT_ALLOW_USERS = 16,
+    JWT_ALLOW_ALL = 31,
+};
+#define JWT_ALLOW_COMMANDS 5
+/* The command of each bit, in bit order: "send", "broadcast", "publish", "join", "users". */
+extern const char *const jwt_allow_names[JWT_ALLOW_COMMANDS];
+/* The bit of a command name, or 0 when the claim cannot name it. */
+unsigned jwt_allow_bit(const char *name);
+
+/* What a valid token says. `rooms` and `send_to` are owned by the claims: free them with
+ * jwt_claims_free. */
 struct jwt_claims {
     char sub[SB_NAME_MAX + 1];
     int64_t exp;     /* seconds since the epoch */
     int64_t iat;     /* 0 when absent */
     char **rooms;    /* NULL: any room; else nrooms names or prefix patterns ending in '*' */
     size_t nrooms;
+    int has_allow;   /* the token has an allow claim: `allow` replaces the server's default */
+    unsigned allow;  /* JWT_ALLOW_* bits */
+    char **send_to;  /* NULL: the server's default; else the users (names or patterns) a send may target */
+    size_t nsend_to;
 };
 
 /* Checks token[0..len) at time now_s (seconds since the epoch). JWT_OK fills *out; anything else
@@ -80,6 +102,8 @@ void jwt_claims_free(struct jwt_claims *c);
 /* 1 if `entry` may stand in a rooms claim: a room name (names.h), "*" (any room), or a name followed
  * by '*' (rooms starting with that name, e.g. "team-7.*"). */
 int jwt_room_pattern_valid(const char *entry);
+/* 1 if `name` is one of the n names or prefix patterns of list (see jwt_room_pattern_valid). */
+int jwt_patterns_match(char *const *list, size_t n, const char *name);
 /* 1 if the claims let their user join and publish to `room`. */
 int jwt_room_allowed(const struct jwt_claims *c, const char *room);
 
@@ -87,5 +111,16 @@ int jwt_room_allowed(const struct jwt_claims *c, const char *room);
  * into out. Returns its length, or -1 if it does not fit or a name is invalid. */
 int jwt_mint_hs256(const char *secret, size_t secret_len, const char *sub, int64_t iat, int64_t exp,
                    const char *const *rooms, size_t nrooms, char *out, size_t cap);
+
+/* The claims of a minted token; aud and iss are left out when NULL or "". */
+struct jwt_mint {
+    const char *sub;
+    int64_t iat, exp;
+    const char *const *rooms;
+    size_t nrooms;
+    const char *aud, *iss;
+};
+/* The same with every claim the server may require (switchboard token uses it). */
+int jwt_mint_hs256_claims(const char *secret, size_t secret_len, const struct jwt_mint *m, char *out, size_t cap);
 
 #endif

@@ -25,9 +25,11 @@ struct request {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: switchboard token --user NAME [--ttl 1h] [--rooms a,b] [--jwt-secret SECRET | "
-            "--jwt-secret-file FILE]\n\n"
+            "--jwt-secret-file FILE]\n"
+            "                         [--jwt-audience AUD] [--jwt-issuer ISS]\n\n"
             "Prints an HS256 token for NAME, signed with the server's secret (flags or SWITCHBOARD_JWT_SECRET,\n"
-            "SWITCHBOARD_JWT_SECRET_FILE).\n"
+            "SWITCHBOARD_JWT_SECRET_FILE), with the aud and iss the server requires (flags or\n"
+            "SWITCHBOARD_JWT_AUDIENCE, SWITCHBOARD_JWT_ISSUER). Server options (--port, --redis, ...) are refused.\n"
             "  --user NAME    the token's sub: 1-64 of A-Z a-z 0-9 _ . - (not conn-...)\n"
             "  --ttl TIME     lifetime: seconds, or 90s, 30m, 1h, 2d (default 1h, at most 366d)\n"
             "  --rooms LIST   comma-separated rooms the user may join and publish to; a name, or a prefix\n"
@@ -71,7 +73,18 @@ static int split_rooms(struct request *r, const char *list) {
     return 0;
 }
 
-/* Takes --user, --ttl and --rooms (as "--x V" or "--x=V"); everything else goes to config_load in rest. */
+/* The server's options that say how tokens are signed and checked; any other server option given to
+ * this command is a mistake (the token would not depend on it), refused rather than ignored. */
+static int key_option(const char *arg) {
+    static const char *const keys[] = {"--jwt-secret", "--jwt-secret-file", "--jwt-public-key", "--jwt-audience",
+                                       "--jwt-issuer"};
+    size_t len = strcspn(arg, "=");
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        if (strlen(keys[k]) == len && strncmp(arg, keys[k], len) == 0) return 1;
+    return 0;
+}
+
+/* Takes --user, --ttl and --rooms (as "--x V" or "--x=V"); the key options go to config_load in rest. */
 static int parse(struct request *r, int argc, char **argv, char **rest, int *nrest) {
     static const char *const own[] = {"--user", "--ttl", "--rooms"};
     for (int i = 1; i < argc; i++) {
@@ -80,9 +93,13 @@ static int parse(struct request *r, int argc, char **argv, char **rest, int *nre
         int which = -1;
         for (int k = 0; k < 3; k++)
             if (strlen(own[k]) == len && strncmp(arg, own[k], len) == 0) which = k;
+        if (which < 0 && !key_option(arg))
+            return fail("'%s' is not an option of the token command (server options such as --port or --redis "
+                        "do not go here)", arg);
         if (which < 0) {
-            if (*nrest == TOKENCMD_MAX_ARGS) return fail("more than %d arguments", TOKENCMD_MAX_ARGS);
+            if (*nrest + 1 >= TOKENCMD_MAX_ARGS) return fail("more than %d arguments", TOKENCMD_MAX_ARGS);
             rest[(*nrest)++] = argv[i];
+            if (!eq && i + 1 < argc) rest[(*nrest)++] = argv[++i]; /* its value, even one starting with -- */
             continue;
         }
         v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
@@ -112,8 +129,8 @@ static int mint(const struct config *cfg, const struct request *r) {
         return 2;
     }
     int64_t now = (int64_t)time(NULL);
-    int len = jwt_mint_hs256((const char *)secret, (size_t)n, r->user, now, now + r->ttl, r->rooms, r->nrooms,
-                             token, sizeof token);
+    struct jwt_mint m = {r->user, now, now + r->ttl, r->rooms, r->nrooms, cfg->jwt_audience, cfg->jwt_issuer};
+    int len = jwt_mint_hs256_claims((const char *)secret, (size_t)n, &m, token, sizeof token);
     memset(secret, 0, (size_t)n);
     if (len < 0) {
         fprintf(stderr, "switchboard token: the token would be over %d bytes\n", JWT_MAX_TOKEN);

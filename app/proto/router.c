@@ -10,6 +10,7 @@
 #include "envelope.h"
 #include "jsonspan.h"
 #include "names.h"
+#include "perms.h"
 #include "since.h"
 
 #define ROUTER_TEXT_MAX 512 /* error message text */
@@ -109,11 +110,30 @@ static void list_append(char *buf, size_t cap, const char *name) {
     snprintf(buf + len, cap - len, "%s%s", len > strlen("not online: ") ? ", " : "", name);
 }
 
+/* A refusal by the permissions (perms.h): unauthorized, counted. */
+static void refuse_permission(struct hub *h, struct conn *c, const char *text, const cJSON *id) {
+    metrics_add(M_PERMISSION_REFUSALS, 1);
+    router_error(h, c, ERR_UNAUTHORIZED, text, id);
+}
+
+/* 1 if c's send may reach every one of its n targets; else 0 after an error naming the first that not. */
+static int targets_allowed(struct hub *h, struct conn *c, const cJSON *to, int n, const cJSON *id) {
+    const cJSON *t = cJSON_IsArray(to) ? to->child : to;
+    for (int i = 0; i < n; i++, t = t->next) {
+        if (perms_send_allowed(auth_claims(c), t->valuestring)) continue;
+        char text[ROUTER_TEXT_MAX];
+        snprintf(text, sizeof text, "you may not send to %s", t->valuestring);
+        refuse_permission(h, c, text, id);
+        return 0;
+    }
+    return 1;
+}
+
 static long cmd_send(struct hub *h, struct conn *c, const struct request *r) {
     const cJSON *to = cJSON_GetObjectItemCaseSensitive(r->msg, "to");
     struct frame_part data;
     int n = check_targets(h, c, to, r->id);
-    if (n < 0 || !data_field(h, c, r, "send", &data)) return -1;
+    if (n < 0 || !targets_allowed(h, c, to, n, r->id) || !data_field(h, c, r, "send", &data)) return -1;
     char missing[ROUTER_TEXT_MAX] = "not online: ";
     size_t base = strlen(missing);
     long delivered = 0;
@@ -376,6 +396,12 @@ static void dispatch(struct hub *h, struct conn *c, const cJSON *msg, const char
     command_fn fn = find_command(type->valuestring);
     if (!fn) {
         unknown_type(h, c, type->valuestring, id);
+        return;
+    }
+    if (!perms_command_allowed(auth_claims(c), type->valuestring)) {
+        char why[ROUTER_TEXT_MAX];
+        snprintf(why, sizeof why, "%s is not allowed on this connection", type->valuestring);
+        refuse_permission(h, c, why, id);
         return;
     }
     struct request r = {msg, id, text, len};

@@ -385,6 +385,39 @@ class ApiServerTest(harness.ServerTestCase):
             self.assertEqual((c.close_code, c.close_reason), (4403, "disconnected by the server"))
         harness.run_async(go())
 
+    def test_subscribe_then_publish_reaches_every_connection(self):
+        async def go():
+            s1, s2, other = await self.users("s_b", "s_b", "s_c")
+            got = await self.in_thread(self.ok, "POST", "/api/subscribe", {"user": "s_b", "room": "s_news"})
+            self.assertEqual(got, {"subscribed": 2})
+            got = await self.in_thread(self.ok, "POST", "/api/subscribe", {"user": "s_b", "room": "s_news"})
+            self.assertEqual(got, {"subscribed": 0})  # already in
+            self.assertEqual(await self.in_thread(self.ok, "GET", "/api/rooms/s_news"),
+                             {"room": "s_news", "users": ["s_b"]})
+            got = await self.in_thread(self.ok, "POST", "/api/publish", {"room": "s_news", "data": 7})
+            self.assertEqual(got, {"delivered": 2})
+            for ws in (s1, s2):
+                m, _ = await recv_until(ws, lambda m: m.get("type") == "message")
+                self.assertEqual((m["room"], m["data"]), ("s_news", 7))
+            # the client itself may now publish there, as after its own join
+            await s1.send('{"type":"publish","room":"s_news","data":8,"id":1}')
+            ack, _ = await recv_until(s1, lambda m: m.get("type") == "ack")
+            self.assertEqual(ack["delivered"], 1)
+            got = await self.in_thread(self.ok, "POST", "/api/unsubscribe", {"user": "s_b", "room": "s_news"})
+            self.assertEqual(got, {"unsubscribed": 2})
+            got = await self.in_thread(self.ok, "POST", "/api/publish", {"room": "s_news", "data": 9})
+            self.assertEqual(got, {"delivered": 0})
+            await self.close_all([s1, s2, other])
+        harness.run_async(go())
+
+    def test_subscribe_errors(self):
+        for path in ("/api/subscribe", "/api/unsubscribe"):
+            for body in [{"user": "x"}, {"room": "r"}, {"user": "bad name", "room": "r"}, {"user": "x", "room": 5}]:
+                with self.subTest(path=path, body=body):
+                    self.error(400, "bad_request", "POST", path, body)
+            self.assertEqual(self.ok("POST", path, {"user": "nobody_here", "room": "r"}),
+                             {"subscribed" if path.endswith("/subscribe") else "unsubscribed": 0})
+
     def test_disconnect_unlists_the_user_at_once_even_if_the_client_never_answers(self):
         """The user is gone when the API says so, not once the close handshake ends (issue 20): a client
         that never answers the close (it reads nothing) is no longer in GET /api/users, the room's list

@@ -2,7 +2,9 @@
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import unittest
 
 import harness
@@ -78,6 +80,81 @@ class CliTest(harness.FreshServerMixin, unittest.TestCase):
                 r = run(args, env=env)
                 self.assertEqual(r.returncode, 2, r)
                 self.assertTrue(r.stderr.strip())
+
+    def test_origin_that_can_never_match(self):
+        """A browser's Origin has no path and no trailing slash: such a value is a mistake, said at once."""
+        port = ["--port", "127.0.0.1:%d" % harness.free_port()]
+        for bad in ("http://app.example.com/", "https://app.example.com/chat", "http://a.example?x=1", "app.example.com",
+                    "http://"):
+            with self.subTest(origin=bad):
+                self.assert_usage_error(run(port + ["--allow-origin", bad]), bad)
+                r = run(port, env=clean_env(SWITCHBOARD_ALLOW_ORIGINS="http://ok.example," + bad))
+                self.assertEqual(r.returncode, 2, r)
+                self.assertIn("never has a path", r.stderr.decode())
+
+    def test_trusted_proxies_checked(self):
+        port = ["--port", "127.0.0.1:%d" % harness.free_port()]
+        for bad in ("10.0.0.1/8", "10.0.0.0/33", "proxy.example", "10.0.0.0/8,"):
+            with self.subTest(value=bad):
+                self.assert_usage_error(run(port + ["--trusted-proxies", bad]), "--trusted-proxies")
+        srv = self.start_server(["--trusted-proxies", "127.0.0.1, 10.0.0.0/8,fd00::/8"])
+        self.assertIn("--trusted-proxies is checked but not applied yet", srv.wait_log("not applied yet"))
+
+    def test_rediss_refused_with_a_reason(self):
+        r = run(["--port", "127.0.0.1:%d" % harness.free_port(), "--redis", "rediss://cache.example:6380"])
+        self.assert_usage_error(r, "TLS to Redis (rediss://) is not supported yet")
+
+    def test_missing_root_is_fatal(self):
+        tmp = tempfile.mkdtemp(prefix="sb-noroot-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        port = ["--port", "127.0.0.1:%d" % harness.free_port()]
+        r = run(port + ["--root", os.path.join(tmp, "nope")])
+        self.assert_usage_error(r, "is not a directory")
+        # No --root and no www beside the binary or in the working directory: the default finds nothing.
+        os.mkdir(os.path.join(tmp, "bin"))
+        exe = shutil.copy(harness.SB_BIN, os.path.join(tmp, "bin", "switchboard"))
+        r = subprocess.run([exe] + port, capture_output=True, cwd=tmp, env=clean_env(), timeout=15 * SLOW)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("does not exist: give --root DIR", r.stderr.decode())
+
+    def test_root_without_index_warns(self):
+        tmp = tempfile.mkdtemp(prefix="sb-noindex-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        srv = self.start_server(root=tmp)
+        line = srv.wait_log(r"has no readable index\.html")
+        self.assertIn(tmp, line)
+        self.assertEqual(srv.get("/").status, 404)
+
+    def test_cli_md_is_generated_from_help(self):
+        r = subprocess.run(["/usr/bin/python3", os.path.join(harness.SB_SRC, "scripts", "cli_doc.py"), "--check",
+                            "--bin", harness.SB_BIN], capture_output=True, timeout=30 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+        with open(os.path.join(harness.SB_SRC, "docs", "CLI.md")) as f:
+            doc = f.read()
+        out = run(["--help"]).stdout.decode()
+        flags = set(re.findall(r"^  (--[a-z-]+)", out, re.M))
+        self.assertGreater(len(flags), 20)
+        for flag in flags:
+            self.assertIn("`%s" % flag, doc)
+        token = run(["token", "--help"]).stdout.decode()
+        for flag in set(re.findall(r"(--[a-z-]+)", token)):
+            self.assertIn(flag, doc.split("## `switchboard token`", 1)[1], "CLI.md's token section lacks " + flag)
+
+    def test_one_redis_url_form_everywhere(self):
+        """--help, the docs, README and the compose files spell the Redis URL one way."""
+        form = re.search(r"(redis://\[\S+)", run(["--help"]).stdout.decode()).group(1)
+        self.assertEqual(form, "redis://[[user]:password@]host[:port][/db]")
+        paths = ["README.md", "compose.yaml", "compose.cluster.yaml"] + \
+            [os.path.join("docs", n) for n in os.listdir(os.path.join(harness.SB_SRC, "docs")) if n.endswith(".md")]
+        seen = 0
+        for rel in paths:
+            with open(os.path.join(harness.SB_SRC, rel)) as f:
+                for spelled in re.findall(r"redis://\[[^\s`'\"|)]*", f.read()):
+                    seen += 1
+                    self.assertEqual(spelled, form, "%s spells the Redis URL %s" % (rel, spelled))
+        self.assertGreater(seen, 1)
+        err = run(["--port", "127.0.0.1:%d" % harness.free_port(), "--redis", "redis://h:x"]).stderr.decode()
+        self.assertIn(form, err)
 
     def oversize_closes(self, port, size):
         """Send an echo-mode text message of `size` bytes; returns ('echo', data) or ('close', code)."""

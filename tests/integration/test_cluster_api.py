@@ -136,3 +136,55 @@ class ClusterApiThreeNodesTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ClusterSubscribeTest(unittest.TestCase):
+    """Server-side subscriptions (issue 22): one call on one node joins and removes the user's
+    connections on every node; the room's publishes then reach them wherever they are."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(2, extra_args=["--api-key", KEY, "--client-allow", "none"])
+        cls.ports = cls.cluster.ports()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop_and_check()
+
+    def wait_room(self, want):
+        deadline = time.monotonic() + RECV_TIMEOUT
+        got = None
+        while time.monotonic() < deadline:
+            _, _, got = api(self.ports[0], "GET", "/api/rooms/sub_news")
+            if got["users"] == want:
+                return
+            time.sleep(0.1)
+        self.fail("room lists %r, wanted %r" % (got, want))
+
+    def test_subscribe_on_one_node_joins_everywhere(self):
+        async def go():
+            here, _ = await open_router(self.ports[0], "sub_reader")  # receive-only: cannot join itself
+            there, _ = await open_router(self.ports[1], "sub_reader")
+            marker, _ = await open_router(self.ports[1], "sub_marker")
+            # Node A has heard of B's sub_reader once it lists sub_marker, announced after it (`users`
+            # is not allowed to these clients: the API lists them).
+            deadline = time.monotonic() + RECV_TIMEOUT
+            while "sub_marker" not in api(self.ports[0], "GET", "/api/users")[2]["users"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            status, _, got = api(self.ports[0], "POST", "/api/subscribe", {"user": "sub_reader", "room": "sub_news"})
+            self.assertEqual((status, got), (200, {"subscribed": 2}))  # one here, plus the other node
+            self.wait_room(["sub_reader"])
+            status, _, got = api(self.ports[1], "POST", "/api/publish", {"room": "sub_news", "data": "extra"})
+            self.assertEqual((status, got["delivered"]), (200, 2))
+            for ws in (here, there):
+                m, _ = await recv_until(ws, is_message)
+                self.assertEqual((m["room"], m["data"]), ("sub_news", "extra"))
+            status, _, got = api(self.ports[1], "POST", "/api/unsubscribe", {"user": "sub_reader", "room": "sub_news"})
+            self.assertEqual((status, got), (200, {"unsubscribed": 2}))
+            self.wait_room([])
+            status, _, got = api(self.ports[0], "POST", "/api/publish", {"room": "sub_news", "data": "late"})
+            self.assertEqual(got["delivered"], 0)
+            await here.close()
+            await there.close()
+            await marker.close()
+        run_async(go())

@@ -27,14 +27,10 @@ class LoggingTest(harness.FreshServerMixin, unittest.TestCase):
         srv = self.start_server()
         probe = "/log-probe-%s" % os.urandom(4).hex()
         self.assertEqual(srv.get(probe).status, 404)
-        self.assertEqual(srv.get("/healthz").status, 200)
         lines = wait_for_lines(srv, lambda l: probe in l)
         self.assertEqual(len(lines), 1, "expected one log line for GET %s:\n%s" % (probe, srv.stderr_tail()))
         self.assertRegex(lines[0], r"\bGET\b")
         self.assertRegex(lines[0], r"\b404\b")
-        ok = wait_for_lines(srv, lambda l: re.search(r"\bGET\b", l) and "/healthz" in l
-                            and re.search(r"\b200\b", l))
-        self.assertTrue(ok, "no 'GET /healthz 200' line:\n%s" % srv.stderr_tail())
         # exactly one line per request
         before = len(wait_for_lines(srv, lambda l: probe in l))
         srv.get(probe)
@@ -43,6 +39,22 @@ class LoggingTest(harness.FreshServerMixin, unittest.TestCase):
         time.sleep(0.2 * SLOW)
         lines = [l for l in srv.stderr_text().splitlines() if probe in l]
         self.assertEqual(len(lines), before + 2, "\n".join(lines))
+
+    def test_probes_are_logged_at_debug_only(self):
+        """Load balancers and scrapers poll /healthz and /metrics every few seconds: not at info."""
+        quiet = self.start_server()
+        for path in ("/healthz", "/metrics", "/healthz"):
+            self.assertEqual(quiet.get(path).status, 200)
+        marker = "/log-probe-%s" % os.urandom(4).hex()
+        quiet.get(marker)
+        wait_for_lines(quiet, lambda l: marker in l)  # every earlier request's line is out by now
+        self.assertEqual([l for l in quiet.stderr_text().splitlines() if "/healthz" in l or "/metrics" in l], [])
+        loud = self.start_server(["--log-level", "debug"])
+        self.assertEqual(loud.get("/healthz").status, 200)
+        self.assertEqual(loud.get("/metrics").status, 200)
+        for path in ("/healthz", "/metrics"):
+            ok = wait_for_lines(loud, lambda l, p=path: "debug" in l and re.search(r"\bGET %s 200\b" % p, l))
+            self.assertTrue(ok, "no debug 'GET %s 200' line:\n%s" % (path, loud.stderr_tail()))
 
     def test_websocket_open_and_close_lines(self):
         srv = self.start_server()
@@ -84,7 +96,7 @@ class LoggingTest(harness.FreshServerMixin, unittest.TestCase):
         harness.run_async(go())
         harness.raw_handshake(srv.port, "/ws", origin="http://evil.example")
         harness.raw_handshake(srv.port, "/ws?user=conn-1")
-        srv.get("/healthz")
+        srv.get("/")  # not /healthz: probes are logged at debug only
         srv.wait_connections(0)
         time.sleep(0.2 * SLOW)
         bad = []

@@ -22,6 +22,8 @@ TOKEN(...) placeholders (in paths and sent text) become tokens minted here with 
   TOKEN(alice, rooms=lobby|team-*)  with a rooms claim
   TOKEN(alice, exp=+2)              exp relative to now, in seconds
   TOKEN(alice, secret=other)        signed with another secret (so refused)
+  TOKEN(alice, allow=send|join)     with an allow claim (allow= for an empty one)
+  TOKEN(alice, send_to=support-*)   with a send_to claim
 
 One test per block, named after the block's section heading.
 """
@@ -50,7 +52,7 @@ ANY = "\u2026"
 SETTLE = 0.25 * SLOW
 
 DOC_SECRET = "protocol-doc-secret-" + "s" * 24
-TOKEN_RE = re.compile(r"TOKEN\(([A-Za-z0-9_.-]+)((?:,\s*[a-z]+=[^,)]*)*)\)")
+TOKEN_RE = re.compile(r"TOKEN\(([A-Za-z0-9_.-]+)((?:,\s*[a-z_]+=[^,)]*)*)\)")
 # Bound for a close the server makes at a deadline (4401: exp + 5 s leeway, checked once a second).
 CLOSE_WAIT = 20 * SLOW
 
@@ -64,6 +66,10 @@ def mint_placeholder(m):
             claims["rooms"] = value.split("|")
         elif key == "exp":
             claims["exp"] = int(time.time()) + int(value)
+        elif key == "allow":
+            claims["allow"] = value.split("|") if value else []
+        elif key == "send_to":
+            claims["send_to"] = value.split("|")
         elif key == "secret":
             secret = value + "-" + "o" * 32
         else:

@@ -5,7 +5,9 @@ code: the signature must verify with the configured secret and only HS256, and t
 was asked for. Bad arguments and bad key settings must exit 2 with a message that names the problem,
 both for the token command and for the server itself (which refuses to start rather than run open)."""
 
+import asyncio
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -139,6 +141,26 @@ class TokenCommandTest(unittest.TestCase):
             with self.subTest(args=args):
                 self.assert_refused(args, mention)
 
+    def test_audience_and_issuer_from_flags_and_environment(self):
+        """The token must carry what the server it is minted for requires (issue 22: it did not)."""
+        token = self.mint("--user", "ann", "--jwt-secret", SECRET, "--jwt-audience", 'ch"at',
+                          "--jwt-issuer", "https://id.example")
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience='ch"at', issuer="https://id.example")
+        self.assertEqual(claims["sub"], "ann")
+        env = clean_env(SWITCHBOARD_JWT_SECRET=SECRET, SWITCHBOARD_JWT_AUDIENCE="chat",
+                        SWITCHBOARD_JWT_ISSUER="backend")
+        claims = jwt.decode(self.mint("--user", "ben", env=env), SECRET, algorithms=["HS256"], audience="chat",
+                            issuer="backend")
+        self.assertEqual(claims["sub"], "ben")
+        self.assertNotIn("aud", self.decode(self.mint("--user", "cy", "--jwt-secret", SECRET)))
+
+    def test_server_only_options_refused(self):
+        s = ["--jwt-secret", SECRET]
+        for extra in (["--port", "9000"], ["--redis", "redis://127.0.0.1"], ["--root=/tmp"], ["--max-per-ip", "3"],
+                      ["--api-key", "k"]):
+            with self.subTest(extra=extra):
+                self.assert_refused(["token", "--user", "a"] + s + extra, extra[0].split("=")[0])
+
     def test_no_secret_or_public_key(self):
         self.assert_refused(["token", "--user", "a"], "no secret configured")
         pem = self.files.write("ec.pem", public_pem(ec.generate_private_key(ec.SECP256R1())))
@@ -221,3 +243,53 @@ class KeySettingsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def doc_snippets():
+    """The ```python and ```js blocks of docs/CLI.md's "Minting tokens in your backend"."""
+    with open(os.path.join(harness.SB_SRC, "docs", "CLI.md")) as f:
+        text = f.read()
+    section = text.split("### Minting tokens in your backend", 1)[1].split("\n## ", 1)[0]
+    blocks = dict(re.findall(r"```(python|js)\n(.*?)```", section, re.S))
+    assert set(blocks) == {"python", "js"}, "expected a python and a js snippet, found %r" % list(blocks)
+    return blocks
+
+
+class BackendSnippetsTest(harness.FreshServerMixin, unittest.TestCase):
+    """docs/CLI.md's PyJWT and jose snippets, run as written, mint tokens the configured server accepts."""
+
+    def setUp(self):
+        self.files = KeyFiles()
+        self.addCleanup(self.files.remove)
+        self.secret_path = self.files.write("switchboard-jwt", SECRET + "\n")
+        self.srv = self.start_server(["--jwt-secret-file", self.secret_path, "--jwt-audience", "chat",
+                                      "--jwt-issuer", "my-backend"])
+
+    def run_snippet(self, argv, name, code):
+        path = self.files.write(name, code.replace("/run/secrets/switchboard-jwt", self.secret_path))
+        r = subprocess.run(argv + [path], capture_output=True, timeout=30 * SLOW, cwd=self.files.dir)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        return r.stdout.decode().strip()
+
+    def assert_accepted(self, token):
+        async def go():
+            ws, welcome = await harness.open_router(self.srv.port, path="/ws?token=%s" % token)
+            await ws.close()
+            return welcome
+        welcome = harness.run_async(go())
+        self.assertEqual(welcome["user"], "alice")
+
+    def test_pyjwt_snippet(self):
+        token = self.run_snippet(["/usr/bin/python3"], "mint.py", doc_snippets()["python"])
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="chat", issuer="my-backend")
+        self.assertEqual(claims["rooms"], ["lobby"])
+        self.assert_accepted(token)
+
+    def test_jose_snippet(self):
+        modules = os.path.join(harness.SB_SRC, "node_modules")
+        self.assertTrue(os.path.isdir(os.path.join(modules, "jose")), "jose is missing: npm ci in %s" % harness.SB_SRC)
+        os.symlink(modules, os.path.join(self.files.dir, "node_modules"))
+        token = self.run_snippet(["node"], "mint.mjs", doc_snippets()["js"])
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="chat", issuer="my-backend")
+        self.assertEqual((claims["sub"], claims["rooms"]), ("alice", ["lobby"]))
+        self.assert_accepted(token)

@@ -87,6 +87,14 @@ static void test_members_and_disconnect(void) {
     char longer[200] = "D 0 n\nbob\n4001 ";
     memset(longer + strlen(longer), 'x', CLUSTER_REASON_MAX + 1);
     CHECK_EQ_INT(parse(longer, &m), -1);                  /* a close frame could not carry it */
+    /* G / Q: the API's subscribe / unsubscribe, the body a room's name */
+    if (CHECK_EQ_INT(parse("G 0 n\nbob\nnews", &m), 0)) {
+        CHECK(m.kind == 'G' && strcmp(m.target, "bob") == 0 && m.body_len == 4 && memcmp(m.body, "news", 4) == 0);
+    }
+    CHECK_EQ_INT(parse("Q 0 n\nbob\nnews", &m), 0);
+    CHECK_EQ_INT(parse("G 0 n\nbob\n", &m), -1);          /* no room */
+    CHECK_EQ_INT(parse("G 0 n\nbob\nno room", &m), -1);   /* not a name */
+    CHECK_EQ_INT(parse("Q 0 n\nbob", &m), -1);             /* no user line */
 }
 
 static void test_urls(void) {

@@ -78,12 +78,20 @@ static void remote_members(void *ctx, const char *room, void (*add)(void *arg, c
     add(arg, "zed"); /* on a third */
 }
 
+static char subscribe_log[256];
+
+static long subscribe_elsewhere(void *ctx, const char *user, const char *room, int join) {
+    size_t n = strlen(subscribe_log);
+    snprintf(subscribe_log + n, sizeof subscribe_log - n, "%c%s/%s ", join ? '+' : '-', room, user);
+    return strcmp(user, "bob") == 0 ? 2 : 0;
+}
+
 static void test_with_engine(void) {
     struct world w;
     struct peer a1, a2, b, anon;
     world_start(&w, 0);
     struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, up, no_gauges, 1000,
-                           member, close_elsewhere, remote_members, NULL, NULL, NULL};
+                           member, close_elsewhere, remote_members, NULL, NULL, NULL, subscribe_elsewhere};
     hub_set_engine(w.hub, &e);
     hook_log[0] = '\0';
     peer_open(&w, &a1, "alice");
@@ -116,8 +124,48 @@ static void test_with_engine(void) {
     world_stop(&w);
 }
 
+/* Server-side subscriptions: every connection of the user, here; the engine told; --max-rooms holds. */
+static void test_subscribe(void) {
+    struct world w;
+    struct peer a1, a2, b;
+    world_start(&w, 0);
+    struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, up, no_gauges, 1000,
+                           member, close_elsewhere, remote_members, NULL, NULL, NULL, subscribe_elsewhere};
+    hub_set_engine(w.hub, &e);
+    peer_open(&w, &a1, "alice");
+    peer_open(&w, &a2, "alice");
+    peer_open(&w, &b, "bob");
+    hub_join(w.hub, &a2.c, "news", NULL); /* already in: not counted again */
+    hook_log[0] = subscribe_log[0] = '\0';
+    CHECK_EQ_INT((long long)hub_subscribe_user(w.hub, "alice", "news", 1), 1);
+    CHECK_EQ_STR(subscribe_log, "+news/alice ");
+    CHECK_EQ_INT(a1.c.nrooms, 1);
+    CHECK_EQ_INT(a2.c.nrooms, 1);
+    CHECK_EQ_STR(hook_log, ""); /* alice was a member of news already, through a2 */
+    struct frame *f = frame_new(WS_OP_TEXT, "x", 1);
+    CHECK_EQ_INT((long long)hub_publish_server(w.hub, "news", f), 2); /* both of alice's connections */
+    frame_unref(f);
+    CHECK_EQ_INT((long long)hub_subscribe_user(w.hub, "bob", "news", 1), 3); /* one here, two nodes */
+    CHECK_EQ_INT((long long)hub_subscribe_user(w.hub, "alice", "news", 0), 2);
+    CHECK_EQ_INT(a1.c.nrooms + a2.c.nrooms, 0);
+    CHECK_EQ_INT((long long)hub_subscribe_user(w.hub, "alice", "news", 0), 0);
+    CHECK_EQ_INT((long long)hub_subscribe_user(w.hub, "nobody", "news", 1), 0);
+    char big[16];
+    for (int i = 0; i < 64; i++) { /* --max-rooms (64 in world_start) */
+        snprintf(big, sizeof big, "r%d", i);
+        hub_join(w.hub, &a1.c, big, NULL);
+    }
+    CHECK_EQ_INT((long long)hub_subscribe_user(w.hub, "alice", "news", 1), 1); /* a1 is full, a2 joins */
+    CHECK_EQ_INT(a1.c.nrooms, 64);
+    peer_close(&w, &a1, 1);
+    peer_close(&w, &a2, 1);
+    peer_close(&w, &b, 1);
+    world_stop(&w);
+}
+
 int main(void) {
     test_alone();
+    test_subscribe();
     test_with_engine();
     return check_done();
 }

@@ -102,7 +102,7 @@ static void test_welcome_waits_for_route(void) {
     struct peer a, c1, c2;
     world_start(&w, 0);
     struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, is_up, no_gauges, 1000,
-                           NULL, NULL, NULL, user_routed, NULL, NULL};
+                           NULL, NULL, NULL, user_routed, NULL, NULL, NULL};
     hub_set_engine(w.hub, &e);
     routed = 0;
     peer_open(&w, &a, "alice");
@@ -157,7 +157,7 @@ static void test_rooms_mode(void) {
     struct peer a, b, watcher;
     world_start(&w, PRESENCE_ROOMS);
     struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, is_up, no_gauges, 1000,
-                           NULL, NULL, NULL, NULL, NULL, room_user_nodes};
+                           NULL, NULL, NULL, NULL, NULL, room_user_nodes, NULL};
     hub_set_engine(w.hub, &e);
     peer_open(&w, &a, "alice");
     peer_open(&w, &watcher, "walt");

@@ -418,6 +418,35 @@ static void test_rooms(void) {
     jwt_verifier_free(v);
 }
 
+static void test_permission_claims(void) {
+    struct jwt_verifier *v = verifier(secret, strlen(secret), NULL, NULL, NULL);
+    struct jwt_claims c;
+    const char *t = hsc("{\"sub\":\"v\",\"exp\":1700000100,\"allow\":[\"send\",\"join\"],\"send_to\":[\"support-*\",\"bob\"]}");
+    if (CHECK_EQ_INT(jwt_verify(v, t, strlen(t), NOW, &c), JWT_OK)) {
+        CHECK(c.has_allow && c.allow == (JWT_ALLOW_SEND | JWT_ALLOW_JOIN));
+        CHECK(c.nsend_to == 2 && jwt_patterns_match(c.send_to, c.nsend_to, "support-12"));
+        CHECK(jwt_patterns_match(c.send_to, c.nsend_to, "bob") && !jwt_patterns_match(c.send_to, c.nsend_to, "bobby"));
+    }
+    jwt_claims_free(&c);
+    t = hsc("{\"sub\":\"v\",\"exp\":1700000100,\"allow\":[]}"); /* receive-only */
+    if (CHECK_EQ_INT(jwt_verify(v, t, strlen(t), NOW, &c), JWT_OK)) CHECK(c.has_allow && c.allow == 0 && !c.send_to);
+    jwt_claims_free(&c);
+    t = hsc("{\"sub\":\"v\",\"exp\":1700000100}");
+    if (CHECK_EQ_INT(jwt_verify(v, t, strlen(t), NOW, &c), JWT_OK)) CHECK(!c.has_allow && !c.send_to);
+    jwt_claims_free(&c);
+    const char *bad[] = {"\"allow\":[\"sned\"]", "\"allow\":\"send\"", "\"allow\":[1]", "\"send_to\":[\"a b\"]",
+                         "\"send_to\":\"bob\"", "\"send_to\":[\"b*b\"]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{\"sub\":\"v\",\"exp\":1700000100,%s}", bad[i]);
+        t = hsc(json);
+        CHECK_EQ_INT(jwt_verify(v, t, strlen(t), NOW, &c), JWT_BAD_PERMS);
+    }
+    CHECK_EQ_INT(jwt_allow_bit("users"), JWT_ALLOW_USERS);
+    CHECK_EQ_INT(jwt_allow_bit("leave"), 0);
+    jwt_verifier_free(v);
+}
+
 static void test_mint(void) {
     struct jwt_verifier *v = verifier(secret, strlen(secret), NULL, NULL, NULL);
     const char *rooms[] = {"lobby", "team-7.*"};
@@ -522,6 +551,7 @@ int main(void) {
     test_member_bounds();
     test_claims_strict_json();
     test_rooms();
+    test_permission_claims();
     test_mint();
     test_es256_generated();
     test_keys_and_names();
