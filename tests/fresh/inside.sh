@@ -15,11 +15,11 @@
 #   client.types                    typescript (tsc on clients/js's index.d.ts), on Debian's Node 18
 #   valgrind.memcheck               valgrind (and libc6-dbg)
 #   a one-line libFuzzer target     clang and libclang-rt-14-dev (scripts/fuzz's compiler and runtime)
-#   nginx, caddy                    present (tests that start them join FRESH_TESTS when they land)
+#   integration.test_proxies        nginx, HAProxy and Caddy in front of the server, with openssl's certificate
 # FRESH_TESTS replaces the ctest regex; FRESH_FULL=1 runs the whole scripts/test instead.
 set -euo pipefail
 cd /src
-SMOKE='^(unit\..*|fuzz\..*|third_party\..*|integration\.test_(identity|token_cli|api_doc|cluster_haproxy)|e2e\.(chat|token)|client\.types|valgrind\.memcheck)$'
+SMOKE='^(unit\..*|fuzz\..*|third_party\..*|integration\.test_(identity|token_cli|api_doc|cluster_haproxy|proxies)|e2e\.(chat|token)|client\.types|valgrind\.memcheck)$'
 TESTS=${FRESH_TESTS:-$SMOKE}
 t0=$SECONDS
 step() { echo "== fresh: $* [$((SECONDS - t0))s]"; }
