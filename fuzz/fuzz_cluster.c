@@ -21,7 +21,7 @@ static void check_payload(const char *p, size_t len) {
     FUZZ_CHECK(strchr(CLUSTER_KINDS, m.kind) && m.kind != '\0');
     FUZZ_CHECK(name_valid(m.node));
     FUZZ_CHECK(m.body >= p && m.body + m.body_len == p + len);
-    int targeted = strchr("URJLEXMND", m.kind) != NULL;
+    int targeted = strchr(CLUSTER_TARGETED_KINDS, m.kind) != NULL;
     FUZZ_CHECK(targeted ? name_valid(m.target) : m.target[0] == '\0');
     char head[CLUSTER_HEAD_MAX];
     size_t n = cluster_msg_head(head, m.kind, m.seq, m.node, targeted ? m.target : NULL);

@@ -42,7 +42,7 @@ static size_t check_frames(struct peer *p, size_t from, int want_utf8) {
 static int may_be_silent(const uint8_t *data, size_t size) {
     cJSON *msg = cJSON_ParseWithLength((const char *)data, size);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(msg, "type");
-    static const char *const silent[] = {"send", "broadcast", "join", "leave", "publish"};
+    static const char *const silent[] = {"send", "broadcast", "join", "leave", "publish", "unwatch"};
     int ok = 0;
     if (cJSON_IsObject(msg) && cJSON_IsString(type) && !cJSON_GetObjectItemCaseSensitive(msg, "id"))
         for (size_t i = 0; i < sizeof silent / sizeof silent[0]; i++) ok |= strcmp(type->valuestring, silent[i]) == 0;

@@ -38,7 +38,7 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
     m->seq = seq;
     m->target[0] = '\0';
     if (take_line(&q, (size_t)(end - q), m->node) < 0) return -1;
-    if (strchr("URJLEXMNDGQ", m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
+    if (strchr(CLUSTER_TARGETED_KINDS, m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
     m->body = q;
     m->body_len = (size_t)(end - q);
     if (strchr("JLEXS", m->kind)) return m->body_len ? -1 : 0;

@@ -30,6 +30,7 @@
 #define CLUSTER_PREFIX_MAX 64
 #define CLUSTER_CHANNEL_MAX (CLUSTER_PREFIX_MAX + 16 + SB_NAME_MAX)
 #define CLUSTER_KINDS "URBJLEXSMNDGQ"
+#define CLUSTER_TARGETED_KINDS "URJLEXMNDGQ" /* the kinds whose head names a target (user or room) */
 #define CLUSTER_REASON_MAX 123 /* bytes of a D's reason: a close frame's payload is 125 */
 
 struct cluster_msg {

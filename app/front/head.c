@@ -56,7 +56,7 @@ static int parse_request_line(char *line, struct head *h) {
     if (!sp1) return -1;
     *sp1 = '\0';
     char *target = sp1 + 1, *sp2 = strchr(target, ' ');
-    if (!sp2 || sp2 == target) return -1;
+    if (!sp2 || sp2 == target || *target == '?') return -1; /* a target needs a path, if only "/" */
     *sp2 = '\0';
     const char *version = sp2 + 1;
     if (!is_token(line) || strncmp(version, "HTTP/1.", 7) != 0 || (version[7] != '0' && version[7] != '1') ||

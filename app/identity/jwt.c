@@ -74,8 +74,8 @@ static const char *const error_texts[JWT__COUNT] = {
     [JWT_BAD_ISSUER] = "token issuer (iss) is not trusted",
     [JWT_BAD_SUBJECT] = "token subject (sub) is missing or not a valid user name",
     [JWT_BAD_ROOMS] = "token rooms claim is not a list of room names or patterns",
-    [JWT_BAD_PERMS] = "token allow claim is not a list of send, broadcast, publish, join, users, or its send_to "
-                      "claim is not a list of user names or patterns",
+    [JWT_BAD_PERMS] = ("token allow claim is not a list of send, broadcast, publish, join, users, or its send_to "
+                       "claim is not a list of user names or patterns"),
 };
 
 const char *jwt_error_text(enum jwt_error e) {

@@ -122,8 +122,15 @@ static size_t strict_string(const char *s, size_t len, size_t i) {
         if (c != '\\') continue;
         if (i + 1 >= len) return 0;
         if (s[i + 1] == 'u') {
-            if (hex4(s, len, i + 2) < 0) return 0;
+            /* A surrogate only as a high-low pair: a lone one is no character (cJSON refuses it too). */
+            long cp = hex4(s, len, i + 2);
+            if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return 0;
             i += 5;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                long lo = i + 2 < len && s[i + 1] == '\\' && s[i + 2] == 'u' ? hex4(s, len, i + 3) : -1;
+                if (lo < 0xDC00 || lo > 0xDFFF) return 0;
+                i += 6;
+            }
         } else if (strchr("\"\\/bfnrt", s[i + 1]) && s[i + 1]) i++;
         else return 0;
     }
