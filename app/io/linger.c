@@ -51,9 +51,9 @@ static void unlink_locked(struct linger_set *l, struct lingering *e) {
 
 /* Closes and frees e, which is off the list. The linger thread only (or linger_stop after it). */
 static void finish(struct linger_set *l, struct lingering *e, int cut) {
+    if (cut) metrics_add(M_LINGER_CUT, 1); /* counted before the close a watcher may see first */
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, e->fd, NULL);
     close(e->fd);
-    if (cut) metrics_add(M_LINGER_CUT, 1);
     free(e);
 }
 
@@ -196,9 +196,9 @@ void linger_add(struct linger_set *l, int fd) {
     }
     pthread_mutex_unlock(&l->lock);
     if (!ok) {
+        metrics_add(M_LINGER_CUT, 1);
         if (copy >= 0) close(copy);
         free(e);
-        metrics_add(M_LINGER_CUT, 1);
         return;
     }
     metrics_add(M_LINGER_CLOSES, 1);
