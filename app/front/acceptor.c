@@ -72,8 +72,9 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void front_refuse(int fd, int status, const char *headers, const char *detail) {
+void front_refuse(struct loop *lp, int fd, int status, const char *headers, const char *detail) {
     http_send_text(fd, status, headers, detail);
+    loop_linger(lp, fd); /* the request is unread: a close would reset it, and the answer with it */
     close(fd);
 }
 
@@ -175,7 +176,7 @@ static void pending_free(struct pending *p) {
 /* Ends a pending connection, answering `status` first unless it is 0. */
 static void drop(struct pending *p, int status, const char *detail) {
     unlist(p);
-    if (status) front_refuse(p->fd, status, "", detail);
+    if (status) front_refuse(p->dl->lp, p->fd, status, "", detail);
     else close(p->fd);
     pending_free(p);
 }
@@ -189,7 +190,7 @@ static void deliver(struct pending *p, uint8_t *bytes, size_t len, size_t head_l
     enum head_result r = head_parse(dl->parsed, head_len, &dl->head);
     if (r != HEAD_OK) {
         metrics_head_refused(r == HEAD_TOO_MANY ? HEAD_REFUSED_TOO_LARGE : HEAD_REFUSED_BAD);
-        front_refuse(p->fd, r == HEAD_TOO_MANY ? 431 : 400, "",
+        front_refuse(p->dl->lp, p->fd, r == HEAD_TOO_MANY ? 431 : 400, "",
                      r == HEAD_TOO_MANY ? "too many header fields" : "not an HTTP/1.x request");
     } else {
         char ip[INET_ADDRSTRLEN];
@@ -263,14 +264,14 @@ static void admit(struct door_loop *dl, int fd, const struct sockaddr_in *peer) 
         peer_ip(peer, ip, sizeof ip);
         if (!take_ip(a, ip)) {
             metrics_head_refused(HEAD_REFUSED_PER_IP);
-            front_refuse(fd, 429, "", "too many connections from this address");
+            front_refuse(dl->lp, fd, 429, "", "too many connections from this address");
             return;
         }
     }
     struct pending *p = calloc(1, sizeof *p);
     if (!p) {
         if (a->max_per_ip > 0) release_ip(a, peer);
-        front_refuse(fd, 503, "", "out of memory");
+        front_refuse(dl->lp, fd, 503, "", "out of memory");
         return;
     }
     p->w.ready = on_readable;

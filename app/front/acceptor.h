@@ -65,7 +65,7 @@ struct acceptor *acceptor_new(const struct acceptor_settings *s, char *err, size
 int acceptor_start(struct acceptor *a, struct loops *ls, acceptor_head_fn on_head, void *ctx);
 /* Closes the listening socket and every connection whose head is still pending. After loops_stop. */
 void acceptor_free(struct acceptor *a);
-/* Answers `status` (http_send_text) on a connection no one serves and closes it. */
-void front_refuse(int fd, int status, const char *headers, const char *detail);
+/* Answers `status` (http_send_text) on a connection no one serves and closes it, lingering (loop_linger). */
+void front_refuse(struct loop *lp, int fd, int status, const char *headers, const char *detail);
 
 #endif

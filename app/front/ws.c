@@ -159,7 +159,7 @@ static void log_refusal(const struct front_request *rq, enum reject_reason why, 
 static int refuse_with(const struct front_request *rq, enum reject_reason why, int status, const char *headers,
                        const char *detail) {
     log_refusal(rq, why, status, detail);
-    front_refuse(rq->fd, status, headers, detail);
+    front_refuse(rq->loop, rq->fd, status, headers, detail);
     return status;
 }
 

@@ -103,11 +103,11 @@ void server_serve(void *ctx, const struct front_request *rq) {
     if (r == 0) return; /* CivetWeb's now */
     if (r == -EAGAIN) {
         metrics_head_refused(HEAD_REFUSED_BUSY);
-        front_refuse(rq->fd, 503, "", "every HTTP worker is busy");
+        front_refuse(rq->loop, rq->fd, 503, "", "every HTTP worker is busy");
         return;
     }
     log_warn("http %s: cannot hand the request to CivetWeb: %s", rq->ip, strerror(-r));
-    front_refuse(rq->fd, r == -ESHUTDOWN ? 503 : 500, "", r == -ESHUTDOWN ? "server shutting down" : NULL);
+    front_refuse(rq->loop, rq->fd, r == -ESHUTDOWN ? 503 : 500, "", r == -ESHUTDOWN ? "server shutting down" : NULL);
 }
 
 /* A plain request whose Host is not one --allowed-hosts names gets 421 (origin.h); WebSocket

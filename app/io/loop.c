@@ -442,3 +442,5 @@ void loop_adopt_here(struct loop *lp, struct loop_conn *c, int fd, const struct 
     add(lp, c);
     if (n) consume(c, early, n);
 }
+
+void loop_linger(struct loop *lp, int fd) { linger_add(lp->ls->linger, fd); }

@@ -92,6 +92,9 @@ struct loop *loops_get(struct loops *ls, size_t i);
 int loop_watch(struct loop *lp, int fd, uint32_t events, struct loop_watch *w);
 /* Stops watching fd; any thread. Events already taken by the loop's current turn are still reported. */
 void loop_unwatch(struct loop *lp, int fd);
+/* A socket ended with input the server did not read: lingers on a copy of fd (linger.h) so that what
+ * was written before survives; the caller still closes fd. */
+void loop_linger(struct loop *lp, int fd);
 /* loops_adopt for a socket on lp's own thread, from a watch's `ready`: the connection joins lp at
  * once, and `early` (n bytes the client sent right after its request head) is its first input. */
 void loop_adopt_here(struct loop *lp, struct loop_conn *c, int fd, const struct loop_handler *h, void *ctx,
