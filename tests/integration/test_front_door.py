@@ -20,6 +20,7 @@ The test process holds the ~2000 client sockets, so it raises its own soft RLIMI
 
 import os
 import resource
+import select
 import selectors
 import socket
 import threading
@@ -191,12 +192,25 @@ class HeadLimitsTest(harness.FreshServerMixin, unittest.TestCase):
 
     def test_pending_heads_per_address(self):
         srv = self.start_server(["--max-per-ip", "2"])
-        pending = [socket.create_connection(("127.0.0.1", srv.port), timeout=SERVE_CAP) for _ in range(2)]
+
+        def open_pending(i):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=SERVE_CAP)
+            if i == 0:
+                s.sendall(b"GET / HTTP/1.1\r\n")  # one half-sent, one silent
+            return s
+
+        pending = [open_pending(i) for i in range(2)]
         try:
-            pending[0].sendall(b"GET / HTTP/1.1\r\n")  # one half-sent, one silent
             deadline = time.monotonic() + SERVE_CAP
             status = None
-            while time.monotonic() < deadline:  # until the server has accepted both
+            while time.monotonic() < deadline:  # until the server holds both and refuses a third
+                # A probe accepted by one loop while another was accepting a pending socket can take
+                # the second slot first: that pending socket is the one refused. It is opened again.
+                readable, _, _ = select.select(pending, [], [], 0)
+                for s in readable:
+                    i = pending.index(s)
+                    s.close()
+                    pending[i] = open_pending(i)
                 try:
                     status = self.answer(srv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 except AssertionError:
