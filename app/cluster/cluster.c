@@ -607,10 +607,13 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     }
     c->started = 1;
     pthread_setname_np(c->thread, "sb-cluster");
-    struct hub_engine e = {c, hook_send_user, hook_broadcast, hook_publish, hook_user_local,
-                           hook_room_local, hook_redis_up, hook_gauges, first_id(),
-                           hook_room_user_local, hook_close_user, hook_room_users, hook_user_routed,
-                           hook_send_unlisted, hook_room_user_nodes, hook_subscribe};
+    struct hub_engine e = {.ctx = c, .send_user = hook_send_user, .broadcast = hook_broadcast,
+                           .publish = hook_publish, .user_local = hook_user_local,
+                           .room_local = hook_room_local, .redis_up = hook_redis_up, .gauges = hook_gauges,
+                           .first_id = first_id(), .room_user_local = hook_room_user_local,
+                           .close_user = hook_close_user, .room_users = hook_room_users,
+                           .user_routed = hook_user_routed, .send_unlisted = hook_send_unlisted,
+                           .room_user_nodes = hook_room_user_nodes, .subscribe = hook_subscribe};
     hub_set_engine(h, &e);
     return c;
 }

@@ -90,8 +90,11 @@ static void test_with_engine(void) {
     struct world w;
     struct peer a1, a2, b, anon;
     world_start(&w, 0);
-    struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, up, no_gauges, 1000,
-                           member, close_elsewhere, remote_members, NULL, NULL, NULL, subscribe_elsewhere};
+    struct hub_engine e = {.send_user = no_send, .broadcast = no_broadcast, .publish = no_publish,
+                           .user_local = no_local, .room_local = no_local, .redis_up = up,
+                           .gauges = no_gauges, .first_id = 1000, .room_user_local = member,
+                           .close_user = close_elsewhere, .room_users = remote_members,
+                           .subscribe = subscribe_elsewhere};
     hub_set_engine(w.hub, &e);
     hook_log[0] = '\0';
     peer_open(&w, &a1, "alice");
@@ -129,8 +132,11 @@ static void test_subscribe(void) {
     struct world w;
     struct peer a1, a2, b;
     world_start(&w, 0);
-    struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, up, no_gauges, 1000,
-                           member, close_elsewhere, remote_members, NULL, NULL, NULL, subscribe_elsewhere};
+    struct hub_engine e = {.send_user = no_send, .broadcast = no_broadcast, .publish = no_publish,
+                           .user_local = no_local, .room_local = no_local, .redis_up = up,
+                           .gauges = no_gauges, .first_id = 1000, .room_user_local = member,
+                           .close_user = close_elsewhere, .room_users = remote_members,
+                           .subscribe = subscribe_elsewhere};
     hub_set_engine(w.hub, &e);
     peer_open(&w, &a1, "alice");
     peer_open(&w, &a2, "alice");

@@ -101,8 +101,9 @@ static void test_welcome_waits_for_route(void) {
     struct world w;
     struct peer a, c1, c2;
     world_start(&w, 0);
-    struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, is_up, no_gauges, 1000,
-                           NULL, NULL, NULL, user_routed, NULL, NULL, NULL};
+    struct hub_engine e = {.send_user = no_send, .broadcast = no_broadcast, .publish = no_publish,
+                           .user_local = no_local, .room_local = no_local, .redis_up = is_up,
+                           .gauges = no_gauges, .first_id = 1000, .user_routed = user_routed};
     hub_set_engine(w.hub, &e);
     routed = 0;
     peer_open(&w, &a, "alice");
@@ -156,8 +157,9 @@ static void test_rooms_mode(void) {
     struct world w;
     struct peer a, b, watcher;
     world_start(&w, PRESENCE_ROOMS);
-    struct hub_engine e = {NULL, no_send, no_broadcast, no_publish, no_local, no_local, is_up, no_gauges, 1000,
-                           NULL, NULL, NULL, NULL, NULL, room_user_nodes, NULL};
+    struct hub_engine e = {.send_user = no_send, .broadcast = no_broadcast, .publish = no_publish,
+                           .user_local = no_local, .room_local = no_local, .redis_up = is_up,
+                           .gauges = no_gauges, .first_id = 1000, .room_user_nodes = room_user_nodes};
     hub_set_engine(w.hub, &e);
     peer_open(&w, &a, "alice");
     peer_open(&w, &watcher, "walt");
