@@ -52,13 +52,15 @@ static const char *frame_text(const struct frame *f, size_t *len) {
     return (const char *)f->bytes + head;
 }
 
-/* Appends it to the queue unless the engine is down or the queue full (then frees it). 0 or -1. */
+/* Appends it to the queue unless the engine is down or the queue full (then frees it, not its ask).
+ * 0 or -1. */
 static int enqueue(struct cluster *c, struct item *it) {
     size_t size = sizeof *it + it->a_len + it->b_len;
     pthread_mutex_lock(&c->lock);
     int ok = c->up && c->q_bytes + size <= CLUSTER_QUEUE_MAX;
     int was_empty = !c->q_head;
     if (ok) {
+        if (it->ask) uroute_ask_link(c, it->ask); /* its deadline runs from here */
         it->next = NULL;
         if (c->q_tail) c->q_tail->next = it;
         else c->q_head = it;
@@ -121,27 +123,29 @@ static long hook_send_user(void *ctx, const char *user, const struct frame *f) {
     return publish_frame(c, channel, 'U', user, f) == 0 ? known : -1;
 }
 
-/* A send to a user this node does not list: the PUBLISH's reply says how many nodes hold it. Waits,
- * bounded (UROUTE_ASK_WAIT_MS); never while Redis is known to be down. */
-static long hook_send_unlisted(void *ctx, const char *user, const struct frame *f) {
+/* A send to a user this node does not list: the PUBLISH's reply says how many nodes hold it, told to
+ * `answer` on the engine thread (userroute.h: within UROUTE_ASK_WAIT_MS); nobody waits for it. -1 at
+ * once (no answer follows) while Redis is known to be down or the queue is full. */
+static int hook_send_unlisted(void *ctx, const char *user, const struct frame *f, void (*answer)(void *arg, long nodes),
+                              void *arg) {
     struct cluster *c = ctx;
     if (!engine_up(c)) return -1;
     char channel[CLUSTER_CHANNEL_MAX];
     uroute_channel(c, user, channel);
     struct item *it = publish_item(c, channel, 'U', user, f);
-    struct uroute_ask *a = it ? uroute_ask_new() : NULL;
+    struct uroute_ask *a = it ? uroute_ask_new(answer, arg) : NULL;
     if (!a) {
         free(it);
         return -1;
     }
     it->kind = IT_ASK;
     it->ask = a;
-    if (enqueue(c, it) < 0) { /* freed: the engine never sees the ask */
+    if (enqueue(c, it) < 0) { /* not linked: the engine never sees the ask */
         free(a);
         metrics_add(M_CLUSTER_DROPPED, 1);
         return -1;
     }
-    return uroute_ask_wait(c, a);
+    return 0;
 }
 
 static int hook_user_routed(void *ctx, const char *user) { return uroute_confirmed(ctx, user); }
@@ -338,7 +342,7 @@ static void drain(struct cluster *c) {
             const char *argv[] = {"PUBLISH", channel, it->buf + it->a_len};
             size_t lens[] = {7, strlen(channel), it->b_len};
             if (cluster_command(c, it->ask ? uroute_on_publish : NULL, it->ask, 3, argv, lens) < 0 && it->ask)
-                uroute_ask_done(c, it->ask, UROUTE_UNANSWERED);
+                uroute_ask_drop(c, it->ask);
             metrics_add(M_CLUSTER_PUBLISHES, 1);
         } else {
             char name[MEMBER_KEY_MAX];
@@ -369,7 +373,7 @@ static void drop_queue(struct cluster *c) {
         struct item *it = q;
         q = it->next;
         if (it->kind == IT_PUBLISH) metrics_add(M_CLUSTER_DROPPED, 1);
-        if (it->kind == IT_ASK) uroute_ask_done(c, it->ask, UROUTE_UNANSWERED);
+        if (it->kind == IT_ASK) uroute_ask_drop(c, it->ask);
         free(it);
     }
 }
@@ -516,9 +520,14 @@ static void *engine_main(void *arg) {
             c->next_tick = now + CLUSTER_TICK_MS;
         }
         int64_t next = up ? c->next_tick : c->cmd || c->sub ? now + CLUSTER_TICK_MS : c->retry_at;
+        int64_t ask_due = uroute_ask_expire(c, now);
+        if (ask_due < next) next = ask_due;
         turn(c, next > now ? (int)(next - now) : 0);
     }
     goodbye(c);
+    pthread_mutex_lock(&c->lock);
+    c->up = 0; /* from here no hook queues an ask that nobody would answer */
+    pthread_mutex_unlock(&c->lock);
     c->reset = 0;
     if (c->cmd) redisAsyncFree(c->cmd);
     if (c->sub) redisAsyncFree(c->sub);
@@ -535,7 +544,6 @@ static void cluster_free(struct cluster *c) {
     dict_free(c->local_members);
     dict_free(c->routed);
     dict_free(c->routes);
-    pthread_cond_destroy(&c->asked);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -574,11 +582,6 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->ob = ob;
     c->epfd = c->wakefd = -1;
     pthread_mutex_init(&c->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* uroute_ask_wait's deadline */
-    pthread_cond_init(&c->asked, &ca);
-    pthread_condattr_destroy(&ca);
     c->on_message = on_message;
     c->ttl_ms = o->node_ttl_s * 1000;
     struct timespec ts;

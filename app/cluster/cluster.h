@@ -26,13 +26,15 @@
  * Threads: one engine thread runs its own epoll set with both Redis connections (hiredis's async API,
  * redisev.h), pipelined, plus an eventfd and the once-a-second timer. The hub's hooks run on the
  * client loops and only queue (bounded: CLUSTER_QUEUE_MAX bytes, then dropped and counted), so a slow
- * or stopped Redis never holds up a client's reads or local deliveries. Redis commands waiting for a
+ * or stopped Redis never holds up a client's reads or local deliveries; even a send to a user this
+ * node does not list, whose answer is PUBLISH's reply, is answered later from this thread (or when
+ * UROUTE_ASK_WAIT_MS passes), never waited for (userroute.h, pendsend.h). Redis commands waiting for a
  * reply are bounded too (CLUSTER_INFLIGHT_MAX): past it the queue fills instead. While Redis is down
  * cross-node messages are dropped (counted) and the node serves its own clients; it reconnects with
  * backoff (100 ms doubling to 5 s), subscribes again and registers its users again.
  *
  * Locks: the engine's `lock` guards its queue, its up/down state and the mirror of this node's users
- * and rooms; the other nodes' presence is a table of its own (peers.h, its own lock). Both are taken
+ * and rooms, and the asks not answered yet; the other nodes' presence is a table of its own (peers.h, its own lock). Both are taken
  * after the hub's lock (the hooks run under it) and never held while calling the hub. */
 #ifndef SB_CLUSTER_H
 #define SB_CLUSTER_H

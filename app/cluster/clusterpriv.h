@@ -26,7 +26,7 @@ enum item_kind { IT_PUBLISH, IT_ASK, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_RO
 #define MEMBER_KEY_MAX (2 * SB_NAME_MAX + 2) /* "ROOM USER" and its NUL */
 
 /* One thing for the engine thread to tell Redis. IT_PUBLISH and IT_ASK (a PUBLISH whose reply `ask`
- * waits for, userroute.h): buf holds the channel then the payload; the others: buf holds the user's or
+ * is told, userroute.h): buf holds the channel then the payload; the others: buf holds the user's or
  * room's name, or a member's "ROOM USER". */
 struct item {
     struct item *next;
@@ -49,7 +49,7 @@ struct cluster {
     pthread_t thread;
     int started;
 
-    pthread_mutex_t lock; /* guards the fields down to `routed` */
+    pthread_mutex_t lock; /* guards the fields down to `asks_tail` */
     struct item *q_head, *q_tail;
     size_t q_bytes;
     int up;               /* both connections ready: hooks queue; else they drop */
@@ -59,7 +59,7 @@ struct cluster {
     struct dict *local_rooms; /* this node's rooms with members; values unused */
     struct dict *local_members; /* "ROOM USER" for each user with a connection in ROOM here; values unused */
     struct dict *routed;  /* the users whose channel Redis confirmed subscribed (userroute.h); values unused */
-    pthread_cond_t asked; /* with `lock`: an ask (userroute.h) was answered */
+    struct uroute_ask *asks, *asks_tail; /* the asks not answered yet, oldest first (userroute.h) */
 
     struct peers *peers;  /* the other nodes' presence; its own lock */
     size_t inflight;      /* atomic reads (gauges); written by the engine thread */

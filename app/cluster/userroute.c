@@ -1,13 +1,11 @@
 /* userroute: Redis routing by user (see userroute.h). */
 #include "userroute.h"
 
-#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clustercmd.h"
 #include "clusterpriv.h"
@@ -128,50 +126,76 @@ void uroute_on_reply(struct cluster *c, const char *channel, size_t len, int sub
 /* ---- a send to a user not listed here ---- */
 
 struct uroute_ask {
-    int refs;    /* the caller's and the engine's; the engine's lock */
-    int done;
-    long nodes;
+    struct uroute_ask *prev, *next; /* c->asks while `listed`; the engine's lock */
+    int listed;                     /* not answered yet; the engine's lock */
+    int64_t deadline_ms;            /* hub_now_ms() by which Redis must have answered; set once */
+    void (*answer)(void *arg, long nodes);
+    void *arg;
 };
 
-struct uroute_ask *uroute_ask_new(void) {
-    struct uroute_ask *a = calloc(1, sizeof *a);
-    if (a) a->refs = 2;
+struct uroute_ask *uroute_ask_new(void (*answer)(void *arg, long nodes), void *arg) {
+    struct uroute_ask *a = calloc(1, sizeof *a); /* the caller's, then the engine's (userroute.h) */
+    if (!a) return NULL;
+    a->answer = answer;
+    a->arg = arg;
     return a;
 }
 
-/* Drops one reference; the engine's lock held. */
-static void ask_unref(struct uroute_ask *a) {
-    if (--a->refs == 0) free(a);
+/* The engine's lock held. All deadlines are the same delay after their ask's link, so the list is in
+ * deadline order. */
+void uroute_ask_link(struct cluster *c, struct uroute_ask *a) {
+    a->deadline_ms = hub_now_ms() + UROUTE_ASK_WAIT_MS;
+    a->listed = 1;
+    a->prev = c->asks_tail;
+    a->next = NULL;
+    if (c->asks_tail) c->asks_tail->next = a;
+    else c->asks = a;
+    c->asks_tail = a;
 }
 
-long uroute_ask_wait(struct cluster *c, struct uroute_ask *a) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += (long)UROUTE_ASK_WAIT_MS * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+static void unlink_ask(struct cluster *c, struct uroute_ask *a) {
+    if (a->prev) a->prev->next = a->next;
+    else c->asks = a->next;
+    if (a->next) a->next->prev = a->prev;
+    else c->asks_tail = a->prev;
+    a->prev = a->next = NULL;
+    a->listed = 0;
+}
+
+/* Tells a's answer unless it was told already (it expired). Engine thread, without the lock. */
+static void tell(struct cluster *c, struct uroute_ask *a, long nodes) {
     pthread_mutex_lock(&c->lock);
-    int r = 0;
-    while (!a->done && r != ETIMEDOUT) r = pthread_cond_timedwait(&c->asked, &c->lock, &until);
-    long nodes = a->done ? a->nodes : UROUTE_UNANSWERED;
+    int listed = a->listed;
+    if (listed) unlink_ask(c, a);
+    pthread_mutex_unlock(&c->lock);
+    if (!listed) return;
     if (nodes == UROUTE_UNANSWERED) metrics_add(M_CLUSTER_ASKS_UNANSWERED, 1);
-    ask_unref(a);
-    pthread_mutex_unlock(&c->lock);
-    return nodes > 0 ? nodes : -1;
+    a->answer(a->arg, nodes > 0 ? nodes : -1);
 }
 
-void uroute_ask_done(struct cluster *c, struct uroute_ask *a, long nodes) {
-    pthread_mutex_lock(&c->lock);
-    a->done = 1;
-    a->nodes = nodes;
-    pthread_cond_broadcast(&c->asked);
-    ask_unref(a);
-    pthread_mutex_unlock(&c->lock);
+void uroute_ask_drop(struct cluster *c, struct uroute_ask *a) {
+    tell(c, a, UROUTE_UNANSWERED);
+    free(a);
 }
 
 void uroute_on_publish(redisAsyncContext *ac, void *r, void *privdata) {
     struct cluster *c = ac->data;
     redisReply *reply = r;
+    struct uroute_ask *a = privdata;
     cluster_on_reply(ac, r, NULL);
-    uroute_ask_done(c, privdata, reply && reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : UROUTE_UNANSWERED);
+    /* hiredis calls this once, with no reply when the connection went */
+    tell(c, a, reply && reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : UROUTE_UNANSWERED);
+    free(a);
+}
+
+/* Only the engine thread frees an ask, so one expired here stays valid until its reply frees it. */
+int64_t uroute_ask_expire(struct cluster *c, int64_t now_ms) {
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        struct uroute_ask *a = c->asks;
+        int64_t due = a ? a->deadline_ms : INT64_MAX;
+        pthread_mutex_unlock(&c->lock);
+        if (due > now_ms) return due;
+        tell(c, a, UROUTE_UNANSWERED);
+    }
 }

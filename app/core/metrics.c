@@ -57,6 +57,8 @@ static const struct {
                                      "Welcomes sent before Redis confirmed the user's route (Redis slow)"},
     [M_CLUSTER_ASKS_UNANSWERED] = {"switchboard_cluster_asks_unanswered_total",
                                    "Sends to a user not listed here that Redis did not answer in time or at all"},
+    [M_CLUSTER_SENDS_REFUSED] = {"switchboard_cluster_sends_refused_total",
+                                 "Sends to a user not listed here answered not_found at once: too many sends waited for Redis's answer"},
     [M_CLUSTER_RECONNECTS] = {"switchboard_cluster_reconnects_total", "Attempts to connect to Redis after the first"},
 };
 
@@ -235,6 +237,8 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g, dou
         put_gauge(&o, "switchboard_cluster_nodes_alive", "Other nodes seen alive in Redis", (double)g->nodes_alive);
         put_gauge(&o, "switchboard_cluster_queue_bytes", "Bytes waiting for the Redis connection", (double)g->cluster_queue_bytes);
         put_gauge(&o, "switchboard_cluster_inflight", "Redis commands sent and not yet answered", (double)g->cluster_inflight);
+        put_gauge(&o, "switchboard_cluster_sends_waiting", "Sends whose ack waits for Redis's answer (a user not listed here)",
+                  (double)g->sends_waiting);
     }
     return o.len;
 }

@@ -37,6 +37,7 @@ enum metric {
     M_CLUSTER_DROPPED,
     M_CLUSTER_WELCOMES_UNROUTED,
     M_CLUSTER_ASKS_UNANSWERED,
+    M_CLUSTER_SENDS_REFUSED, /* pendsend.h: a send to an unlisted user past the bound of waiting ones */
     M_CLUSTER_RECONNECTS,
     M__COUNT
 };
@@ -108,6 +109,7 @@ struct metrics_gauges {
     size_t nodes_alive;     /* other nodes seen alive, this one excluded */
     size_t cluster_queue_bytes;
     size_t cluster_inflight;
+    size_t sends_waiting;   /* pendsend.h: sends whose ack waits for the cluster's answer */
 };
 /* The limits in force, shown as gauges: --max-connections as the descriptors allow it, and the
  * process's open-file limit. Set once at start, before the server accepts. */

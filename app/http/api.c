@@ -12,6 +12,7 @@
 #include "http.h"
 #include "hubapi.h"
 #include "jsonspan.h"
+#include "pendsend.h"
 #include "router.h"
 #include "utf8.h"
 
@@ -241,20 +242,29 @@ static size_t list_add(char *buf, size_t len, const char *name) {
     return len + (size_t)sprintf(buf + len, "%s\"%s\"", buf[len - 1] == '[' ? "" : ",", name);
 }
 
+/* A worker thread may wait: it collects the answers the router's sends collect (pendsend.h) and
+ * waits for them, the engine bounding each. */
 static void exec_send(struct hub *h, const struct api_call *call, struct api_response *resp) {
-    char missing[API_SEND_REPLY_MAX] = "[";
-    size_t mlen = 1, delivered = 0;
+    struct pendsend *ps = pendsend_new(h, NULL, (size_t)call->ntargets);
+    if (!ps) {
+        fail(resp, 500, "internal", "out of memory");
+        return;
+    }
     const cJSON *t = cJSON_IsArray(call->to) ? call->to->child : call->to;
     for (int i = 0; i < call->ntargets; i++, t = t->next) {
         if (cJSON_IsArray(call->to) && envelope_seen_before(call->to, t)) continue;
         struct frame *f = envelope_frame(ENVELOPE_SERVER, "to", t->valuestring, &call->data);
-        long got = f ? hub_send_user(h, t->valuestring, f) : 0;
+        if (f) pendsend_to(ps, t->valuestring, f);
         frame_unref(f);
-        if (got < 0) mlen = list_add(missing, mlen, t->valuestring);
-        else delivered += (size_t)got;
     }
+    struct pendsend_tally tl;
+    pendsend_wait(ps, &tl);
+    char missing[API_SEND_REPLY_MAX] = "[";
+    size_t mlen = 1;
+    for (size_t i = 0; i < tl.nmissing; i++) mlen = list_add(missing, mlen, tl.missing[i]);
+    pendsend_free(ps);
     char text[API_SEND_REPLY_MAX + 64];
-    int len = snprintf(text, sizeof text, "{\"delivered\":%zu,\"not_found\":%s]}", delivered, missing);
+    int len = snprintf(text, sizeof text, "{\"delivered\":%ld,\"not_found\":%s]}", tl.delivered, missing);
     set_body(resp, 200, text, (size_t)len);
 }
 

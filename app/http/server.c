@@ -11,6 +11,7 @@
 #include "api.h"
 #include "http.h"
 #include "log.h"
+#include "pendsend.h"
 #include "metrics.h"
 #include "origin.h"
 #include "redact.h"
@@ -69,6 +70,7 @@ static int handle_metrics(struct mg_connection *conn, void *cbdata) {
     }
     struct metrics_gauges g;
     hub_gauges(srv->hub, &g);
+    g.sends_waiting = pendsend_waiting();
     size_t n = metrics_render(body, SERVER_METRICS_MAX, &g, uptime_s(srv));
     http_reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body, n);
     free(body);

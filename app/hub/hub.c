@@ -49,9 +49,10 @@ struct hub *hub_new(struct outbox *ob, const struct hub_options *opt) {
     if (!h) return NULL;
     h->users = dict_new();
     h->rooms = dict_new();
+    h->ids = dict_new();
     h->watches = watch_new();
     h->hist = history_new(&opt->history);
-    if (!h->users || !h->rooms || !h->watches || (opt->history.size > 0 && !h->hist)) {
+    if (!h->users || !h->rooms || !h->ids || !h->watches || (opt->history.size > 0 && !h->hist)) {
         hub_free(h);
         return NULL;
     }
@@ -121,6 +122,7 @@ void hub_free(struct hub *h) {
     if (h->rooms) dict_each(h->rooms, free_room, NULL);
     dict_free(h->users);
     dict_free(h->rooms);
+    dict_free(h->ids);
     watch_free(h->watches);
     free(h->online.names);
     history_free(h->hist);
@@ -284,7 +286,9 @@ enum hub_status hub_add(struct hub *h, struct conn *c) {
     int first = 0;
     enum hub_status s = h->shutting_down ? HUB_SHUTTING_DOWN : HUB_OK;
     int routed = !c->echo && !c->pending;
-    if (s == HUB_OK && routed && (first = user_attach(h, c)) < 0) s = attach_failure(h, c->user);
+    if (s == HUB_OK && dict_add(h->ids, c->id, c) < 0) s = HUB_NO_MEMORY;
+    if (s == HUB_OK && routed && (first = user_attach(h, c)) < 0 && (s = attach_failure(h, c->user)) != HUB_USER_FULL)
+        dict_remove(h->ids, c->id);
     if (s != HUB_OK && s != HUB_USER_FULL) {
         pthread_rwlock_unlock(&h->lock);
         return s;
@@ -351,6 +355,7 @@ void hub_remove(struct hub *h, struct conn *c) {
     else if (h->head == c) h->head = c->next;
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    dict_remove(h->ids, c->id);
     __atomic_sub_fetch(&h->count, 1, __ATOMIC_RELAXED);
     unseat(h, c);
     pthread_rwlock_unlock(&h->lock);
@@ -368,9 +373,26 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
     long remote = u && h->engine ? h->engine->send_user(h->engine->ctx, user, f) : 0;
     if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
-    /* Not listed here: a node may have welcomed the user a moment ago, before this one heard of it. */
-    if (!u && h->engine && h->engine->send_unlisted) n = h->engine->send_unlisted(h->engine->ctx, user, f);
-    return n;
+    return !u && h->engine && h->engine->send_unlisted ? HUB_UNLISTED : n;
+}
+
+int hub_ask_user(struct hub *h, const char *user, struct frame *f, void (*answer)(void *arg, long nodes), void *arg) {
+    return h->engine && h->engine->send_unlisted ? h->engine->send_unlisted(h->engine->ctx, user, f, answer, arg) : -1;
+}
+
+struct frame *hub_reserve_reply(struct hub *h, struct conn *c) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct frame *slot = outbox_reserve(h->ob, &c->out);
+    pthread_rwlock_unlock(&h->lock);
+    return slot;
+}
+
+void hub_fill_reply(struct hub *h, const char *id, struct frame *slot, struct frame *f) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct conn *c = dict_get(h->ids, id);
+    if (c) outbox_fill(h->ob, &c->out, slot, f);
+    pthread_rwlock_unlock(&h->lock);
+    if (!c) frame_unref(slot);
 }
 
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {

@@ -115,9 +115,24 @@ enum hub_status hub_add(struct hub *h, struct conn *c);
 void hub_remove(struct hub *h, struct conn *c);
 
 /* Delivery. Each returns the number of connections the frame was queued to. */
-/* To every connection of `user`; -1 if the user is not online. With an engine, a user not listed here
- * is asked of the cluster (hub_engine.send_unlisted), which may wait a bounded time for Redis. */
+/* To every connection of `user`; -1 if the user is not online. With an engine, HUB_UNLISTED when
+ * this node does not list the user: another node may have welcomed it a moment ago, so the caller
+ * asks the cluster (hub_ask_user) or counts it not found. */
+#define HUB_UNLISTED (-2L)
 long hub_send_user(struct hub *h, const char *user, struct frame *f);
+/* After HUB_UNLISTED: hands f to whichever nodes hold `user` (hub_engine.send_unlisted). 0, and
+ * answer(arg, nodes) comes once, later, on the engine's thread: the nodes that took it, or -1 (none, or
+ * Redis did not tell in time, counted); or -1 at once, and no answer, when it could not be handed over
+ * (no engine, Redis down, the engine's queue full). Never waits. */
+int hub_ask_user(struct hub *h, const char *user, struct frame *f, void (*answer)(void *arg, long nodes), void *arg);
+/* A reply to c that is not known yet keeps its place among c's replies: a slot reserved now in c's
+ * outbox (outbox_reserve), filled later by hub_fill_reply. c's own thread; NULL when c is closing or
+ * out of memory. The caller owns the reference returned. */
+struct frame *hub_reserve_reply(struct hub *h, struct conn *c);
+/* Puts f (NULL: nothing) in `slot`'s place in the outbox of the connection named `id` (c->id) and
+ * writes what waited behind it; if that connection is gone, only lets go of slot. Any thread; takes
+ * the caller's reference to slot. */
+void hub_fill_reply(struct hub *h, const char *id, struct frame *slot, struct frame *f);
 /* To every router connection except `from`. */
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f);
 /* To every member of `room` except `from`; -1 if `from` is not a member. */
@@ -190,10 +205,13 @@ struct hub_engine {
      * confirmed), or when the engine cannot promise it (Redis down: welcomes go at once, degraded);
      * 0 when the route is being set up: the welcome is held until hub_route_ready (hubremote.h). */
     int (*user_routed)(void *ctx, const char *user);
-    /* A send to a user this node does not list: handed to whichever nodes hold it, and waits (bounded,
-     * WITHOUT the hub lock) to learn how many did. That number of nodes, or -1 when none did (the user
-     * is online nowhere) or it could not tell (Redis down or slow, counted). */
-    long (*send_unlisted)(void *ctx, const char *user, const struct frame *f);
+    /* A send to a user this node does not list (called WITHOUT the hub lock): handed to whichever
+     * nodes hold it. Returns 0, and answer(arg, nodes) comes once, later, on the engine's thread,
+     * within a bound of the engine's (userroute.h): that number of nodes, or -1 when none did (the user
+     * is online nowhere) or Redis did not tell in time (counted). -1 at once, and no answer, when it
+     * cannot hand it over (Redis down, its queue full). Never waits. */
+    int (*send_unlisted)(void *ctx, const char *user, const struct frame *f, void (*answer)(void *arg, long nodes),
+                         void *arg);
     /* How many other nodes have `user` in `room` (--presence rooms: a room hears a user come and go
      * only once across the cluster), from the engine's mirror. */
     size_t (*room_user_nodes)(void *ctx, const char *room, const char *user);

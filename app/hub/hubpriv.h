@@ -53,6 +53,8 @@ struct hub {
     struct dict *rooms;   /* name -> struct room */
     struct watch_table *watches; /* who watches whom (watch.h), --presence rooms */
     struct conn *head;    /* every registered connection */
+    struct dict *ids;     /* c->id -> c, every registered connection: how another thread names one
+                           * (hub_fill_reply), never by a pointer it keeps */
     size_t count;         /* atomic reads: /healthz must not wait behind joins for the lock */
     uint64_t next_id;
     int shutting_down;

@@ -42,6 +42,9 @@ static void ring_release_if_empty(struct outq *q) {
     q->head = q->cap = 0;
 }
 
+/* A slot (outbox_reserve) is the one frame of no bytes: every real frame has a header. */
+static int is_slot(const struct frame *f) { return f->len == 0; }
+
 static struct frame *ring_pop(struct outq *q) {
     struct frame *f = q->ring[q->head];
     q->head = (q->head + 1) % q->cap;
@@ -96,7 +99,7 @@ static void advance(struct outq *q, size_t n) {
     q->bytes -= n;
     metrics_add(M_BYTES_OUT, n);
     n += q->head_done;
-    while (q->count && n >= q->ring[q->head]->len) {
+    while (q->count && !is_slot(q->ring[q->head]) && n >= q->ring[q->head]->len) {
         struct frame *f = ring_pop(q);
         n -= f->len;
         if (f == q->close_frame) q->close_sent = 1;
@@ -106,12 +109,12 @@ static void advance(struct outq *q, size_t n) {
     q->head_done = n;
 }
 
-/* Points iov at the head frames, taking a reference to each (pushes and drops go on meanwhile);
- * returns how many, and their unwritten bytes in *want. Called with q->lock held. */
+/* Points iov at the head frames up to the first slot, taking a reference to each (pushes and drops
+ * go on meanwhile); returns how many, and their unwritten bytes in *want. Called with q->lock held. */
 static int take_head(struct outq *q, struct iovec *iov, struct frame **held, size_t *want) {
     int n = 0;
     *want = 0;
-    for (size_t i = 0; i < q->count && n < OUTBOX_IOV; i++, n++) {
+    for (size_t i = 0; i < q->count && n < OUTBOX_IOV && !is_slot(q->ring[(q->head + i) % q->cap]); i++, n++) {
         struct frame *f = held[n] = frame_ref(q->ring[(q->head + i) % q->cap]);
         size_t skip = i == 0 ? q->head_done : 0;
         iov[n] = (struct iovec){f->bytes + skip, f->len - skip};
@@ -139,6 +142,7 @@ static void write_locked(struct outbox *ob, struct outq *q) {
         struct frame *held[OUTBOX_IOV];
         size_t want;
         int n = take_head(q, iov, held, &want);
+        if (n == 0) break; /* a slot at the head: outbox_fill writes on */
         pthread_mutex_unlock(&q->lock);
         ssize_t put = ob->io->write(q->sink, iov, n);
         pthread_mutex_lock(&q->lock);
@@ -279,6 +283,45 @@ void outbox_release(struct outbox *ob, struct outq *q) {
     q->held = 0;
     if (q->count && !q->detached) schedule(ob, q);
     pthread_mutex_unlock(&q->lock);
+}
+
+struct frame *outbox_reserve(struct outbox *ob, struct outq *q) {
+    struct frame *slot = malloc(sizeof *slot);
+    if (!slot) return NULL;
+    slot->refs = 1;
+    slot->len = 0;
+    pthread_mutex_lock(&q->lock);
+    int ok = !q->closing && !q->detached && ring_push(q, slot) == 0;
+    pthread_mutex_unlock(&q->lock);
+    if (ok) return slot;
+    free(slot);
+    return NULL;
+}
+
+/* Where slot is in the ring, counted from the head; q->count when it is not there. */
+static size_t slot_index(const struct outq *q, const struct frame *slot) {
+    size_t i = 0;
+    while (i < q->count && q->ring[(q->head + i) % q->cap] != slot) i++;
+    return i;
+}
+
+void outbox_fill(struct outbox *ob, struct outq *q, struct frame *slot, struct frame *f) {
+    pthread_mutex_lock(&q->lock);
+    size_t i = slot_index(q, slot);
+    int found = i < q->count;
+    if (found && f) {
+        q->ring[(q->head + i) % q->cap] = frame_ref(f);
+        q->bytes += f->len;
+        metrics_add(M_MESSAGES_OUT, 1);
+    } else if (found) { /* nothing to put there: the ones behind move up */
+        for (; i + 1 < q->count; i++) q->ring[(q->head + i) % q->cap] = q->ring[(q->head + i + 1) % q->cap];
+        q->count--;
+        ring_release_if_empty(q);
+    }
+    if (found) frame_unref(slot); /* the queue's reference */
+    if (found && !q->detached) schedule(ob, q);
+    pthread_mutex_unlock(&q->lock);
+    frame_unref(slot);
 }
 
 int outbox_flush(struct outbox *ob, struct outq *q) {

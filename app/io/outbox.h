@@ -118,6 +118,19 @@ int outq_closing(struct outq *q);
  * writes (or has the connection's loop write) what accumulated. */
 void outbox_hold(struct outq *q);
 void outbox_release(struct outbox *ob, struct outq *q);
+/* A slot: the place of a frame not known yet (an ack that waits for the cluster, pendsend.h), reserved
+ * in order. Nothing queued after it is written until outbox_fill puts the frame in its place, so the
+ * connection's replies keep the order of its requests. The slot is a frame of no bytes; the caller owns
+ * the reference returned (NULL when the queue is closing or out of memory) and gives it to outbox_fill.
+ * A slot counts no bytes against the limit; the frame that fills it does not either (it is small, and
+ * was promised). A close frame queued after a slot waits behind it, as behind any queued frame
+ * (bounded: whoever holds a slot fills it within a bounded time); a slow consumer's close drops slots
+ * with the rest. */
+struct frame *outbox_reserve(struct outbox *ob, struct outq *q);
+/* Puts f (the caller keeps its reference) in slot's place and writes what waited behind it; f NULL
+ * (out of memory) just frees the place. Takes the caller's reference to slot. A slot no longer queued
+ * (the queue was dropped) is only released. */
+void outbox_fill(struct outbox *ob, struct outq *q, struct frame *slot, struct frame *f);
 /* Marks the queue gone, drops what is queued and waits until no batch holds it and no write is in
  * progress. */
 void outbox_detach(struct outq *q);

@@ -10,6 +10,7 @@
 #include "envelope.h"
 #include "jsonspan.h"
 #include "names.h"
+#include "pendsend.h"
 #include "perms.h"
 #include "since.h"
 
@@ -22,8 +23,8 @@ struct request {
     size_t len;
 };
 
-/* A command handler returns the ack's `delivered` count, or -1 when it already replied (an error, or
- * an ack the hub completed with a list). */
+/* A command handler returns the ack's `delivered` count, or -1 when it already replied (an error, an
+ * ack the hub completed with a list, or a send's reply, which pendsend.h may queue later). */
 typedef long (*command_fn)(struct hub *h, struct conn *c, const struct request *r);
 
 static void reply(struct hub *h, struct conn *c, cJSON *obj) {
@@ -33,14 +34,23 @@ static void reply(struct hub *h, struct conn *c, cJSON *obj) {
     cJSON_Delete(obj);
 }
 
-void router_error(struct hub *h, struct conn *c, enum sb_error code, const char *message, const cJSON *id) {
+/* An error's frame (counted), NULL when out of memory. */
+static struct frame *error_frame(enum sb_error code, const char *message, const cJSON *id) {
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "type", "error");
     cJSON_AddStringToObject(e, "code", sb_error_names[code]);
     cJSON_AddStringToObject(e, "message", message);
     if (id) cJSON_AddItemToObject(e, "id", cJSON_Duplicate(id, 0));
     metrics_error(code);
-    reply(h, c, e);
+    struct frame *f = frame_json(e);
+    cJSON_Delete(e);
+    return f;
+}
+
+void router_error(struct hub *h, struct conn *c, enum sb_error code, const char *message, const cJSON *id) {
+    struct frame *f = error_frame(code, message, id);
+    if (f) hub_reply(h, c, f);
+    frame_unref(f);
 }
 
 static cJSON *ack_object(const cJSON *id, long delivered) {
@@ -104,12 +114,6 @@ static int check_targets(struct hub *h, struct conn *c, const cJSON *to, const c
     return n;
 }
 
-/* Appends `name` to the comma-separated list in buf, within its size. */
-static void list_append(char *buf, size_t cap, const char *name) {
-    size_t len = strlen(buf);
-    snprintf(buf + len, cap - len, "%s%s", len > strlen("not online: ") ? ", " : "", name);
-}
-
 /* A refusal by the permissions (perms.h): unauthorized, counted. */
 static void refuse_permission(struct hub *h, struct conn *c, const char *text, const cJSON *id) {
     metrics_add(M_PERMISSION_REFUSALS, 1);
@@ -129,25 +133,42 @@ static int targets_allowed(struct hub *h, struct conn *c, const cJSON *to, int n
     return 1;
 }
 
+/* A send's one reply (pendsend.h): not_found naming the targets found nowhere, else the ack if the
+ * command had an id. Any thread. */
+static struct frame *send_reply(const struct pendsend_tally *t, const cJSON *id) {
+    if (!t->nmissing) {
+        cJSON *a = id ? ack_object(id, t->delivered) : NULL;
+        struct frame *f = a ? frame_json(a) : NULL;
+        cJSON_Delete(a);
+        return f;
+    }
+    char missing[ROUTER_TEXT_MAX] = "not online: ";
+    for (size_t i = 0; i < t->nmissing; i++) {
+        size_t len = strlen(missing);
+        snprintf(missing + len, sizeof missing - len, "%s%s", i ? ", " : "", t->missing[i]);
+    }
+    return error_frame(ERR_NOT_FOUND, missing, id);
+}
+
+/* Replies itself (pendsend.h): later, without the loop waiting, when a target is asked of the cluster. */
 static long cmd_send(struct hub *h, struct conn *c, const struct request *r) {
     const cJSON *to = cJSON_GetObjectItemCaseSensitive(r->msg, "to");
     struct frame_part data;
     int n = check_targets(h, c, to, r->id);
     if (n < 0 || !targets_allowed(h, c, to, n, r->id) || !data_field(h, c, r, "send", &data)) return -1;
-    char missing[ROUTER_TEXT_MAX] = "not online: ";
-    size_t base = strlen(missing);
-    long delivered = 0;
+    struct pendsend *ps = pendsend_new(h, c, (size_t)n);
+    if (!ps) {
+        router_error(h, c, ERR_BAD_REQUEST, "out of memory", r->id);
+        return -1;
+    }
     const cJSON *t = cJSON_IsArray(to) ? to->child : to;
     for (int i = 0; i < n; i++, t = t->next) {
         if (cJSON_IsArray(to) && envelope_seen_before(to, t)) continue;
         struct frame *f = message_frame(c, "to", t->valuestring, &data);
-        long got = f ? hub_send_user(h, t->valuestring, f) : 0;
+        if (f) pendsend_to(ps, t->valuestring, f);
         frame_unref(f);
-        if (got < 0) list_append(missing, sizeof missing, t->valuestring);
-        else delivered += got;
     }
-    if (strlen(missing) == base) return delivered;
-    router_error(h, c, ERR_NOT_FOUND, missing, r->id);
+    pendsend_reply(ps, send_reply, r->id);
     return -1;
 }
 

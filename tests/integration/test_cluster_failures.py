@@ -1,5 +1,7 @@
 """The cluster's failures (issue 12): a node killed with SIGKILL, Redis stopped and started again,
-Redis answering slowly (SIGSTOP for 2 s). Each test has its own Redis and nodes (--node-ttl 3)."""
+Redis answering slowly (SIGSTOP for 2 s), and a send whose answer Redis holds back, which must not
+stall the event loop that carries its sender (its reply comes when the node's bound passes). Each
+test has its own Redis and nodes (--node-ttl 3)."""
 
 import asyncio
 import signal
@@ -157,6 +159,76 @@ class ClusterFailureTest(unittest.TestCase):
                 m, _ = await recv_until(b, is_type("message"), timeout=10 * SLOW)
                 self.assertEqual(m["data"], i)
             for ws in (a, a2, b):
+                await ws.close()
+        run_async(go(), timeout=60 * SLOW)
+
+    def test_send_to_an_unlisted_user_never_stalls_its_loop(self):
+        # One event loop per node: every connection of node 0 shares it. A send to a user node 0 does
+        # not list waits for Redis's answer (PUBLISH's count of nodes); Redis is frozen, so that answer
+        # never comes and the node answers not_found when its bound passes. Meanwhile the loop serves
+        # carol, and alice's own later reply comes after that answer, in the order she asked.
+        ports = self.start(2, ["--node-ttl", "30", "--threads", "1"])
+        node0 = self.cluster.nodes[0]
+
+        async def go():
+            a, _ = await open_router(ports[0], "sb_ua")
+            c, _ = await open_router(ports[0], "sb_uc")
+            d, _ = await open_router(ports[0], "sb_ud")
+            b, _ = await open_router(ports[1], "sb_ub")
+            for p in ports:
+                await wait_users(p, ["sb_ua", "sb_uc", "sb_ud", "sb_ub"])
+            # Redis answering: a user online nowhere is not_found once Redis said no node holds it.
+            await send_json(a, {"type": "send", "to": "sb_nobody", "data": 0, "id": 0})
+            m, _ = await recv_until(a, is_type("error"))
+            self.assertEqual((m["code"], m["id"]), ("not_found", 0))
+            unanswered = node0.metrics().get("switchboard_cluster_asks_unanswered_total")
+            events = []
+
+            async def read_alice():
+                for _ in range(3):
+                    m, _ = await recv_until(a, lambda m: m.get("type") != "presence", timeout=10 * SLOW)
+                    events.append(("alice", m))
+
+            self.cluster.redis.pause()
+            try:
+                await send_json(a, {"type": "send", "to": ["sb_ghost", "sb_uc"], "data": 1, "id": 1})
+                await send_json(a, {"type": "ping"})
+                reader = asyncio.ensure_future(read_alice())
+                # carol, on the same loop: a message from alice, her own ack and pong, before alice's answer
+                m, _ = await recv_until(c, is_type("message"))
+                events.append(("carol", m))
+                await send_json(c, {"type": "send", "to": "sb_ua", "data": 2, "id": 2})
+                m, _ = await recv_until(c, is_type("ack"))
+                events.append(("carol", m))
+                await send_json(c, {"type": "ping"})
+                m, _ = await recv_until(c, is_type("pong"))
+                events.append(("carol", m))
+                # a connection that is gone before its answer comes: the answer is dropped, nothing else
+                await send_json(d, {"type": "send", "to": "sb_ghost", "data": 3, "id": 3})
+                d.transport.abort()
+                await reader
+            finally:
+                self.cluster.redis.resume()
+            got = [(who, m.get("type"), m.get("id")) for who, m in events]
+            self.assertEqual(got[:3], [("carol", "message", None), ("carol", "ack", 2), ("carol", "pong", None)],
+                             "the loop waited for Redis: %r" % got)
+            # alice's replies in the order she asked, and what came for her meanwhile behind them
+            alice = [m for who, m in events if who == "alice"]
+            self.assertEqual([(m["type"], m.get("id")) for m in alice], [("error", 1), ("pong", None), ("message", None)],
+                             repr(alice))
+            self.assertEqual((alice[0]["code"], alice[0]["message"]), ("not_found", "not online: sb_ghost"))
+            self.assertEqual(alice[2]["data"], 2)
+            self.assertGreaterEqual(node0.metrics().get("switchboard_cluster_asks_unanswered_total"), unanswered + 1)
+            # Redis back: sends cross nodes again; the node lived through the connection that left early.
+            await send_json(a, {"type": "send", "to": "sb_ub", "data": 4, "id": 4})
+            m, _ = await recv_until(b, is_type("message"), timeout=10 * SLOW)
+            self.assertEqual(m["data"], 4)
+            m, _ = await recv_until(a, is_type("ack"), timeout=10 * SLOW)
+            self.assertEqual(m["id"], 4)
+            metrics = node0.metrics()
+            self.assertTrue(metrics.has("switchboard_cluster_sends_waiting"))
+            self.assertEqual(metrics.get("switchboard_cluster_sends_waiting"), 0)
+            for ws in (a, b, c):
                 await ws.close()
         run_async(go(), timeout=60 * SLOW)
 

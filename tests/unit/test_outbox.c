@@ -1091,8 +1091,55 @@ static void test_overflow_during_write(void) {
     free(e.buf);
 }
 
+/* A slot keeps a reply's place: frames before it go out, frames after it wait until it is filled,
+ * then everything goes in order; a slot filled with nothing gives its place up; a close waits behind
+ * a slot; a slot of a dropped queue is only released (under ASan: every frame freed once). */
+static void test_slots(void) {
+    struct outbox *ob = outbox_new(&mem_io);
+    struct sink s;
+    struct outq q;
+    struct expect e = {0};
+    open_conn(&q, &s, -1, 1 << 20);
+    push_new(ob, &q, &e, 0, 10);
+    struct frame *slot = outbox_reserve(ob, &q), *empty = outbox_reserve(ob, &q);
+    CHECK(slot && empty);
+    struct frame *later = numbered("later", 1, 10), *answer = numbered("answer", 1, 10);
+    CHECK_EQ_INT(outbox_push(ob, &q, later), OUTQ_QUEUED);
+    CHECK(sink_is(&s, &e)); /* only what came before the slot */
+    outbox_fill(ob, &q, slot, answer);
+    expect_add(&e, answer);
+    CHECK(sink_is(&s, &e)); /* the answer; the empty slot still holds `later` */
+    outbox_fill(ob, &q, empty, NULL);
+    expect_add(&e, later);
+    CHECK(sink_is(&s, &e));
+    CHECK_EQ_INT(outq_bytes(&q), 0);
+    /* a close queued behind a slot is written once the slot is filled */
+    slot = outbox_reserve(ob, &q);
+    CHECK_EQ_INT(outbox_close(ob, &q, 1000, "bye"), 1);
+    CHECK(outbox_reserve(ob, &q) == NULL); /* closing: no new place */
+    CHECK(sink_is(&s, &e));
+    outbox_fill(ob, &q, slot, answer);
+    expect_add(&e, answer);
+    CHECK(sink_len(&s) > e.len); /* the answer, then the close frame */
+    CHECK_EQ_INT(memcmp(s.buf, e.buf, e.len), 0);
+    close_conn(&q, &s);
+    /* a queue dropped with its slot: filling it later only releases it */
+    open_conn(&q, &s, -1, 1 << 20);
+    slot = outbox_reserve(ob, &q);
+    outbox_detach(&q);
+    outbox_fill(ob, &q, slot, answer);
+    CHECK_EQ_INT(s.writes, 0);
+    outq_destroy(&q);
+    sink_free(&s);
+    frame_unref(later);
+    frame_unref(answer);
+    outbox_free(ob);
+    free(e.buf);
+}
+
 int main(void) {
     test_order();
+    test_slots();
     test_partial_writes();
     test_full_sink_isolated();
     test_batch();
