@@ -16,12 +16,9 @@ connecting to 127.0.0.1, come from 127.0.0.1, the one trusted address.
   peer), and the log names the peer."""
 
 import http.client
-import os
 import re
-import shutil
 import socket
 import struct
-import tempfile
 import time
 import unittest
 
@@ -29,7 +26,7 @@ import websockets
 
 import harness
 from harness import RECV_TIMEOUT, recv_json
-from test_proxies import Caddy, Certificate, HAProxyTLS, Nginx, replace_once
+from test_proxies import Caddy, HAProxyTLS, Nginx, replace_once, start_behind_proxy, stop_behind_proxy
 
 SERVER_ARGS = ["--trusted-proxies", "127.0.0.1", "--max-per-ip", "2"]
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -212,31 +209,15 @@ class ThroughProxyMixin:
     port_known: whether the log can name the client's port (the PROXY protocol carries it)."""
     proxy_class = None
     port_known = False
-
-    @classmethod
-    def edit(cls, text):
-        return text
+    edit = None  # what the test changes in the recipe
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="sb-realip-cert-")
-        os.chmod(cls.tmp, 0o755)  # nginx's workers run unprivileged
-        cls.cert = Certificate(cls.tmp)
-        for path in (cls.cert.cert, cls.cert.key, cls.cert.both):
-            os.chmod(path, 0o644)
-        cls.server = harness.Server(SERVER_ARGS)
-        cls.server.start()
-        try:
-            cls.proxy = cls.proxy_class(cls.cert, cls.server.port, edit=cls.edit)
-        except BaseException:
-            cls.server.cleanup()
-            raise
+        start_behind_proxy(cls, SERVER_ARGS, cls.edit)
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.server.stop_and_check()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        stop_behind_proxy(cls)
 
     async def open(self, source, headers=None):
         origin = "https://127.0.0.1:%d" % self.proxy.port
