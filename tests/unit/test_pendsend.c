@@ -55,6 +55,21 @@ static void start(struct world *w) {
     down = 0;
 }
 
+/* A hub with the fake engine, and alice and bob connected, their welcomes read. */
+static void open_pair(struct world *w, struct peer *a, struct peer *b) {
+    start(w);
+    peer_open(w, a, "alice");
+    peer_open(w, b, "bob");
+    drain(a);
+    drain(b);
+}
+
+static void close_pair(struct world *w, struct peer *a, struct peer *b) {
+    peer_close(w, a, 1);
+    peer_close(w, b, 1);
+    world_stop(w);
+}
+
 static void say(struct world *w, struct peer *p, const char *text) { router_handle(w->hub, &p->c, text, strlen(text)); }
 
 static void engine_answers(size_t i, long nodes) { asks[i].answer(asks[i].arg, nodes); }
@@ -62,19 +77,13 @@ static void engine_answers(size_t i, long nodes) { asks[i].answer(asks[i].arg, n
 static void test_listed_at_once(void) {
     struct world w;
     struct peer a, b;
-    start(&w);
-    peer_open(&w, &a, "alice");
-    peer_open(&w, &b, "bob");
-    drain(&a);
-    drain(&b);
+    open_pair(&w, &a, &b);
     say(&w, &a, "{\"type\":\"send\",\"to\":\"bob\",\"data\":1,\"id\":1}");
     EXPECT(&b, "{\"type\":\"message\",\"from\":\"alice\",\"to\":\"bob\",\"data\":1}");
     EXPECT(&a, "{\"type\":\"ack\",\"id\":1,\"delivered\":1}");
     CHECK_EQ_INT(nasks, 0);
     CHECK_EQ_INT(pendsend_waiting(), 0);
-    peer_close(&w, &a, 1);
-    peer_close(&w, &b, 1);
-    world_stop(&w);
+    close_pair(&w, &a, &b);
 }
 
 /* The ack waits for the engine, in its place: the pong asked after it comes after it, while another
@@ -82,11 +91,7 @@ static void test_listed_at_once(void) {
 static void test_answer_keeps_its_place(void) {
     struct world w;
     struct peer a, b;
-    start(&w);
-    peer_open(&w, &a, "alice");
-    peer_open(&w, &b, "bob");
-    drain(&a);
-    drain(&b);
+    open_pair(&w, &a, &b);
     say(&w, &a, "{\"type\":\"send\",\"to\":\"zoe\",\"data\":1,\"id\":1}");
     CHECK_EQ_INT(nasks, 1);
     CHECK_EQ_STR(asks[0].user, "zoe");
@@ -109,20 +114,14 @@ static void test_answer_keeps_its_place(void) {
     engine_answers(1, 1);
     EXPECT(&a, "{\"type\":\"pong\"}");
     EXPECT_NONE(&a);
-    peer_close(&w, &a, 1);
-    peer_close(&w, &b, 1);
-    world_stop(&w);
+    close_pair(&w, &a, &b);
 }
 
 /* Several targets: one reply once all are in; not_found names the missing in the order sent to. */
 static void test_targets_add_up(void) {
     struct world w;
     struct peer a, b;
-    start(&w);
-    peer_open(&w, &a, "alice");
-    peer_open(&w, &b, "bob");
-    drain(&a);
-    drain(&b);
+    open_pair(&w, &a, &b);
     say(&w, &a, "{\"type\":\"send\",\"to\":[\"xena\",\"bob\",\"yann\",\"zoe\"],\"data\":1,\"id\":\"s\"}");
     CHECK_EQ_INT(nasks, 3);
     engine_answers(2, 1); /* zoe, on one node */
@@ -140,20 +139,14 @@ static void test_targets_add_up(void) {
     say(&w, &a, "{\"type\":\"send\",\"to\":[\"xena\",\"bob\"],\"data\":1,\"id\":4}");
     EXPECT(&a, "{\"type\":\"error\",\"code\":\"not_found\",\"message\":\"not online: xena\",\"id\":4}");
     CHECK_EQ_INT(pendsend_waiting(), 0);
-    peer_close(&w, &a, 1);
-    peer_close(&w, &b, 1);
-    world_stop(&w);
+    close_pair(&w, &a, &b);
 }
 
 /* The sender leaves before the answer: the answer is dropped, nobody else gets it. */
 static void test_sender_gone(void) {
     struct world w;
     struct peer a, b;
-    start(&w);
-    peer_open(&w, &a, "alice");
-    peer_open(&w, &b, "bob");
-    drain(&a);
-    drain(&b);
+    open_pair(&w, &a, &b);
     say(&w, &a, "{\"type\":\"send\",\"to\":\"zoe\",\"data\":1,\"id\":1}");
     peer_close(&w, &a, 1);
     engine_answers(0, -1);
@@ -168,11 +161,7 @@ static void test_sender_gone(void) {
 static void test_bound(void) {
     struct world w;
     struct peer a, b;
-    start(&w);
-    peer_open(&w, &a, "alice");
-    peer_open(&w, &b, "bob");
-    drain(&a);
-    drain(&b);
+    open_pair(&w, &a, &b);
     uint64_t refused = metrics_get(M_CLUSTER_SENDS_REFUSED);
     for (int i = 0; i < PENDSEND_PER_CONN; i++) say(&w, &a, "{\"type\":\"send\",\"to\":\"zoe\",\"data\":1}");
     CHECK_EQ_INT(nasks, PENDSEND_PER_CONN);
@@ -188,9 +177,7 @@ static void test_bound(void) {
     for (int i = 0; i < PENDSEND_PER_CONN; i++) engine_answers((size_t)i, 1);
     EXPECT(&a, "{\"type\":\"error\",\"code\":\"not_found\",\"message\":\"not online: zoe\",\"id\":9}");
     CHECK_EQ_INT(pendsend_waiting(), 0);
-    peer_close(&w, &a, 1);
-    peer_close(&w, &b, 1);
-    world_stop(&w);
+    close_pair(&w, &a, &b);
 }
 
 static void *answer_later(void *arg) {
