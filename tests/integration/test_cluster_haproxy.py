@@ -44,10 +44,6 @@ class RoutingThroughHAProxyTest(test_routing.RoutingTest):
             raise
         cls.server = Front(proxy, cluster)
 
-    def setUp(self):
-        super().setUp()
-        self.wait_nobody_online()
-
     async def presence_settled(self):
         """Presence crosses nodes through Redis, milliseconds later (PROTOCOL.md, "Several nodes"):
         the tests that read it across nodes (a users list, a publish's `delivered`) wait until every
@@ -65,8 +61,8 @@ class RoutingThroughHAProxyTest(test_routing.RoutingTest):
             await asyncio.sleep(0.02)
 
     def wait_nobody_online(self):
-        """The previous test's users have left every node (their leave events cross Redis after the
-        test ends; a single server would have sent them before the next test's clients connected)."""
+        """The previous test's users have left every node (their leave events also cross Redis after
+        the test ends)."""
         deadline = time.monotonic() + 10 * SLOW
         for node in self.server.cluster.nodes:
             while node.metrics().get("switchboard_users_online") != 0:

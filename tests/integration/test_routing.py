@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 import unittest
 
 import websockets.exceptions
@@ -10,7 +11,24 @@ import harness
 from harness import RECV_TIMEOUT, SLOW, expect_quiet, open_router, recv_json, send_json
 
 
-class RoutingTest(harness.ServerTestCase):
+class NobodyOnlineAtStart:
+    """The class shares one server: the previous test's connections close as its test ends, and the
+    server may handle those closes after this test's clients connected, which would then read the
+    leaves as their replies. Each test starts once the server has seen them all go."""
+
+    def setUp(self):
+        super().setUp()
+        self.wait_nobody_online()
+
+    def wait_nobody_online(self):
+        deadline = time.monotonic() + 10 * SLOW
+        while self.server.healthz()["connections"] != 0:
+            if time.monotonic() > deadline:
+                raise AssertionError("the previous test's connections are still open")
+            time.sleep(0.02)
+
+
+class RoutingTest(NobodyOnlineAtStart, harness.ServerTestCase):
     def run_async(self, coro):
         return harness.run_async(coro)
 
@@ -336,7 +354,7 @@ class RoutingTest(harness.ServerTestCase):
         self.assertEqual(resp.status, 400, resp)
 
 
-class ThreadsTest(harness.ServerTestCase):
+class ThreadsTest(NobodyOnlineAtStart, harness.ServerTestCase):
     """With several event loops, connections live on different threads: every targeted send and
     broadcast between them arrives exactly once and in order, whichever loop sent it."""
 
@@ -382,7 +400,7 @@ class ThreadsTest(harness.ServerTestCase):
         harness.run_async(go())
 
 
-class RateLimitTest(harness.ServerTestCase):
+class RateLimitTest(NobodyOnlineAtStart, harness.ServerTestCase):
     server_args = ["--rate-limit", "5"]
 
     def test_burst_partially_refused_connection_stays(self):
