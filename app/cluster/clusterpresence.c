@@ -24,7 +24,8 @@ static void names_apply(struct cluster *c, struct names *x, int delta) {
     names_free(x);
 }
 
-/* Room member "ROOM USER" came (up) or went on another node: the hub's room presence. */
+/* Room member "ROOM USER" came (up) or went on another node: the hub's room presence. Between
+ * hub_remote_members_begin and _end, with the table's change (hubremote.h). */
 static void member_changed(struct cluster *c, const char *key, int up) {
     const char *space = strchr(key, ' ');
     char room[SB_NAME_MAX + 1];
@@ -54,9 +55,12 @@ static int rooms_presence(const struct cluster *c) { return presence_mode(c->hub
 /* Node `id` is dead or gone: its room members and its users leave. */
 static void forget_node(struct cluster *c, const char *id) {
     struct names gone = {0}, members = {0}, none = {0};
+    hub_remote_members_begin(c->hub);
     if (rooms_presence(c)) peers_members_of(c->peers, id, &members);
-    if (peers_drop(c->peers, id, &gone)) log_info("cluster: node %s left (%zu users)", id, gone.n);
+    int known = peers_drop(c->peers, id, &gone);
     members_apply(c, &members, &none);
+    hub_remote_members_end(c->hub);
+    if (known) log_info("cluster: node %s left (%zu users)", id, gone.n);
     names_apply(c, &gone, -1);
 }
 
@@ -66,7 +70,9 @@ void cpres_node_event(struct cluster *c, const struct cluster_msg *m) {
     if (m->kind == 'M' || m->kind == 'N') {
         char key[MEMBER_KEY_MAX];
         snprintf(key, sizeof key, "%s %.*s", m->target, (int)m->body_len, m->body); /* parse checked the name */
+        hub_remote_members_begin(c->hub);
         if (peers_event(c->peers, m->node, m->seq, key, PEERS_MEMBER, up) && rooms_presence(c)) member_changed(c, key, up);
+        hub_remote_members_end(c->hub);
         return;
     }
     if (peers_event(c->peers, m->node, m->seq, m->target, room, up) && !room) hub_remote_user(c->hub, m->target, up ? 1 : -1);
@@ -75,10 +81,12 @@ void cpres_node_event(struct cluster *c, const struct cluster_msg *m) {
 static void node_snapshot(struct cluster *c, const char *id, uint64_t seq, struct dict *users, struct dict *rooms,
                           struct dict *members) {
     struct names joined = {0}, left = {0}, before = {0}, now = {0};
+    hub_remote_members_begin(c->hub);
     if (rooms_presence(c)) peers_members_of(c->peers, id, &before);
     peers_snapshot(c->peers, id, seq, users, rooms, members, &joined, &left);
     if (rooms_presence(c)) peers_members_of(c->peers, id, &now);
     members_apply(c, &before, &now);
+    hub_remote_members_end(c->hub);
     names_apply(c, &joined, 1);
     names_apply(c, &left, -1);
 }

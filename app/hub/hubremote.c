@@ -45,10 +45,12 @@ size_t hub_subscribe_local_user(struct hub *h, const char *user, const char *roo
     return n;
 }
 
+void hub_remote_members_begin(struct hub *h) { pthread_rwlock_rdlock(&h->lock); }
+
+void hub_remote_members_end(struct hub *h) { pthread_rwlock_unlock(&h->lock); }
+
 void hub_remote_room_user(struct hub *h, const char *room, const char *user, int up) {
-    pthread_rwlock_rdlock(&h->lock);
     presence_room_remote(h, room, user, up);
-    pthread_rwlock_unlock(&h->lock);
 }
 
 void hub_remote_user(struct hub *h, const char *user, int delta) {

@@ -34,8 +34,16 @@ void hub_remote_user(struct hub *h, const char *user, int delta);
  * (hub_engine.user_routed) go out. */
 void hub_route_ready(struct hub *h, const char *user);
 
-/* With --presence rooms: another node's `user` entered (up) or left `room` (the engine's table says so
- * already); this node's members of the room hear it if the user is in the room nowhere else. */
+/* With --presence rooms, the engine changes its table of other nodes' room members between
+ * hub_remote_members_begin and _end (the hub lock, shared) and tells the hub each change there with
+ * hub_remote_room_user. A join lists the members from that table under the hub lock, exclusive, so it
+ * comes wholly before a change (does not list the user, and hears of it) or wholly after (lists the
+ * user, and does not hear of it): never both, never neither. Between the two, nothing else of the hub
+ * may be called (hub_remote_user takes the lock itself). */
+void hub_remote_members_begin(struct hub *h);
+void hub_remote_members_end(struct hub *h);
+/* Another node's `user` entered (up) or left `room` (the engine's table says so already); this node's
+ * members of the room hear it if the user is in the room nowhere else. Between _begin and _end only. */
 void hub_remote_room_user(struct hub *h, const char *room, const char *user, int up);
 
 #endif
