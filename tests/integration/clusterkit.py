@@ -114,6 +114,20 @@ class Cluster:
                                          % (node.port, node.healthz(), node.stderr_tail()))
                 time.sleep(0.05)
 
+    async def presence_settled(self, timeout=None):
+        """Every node has heard every presence change the others announced (they cross Redis a few
+        milliseconds apart: a user's first node may be known before its second)."""
+        deadline = time.monotonic() + (timeout or 10 * SLOW)
+        while True:
+            m = [node.metrics() for node in self.nodes]
+            out = [x.get("switchboard_cluster_presence_out_total") for x in m]
+            heard = [x.get("switchboard_cluster_presence_in_total") for x in m]
+            if all(heard[i] == sum(out) - out[i] for i in range(len(self.nodes))):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("presence not settled: out %r, in %r" % (out, heard))
+            await asyncio.sleep(0.02)
+
     def ports(self):
         return [n.port for n in self.nodes]
 

@@ -86,6 +86,7 @@ class ClusterApiThreeNodesTest(unittest.TestCase):
             b3, _ = await open_router(self.ports[2], "dx_b")
             for p in self.ports:
                 await wait_users(p, ["dx_a", "dx_b"])
+            await self.cluster.presence_settled()  # node A knows both of dx_b's nodes, not just one
             status, _, got = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: api(self.ports[0], "POST", "/api/disconnect",
                                   {"user": "dx_b", "code": 4002, "reason": "kicked é"}))

@@ -6,7 +6,6 @@ goes through HAProxy 2.6. Every test must pass unchanged, waiting only where the
 presence crosses nodes asynchronously (presence_settled).
 """
 
-import asyncio
 import time
 import unittest
 
@@ -48,17 +47,7 @@ class RoutingThroughHAProxyTest(test_routing.RoutingTest):
         """Presence crosses nodes through Redis, milliseconds later (PROTOCOL.md, "Several nodes"):
         the tests that read it across nodes (a users list, a publish's `delivered`) wait until every
         node has heard every presence change the others announced."""
-        deadline = time.monotonic() + 10 * SLOW
-        nodes = self.server.cluster.nodes
-        while True:
-            m = [node.metrics() for node in nodes]
-            out = [x.get("switchboard_cluster_presence_out_total") for x in m]
-            heard = [x.get("switchboard_cluster_presence_in_total") for x in m]
-            if all(heard[i] == sum(out) - out[i] for i in range(len(nodes))):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError("presence not settled: out %r, in %r" % (out, heard))
-            await asyncio.sleep(0.02)
+        await self.server.cluster.presence_settled()
 
     def wait_nobody_online(self):
         """The previous test's users have left every node (their leave events also cross Redis after
