@@ -86,16 +86,18 @@ static long subscribe_elsewhere(void *ctx, const char *user, const char *room, i
     return strcmp(user, "bob") == 0 ? 2 : 0;
 }
 
+/* An engine whose hooks record what the hub asked of the other nodes. */
+static const struct hub_engine fake_engine = {
+    .send_user = no_send, .broadcast = no_broadcast, .publish = no_publish, .user_local = no_local,
+    .room_local = no_local, .redis_up = up, .gauges = no_gauges, .first_id = 1000,
+    .room_user_local = member, .close_user = close_elsewhere, .room_users = remote_members,
+    .subscribe = subscribe_elsewhere};
+
 static void test_with_engine(void) {
     struct world w;
     struct peer a1, a2, b, anon;
     world_start(&w, 0);
-    struct hub_engine e = {.send_user = no_send, .broadcast = no_broadcast, .publish = no_publish,
-                           .user_local = no_local, .room_local = no_local, .redis_up = up,
-                           .gauges = no_gauges, .first_id = 1000, .room_user_local = member,
-                           .close_user = close_elsewhere, .room_users = remote_members,
-                           .subscribe = subscribe_elsewhere};
-    hub_set_engine(w.hub, &e);
+    hub_set_engine(w.hub, &fake_engine);
     hook_log[0] = '\0';
     peer_open(&w, &a1, "alice");
     peer_open(&w, &a2, "alice");
@@ -132,12 +134,7 @@ static void test_subscribe(void) {
     struct world w;
     struct peer a1, a2, b;
     world_start(&w, 0);
-    struct hub_engine e = {.send_user = no_send, .broadcast = no_broadcast, .publish = no_publish,
-                           .user_local = no_local, .room_local = no_local, .redis_up = up,
-                           .gauges = no_gauges, .first_id = 1000, .room_user_local = member,
-                           .close_user = close_elsewhere, .room_users = remote_members,
-                           .subscribe = subscribe_elsewhere};
-    hub_set_engine(w.hub, &e);
+    hub_set_engine(w.hub, &fake_engine);
     peer_open(&w, &a1, "alice");
     peer_open(&w, &a2, "alice");
     peer_open(&w, &b, "bob");
