@@ -360,12 +360,14 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     struct user *u = dict_get(h->users, user);
     long n = u ? 0 : -1;
+    /* delivered counts each other node the engine handed it to (hub.h) */
+    int echo = 0;
+    long remote = u && h->engine ? h->engine->send_user(h->engine->ctx, user, f, &echo) : 0;
     struct hubh_msg m; /* kept for the user's recovery even when offline here (docs/PROTOCOL.md) */
     hubh_begin(h, &m, 'u', user, f);
+    m.echo = echo;
     for (size_t i = 0; u && i < u->conns.n; i++) n += hubh_deliver(h, u->conns.items[i], &m);
     hubh_end(&m);
-    /* delivered counts each other node the engine handed it to (hub.h) */
-    long remote = u && h->engine ? h->engine->send_user(h->engine->ctx, user, f) : 0;
     if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
     /* Not listed here: a node may have welcomed the user a moment ago, before this one heard of it. */

@@ -165,7 +165,10 @@ long hub_max_user_conns(const struct hub *h);
  * when it dropped it (Redis down or the engine's queue full; the engine counts it). */
 struct hub_engine {
     void *ctx;
-    long (*send_user)(void *ctx, const char *user, const struct frame *f);
+    /* With streams in Redis (clusterhist.h) it sets *echo: Redis brings the message back to this
+     * node with its stream position (hub_deliver_local_user_at), and the hub leaves this node's
+     * protocol 2 connections to that delivery. */
+    long (*send_user)(void *ctx, const char *user, const struct frame *f, int *echo);
     long (*broadcast)(void *ctx, const struct frame *f);
     long (*publish)(void *ctx, const char *room, const struct frame *f);
     /* This node's first connection of `user` (up = 1) or its last (up = 0); the same for a room's

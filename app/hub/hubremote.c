@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include "dict.h"
+#include "hubhist.h"
 #include "hubpriv.h"
 
 size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f) {
@@ -11,6 +12,19 @@ size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f) 
     struct user *u = dict_get(h->users, user);
     size_t n = 0;
     for (size_t i = 0; u && i < u->conns.n; i++) n += (size_t)hubp_deliver(h, u->conns.items[i], f);
+    pthread_rwlock_unlock(&h->lock);
+    return n;
+}
+
+size_t hub_deliver_local_user_at(struct hub *h, const char *user, struct frame *f, const struct hist_pos *pos, int own) {
+    pthread_rwlock_rdlock(&h->lock);
+    struct user *u = dict_get(h->users, user);
+    size_t n = 0;
+    struct hubh_msg m;
+    hubh_begin_at(&m, f, pos);
+    for (size_t i = 0; u && i < u->conns.n; i++)
+        if (!own || u->conns.items[i]->positions) n += (size_t)hubh_deliver(h, u->conns.items[i], &m);
+    hubh_end(&m);
     pthread_rwlock_unlock(&h->lock);
     return n;
 }

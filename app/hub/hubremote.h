@@ -20,6 +20,10 @@
 
 /* The engine's inbound side: deliveries from other nodes go to this node's connections only. */
 size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f);
+/* A message of `user`'s stream with the position Redis gave it (clusterhist.h): protocol 2
+ * connections get it stamped with pos. own: this node sent it, and its protocol 1 connections had it
+ * at once (hub_send_user), so only its protocol 2 ones get it now. */
+size_t hub_deliver_local_user_at(struct hub *h, const char *user, struct frame *f, const struct hist_pos *pos, int own);
 size_t hub_deliver_local_all(struct hub *h, struct frame *f);
 size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f);
 /* Another node's API disconnect: hub_close_user on this node's connections only. */
