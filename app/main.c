@@ -108,13 +108,12 @@ static int app_start(struct app *a, const struct config *cfg) {
     config_origin_list(cfg, origins);
     config_host_list(cfg, hosts);
     /* This node's history (history.h) is its own: with --redis a client may come back on another node,
-     * so it is off there, and the streams' positions come from Redis (clusterhist.h): for users' streams
-     * only in this version, without recovery. */
+     * so it is off there, and the streams' positions come from Redis (clusterhist.h), without recovery in
+     * this version. */
     struct history_options history = {cfg->redis[0] ? 0 : cfg->history_size, cfg->history_ttl * 1000, (size_t)cfg->history_memory};
     struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000, cfg->max_rooms, cfg->max_user_conns, history};
     if (cfg->redis[0] && cfg->history_size)
-        log_info("with --redis, messages to users carry positions kept in Redis; rooms, broadcasts and recovery are "
-                 "not kept across nodes in this version");
+        log_info("with --redis, stream positions are kept in Redis; history and recovery are not, in this version");
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
                                cfg->max_per_ip, origins, cfg->nallow, hosts, cfg->nhosts, NULL};
     char err[256] = "";

@@ -104,11 +104,6 @@ static int queue_message(struct cluster *c, struct item *it, int *echo) {
     return -1;
 }
 
-/* Queues a PUBLISH of message kind K (about `target`, or none) to `channel`. */
-static int publish_frame(struct cluster *c, const char *channel, char kind, const char *target, const struct frame *f) {
-    return queue_message(c, publish_item(c, channel, kind, target, f), NULL);
-}
-
 static int engine_up(struct cluster *c) {
     pthread_mutex_lock(&c->lock);
     int up = c->up;
@@ -126,7 +121,19 @@ static struct item *user_item(struct cluster *c, const char *user, const struct 
     size_t tlen;
     const char *text = frame_text(f, &tlen);
     snprintf(key, sizeof key, "u:%s", user);
-    return chist_item(c, 'u', user, key, channel, text, tlen);
+    return chist_item(c, 'u', user, NULL, key, channel, text, tlen);
+}
+
+/* A room's message (R, room given) or a broadcast (B) on PREFIX.all from connection `except` (NULL:
+ * the HTTP API): with streams through the script (as r or b), else a plain PUBLISH. NULL: out of
+ * memory. */
+static struct item *all_item(struct cluster *c, char kind, const char *room, const char *except, const struct frame *f) {
+    if (!c->history_ttl_s) return publish_item(c, c->ch_all, kind, room, f);
+    char key[HIST_KEY_MAX + 1];
+    size_t tlen;
+    const char *text = frame_text(f, &tlen);
+    snprintf(key, sizeof key, "%s%s", room ? "r:" : "b", room ? room : "");
+    return chist_item(c, room ? 'r' : 'b', room, except ? except : "", key, c->ch_all, text, tlen);
 }
 
 /* A send to a user this node lists: one message on the user's channel, which reaches every node
@@ -168,16 +175,16 @@ static int hook_user_routed(void *ctx, const char *user) { return uroute_confirm
 /* A room message goes to every node on PREFIX.all, and each delivers it to its own members, as
  * Socket.IO's adapter does: a member who joined on another node a moment ago gets it even before the
  * presence table here has heard of the join. `delivered` counts the nodes the table knows have members. */
-static long hook_publish(void *ctx, const char *room, const struct frame *f) {
+static long hook_publish(void *ctx, const char *room, const struct frame *f, const char *except, int *echo) {
     struct cluster *c = ctx;
-    if (publish_frame(c, c->ch_all, 'R', room, f) < 0) return -1;
+    if (queue_message(c, all_item(c, 'R', room, except, f), echo) < 0) return -1;
     return (long)peers_having(c->peers, 1, room, NULL, 0);
 }
 
 /* A broadcast goes to every node on one channel; it counts the other nodes with a user. */
-static long hook_broadcast(void *ctx, const struct frame *f) {
+static long hook_broadcast(void *ctx, const struct frame *f, const char *except, int *echo) {
     struct cluster *c = ctx;
-    if (publish_frame(c, c->ch_all, 'B', NULL, f) < 0) return -1;
+    if (queue_message(c, all_item(c, 'B', NULL, except, f), echo) < 0) return -1;
     return peers_with_users(c->peers);
 }
 
@@ -301,7 +308,10 @@ static void deliver_message(struct cluster *c, const struct cluster_msg *m, int 
     if (!own) metrics_add(M_CLUSTER_MESSAGES_IN, 1);
     struct hist_pos pos = {.offset = m->seq};
     memcpy(pos.epoch, m->epoch, sizeof pos.epoch);
-    if (m->kind == 'u') hub_deliver_local_user_at(c->hub, m->target, f, &pos, own);
+    const char *except = own ? m->except : NULL; /* "" for a send */
+    if (m->kind == 'u') hub_deliver_local_user_at(c->hub, m->target, f, &pos, except);
+    else if (m->kind == 'r') hub_deliver_local_room_at(c->hub, m->target, f, &pos, except);
+    else if (m->kind == 'b') hub_deliver_local_all_at(c->hub, f, &pos, except);
     else if (m->kind == 'U') hub_deliver_local_user(c->hub, m->target, f);
     else if (m->kind == 'R') hub_deliver_local_room(c->hub, m->target, f);
     else hub_deliver_local_all(c->hub, f);

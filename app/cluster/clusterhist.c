@@ -41,11 +41,12 @@ void chist_load(struct cluster *c) {
     cluster_command(c, NULL, NULL, 3, argv, lens);
 }
 
-struct item *chist_item(const struct cluster *c, char kind, const char *target, const char *key, const char *channel,
-                        const char *text, size_t text_len) {
-    char k[CLUSTER_CHANNEL_MAX], h[2 * SB_NAME_MAX + 3];
+struct item *chist_item(const struct cluster *c, char kind, const char *target, const char *except, const char *key,
+                        const char *channel, const char *text, size_t text_len) {
+    char k[CLUSTER_CHANNEL_MAX], h[3 * SB_NAME_MAX + 4];
     int kl = snprintf(k, sizeof k, "%s.meta.%s", c->prefix, key);
-    int hl = snprintf(h, sizeof h, "%s\n%s\n", c->node, target);
+    int hl = snprintf(h, sizeof h, "%s\n%s%s%s%s", c->node, target ? target : "", target ? "\n" : "",
+                      except ? except : "", except ? "\n" : "");
     size_t cl = strlen(channel);
     if (kl < 0 || (size_t)kl >= sizeof k || hl < 0 || (size_t)hl >= sizeof h) return NULL;
     struct item *it = malloc(sizeof *it + cl + (size_t)kl + (size_t)hl + text_len);

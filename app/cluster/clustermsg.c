@@ -24,6 +24,16 @@ static int take_line(const char **p, size_t n, char *out) {
     return 0;
 }
 
+/* "[NAME]\n" at *p (n bytes left): an empty line or a name. */
+static int take_except(const char **p, size_t n, char *out) {
+    if (n && **p == '\n') {
+        out[0] = '\0';
+        (*p)++;
+        return 0;
+    }
+    return take_line(p, n, out);
+}
+
 /* "EPOCH\n" at *p (n bytes left), the epoch as history hands them out, and an offset from 1. */
 static int take_epoch(const char **p, size_t n, struct cluster_msg *m) {
     if (m->seq == 0 || n <= HIST_EPOCH_LEN || (*p)[HIST_EPOCH_LEN] != '\n') return -1;
@@ -52,6 +62,8 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
     m->epoch[0] = '\0';
     if (take_line(&q, (size_t)(end - q), m->node) < 0) return -1;
     if (strchr(CLUSTER_TARGETED_KINDS, m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
+    m->except[0] = '\0';
+    if (strchr(CLUSTER_EXCEPT_KINDS, m->kind) && take_except(&q, (size_t)(end - q), m->except) < 0) return -1;
     if (strchr(CLUSTER_POSITIONED_KINDS, m->kind) && take_epoch(&q, (size_t)(end - q), m) < 0) return -1;
     m->body = q;
     m->body_len = (size_t)(end - q);
@@ -65,7 +77,7 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
         char reason[CLUSTER_REASON_MAX + 1];
         return cluster_close_parse(m->body, m->body_len, &code, reason);
     }
-    /* U, R, B, u: the body goes out as a text frame, which must be UTF-8 (RFC 6455 5.6) */
+    /* U, R, B, u, r, b: the body goes out as a text frame, which must be UTF-8 (RFC 6455 5.6) */
     return m->body_len && utf8_valid((const uint8_t *)m->body, m->body_len) ? 0 : -1;
 }
 

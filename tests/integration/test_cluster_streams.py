@@ -1,9 +1,11 @@
-"""Stream positions across nodes (issue 21, --redis): Redis gives each message of a user's stream its
-position (app/cluster/clusterhist.c), so every node delivers the same one.
+"""Stream positions across nodes (issue 21, --redis): Redis gives each message of a stream (a user's,
+a room's, the broadcast one) its position (app/cluster/clusterhist.c), so every node delivers the same.
 
   two tabs          a user with a protocol 2 connection on each of two nodes: messages sent to it from
                     both nodes reach both tabs with the same epoch and offsets, one more per message, in
                     the same order; a protocol 1 connection of the user gets them byte for byte as before
+  rooms, broadcast  the same for a room's and the broadcast stream, from both nodes; a sender gets the
+                    others' messages with those positions and never its own
   Redis down        a node goes on delivering to its own protocol 2 connections, without positions
 """
 
@@ -29,8 +31,11 @@ async def open_v2(port, user):
     return ws
 
 
-async def acked(ws, i):
-    m, _ = await recv_until(ws, lambda m: m.get("type") in ("ack", "error") and m.get("id") == i)
+async def acked(ws, i, skipped=None):
+    """The answer to command i; what came before it is appended to skipped (when given)."""
+    m, before = await recv_until(ws, lambda m: m.get("type") in ("ack", "error") and m.get("id") == i)
+    if skipped is not None:
+        skipped.extend(before)
     return m
 
 
@@ -87,6 +92,56 @@ class ClusterStreamsTest(ClusterTestCase):
                 m, _ = await recv_until(tab, is_message)
                 self.assertEqual((m["epoch"], m["offset"], m["data"]), (epoch, first + MESSAGES, "last"))
             for ws in (tab0, tab1, old, alice, carol, dave):
+                await ws.close()
+        run_async(go(), timeout=60 * SLOW)
+
+    def test_room_and_broadcast_positions_are_the_same_on_every_node(self):
+        async def go():
+            tab0 = await open_v2(self.ports[0], "cr_bob")
+            tab1 = await open_v2(self.ports[1], "cr_bob")
+            alice = await open_v2(self.ports[0], "cr_alice")
+            dave, _ = await open_router(self.ports[1], "cr_dave")
+            for ws in (tab0, tab1, alice, dave):
+                await send_json(ws, {"type": "join", "room": "cr_lobby", "id": "j"})
+                await acked(ws, "j")
+            for p in self.ports:
+                await wait_users(p, ["cr_bob", "cr_alice", "cr_dave"])
+            alice_got = []  # what alice gets while waiting for her acks
+            for i in range(MESSAGES):  # a room's stream, from both nodes in turn
+                sender = alice if i % 2 == 0 else dave
+                await send_json(sender, {"type": "publish", "room": "cr_lobby", "data": i, "id": i})
+                await acked(sender, i, alice_got if sender is alice else None)
+            for i in range(MESSAGES):  # the broadcast stream
+                sender = alice if i % 2 == 0 else dave
+                await send_json(sender, {"type": "broadcast", "data": "b%d" % i, "id": "b%d" % i})
+                await acked(sender, "b%d" % i, alice_got if sender is alice else None)
+            got = []
+            for tab in (tab0, tab1):
+                ms = []
+                for i in range(2 * MESSAGES):
+                    m, _ = await recv_until(tab, is_message)
+                    ms.append(m)
+                got.append(ms)
+            self.assertEqual(got[0], got[1])
+            room = [m for m in got[0] if m.get("room") == "cr_lobby"]
+            everyone = [m for m in got[0] if "room" not in m]
+            self.assertEqual(len(room), MESSAGES)
+            self.assertEqual(len(everyone), MESSAGES)
+            for stream, data in ((room, lambda i: i), (everyone, lambda i: "b%d" % i)):
+                epoch, first = stream[0]["epoch"], stream[0]["offset"]
+                self.assertEqual([(m["epoch"], m["offset"]) for m in stream],
+                                 [(epoch, first + i) for i in range(MESSAGES)])
+                self.assertEqual(sorted(m["data"] for m in stream), sorted(data(i) for i in range(MESSAGES)))
+                for sender in ("cr_alice", "cr_dave"):  # each sender's in the order sent
+                    mine = [m["data"] for m in stream if m["from"] == sender]
+                    self.assertEqual(mine, [data(i) for i in range(MESSAGES) if (i % 2 == 0) == (sender == "cr_alice")])
+            # The sender gets the others' messages with the same positions, never its own.
+            alice_got = [m for m in alice_got if is_message(m)]
+            while len(alice_got) < MESSAGES:
+                m, _ = await recv_until(alice, is_message)
+                alice_got.append(m)
+            self.assertEqual(alice_got, [m for m in got[0] if m["from"] == "cr_dave"])
+            for ws in (tab0, tab1, alice, dave):
                 await ws.close()
         run_async(go(), timeout=60 * SLOW)
 

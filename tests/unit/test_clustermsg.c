@@ -47,6 +47,20 @@ static void test_positioned(void) {
     CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9xZ\n", &m), -1);   /* and a text after it */
     CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9xZ1", &m), -1);     /* on a line of its own */
     CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9xZ\n\"a\xc3\"", &m), -1); /* UTF-8 */
+    /* a room's and the broadcast stream's: the sending connection's id (or nothing) before the epoch */
+    CHECK_EQ_INT(parse("r 3 n\nlobby\nconn-12\nAb3dE9xZ\n1", &m), 0);
+    CHECK_EQ_STR(m.target, "lobby");
+    CHECK_EQ_STR(m.except, "conn-12");
+    CHECK_EQ_STR(m.epoch, "Ab3dE9xZ");
+    CHECK(m.seq == 3 && m.body_len == 1 && m.body[0] == '1');
+    CHECK_EQ_INT(parse("b 9 n\n\nAb3dE9xZ\n1", &m), 0);
+    CHECK_EQ_STR(m.except, "");
+    CHECK_EQ_STR(m.target, "");
+    CHECK(m.seq == 9);
+    CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9xZ\n1", &m), 0);
+    CHECK_EQ_STR(m.except, "");
+    CHECK_EQ_INT(parse("b 9 n\nAb3dE9xZ\n1", &m), -1);      /* no sender line */
+    CHECK_EQ_INT(parse("r 3 n\nlobby\nco nn\nAb3dE9xZ\n1", &m), -1); /* not a name */
 }
 
 static void test_kinds(void) {

@@ -80,8 +80,8 @@ static void test_local_deliveries(void) {
 /* A fake engine whose route to "carol" is confirmed only when `routed` says so. */
 static int routed;
 static long no_send(void *ctx, const char *user, const struct frame *f, int *echo) { return 0; }
-static long no_broadcast(void *ctx, const struct frame *f) { return 0; }
-static long no_publish(void *ctx, const char *room, const struct frame *f) { return 0; }
+static long no_broadcast(void *ctx, const struct frame *f, const char *except, int *echo) { return 0; }
+static long no_publish(void *ctx, const char *room, const struct frame *f, const char *except, int *echo) { return 0; }
 static void no_local(void *ctx, const char *name, int up) {}
 static int is_up(void *ctx) { return 1; }
 static void no_gauges(void *ctx, struct metrics_gauges *g) {}
@@ -240,13 +240,30 @@ static void test_positions_from_the_cluster(void) {
     EXPECT(&v1, PLAIN);
     EXPECT_NONE(&v2); /* left to the cluster */
     struct hist_pos pos = {"Ab3dE9xZ", 7};
-    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "bob", f, &pos, 1), 1); /* its echo */
+    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "bob", f, &pos, ""), 1); /* its echo */
     EXPECT(&v2, STAMPED);
     EXPECT_NONE(&v1);
-    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "bob", f, &pos, 0), 2); /* from another node */
+    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "bob", f, &pos, NULL), 2); /* from another node */
     EXPECT(&v2, STAMPED);
     EXPECT(&v1, PLAIN);
-    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "nobody", f, &pos, 0), 0);
+    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "nobody", f, &pos, NULL), 0);
+    frame_unref(f);
+    /* a room's and the broadcast stream's: the sender left out of its own node's echo */
+    hub_join(w.hub, &v2.c, "lobby", NULL);
+    hub_join(w.hub, &v1.c, "lobby", NULL);
+    drain(&v2);
+    drain(&v1);
+    f = text(PLAIN);
+    CHECK_EQ_INT((long long)hub_deliver_local_room_at(w.hub, "lobby", f, &pos, v2.c.id), 0);
+    CHECK_EQ_INT((long long)hub_deliver_local_all_at(w.hub, f, &pos, v2.c.id), 0);
+    EXPECT_NONE(&v2);
+    EXPECT_NONE(&v1);
+    CHECK_EQ_INT((long long)hub_deliver_local_room_at(w.hub, "lobby", f, &pos, ""), 1);
+    EXPECT(&v2, STAMPED);
+    CHECK_EQ_INT((long long)hub_deliver_local_all_at(w.hub, f, &pos, NULL), 2);
+    EXPECT(&v2, STAMPED);
+    EXPECT(&v1, PLAIN);
+    CHECK_EQ_INT((long long)hub_deliver_local_room_at(w.hub, "attic", f, &pos, NULL), 0);
     frame_unref(f);
     peer_close(&w, &v2, 1);
     peer_close(&w, &v1, 1);
