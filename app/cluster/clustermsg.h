@@ -1,6 +1,6 @@
 /* clustermsg: what the nodes of a cluster say to each other through Redis, and the Redis URL.
  *
- * Every pub/sub payload is `K SEQ NODE\n[NAME\n]BODY`:
+ * Every pub/sub payload is `K SEQ NODE\n[NAME\n][SENDER\n]BODY`:
  *   K     U a message for user NAME (on the user's channel, PREFIX.user.NAME), u the same with its
  *         position in the user's stream (clusterhist.h: Redis assigned it, and published it to every
  *         node holding the user, the sender's too), r and b the same for R and B, R a
@@ -15,9 +15,9 @@
  *         API's subscribe and unsubscribe);
  *   SEQ   NODE's presence sequence number (J, L, E, X, M, N, S), the message's offset in its stream
  *         (u, r, b, from 1), 0 for the others, decimal;
- *   then for r and b, on a line of its own, the id of the connection that sent it (which its node
- *         leaves out, as it does its own `publish` and `broadcast`), empty when the HTTP API did;
  *   NODE  the sender's node id, a name (names.h);
+ *   SENDER for r and b only: the id of the connection that sent it (which its node leaves out, as it
+ *         does its own `publish` and `broadcast`), empty when the HTTP API did;
  *   BODY  for U, R and B the message frame's text (UTF-8), sent once per node whatever the recipients;
  *         for u, r and b the stream's epoch (HIST_EPOCH_LEN letters and digits), a newline and that text;
  *         for M and N the user's name; for G and Q the room's name; for D "CODE REASON"

@@ -7,6 +7,8 @@ a room's, the broadcast one) its position (app/cluster/clusterhist.c), so every 
   rooms, broadcast  the same for a room's and the broadcast stream, from both nodes; a sender gets the
                     others' messages with those positions and never its own
   Redis down        a node goes on delivering to its own protocol 2 connections, without positions
+  in-flight bound   past CLUSTER_INFLIGHT_MAX commands waiting for a paused Redis, each message goes
+                    out once, in order
 """
 
 import asyncio
@@ -169,6 +171,42 @@ class ClusterStreamsRedisDownTest(unittest.TestCase):
                 for ws in (bob, alice):
                     await ws.close()
             run_async(go(), timeout=60 * SLOW)
+            cluster.stop_and_check()
+        finally:
+            cluster.cleanup()
+
+
+class ClusterInflightBoundTest(unittest.TestCase):
+    """More messages than the engine lets wait for Redis's answer (CLUSTER_INFLIGHT_MAX, 10000) while
+    Redis is paused: the rest wait in the queue and each goes out once when Redis answers again (the
+    queue's last batch once went out twice: a double free)."""
+
+    COUNT = 12000
+
+    def test_messages_past_the_inflight_bound_go_out_once_in_order(self):
+        cluster = Cluster(2)
+        try:
+            async def go():
+                bob = await open_v2(cluster.ports()[1], "ci_bob")
+                alice, _ = await open_router(cluster.ports()[0], "ci_alice")
+                await wait_users(cluster.ports()[0], ["ci_bob"])
+                cluster.redis.pause()
+                try:
+                    for i in range(self.COUNT):
+                        await send_json(alice, {"type": "send", "to": "ci_bob", "data": i})
+                finally:
+                    cluster.redis.resume()
+                got = []
+                while len(got) < self.COUNT:
+                    m, _ = await recv_until(bob, is_message, timeout=10 * SLOW)
+                    got.append(m)
+                self.assertEqual([m["data"] for m in got], list(range(self.COUNT)))
+                first = got[0]["offset"]
+                self.assertEqual([m["offset"] for m in got], list(range(first, first + self.COUNT)))
+                await harness.expect_quiet(bob)
+                for ws in (bob, alice):
+                    await ws.close()
+            run_async(go(), timeout=120 * SLOW)
             cluster.stop_and_check()
         finally:
             cluster.cleanup()
