@@ -90,8 +90,8 @@ static const struct option_def options[] = {
     {"--jwt-issuer", "SWITCHBOARD_JWT_ISSUER", OPT_TEXT, FIELD(jwt_issuer), 0, CONFIG_TEXT_MAX, NULL, "ISS",
      "tokens must come from this issuer (iss)"},
     {"--trusted-proxies", "SWITCHBOARD_TRUSTED_PROXIES", OPT_TEXT, FIELD(trusted_proxies), 0, CONFIG_TEXT_MAX, NULL,
-     "CIDR,...", "proxies whose PROXY protocol header or X-Forwarded-For names the client (checked now; applied "
-     "once the new front door lands, see docs/CLI.md)"},
+     "CIDR,...", "proxies allowed to name the client: from these peers only, a PROXY protocol header (v1, v2) or "
+     "X-Forwarded-For gives the address that --max-per-ip and the logs see"},
     {"--client-allow", "SWITCHBOARD_CLIENT_ALLOW", OPT_TEXT, FIELD(client_allow), 0, CONFIG_TEXT_MAX,
      "send,broadcast,publish,join,users", "LIST",
      "client commands a connection may use unless its token has an allow claim: some of send, broadcast, publish, "

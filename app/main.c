@@ -87,9 +87,6 @@ static int preflight(const struct config *cfg) {
     snprintf(index, sizeof index, "%s/index.html", cfg->root);
     if (access(index, R_OK) != 0)
         log_warn("--root %s has no readable index.html: / answers 404 (only the files under it are served)", cfg->root);
-    if (cfg->trusted_proxies[0])
-        log_warn("--trusted-proxies is checked but not applied yet: per-address limits and logs still see the "
-                 "proxy's address (docs/CLI.md)");
     struct redis_url u;
     if (!cfg->redis[0] || redis_url_parse(cfg->redis, &u, err, sizeof err) < 0) return 0; /* config checked it */
     enum nodeclaim_result r = nodeclaim_check(&u, cfg->redis_prefix, cfg->node_id, cfg->node_ttl, err, sizeof err);
@@ -117,7 +114,7 @@ static int app_start(struct app *a, const struct config *cfg) {
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
                                cfg->max_per_ip, origins, cfg->nallow, hosts, cfg->nhosts, NULL};
     char err[256] = "";
-    struct acceptor_settings aset = {cfg->port, cfg->header_timeout, cfg->max_per_ip};
+    struct acceptor_settings aset = {cfg->port, cfg->header_timeout, cfg->max_per_ip, cfg->trusted_proxies};
     if (!(a->door = acceptor_new(&aset, err, sizeof err))) {
         log_error("cannot start: %s", err);
         return -1;

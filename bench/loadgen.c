@@ -22,6 +22,11 @@
  *           every pair of a room's members makes exactly one room join event (to the earlier) and
  *           one name in a join's `members` (of the later), n(K-1)/2 of each; every watched user is
  *           either in the watch's `online` or announced by one join event later, N*W in all.
+ *   hold    one of several generators against one cluster (bench/presence-cluster): like conns with
+ *           --rooms-of/--watch, but the users of --stride generators interleave (room members on every
+ *           node) and the connections are held while a driver sends commands on stdin: broadcast from a
+ *           client or POST /api/broadcast (deliveries counted, time to the last one), SIGKILL a node,
+ *           and count the leaves its users cause against the room layout (see scenario_hold).
  *
  * Every message's data string carries its sequence number and send time (CLOCK_MONOTONIC, µs), padded
  * with 'x' to --size bytes: "s:123:t:1700000000123456:xxxx...". A delivery whose data string is not
@@ -44,6 +49,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -229,13 +235,18 @@ struct ws {
     char accept[32];   /* the Sec-WebSocket-Accept the server must answer */
     struct buf in, out, frag;
     int64_t last_seq;  /* receivers: the highest sequence number seen, for the order check */
+    /* which members of its room (bit: place in the room) and which watched users (bit: distance - 1)
+     * this connection heard of (named in an ack or a join event), and heard leave; see user_bit */
+    uint64_t room_known, watch_known, room_left, watch_left;
 };
 
 
 struct stats {
     uint64_t refused, failed, closes, eofs, errors, truncated, misordered, misrouted;
     uint64_t welcomes, presence, other, frames, pings;
-    uint64_t room_events, watch_events, members_listed, online_listed, refused_commands;
+    uint64_t room_events, watch_events, members_listed, online_listed, refused_commands; /* joins */
+    uint64_t bad_joins, dup_joins;                        /* see on_join, on_setup_reply */
+    uint64_t room_leaves, watch_leaves, bad_leaves, dup_leaves; /* leaves; see on_leave */
 };
 
 /* How a protocol message (one JSON object) travels in WebSocket text frames; see app_send. */
@@ -249,6 +260,8 @@ struct options {
     int port2;        /* receivers connect here when set: cross-node runs against a cluster */
     long n, pairs, size, window, concurrency;
     long rooms_of, watch; /* conns: room size and users watched per connection, 0 = none */
+    long stride, offset;  /* hold: generator `offset` of `stride` making one population (see user_no) */
+    const char *api_key_file; /* hold: the key for POST /api/broadcast */
     double duration_s, warmup_s, deadline_s, step_s, settle_cap_s, hold_s;
     long start_rate, max_rate, p99_limit_us, bisections;
 };
@@ -263,6 +276,7 @@ static struct {
     char **tokens;                 /* --tokens: connection i sends tokens[i % ntokens] */
     size_t ntokens;
     int64_t last_rx;  /* when the last byte of any connection arrived */
+    int64_t first_leave_at, last_leave_at; /* when the first and the last presence leave arrived */
     struct stats st;
     int64_t next_sample;           /* when /proc is read next */
     int64_t rss_kb, rss_peak_kb, threads, threads_peak;
@@ -572,30 +586,112 @@ static uint64_t list_count(const char *msg, size_t len, const char *key) {
 
 static void app_send(struct ws *c, const char *json, size_t len);
 
-/* --rooms-of, --watch: conns connection i's join and watch, sent when it is welcomed. */
+/* The user number of a conns or hold connection: it is user c<user_no>. One generator's population is
+ * c0..c<n-1>; with --stride P --offset O (hold) it is one of P generators whose users together make
+ * c0..c<nP-1>, this one's being O, O+P, O+2P...: rooms g<u/K> of consecutive users then have members
+ * in every generator, so on every node of the cluster. */
+static long user_no(const struct ws *c) { return (long)c->index * G.o.stride + G.o.offset; }
+static long population(void) { return G.o.n * G.o.stride; }
+
+/* --rooms-of, --watch: connection u's join (room g<u/K>) and watch (users c<u+1>..c<u+W>, modulo the
+ * population), sent when it is welcomed. */
 static void presence_setup(struct ws *c) {
     char cmd[64 + 40 * 64];
+    long u = user_no(c);
     if (G.o.rooms_of > 0) {
-        int n = snprintf(cmd, sizeof cmd, "{\"type\":\"join\",\"room\":\"g%ld\",\"id\":1}", c->index / G.o.rooms_of);
+        int n = snprintf(cmd, sizeof cmd, "{\"type\":\"join\",\"room\":\"g%ld\",\"id\":1}", u / G.o.rooms_of);
         app_send(c, cmd, (size_t)n);
         c->replies++;
     }
     if (G.o.watch > 0) {
         int n = snprintf(cmd, sizeof cmd, "{\"type\":\"watch\",\"id\":2,\"users\":[");
         for (long j = 1; j <= G.o.watch && (size_t)n < sizeof cmd - 40; j++)
-            n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s\"c%ld\"", j > 1 ? "," : "", (c->index + j) % G.o.n);
+            n += snprintf(cmd + n, sizeof cmd - (size_t)n, "%s\"c%ld\"", j > 1 ? "," : "", (u + j) % population());
         n += snprintf(cmd + n, sizeof cmd - (size_t)n, "]}");
         app_send(c, cmd, (size_t)n);
         c->replies++;
     }
 }
 
-/* A reply to presence_setup's commands: the names it lists are counted for the check. */
+/* Which bit user c<v> is on connection c's masks (struct ws): its place in c's room (room), or its
+ * distance - 1 among the users c watches (!room); -1 if it is neither, or c itself. */
+static long user_bit(const struct ws *c, int64_t v, int room) {
+    long me = user_no(c), total = population(), k = G.o.rooms_of;
+    if (v < 0 || v >= total || v == me) return -1;
+    if (room) return k > 0 && k <= 64 && v / k == me / k ? v % k : -1;
+    long j = (long)((v - me + total) % total);
+    return G.o.watch <= 64 && j >= 1 && j <= G.o.watch ? j - 1 : -1;
+}
+
+/* The user number of the name "c<digits>" at *p (after its opening quote), advancing *p past the
+ * closing quote; -1 if it is not such a name. */
+static int64_t user_name(const char **p, const char *end) {
+    const char *s = *p;
+    if (s >= end || *s != 'c') return -1;
+    s++;
+    int64_t v = parse_num(&s, end);
+    if (v < 0 || s >= end || *s != '"') return -1;
+    *p = s + 1;
+    return v;
+}
+
+/* Sets user v's bit in *mask (user_bit): *bad when it is nobody c should hear of, *dup when it is set. */
+static void mark(const struct ws *c, uint64_t *mask, int64_t v, int room, uint64_t *bad, uint64_t *dup) {
+    long bit = user_bit(c, v, room);
+    if (bit < 0) (*bad)++;
+    else if (*mask >> bit & 1) (*dup)++;
+    else *mask |= (uint64_t)1 << bit;
+}
+
+/* The user in a presence event, -1 if there is none (or it is not one of the generators' names). */
+static int64_t event_user(const char *msg, size_t len) {
+    const char *u = memmem(msg, len, "\"user\":\"", 8), *p = u ? u + 8 : msg + len;
+    return user_name(&p, msg + len);
+}
+
+/* A room join or leave event for c names c's room, "g<u/K>". */
+static int own_room(const struct ws *c, const char *msg, size_t len) {
+    char name[48];
+    int nl = snprintf(name, sizeof name, "\"room\":\"g%ld\"", G.o.rooms_of > 0 ? user_no(c) / G.o.rooms_of : -1);
+    return memmem(msg, len, name, (size_t)nl) != NULL;
+}
+
+/* A reply to presence_setup's commands: the names it lists are counted for the check, and each one
+ * marked known on the connection (the join's `members`, itself aside, and the watch's `online`). */
 static void on_setup_reply(struct ws *c, const char *msg, size_t len, int error) {
     if (c->replies > 0) c->replies--;
     if (error) G.st.refused_commands++; /* --presence off or global: no watch */
     G.st.members_listed += list_count(msg, len, "\"members\":[");
     G.st.online_listed += list_count(msg, len, "\"online\":[");
+    for (int room = 1; room >= 0; room--) {
+        const char *key = room ? "\"members\":[" : "\"online\":[", *end = msg + len;
+        const char *p = memmem(msg, len, key, strlen(key));
+        for (p = p ? p + strlen(key) : end; p < end && *p != ']';) {
+            if (*p++ != '"') continue;
+            int64_t v = user_name(&p, end);
+            if (!(room && v == user_no(c))) mark(c, room ? &c->room_known : &c->watch_known, v, room, &G.st.bad_joins, &G.st.dup_joins);
+        }
+    }
+}
+
+/* A presence `join`: the user is marked known, as one named in an ack. */
+static void on_join(struct ws *c, const char *msg, size_t len, int room) {
+    if (room) G.st.room_events++;
+    else G.st.watch_events++;
+    int64_t v = room && !own_room(c, msg, len) ? -1 : event_user(msg, len);
+    mark(c, room ? &c->room_known : &c->watch_known, v, room, &G.st.bad_joins, &G.st.dup_joins);
+}
+
+/* A presence `leave` (hold): which member of c's room or which of its watched users left, one bit
+ * each, checked against the dead node's users once the node is killed (hold_leaves_poll). Any other
+ * user, a room other than c's, or the same bit twice is counted as a bad or duplicate leave. */
+static void on_leave(struct ws *c, const char *msg, size_t len, int room, int64_t now) {
+    if (room) G.st.room_leaves++;
+    else G.st.watch_leaves++;
+    if (!G.first_leave_at) G.first_leave_at = now;
+    G.last_leave_at = now;
+    int64_t v = room && !own_room(c, msg, len) ? -1 : event_user(msg, len);
+    mark(c, room ? &c->room_left : &c->watch_left, v, room, &G.st.bad_leaves, &G.st.dup_leaves);
 }
 
 /* One complete text message from the server. */
@@ -615,8 +711,9 @@ static void on_text(struct ws *c, const char *msg, size_t len, int64_t now) {
         }
     } else if (strncmp(type, "presence\"", 9) == 0) {
         G.st.presence++;
-        if (memmem(msg, len, "\"room\":", 7)) G.st.room_events++;
-        else G.st.watch_events++;
+        int room = memmem(msg, len, "\"room\":", 7) != NULL;
+        if (memmem(msg, len, "\"event\":\"leave\"", 15)) on_leave(c, msg, len, room, now);
+        else on_join(c, msg, len, room);
     } else if (c->replies && (strncmp(type, "ack\"", 4) == 0 || strncmp(type, "error\"", 6) == 0))
         on_setup_reply(c, msg, len, type[0] == 'e');
     else if (strncmp(type, "error\"", 6) == 0) {
@@ -823,16 +920,15 @@ static int probe_wait(int fd, short events, int64_t until) {
     }
 }
 
-/* GET /healthz on a fresh connection; the reply's first bytes go to buf (NUL-terminated). */
-static enum probe_result probe_exchange(int fd, int64_t until, char *buf, size_t cap) {
+/* The request `req` (with Connection: close) on fd, a fresh non-blocking socket, to the server; the
+ * reply's first bytes go to buf (NUL-terminated). PROBE_OK when the answer is 200. */
+static enum probe_result http_exchange(int fd, const char *req, size_t n, int64_t until, char *buf, size_t cap) {
     int w = connect(fd, (struct sockaddr *)&G.addr, sizeof G.addr) == 0 || errno == EINPROGRESS
                 ? probe_wait(fd, POLLOUT, until) : 0;
     int err = 0;
     socklen_t len = sizeof err;
     if (w <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) return w < 0 ? PROBE_ABANDONED : PROBE_FAIL;
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", G.o.host, G.o.port);
-    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) return PROBE_FAIL;
+    if (send(fd, req, n, MSG_NOSIGNAL) != (ssize_t)n) return PROBE_FAIL;
     size_t got = 0;
     while (got < cap - 1) {
         if ((w = probe_wait(fd, POLLIN, until)) <= 0) return w < 0 ? PROBE_ABANDONED : PROBE_FAIL;
@@ -842,6 +938,13 @@ static enum probe_result probe_exchange(int fd, int64_t until, char *buf, size_t
         if (r > 0) buf[got += (size_t)r] = '\0';
     }
     return strncmp(buf, "HTTP/1.1 200", 12) == 0 || strncmp(buf, "HTTP/1.0 200", 12) == 0 ? PROBE_OK : PROBE_FAIL;
+}
+
+/* GET /healthz on a fresh connection. */
+static enum probe_result probe_exchange(int fd, int64_t until, char *buf, size_t cap) {
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", G.o.host, G.o.port);
+    return http_exchange(fd, req, (size_t)n, until, buf, cap);
 }
 
 /* One probe within LG_PROBE_TIMEOUT_US; *took_us is how long it took. A probe cut short by the end
@@ -1000,12 +1103,38 @@ static void print_cpu(const struct cpu_mark *a, const struct cpu_mark *b) {
 
 /*---- the loop ----*/
 
+/* hold: the commands arriving on stdin. The loop only buffers them; scenario_hold runs each complete
+ * line, so that no command runs inside another's wait. */
+static struct {
+    char buf[4096];
+    size_t len;
+    int eof;
+} CMD;
+
+static void cmd_readable(void) {
+    while (CMD.len < sizeof CMD.buf) {
+        ssize_t n = read(0, CMD.buf + CMD.len, sizeof CMD.buf - CMD.len);
+        if (n > 0) CMD.len += (size_t)n;
+        else if (n < 0 && errno == EINTR) continue;
+        else {
+            if (n == 0) { /* the driver is gone: stop listening (a FIFO's hang-up would wake every turn) */
+                CMD.eof = 1;
+                ep_ctl(EPOLL_CTL_DEL, 0, 0, NULL);
+            }
+            return;
+        }
+    }
+}
+
 /* Waits up to timeout_ms for events and handles them, then reads /proc if a second has passed. */
 static void loop_once(int timeout_ms) {
     static struct epoll_event evs[LG_MAX_EVENTS];
     int n = epoll_wait(G.ep, evs, LG_MAX_EVENTS, timeout_ms);
     if (n < 0 && errno != EINTR) die("epoll_wait: %s", strerror(errno));
-    for (int i = 0; i < n; i++) ws_event(evs[i].data.ptr, evs[i].events);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == &CMD) cmd_readable();
+        else ws_event(evs[i].data.ptr, evs[i].events);
+    }
     int64_t now = now_us();
     if (now >= G.next_sample) {
         G.next_sample = now + LG_PROBE_PERIOD_US;
@@ -1055,20 +1184,26 @@ static void seq_reserve(uint64_t seq) {
     G.seq_cap = cap;
 }
 
-/* Sends message number G.next_seq from `from`: a broadcast, or a send to user `to`. */
-static void send_message(struct ws *from, const char *to) {
-    uint64_t seq = G.next_seq++;
+/* Writes message seq's data string, sent at `now`, to data: "s:SEQ:t:NOW:" padded with 'x' to --size. */
+static void message_data(char *data, uint64_t seq, int64_t now) {
+    int d = snprintf(data, 64, "s:%" PRIu64 ":t:%" PRId64 ":", seq, now);
+    memset(data + d, 'x', (size_t)(G.o.size - d));
+}
+
+/* Sends message number seq from `from`: a broadcast, or a send to user `to`. */
+static void send_seq(struct ws *from, const char *to, uint64_t seq) {
     seq_reserve(seq);
     int64_t now = now_us();
     G.sent_at[seq] = now;
     int head = to ? snprintf(G.payload, 128, "{\"type\":\"send\",\"to\":\"%s\",\"data\":\"", to)
                   : snprintf(G.payload, 128, "{\"type\":\"broadcast\",\"data\":\"");
     char *data = G.payload + head;
-    int d = snprintf(data, 64, "s:%" PRIu64 ":t:%" PRId64 ":", seq, now);
-    memset(data + d, 'x', (size_t)(G.o.size - d));
+    message_data(data, seq, now);
     memcpy(data + G.o.size, "\"}", 2);
     app_send(from, G.payload, (size_t)head + (size_t)G.o.size + 2);
 }
+
+static void send_message(struct ws *from, const char *to) { send_seq(from, to, G.next_seq++); }
 
 static uint64_t lost_deliveries(uint64_t lo, uint64_t hi) {
     uint64_t lost = 0;
@@ -1359,6 +1494,328 @@ static void print_presence_check(uint64_t ok) {
            n * w, G.st.refused_commands, exact);
 }
 
+/*---- hold: one of several generators against one cluster, driven by commands ----*/
+
+/* hold (bench/presence-cluster): --n connections, users c<u> (user_no: --stride generators with
+ * --offset 0.. make one population), each joining its room and watching as conns does once it is
+ * welcomed, all held open while a driver sends commands on stdin, one per line. Each command is
+ * answered by one line on stdout, "WORD key=value ...":
+ *   connect CAP_S        open them all, at most CAP_S s                                  CONNECTED
+ *   presence CAP_S       wait until the presence adds up (below), or CAP_S s, then 0.5 s PRESENCE
+ *                        more for anything extra
+ *   expect ws|api COUNT CAP_S  count the deliveries of the clients' broadcast (sequence   DELIVERIES
+ *                        0) or of the POST /api/broadcast (sequence 1) until COUNT arrived
+ *                        and 0.3 s more, or CAP_S s; other commands run meanwhile
+ *   broadcast            connection 0 broadcasts sequence 0                               SENT
+ *   api-broadcast        POST /api/broadcast of sequence 1 to --port, with --api-key-file API
+ *   kill PID             SIGKILL to PID (a node); t_us is when, CLOCK_MONOTONIC           KILLED
+ *   leaves D T_US CAP_S  the leaves generator D's users must cause here (their node was   LEAVES
+ *                        killed at T_US): until all arrived and 1 s more, or T_US + CAP_S;
+ *                        other commands run meanwhile
+ *   quit                 the summary, then exit                                           RESULT
+ * Presence is exact when, on each connection, every other member of its room is either named in the
+ * join's `members` or announced by one room join event (K - 1 in all), and every watched user either
+ * named in the watch's `online` or announced by one watch join event (W), each exactly once (a bit per
+ * user and connection, user_bit), and nobody else: which of the two a connection gets depends on who
+ * came first, on any node (two members joining on two nodes at once may both get an event). After a kill, each connection
+ * must hear exactly one room leave per member of its room on the dead node and one watch leave per
+ * watched user there (on_leave, users_due), and nothing else. */
+
+#define HOLD_SEQ_WS 0  /* the clients' broadcast */
+#define HOLD_SEQ_API 1 /* POST /api/broadcast */
+
+static struct {
+    int expecting;                 /* a DELIVERIES line is due */
+    const char *which;
+    uint64_t seq, count;
+    int64_t until, reached_at;     /* reached_at: when the count was reached, 0 = not yet */
+    int leaving;                   /* a LEAVES line is due */
+    long dead;
+    uint64_t due;                  /* leaves expected in all */
+    int64_t killed_at, leave_until, leaves_done_at;
+} H;
+
+/* The POST /api/broadcast, on a thread of its own so that the loop keeps reading deliveries. */
+static struct {
+    pthread_mutex_t lock;          /* guards done, status, delivered, took_us */
+    pthread_t thread;
+    int started, done, status;
+    long delivered;
+    int64_t took_us;
+    char req[LG_MAX_DATA + 1024];  /* written before the thread starts, then only read */
+    size_t len;
+    char key[512];                 /* --api-key-file's first line */
+} A = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *api_main(void *arg) {
+    (void)arg;
+    char buf[1024] = "";
+    int64_t start = now_us();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        http_exchange(fd, A.req, A.len, start + 10000000, buf, sizeof buf);
+        close(fd);
+    }
+    const char *d = strstr(buf, "\"delivered\":");
+    pthread_mutex_lock(&A.lock);
+    A.status = strncmp(buf, "HTTP/1.", 7) == 0 ? atoi(buf + 9) : 0;
+    A.delivered = d ? atol(d + 12) : -1;
+    A.took_us = now_us() - start;
+    A.done = 1;
+    pthread_mutex_unlock(&A.lock);
+    return NULL;
+}
+
+static void api_broadcast(void) {
+    if (A.started) {
+        printf("API ok=0 busy=1\n");
+        return;
+    }
+    if (!A.key[0]) die("api-broadcast needs --api-key-file");
+    int64_t now = now_us();
+    int head = snprintf(G.payload, 64, "{\"data\":\"");
+    message_data(G.payload + head, HOLD_SEQ_API, now);
+    int body = head + (int)G.o.size + snprintf(G.payload + head + G.o.size, 8, "\"}");
+    A.len = (size_t)snprintf(A.req, sizeof A.req,
+                             "POST /api/broadcast HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                             "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%.*s",
+                             G.o.host, G.o.port, A.key, body, body, G.payload);
+    A.done = 0;
+    if (pthread_create(&A.thread, NULL, api_main, NULL) != 0) die("pthread_create failed");
+    A.started = 1;
+}
+
+/* The API call's answer, once it is in. */
+static void api_poll(void) {
+    if (!A.started) return;
+    pthread_mutex_lock(&A.lock);
+    int done = A.done;
+    pthread_mutex_unlock(&A.lock);
+    if (!done) return;
+    pthread_join(A.thread, NULL);
+    A.started = 0;
+    printf("API ok=%d status=%d delivered=%ld ms=%.1f\n", A.status == 200 && A.delivered >= 0, A.status, A.delivered,
+           (double)A.took_us / 1000);
+}
+
+static void read_api_key(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(A.key, sizeof A.key, f)) die("--api-key-file %s: cannot read it", path);
+    fclose(f);
+    A.key[strcspn(A.key, "\r\n")] = '\0';
+}
+
+static void hold_expect(const char *which, uint64_t count, double cap_s) {
+    H.expecting = 1;
+    H.reached_at = 0;
+    H.which = strcmp(which, "api") == 0 ? "api" : "ws";
+    H.seq = H.which[0] == 'a' ? HOLD_SEQ_API : HOLD_SEQ_WS;
+    H.count = count;
+    H.until = now_us() + (int64_t)(cap_s * 1e6);
+    memset(G.lat, 0, sizeof *G.lat);
+    G.lat_lo = H.seq;
+    G.lat_hi = H.seq + 1;
+}
+
+/* DELIVERIES: time from the send (stamped in the data) to the first, the median and the last
+ * delivery here; the sender's clock is this machine's CLOCK_MONOTONIC, as ours. */
+static void hold_deliveries_poll(void) {
+    if (!H.expecting) return;
+    int64_t now = now_us();
+    uint64_t got = G.got[H.seq];
+    if (got >= H.count && !H.reached_at) H.reached_at = now;
+    if (!(H.reached_at && now - H.reached_at >= 300000) && now < H.until) return;
+    H.expecting = 0;
+    printf("DELIVERIES which=%s seq=%" PRIu64 " got=%" PRIu64 " expected=%" PRIu64 " ok=%d first_ms=%.1f p50_ms=%.1f"
+           " last_ms=%.1f truncated=%" PRIu64 " misordered=%" PRIu64 "\n",
+           H.which, H.seq, got, H.count, got == H.count && G.st.truncated == 0,
+           (double)hist_quantile(G.lat, 1e-9) / 1000, (double)hist_quantile(G.lat, 0.5) / 1000,
+           (double)G.lat->max / 1000, G.st.truncated, G.st.misordered);
+}
+
+/* The users connection c must hear of, as user_bit's bits: the other members of its room (room) or
+ * the users it watches (!room); with gen >= 0, only those of generator `gen` (on its node). */
+static uint64_t users_due(const struct ws *c, int room, long gen) {
+    long me = user_no(c), total = population(), k = G.o.rooms_of;
+    uint64_t due = 0;
+    if (room)
+        for (long b = 0; k > 0 && b < k; b++) {
+            long v = me / k * k + b;
+            if (v < total && v != me && (gen < 0 || v % G.o.stride == gen)) due |= (uint64_t)1 << b;
+        }
+    else
+        for (long j = 1; j <= G.o.watch; j++) {
+            long v = (me + j) % total;
+            if (v != me && (gen < 0 || v % G.o.stride == gen)) due |= (uint64_t)1 << (j - 1);
+        }
+    return due;
+}
+
+static void hold_leaves(long dead, int64_t killed_at, double cap_s) {
+    H.leaving = 1;
+    H.dead = dead;
+    H.killed_at = killed_at;
+    H.leave_until = killed_at + (int64_t)(cap_s * 1e6);
+    H.leaves_done_at = 0;
+    H.due = 0;
+    for (size_t i = 0; i < G.nconns; i++)
+        H.due += (uint64_t)__builtin_popcountll(users_due(&G.conns[i], 1, dead)) +
+                 (uint64_t)__builtin_popcountll(users_due(&G.conns[i], 0, dead));
+}
+
+/* LEAVES: what arrived against what the layout implies, per connection and user. */
+static void hold_leaves_poll(void) {
+    if (!H.leaving) return;
+    int64_t now = now_us();
+    if (G.st.room_leaves + G.st.watch_leaves >= H.due && !H.leaves_done_at) H.leaves_done_at = now;
+    if (!(H.leaves_done_at && now - H.leaves_done_at >= 1000000) && now < H.leave_until) return;
+    H.leaving = 0;
+    uint64_t due_room = 0, due_watch = 0, got = 0, missing = 0, extra = 0, closed = 0;
+    for (size_t i = 0; i < G.nconns; i++) {
+        const struct ws *c = &G.conns[i];
+        closed += c->state != WS_OPEN;
+        for (int room = 0; room <= 1; room++) {
+            uint64_t due = users_due(c, room, H.dead), have = room ? c->room_left : c->watch_left;
+            *(room ? &due_room : &due_watch) += (uint64_t)__builtin_popcountll(due);
+            got += (uint64_t)__builtin_popcountll(have & due);
+            missing += (uint64_t)__builtin_popcountll(due & ~have);
+            extra += (uint64_t)__builtin_popcountll(have & ~due);
+        }
+    }
+    int early = G.first_leave_at && G.first_leave_at < H.killed_at;
+    int ok = missing == 0 && extra == 0 && G.st.bad_leaves == 0 && G.st.dup_leaves == 0 && !early && closed == 0;
+    printf("LEAVES dead=%ld expected_room=%" PRIu64 " expected_watch=%" PRIu64 " room_leaves=%" PRIu64
+           " watch_leaves=%" PRIu64 " right=%" PRIu64 " missing=%" PRIu64 " extra=%" PRIu64 " bad=%" PRIu64
+           " duplicate=%" PRIu64 " early=%d closed_here=%" PRIu64 " first_ms=%.1f last_ms=%.1f ok=%d\n",
+           H.dead, due_room, due_watch, G.st.room_leaves, G.st.watch_leaves, got, missing, extra, G.st.bad_leaves,
+           G.st.dup_leaves, early, closed, G.first_leave_at ? (double)(G.first_leave_at - H.killed_at) / 1000 : -1,
+           G.last_leave_at ? (double)(G.last_leave_at - H.killed_at) / 1000 : -1, ok);
+}
+
+static void hold_connect(double cap_s) {
+    struct cpu_mark cpu0 = cpu_mark();
+    int64_t took = connect_range(0, G.nconns, (int64_t)(cap_s * 1e6));
+    size_t ok = count_welcomed(), upgraded = count_open(), done = 0;
+    for (size_t i = 0; i < G.nconns; i++) done += G.conns[i].state == WS_OPEN && ready(&G.conns[i]);
+    printf("CONNECTED n=%ld offset=%ld stride=%ld ok=%d opened=%zu upgraded=%zu answered=%zu refused=%" PRIu64
+           " connect_failed=%" PRIu64 " connect_ms=%.0f connect_per_s=%.0f",
+           G.o.n, G.o.offset, G.o.stride, done == G.nconns && G.st.refused == 0 && G.st.failed == 0, ok, upgraded, done,
+           G.st.refused, G.st.failed, (double)took / 1000, took > 0 ? (double)ok / ((double)took / 1e6) : 0);
+    struct cpu_mark cpu1 = cpu_mark();
+    print_cpu(&cpu0, &cpu1);
+    printf("\n");
+}
+
+static void hold_presence(double cap_s) {
+    uint64_t exp_room = 0, exp_watch = 0, n = G.nconns;
+    long k = G.o.rooms_of, total = population();
+    for (size_t i = 0; i < G.nconns && k > 0; i++) {
+        long r = user_no(&G.conns[i]) / k, members = total - r * k < k ? total - r * k : k;
+        exp_room += (uint64_t)(members - 1);
+    }
+    exp_watch = n * (uint64_t)G.o.watch;
+    int64_t start = now_us(), until = start + (int64_t)(cap_s * 1e6), quiet_until = 0;
+    for (;;) {
+        uint64_t others = G.st.members_listed >= n ? G.st.members_listed - n : 0;
+        int full = G.st.room_events + others >= exp_room && G.st.watch_events + G.st.online_listed >= exp_watch;
+        if (full && !quiet_until) quiet_until = now_us() + 500000;
+        if ((quiet_until && now_us() >= quiet_until) || now_us() >= until || past_deadline()) break;
+        loop_once(5);
+    }
+    uint64_t others = k > 0 && G.st.members_listed >= n ? G.st.members_listed - n : 0, missing = 0;
+    for (size_t i = 0; i < G.nconns; i++) { /* per connection and user: each known exactly once */
+        const struct ws *c = &G.conns[i];
+        missing += (uint64_t)__builtin_popcountll(users_due(c, 1, -1) & ~c->room_known) +
+                   (uint64_t)__builtin_popcountll(users_due(c, 0, -1) & ~c->watch_known);
+    }
+    printf("PRESENCE rooms_of=%ld watch=%ld room_events=%" PRIu64 " members_listed=%" PRIu64 " others_listed=%" PRIu64
+           " room_expected=%" PRIu64 " watch_events=%" PRIu64 " online_listed=%" PRIu64 " watch_expected=%" PRIu64
+           " unknown=%" PRIu64 " bad=%" PRIu64 " duplicate=%" PRIu64 " refused_commands=%" PRIu64 " leaves_before=%" PRIu64
+           " settle_ms=%.0f presence_ok=%d\n",
+           k, G.o.watch, G.st.room_events, G.st.members_listed, others, exp_room, G.st.watch_events, G.st.online_listed,
+           exp_watch, missing, G.st.bad_joins, G.st.dup_joins, G.st.refused_commands, G.st.room_leaves + G.st.watch_leaves,
+           (double)(now_us() - start) / 1000,
+           missing == 0 && G.st.bad_joins == 0 && G.st.dup_joins == 0 && G.st.room_events + others == exp_room &&
+               G.st.watch_events + G.st.online_listed == exp_watch && G.st.refused_commands == 0 &&
+               G.st.room_leaves + G.st.watch_leaves == 0);
+}
+
+/* Runs one command line; 1 for quit. */
+static int hold_command(const char *line) {
+    char word[32] = "", which[8] = "";
+    double cap = 0;
+    long a = 0;
+    long long t = 0;
+    unsigned long long count = 0;
+    if (sscanf(line, "%31s", word) != 1) return 0;
+    if (strcmp(word, "quit") == 0) return 1;
+    if (strcmp(word, "connect") == 0 && sscanf(line, "%*s %lf", &cap) == 1) hold_connect(cap);
+    else if (strcmp(word, "presence") == 0 && sscanf(line, "%*s %lf", &cap) == 1) hold_presence(cap);
+    else if (strcmp(word, "expect") == 0 && sscanf(line, "%*s %7s %llu %lf", which, &count, &cap) == 3)
+        hold_expect(which, count, cap);
+    else if (strcmp(word, "broadcast") == 0) {
+        struct ws *c = &G.conns[0];
+        int ok = c->state == WS_OPEN && c->welcomed;
+        if (ok) send_seq(c, NULL, HOLD_SEQ_WS);
+        printf("SENT seq=%d from=%s ok=%d\n", HOLD_SEQ_WS, c->name, ok);
+    } else if (strcmp(word, "api-broadcast") == 0) api_broadcast();
+    else if (strcmp(word, "kill") == 0 && sscanf(line, "%*s %ld", &a) == 1 && a > 1) {
+        int rc = kill((pid_t)a, SIGKILL);
+        printf("KILLED pid=%ld ok=%d t_us=%" PRId64 "\n", a, rc == 0, now_us());
+    } else if (strcmp(word, "leaves") == 0 && sscanf(line, "%*s %ld %lld %lf", &a, &t, &cap) == 3)
+        hold_leaves(a, (int64_t)t, cap);
+    else printf("BAD command=%.60s\n", line);
+    return 0;
+}
+
+/* The next complete command line from CMD into line (NUL-terminated); 0 if there is none yet. */
+static int next_command(char *line, size_t cap) {
+    char *nl = memchr(CMD.buf, '\n', CMD.len);
+    if (!nl) return 0;
+    size_t len = (size_t)(nl - CMD.buf);
+    snprintf(line, cap, "%.*s", (int)len, CMD.buf);
+    memmove(CMD.buf, nl + 1, CMD.len - len - 1);
+    CMD.len -= len + 1;
+    return 1;
+}
+
+static int scenario_hold(void) {
+    if (G.o.stride < 1 || G.o.offset < 0 || G.o.offset >= G.o.stride) die("hold: --offset must be 0..--stride - 1");
+    if (G.o.rooms_of > 64 || G.o.watch > 64 || G.o.watch >= population()) die("hold: --rooms-of and --watch at most 64, and under the population");
+    if (G.o.api_key_file) read_api_key(G.o.api_key_file);
+    add_conns("c", (size_t)G.o.n, ROLE_IDLE);
+    for (size_t i = 0; i < G.nconns; i++) snprintf(G.conns[i].name, sizeof G.conns[i].name, "c%ld", user_no(&G.conns[i]));
+    G.next_seq = HOLD_SEQ_API + 1; /* deliveries of both sequences are accepted from the start */
+    seq_reserve(HOLD_SEQ_API);
+    fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &CMD};
+    if (epoll_ctl(G.ep, EPOLL_CTL_ADD, 0, &ev) < 0) die("hold reads commands on stdin, a pipe or a terminal: %s", strerror(errno));
+    say("hold: %ld connections (c%ld, c%ld, ...), waiting for commands on stdin", G.o.n, G.o.offset, G.o.offset + G.o.stride);
+    char line[sizeof CMD.buf];
+    int quit = 0;
+    while (!quit) {
+        while (!quit && next_command(line, sizeof line)) {
+            quit = hold_command(line);
+            fflush(stdout);
+        }
+        if (quit || (CMD.eof && !memchr(CMD.buf, '\n', CMD.len)) || past_deadline()) break;
+        hold_deliveries_poll();
+        hold_leaves_poll();
+        api_poll();
+        fflush(stdout);
+        loop_once(5);
+    }
+    if (!quit) say("hold: %s", past_deadline() ? "past --deadline" : "stdin closed");
+    if (A.started) pthread_join(A.thread, NULL);
+    printf("RESULT scenario=hold n=%ld offset=%ld stride=%ld still_open=%zu room_events=%" PRIu64 " watch_events=%" PRIu64
+           " room_leaves=%" PRIu64 " watch_leaves=%" PRIu64 " deliveries=%" PRIu64,
+           G.o.n, G.o.offset, G.o.stride, count_welcomed(), G.st.room_events, G.st.watch_events, G.st.room_leaves,
+           G.st.watch_leaves, G.delivered);
+    print_common();
+    printf("\n");
+    return 0;
+}
+
 /* Makes the connections still open end with a reset (SO_LINGER 0) when the process exits, not a FIN:
  * the generator closes first, so a FIN would leave each of its ports in TIME_WAIT for a minute, and the
  * next run (conns-18000 after conns-10000) would search a nearly full ephemeral port range on every
@@ -1391,7 +1848,7 @@ static void read_tokens(const char *path) {
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: loadgen --port PORT --scenario fanout|pairs|conns [options]\n"
+            "usage: loadgen --port PORT --scenario fanout|pairs|conns|hold [options]\n"
             "       loadgen --free-port          print a free 127.0.0.1 port\n"
             "       loadgen --port PORT --wait-ready SECONDS   wait until GET /healthz answers 200\n"
             "options:\n"
@@ -1415,8 +1872,11 @@ static void usage(FILE *out) {
             "  --p99-limit-us U    pairs: a step passes with p99 under this (10000)\n"
             "  --hold S            conns: seconds to hold the connections open (1)\n"
             "  --settle-cap S      conns: cap on connecting plus settling (12)\n"
-            "  --rooms-of K        conns: connection i joins room g<i/K> once welcomed (0 = none)\n"
-            "  --watch W           conns: connection i watches c<i+1>..c<i+W> once welcomed (0 = none)\n"
+            "  --rooms-of K        conns, hold: connection i joins room g<i/K> once welcomed (0 = none)\n"
+            "  --watch W           conns, hold: connection i watches c<i+1>..c<i+W> once welcomed (0 = none)\n"
+            "  --stride P          hold: P generators make one population of n*P users (1)\n"
+            "  --offset O          hold: this generator's users are cO, cO+P, cO+2P, ... (0)\n"
+            "  --api-key-file F    hold: the server's API key, for api-broadcast\n"
             "  --concurrency K     handshakes in progress at once (200)\n"
             "  --tokens FILE       send ?token=LINE instead of ?user=NAME: connection i (c<i> in conns) gets\n"
             "                      line i modulo the count (mint each with the connection's name as sub)\n"
@@ -1457,7 +1917,7 @@ int main(int argc, char **argv) {
     struct options o = {.scenario = NULL, .host = "127.0.0.1", .path = NULL, .n = 100, .pairs = 100, .size = 64,
                         .window = 16, .concurrency = 200, .duration_s = 5, .warmup_s = 1, .deadline_s = 20,
                         .step_s = 1, .settle_cap_s = 12, .hold_s = 1, .start_rate = 2000, .max_rate = 1000000,
-                        .p99_limit_us = 10000, .bisections = 3};
+                        .p99_limit_us = 10000, .bisections = 3, .stride = 1};
     double ready_s = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1494,6 +1954,9 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--settle-cap") == 0) o.settle_cap_s = atof(v);
         else if (strcmp(a, "--rooms-of") == 0) o.rooms_of = atol(v);
         else if (strcmp(a, "--watch") == 0) o.watch = atol(v);
+        else if (strcmp(a, "--stride") == 0) o.stride = atol(v);
+        else if (strcmp(a, "--offset") == 0) o.offset = atol(v);
+        else if (strcmp(a, "--api-key-file") == 0) o.api_key_file = v;
         else if (strcmp(a, "--concurrency") == 0) o.concurrency = atol(v);
         else if (strcmp(a, "--deadline") == 0) o.deadline_s = atof(v);
         else if (strcmp(a, "--wait-ready") == 0) ready_s = atof(v);
@@ -1534,6 +1997,7 @@ int main(int argc, char **argv) {
     if (strcmp(o.scenario, "fanout") == 0) rc = scenario_fanout();
     else if (strcmp(o.scenario, "pairs") == 0) rc = scenario_pairs();
     else if (strcmp(o.scenario, "conns") == 0) rc = scenario_conns();
+    else if (strcmp(o.scenario, "hold") == 0) rc = scenario_hold();
     else die("unknown scenario %s", o.scenario);
     reset_at_exit();
     fflush(stdout);

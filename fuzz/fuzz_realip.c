@@ -1,9 +1,9 @@
 /* fuzz_realip: what a trusted proxy's peer sends before a request (app/front/realip.c).
  *
- * Input: the bytes of a connection's start, parsed as a PROXY v1/v2 header; and, split at NUL bytes,
+ * Input: the bytes of a connection's start, sniffed and parsed as a PROXY v1/v2 header; and, split at NUL bytes,
  * a --trusted-proxies list and an X-Forwarded-For value. Beyond not crashing: a header's length is
  * within the bytes and parsing just those bytes gives the same; every shorter prefix of a header is
- * "need more"; an address found formats to text that parses back to it; the address XFF picks is
+ * "need more"; the sniff agrees with the parse (not a header: invalid; maybe: need more); an address found formats to text that parses back to it; the address XFF picks is
  * untrusted unless every entry was trusted. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +24,10 @@ static void check_proxy(const uint8_t *data, size_t size) {
     struct realip_proxy p, q;
     long n = realip_proxy_parse(data, size, &p);
     FUZZ_CHECK(n == REALIP_NEED_MORE || n == REALIP_INVALID || (n >= 15 && (size_t)n <= size));
+    enum realip_sniff sniff = realip_proxy_sniff(data, size);
+    FUZZ_CHECK(sniff != REALIP_NOT_PROXY || n == REALIP_INVALID);   /* a request is never taken for a header */
+    FUZZ_CHECK(sniff != REALIP_MAYBE_PROXY || n == REALIP_NEED_MORE);
+    FUZZ_CHECK(n <= 0 || sniff == REALIP_IS_PROXY);
     if (n <= 0) return;
     FUZZ_CHECK(realip_proxy_parse(data, (size_t)n, &q) == n && q.has_addr == p.has_addr);
     FUZZ_CHECK(p.version == 1 || p.version == 2);

@@ -360,7 +360,7 @@ static void drain(struct cluster *c) {
         room -= it->kind == IT_PUBLISH || it->kind == IT_ASK ? 1 : 5; /* a presence change is up to 5 commands */
         if (room > CLUSTER_INFLIGHT_MAX) room = 0; /* wrapped */
     }
-    *tail = NULL; /* the last one taken still points at what stays queued when the bound stopped us */
+    *tail = NULL; /* the last one taken still points at what stays queued */
     if (!c->q_head) c->q_tail = NULL;
     int rereg = c->reregister && !c->q_head;
     pthread_mutex_unlock(&c->lock);

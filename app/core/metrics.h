@@ -56,7 +56,7 @@ enum reject_reason {
 /* Why a request head was refused before anything served it (acceptor.h). */
 enum head_refusal {
     HEAD_REFUSED_TOO_LARGE, /* 431: past HEAD_MAX (head.h), or too many header fields */
-    HEAD_REFUSED_BAD,       /* 400: not an HTTP/1.x request head */
+    HEAD_REFUSED_BAD,       /* 400: not an HTTP/1.x request head, or a trusted proxy's PROXY header not valid */
     HEAD_REFUSED_PER_IP,    /* 429: --max-per-ip heads already pending from its address */
     HEAD_REFUSED_BUSY,      /* 503: CivetWeb's queue was full */
     HEAD_REFUSED__COUNT

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "proxyhead.h"
 
 #define ACCEPT_BACKLOG 4096   /* the kernel caps it at net.core.somaxconn */
 #define ACCEPT_BATCH 64       /* connections one loop accepts per event before it serves the rest */
@@ -39,6 +40,8 @@ struct pending {
     size_t len, cap;
     struct head_scan scan;
     struct sockaddr_in peer;
+    struct proxyhead ph;      /* a trusted proxy's: the PROXY header, and who the client is */
+    int counted;              /* holds a --max-per-ip count of pending heads for peer */
 };
 
 /* One loop's side of the door; its loop's thread only, after acceptor_start. */
@@ -52,12 +55,14 @@ struct door_loop {
     struct pending *first, *last;
     uint8_t scratch[HEAD_MAX];
     char parsed[HEAD_MAX];    /* the head being parsed (head_parse writes into it) */
+    char xff[HEAD_MAX];       /* its X-Forwarded-For fields put together (proxyhead_client) */
     struct head head;
 };
 
 struct acceptor {
     int fd;
     long timeout_ms, max_per_ip;
+    struct realip_list trusted; /* --trusted-proxies; read-only once made */
     acceptor_head_fn on_head;
     void *ctx;
     pthread_mutex_t ip_lock;  /* guards per_ip */
@@ -101,6 +106,14 @@ struct acceptor *acceptor_new(const struct acceptor_settings *s, char *err, size
         return NULL;
     }
     pthread_mutex_init(&a->ip_lock, NULL);
+    a->fd = -1;
+    char why[200];
+    const char *trusted = s->trusted_proxies;
+    if (trusted && trusted[0] && realip_list_parse(trusted, &a->trusted, why, sizeof why) < 0) {
+        snprintf(err, cap, "--trusted-proxies: %s", why);
+        acceptor_free(a);
+        return NULL;
+    }
     a->timeout_ms = s->header_timeout * 1000;
     a->max_per_ip = s->max_per_ip;
     int one = 1;
@@ -161,7 +174,7 @@ static void arm_for(struct door_loop *dl, int64_t deadline) {
 static void unlist(struct pending *p) {
     struct door_loop *dl = p->dl;
     loop_unwatch(dl->lp, p->fd);
-    if (dl->a->max_per_ip > 0) release_ip(dl->a, &p->peer);
+    if (p->counted) release_ip(dl->a, &p->peer);
     if (p->prev) p->prev->next = p->next;
     else dl->first = p->next;
     if (p->next) p->next->prev = p->prev;
@@ -193,10 +206,9 @@ static void deliver(struct pending *p, uint8_t *bytes, size_t len, size_t head_l
         front_refuse(p->dl->lp, p->fd, r == HEAD_TOO_MANY ? 431 : 400, "",
                      r == HEAD_TOO_MANY ? "too many header fields" : "not an HTTP/1.x request");
     } else {
-        char ip[INET_ADDRSTRLEN];
-        peer_ip(&p->peer, ip, sizeof ip);
-        struct front_request rq = {p->fd, dl->lp, (const struct sockaddr *)&p->peer, sizeof p->peer, ip,
-                                   ntohs(p->peer.sin_port), &dl->head, bytes, head_len, len};
+        struct client_addr c;
+        proxyhead_client(&p->ph, &a->trusted, &p->peer, &dl->head, dl->xff, &c);
+        struct front_request rq = {p->fd, dl->lp, &c.sa.sa, c.len, c.ip, c.port, &dl->head, bytes, head_len, len};
         a->on_head(a->ctx, &rq);
     }
     pending_free(p);
@@ -217,9 +229,27 @@ static int hold(struct pending *p, const uint8_t *data, size_t n) {
     return 0;
 }
 
+/* A trusted proxy's connection, while it may start with a PROXY header: cuts a whole one off what is
+ * held (the request starts after it). -1 when the header is not valid and the connection was refused. */
+static int take_proxy_header(struct pending *p) {
+    long n = proxyhead_take(&p->ph, p->buf, p->len);
+    if (n == PROXYHEAD_BAD) {
+        metrics_head_refused(HEAD_REFUSED_BAD);
+        drop(p, 400, "not a valid PROXY protocol header");
+        return -1;
+    }
+    if (n > 0) {
+        p->len -= (size_t)n;
+        memmove(p->buf, p->buf + n, p->len);
+    }
+    return 0;
+}
+
 /* loop_watch.ready for a pending connection: reads what has come, until the head is whole, the socket
  * would block, or the head is too long. Bytes that arrive in one read with a whole head are handed on
- * from the loop's scratch buffer, never copied: the usual case. */
+ * from the loop's scratch buffer, never copied: the usual case. A trusted proxy's first bytes are held
+ * until proxyhead says whether a PROXY header starts them; it counts within the 16 KiB and the
+ * --header-timeout of the head. */
 static void on_readable(struct loop_watch *w, uint32_t events) {
     struct pending *p = (struct pending *)w;
     struct door_loop *dl = p->dl;
@@ -231,8 +261,7 @@ static void on_readable(struct loop_watch *w, uint32_t events) {
             drop(p, 0, NULL); /* the client left, or the socket broke */
             return;
         }
-        size_t had = p->len;
-        if (!had) {
+        if (!p->len && !proxyhead_pending(&p->ph)) {
             size_t whole = head_scan(&p->scan, (const char *)dl->scratch, (size_t)n);
             if (whole) {
                 deliver(p, dl->scratch, (size_t)n, whole);
@@ -243,7 +272,9 @@ static void on_readable(struct loop_watch *w, uint32_t events) {
             drop(p, 503, "out of memory");
             return;
         }
-        size_t whole = had ? head_scan(&p->scan, (const char *)p->buf, p->len) : 0;
+        if (proxyhead_pending(&p->ph) && take_proxy_header(p) < 0) return;
+        /* (bytes the scan above saw in scratch are not looked at again: it resumes where it stopped) */
+        size_t whole = proxyhead_pending(&p->ph) ? 0 : head_scan(&p->scan, (const char *)p->buf, p->len);
         if (whole) {
             deliver(p, p->buf, p->len, whole);
             return;
@@ -259,7 +290,16 @@ static void on_readable(struct loop_watch *w, uint32_t events) {
 /* Opens the pending record of a new connection and starts watching it. */
 static void admit(struct door_loop *dl, int fd, const struct sockaddr_in *peer) {
     struct acceptor *a = dl->a;
-    if (a->max_per_ip > 0) {
+    struct proxyhead ph;
+    proxyhead_begin(&ph, &a->trusted, peer);
+    /* A trusted proxy is one address for all its clients: counting its pending heads would let the
+     * proxy's --max-per-ip slowest clients lock the whole site out. They are not counted per address
+     * (the client is named in what they send, by X-Forwarded-For only in the whole head, when it is no
+     * longer pending; ws.c's --max-per-ip counts that client's WebSockets), and are bounded like every
+     * head: by --header-timeout and 16 KiB each, and by the proxy's own limits (its maxconn, its
+     * timeout for a client's request). */
+    int counted = a->max_per_ip > 0 && !proxyhead_trusted(&ph);
+    if (counted) {
         char ip[INET_ADDRSTRLEN];
         peer_ip(peer, ip, sizeof ip);
         if (!take_ip(a, ip)) {
@@ -270,7 +310,7 @@ static void admit(struct door_loop *dl, int fd, const struct sockaddr_in *peer) 
     }
     struct pending *p = calloc(1, sizeof *p);
     if (!p) {
-        if (a->max_per_ip > 0) release_ip(a, peer);
+        if (counted) release_ip(a, peer);
         front_refuse(dl->lp, fd, 503, "", "out of memory");
         return;
     }
@@ -278,6 +318,8 @@ static void admit(struct door_loop *dl, int fd, const struct sockaddr_in *peer) 
     p->dl = dl;
     p->fd = fd;
     p->peer = *peer;
+    p->ph = ph;
+    p->counted = counted;
     p->deadline_ms = now_ms() + a->timeout_ms;
     p->prev = dl->last;
     if (dl->last) dl->last->next = p;

@@ -15,10 +15,15 @@
  * - a head is at most HEAD_MAX bytes (16 KiB, head.h says why), else 431 and the connection is closed;
  * - it must be whole within --header-timeout seconds of the accept, else 408 (or, when nothing was
  *   received at all, just the close), on a per-loop list in accept order and one timerfd per loop;
- * - with --max-per-ip, at most that many heads pending from one address; more get 429 and the close;
+ * - with --max-per-ip, at most that many heads pending from one address; more get 429 and the close
+ *   (not counted for a --trusted-proxies peer, whose connections are many clients': acceptor.c says why);
  * - a pending connection costs its descriptor, one small record and an epoll entry, and a buffer only
  *   while part of a head is held (1 KiB, doubling up to HEAD_MAX): nothing while the client is silent.
  * Counted in /metrics: switchboard_request_heads_timed_out_total, _refused_total by reason.
+ *
+ * Behind a proxy: from a --trusted-proxies peer, a PROXY protocol header before the request is read and
+ * cut off, and the client it names, or else X-Forwarded-For's, is the one handed on (proxyhead.h);
+ * a PROXY header that is not valid gets 400 (counted as a bad head).
  *
  * Threads: the listening socket and every pending head live on the loops' threads; a pending head
  * belongs to the loop that accepted it, its record freed there or by acceptor_free. The per-address
@@ -39,10 +44,10 @@ struct loops;
 struct front_request {
     int fd;                        /* the connection, non-blocking; the callee owns it */
     struct loop *loop;             /* the loop whose thread this is */
-    const struct sockaddr *peer;
-    socklen_t peer_len;
-    const char *ip;                /* the peer's address as text */
-    unsigned port;
+    const struct sockaddr *peer;   /* the client: the peer, or the one a trusted proxy named (proxyhead.h); */
+    socklen_t peer_len;            /* IPv4, or IPv6 behind a proxy */
+    const char *ip;                /* the client's address as text: what per-address limits count, logs show */
+    unsigned port;                 /* 0 when unknown (named by X-Forwarded-For) */
     const struct head *head;       /* the head parsed (from a copy: `bytes` is as received) */
     uint8_t *bytes;                /* everything read so far: the head (head_len bytes), then what the */
     size_t head_len, len;          /* client sent after it (a body's start, a WebSocket frame) */
@@ -54,6 +59,7 @@ struct acceptor_settings {
     const char *port;        /* --port: "8080" or "IPV4:PORT" */
     long header_timeout;     /* seconds */
     long max_per_ip;         /* heads pending from one address; 0 = off */
+    const char *trusted_proxies; /* --trusted-proxies, "CIDR,..." (realip.h); NULL or "" = none */
 };
 
 struct acceptor;

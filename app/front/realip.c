@@ -171,6 +171,19 @@ static long parse_v2(const uint8_t *buf, size_t len, struct realip_proxy *out) {
     return (long)(16 + body); /* UNSPEC, UDP or UNIX: no address to take */
 }
 
+/* How buf compares with a signature: REALIP_IS_PROXY when it starts with all of it. */
+static enum realip_sniff match_signature(const uint8_t *buf, size_t len, const void *sig, size_t siglen) {
+    size_t n = len < siglen ? len : siglen;
+    if (memcmp(buf, sig, n) != 0) return REALIP_NOT_PROXY;
+    return n == siglen ? REALIP_IS_PROXY : REALIP_MAYBE_PROXY;
+}
+
+enum realip_sniff realip_proxy_sniff(const uint8_t *buf, size_t len) {
+    enum realip_sniff v1 = match_signature(buf, len, "PROXY ", 6);
+    enum realip_sniff v2 = match_signature(buf, len, v2_sig, sizeof v2_sig);
+    return v1 > v2 ? v1 : v2;
+}
+
 long realip_proxy_parse(const uint8_t *buf, size_t len, struct realip_proxy *out) {
     if (len == 0) return REALIP_NEED_MORE;
     if (buf[0] == 'P') return parse_v1(buf, len, out);

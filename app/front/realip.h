@@ -63,6 +63,13 @@ struct realip_proxy {
  * refused: a trusted proxy that sends the protocol always does). */
 long realip_proxy_parse(const uint8_t *buf, size_t len, struct realip_proxy *out);
 
+/* Whether buf[0..len) starts with a PROXY header's signature ("PROXY " or v2's 12 bytes), for a
+ * trusted peer that may send one or not (HAProxy with send-proxy, nginx without): REALIP_IS_PROXY (then
+ * realip_proxy_parse decides the rest), REALIP_NOT_PROXY (the bytes are something else: a request), or
+ * REALIP_MAYBE_PROXY while they are a prefix of a signature and more are needed to tell. */
+enum realip_sniff { REALIP_NOT_PROXY, REALIP_MAYBE_PROXY, REALIP_IS_PROXY };
+enum realip_sniff realip_proxy_sniff(const uint8_t *buf, size_t len);
+
 /* The client's address from an X-Forwarded-For value: the rightmost entry that is not in trusted,
  * or the leftmost when every entry is trusted. 1 with *out filled; 0 when the header names no
  * address; -1 when the entry chosen is not an address (then keep the peer's). */

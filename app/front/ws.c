@@ -56,10 +56,11 @@ struct session {
     unsigned inited : 1;      /* conn and the assembler are set up */
     unsigned registered : 1;  /* in the hub */
     unsigned ip_counted : 1;  /* holds a --max-per-ip slot for remote_addr */
+    unsigned remote_v6 : 1;   /* remote_addr is IPv6 (a client behind a trusted proxy, acceptor.h) */
     unsigned peer_close : 16; /* the code the peer closed with, 0 = none; the loop's thread only */
     uint16_t remote_port;
     uint16_t strikes;         /* rate-limited messages in a row (closed at WS_RATE_STRIKES) */
-    struct in_addr remote_addr; /* the peer's (IPv4, as the acceptor listens): text only when logged */
+    uint8_t remote_addr[16];  /* the client's (IPv4 in the first 4 bytes): text only when logged or released */
     struct assembler in;      /* the loop's thread only */
     double tokens;            /* rate limiter: the loop's thread only */
     int64_t tokens_at_ms;
@@ -358,9 +359,11 @@ static int on_flush(void *ctx) {
     return outbox_flush(s->ws->ob, &s->conn.out);
 }
 
-/* The session's peer address as text, in out (INET_ADDRSTRLEN bytes). */
+/* The session's client address as text, in out (INET6_ADDRSTRLEN bytes): the same text as the
+ * front_request's ip its --max-per-ip slot was taken with. */
 static const char *remote_ip(const struct session *s, char *out) {
-    if (!inet_ntop(AF_INET, &s->remote_addr, out, INET_ADDRSTRLEN)) snprintf(out, INET_ADDRSTRLEN, "?");
+    if (!inet_ntop(s->remote_v6 ? AF_INET6 : AF_INET, s->remote_addr, out, INET6_ADDRSTRLEN))
+        snprintf(out, INET6_ADDRSTRLEN, "?");
     return out;
 }
 
@@ -373,7 +376,7 @@ static void session_free(struct session *s) {
         auth_conn_free(s->conn.auth);
     }
     if (s->ip_counted) {
-        char ip[INET_ADDRSTRLEN];
+        char ip[INET6_ADDRSTRLEN];
         release_ip_slot(ws, remote_ip(s, ip));
     }
     free(s);
@@ -386,7 +389,7 @@ static void end_session(struct session *s) {
     outbox_detach(&s->conn.out);
     if (s->registered) hub_remove(ws->hub, &s->conn);
     unsigned code = s->conn.out.close_code ? s->conn.out.close_code : s->peer_close ? s->peer_close : 1006;
-    char ip[INET_ADDRSTRLEN];
+    char ip[INET6_ADDRSTRLEN];
     log_info("ws close %s user=%s remote=%s:%u code=%u", s->conn.id, s->conn.user, remote_ip(s, ip),
              (unsigned)s->remote_port, code);
     close(s->fd);
@@ -411,7 +414,9 @@ static struct session *session_new(struct ws_server *ws, const struct front_requ
     s->fd = rq->fd;
     s->ip_counted = hs->per_ip;
     s->remote_port = (uint16_t)rq->port;
-    s->remote_addr = ((const struct sockaddr_in *)rq->peer)->sin_addr;
+    s->remote_v6 = rq->peer->sa_family == AF_INET6;
+    if (s->remote_v6) memcpy(s->remote_addr, &((const struct sockaddr_in6 *)rq->peer)->sin6_addr, 16);
+    else memcpy(s->remote_addr, &((const struct sockaddr_in *)rq->peer)->sin_addr, 4);
     return s;
 }
 

@@ -97,8 +97,12 @@ class CliTest(harness.FreshServerMixin, unittest.TestCase):
         for bad in ("10.0.0.1/8", "10.0.0.0/33", "proxy.example", "10.0.0.0/8,"):
             with self.subTest(value=bad):
                 self.assert_usage_error(run(port + ["--trusted-proxies", bad]), "--trusted-proxies")
-        srv = self.start_server(["--trusted-proxies", "127.0.0.1, 10.0.0.0/8,fd00::/8"])
-        self.assertIn("--trusted-proxies is checked but not applied yet", srv.wait_log("not applied yet"))
+        # a good list, from the variable: applied (the request log names the client X-Forwarded-For
+        # names from the trusted 127.0.0.1; test_realip.py has the rest) and nothing to warn about
+        srv = self.start_server(env={"SWITCHBOARD_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,fd00::/8"})
+        self.assertEqual(srv.get("/", headers={"X-Forwarded-For": "203.0.113.77"}).status, 200)
+        self.assertRegex(srv.wait_log(r"http GET / 200 203\.0\.113\.77"), r"http GET / 200 203\.0\.113\.77\n")
+        self.assertNotIn("trusted-proxies", srv.stderr_text())
 
     def test_rediss_refused_with_a_reason(self):
         r = run(["--port", "127.0.0.1:%d" % harness.free_port(), "--redis", "rediss://cache.example:6380"])

@@ -215,29 +215,39 @@ def https_get(port, path, cert, headers=None):
         conn.close()
 
 
+def start_behind_proxy(cls, server_args, edit=None):
+    """For a test class: cls.cert, a switchboard with server_args (cls.server), and cls.proxy_class's
+    recipe (cls.proxy) in front of it; stop_behind_proxy(cls) ends them."""
+    cls.tmp = tempfile.mkdtemp(prefix="sb-proxy-cert-")
+    os.chmod(cls.tmp, 0o755)
+    cls.cert = Certificate(cls.tmp)
+    for path in (cls.cert.cert, cls.cert.key, cls.cert.both):
+        os.chmod(path, 0o644)
+    cls.server = harness.Server(server_args)
+    cls.server.start()
+    try:
+        cls.proxy = cls.proxy_class(cls.cert, cls.server.port, edit)
+    except BaseException:
+        cls.server.cleanup()
+        raise
+
+
+def stop_behind_proxy(cls):
+    cls.proxy.stop()
+    cls.server.stop_and_check()
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
 class ProxyRecipeMixin:
     proxy_class = None
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="sb-proxy-cert-")
-        os.chmod(cls.tmp, 0o755)
-        cls.cert = Certificate(cls.tmp)
-        for path in (cls.cert.cert, cls.cert.key, cls.cert.both):
-            os.chmod(path, 0o644)
-        cls.server = harness.Server(["--api-key", API_KEY])
-        cls.server.start()
-        try:
-            cls.proxy = cls.proxy_class(cls.cert, cls.server.port)
-        except BaseException:
-            cls.server.cleanup()
-            raise
+        start_behind_proxy(cls, ["--api-key", API_KEY])
 
     @classmethod
     def tearDownClass(cls):
-        cls.proxy.stop()
-        cls.server.stop_and_check()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        stop_behind_proxy(cls)
 
     def origin(self, port=None):
         return "https://127.0.0.1:%d" % (port or self.proxy.port)

@@ -6,8 +6,9 @@
  * checked is what the client gets back: the response to the request as if CivetWeb had read it all,
  * with the client's address and the local port; a body split between the bytes read before the hand-over
  * and the socket; a second request on a kept-alive connection, and two pipelined in the bytes read
- * before; a refusal (full queue, stopping, too long, bad address) that leaves the socket open and the
- * caller's, so it can still answer; a socket queued when the context stops, closed without an answer. */
+ * before; an IPv6 client named over an IPv4 socket; a refusal (full queue, stopping, too long, bad
+ * address) that leaves the socket open and the caller's, so it can still answer; a socket queued when
+ * the context stops, closed without an answer. */
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <errno.h>
@@ -288,10 +289,27 @@ static void test_refusals(struct mg_context *ctx) {
     free(big);
     CHECK_EQ_INT(mg_handover_connection(ctx, c.server, NULL, 0, req, strlen(req)), -EINVAL);
     CHECK_EQ_INT(handover(ctx, &c, NULL, 5), -EINVAL);
-    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-    CHECK_EQ_INT(mg_handover_connection(ctx, c.server, (struct sockaddr *)&v6, sizeof v6, req, strlen(req)),
+    struct sockaddr_storage other = {.ss_family = AF_UNIX};
+    CHECK_EQ_INT(mg_handover_connection(ctx, c.server, (struct sockaddr *)&other, sizeof(struct sockaddr_in6), req,
+                                        strlen(req)),
                  -EAFNOSUPPORT);
     expect_still_ours(&c);
+}
+
+/* The address handed over is the one CivetWeb reports, IPv6 too (built with USE_IPV6): the front door
+ * names the client a trusted proxy named (app/front/proxyhead.h), whatever the socket's own peer. */
+static void test_client_named(struct mg_context *ctx) {
+    static const char req[] = "GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(4445)};
+    char body[1024], want[256];
+    struct conn c;
+    inet_pton(AF_INET6, "2001:db8::7", &v6.sin6_addr);
+    if (!CHECK(conn_open(&c))) return;
+    CHECK_EQ_INT(mg_handover_connection(ctx, c.server, (struct sockaddr *)&v6, sizeof v6, req, strlen(req)), 0);
+    snprintf(want, sizeof want, "GET /echo 2001:db8::7 4445 %d|", port_of(listener, 0));
+    CHECK_EQ_INT(read_response(c.client, body, sizeof body), 200);
+    CHECK_EQ_STR(body, want);
+    close(c.client);
 }
 
 /* One worker, a queue of one: the worker held in /block, a second socket queued, a third refused at
@@ -366,6 +384,7 @@ int main(void) {
         test_body_split(ctx);
         test_keep_alive(ctx);
         test_refusals(ctx);
+        test_client_named(ctx);
         mg_stop(ctx);
     }
     ctx = start("1", "no");

@@ -112,6 +112,24 @@ static void test_proxy_v2(void) {
     CHECK_EQ_INT(proxy(h, 1, &p), REALIP_INVALID);
 }
 
+static enum realip_sniff sniff(const char *bytes, size_t len) { return realip_proxy_sniff((const uint8_t *)bytes, len); }
+
+/* A trusted peer may send a PROXY header or not: the sniff tells them apart from a request's first bytes. */
+static void test_sniff(void) {
+    CHECK_EQ_INT(sniff("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", 33), REALIP_IS_PROXY);
+    CHECK_EQ_INT(sniff("PROXY ", 6), REALIP_IS_PROXY);
+    CHECK_EQ_INT(sniff("PROX", 4), REALIP_MAYBE_PROXY);
+    CHECK_EQ_INT(sniff("", 0), REALIP_MAYBE_PROXY);
+    CHECK_EQ_INT(sniff(sig, 12), REALIP_IS_PROXY);
+    CHECK_EQ_INT(sniff(sig, 5), REALIP_MAYBE_PROXY);
+    CHECK_EQ_INT(sniff("\r\n", 2), REALIP_MAYBE_PROXY);              /* a request's empty line, or v2 */
+    CHECK_EQ_INT(sniff("\r\n\r\nGET / HTTP/1.1", 18), REALIP_NOT_PROXY);
+    CHECK_EQ_INT(sniff("POST /api/send HTTP/1.1", 23), REALIP_NOT_PROXY);
+    CHECK_EQ_INT(sniff("PUT", 3), REALIP_NOT_PROXY);
+    CHECK_EQ_INT(sniff("GET / HTTP/1.1", 14), REALIP_NOT_PROXY);
+    CHECK_EQ_INT(sniff("PROXYTCP4", 9), REALIP_NOT_PROXY);
+}
+
 static void test_xff(void) {
     struct realip_list trusted = list("10.0.0.0/8,127.0.0.1");
     struct realip_addr a;
@@ -137,6 +155,7 @@ int main(void) {
     test_lists();
     test_proxy_v1();
     test_proxy_v2();
+    test_sniff();
     test_xff();
     return check_done();
 }
