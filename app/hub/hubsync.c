@@ -152,14 +152,23 @@ void hubs_left(struct conn *c, const char *room) {
     else *g = c->sync->g[--c->sync->n];
 }
 
-int hubs_pass(struct conn *c, char kind, const char *name, const struct hist_pos *pos) {
+int hubs_pass(struct hub *h, struct conn *c, char kind, const char *name, const struct hist_pos *pos) {
     struct gate *g = find(c->sync, kind, name ? name : "");
     if (!g) return 1;
     if (g->shut) {
         if (pos->offset > g->skipped.offset || strcmp(pos->epoch, g->skipped.epoch) != 0) g->skipped = *pos;
         return 0;
     }
-    if (g->at.epoch[0] && strcmp(g->at.epoch, pos->epoch) == 0 && pos->offset <= g->at.offset) return 0;
+    int same = g->at.epoch[0] && strcmp(g->at.epoch, pos->epoch) == 0;
+    if (same && pos->offset <= g->at.offset) return 0;
+    if (same && pos->offset > g->at.offset + 1) { /* a hole: read it, and leave this one to the read */
+        metrics_add(M_CLUSTER_GAPS_READ, 1);
+        struct hist_pos at = g->at;
+        gate_shut(c->sync, g, &at);
+        g->skipped = *pos;
+        ask(h, c, &g, 1);
+        return 0;
+    }
     g->at = *pos;
     return 1;
 }
