@@ -225,8 +225,16 @@ static size_t add_replay(struct frame **out, size_t k, struct hist_replay *r) {
     return k;
 }
 
-/* After an answer: g opens at the position read, or reads again if it left out a later message. */
-static void settle(struct hub *h, struct conn *c, struct gate *g, const struct hub_stream_got *got) {
+/* After an answer: g opens at the position read, or reads again if it left out a later message. A
+ * read of what the connection missed while live (reread: a hole, or what its gate left out) that Redis
+ * no longer holds, or cannot tell, would be a silent hole: the connection is closed instead, and its
+ * client, coming back from its position, is told `recovered: false`. */
+static void settle(struct hub *h, struct conn *c, struct gate *g, const struct hub_stream_got *got, int reread) {
+    if (reread && got->r != HIST_RECOVERED) {
+        g->shut = 0;
+        outbox_close(h->ob, &c->out, 1013, "messages lost on their way: reconnect to recover");
+        return;
+    }
     if (got->r == HIST_FAILED) { /* Redis could not tell: live messages go through as they come */
         g->at = (struct hist_pos){0};
         g->shut = 0;
@@ -282,7 +290,7 @@ static void answer_locked(struct hub *h, struct conn *c, const struct hub_stream
     frame_unref(all);
     free(out);
     for (size_t i = n; i-- > 0;) { /* backwards: dropping a left room's gate moves the last one */
-        settle(h, c, gs[i], &got[i]);
+        settle(h, c, gs[i], &got[i], slot == NULL);
         if (gs[i]->left && !gs[i]->shut) gate_drop(h, c, gs[i]);
     }
 }
