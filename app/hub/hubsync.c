@@ -99,12 +99,12 @@ static void ask(struct hub *h, struct conn *c, struct gate *const *gs, size_t n)
 /* With the user's and the broadcast stream's gates, 0 and 1; NULL when out of memory. */
 static struct hub_sync *sync_new(void) {
     struct hub_sync *s = calloc(1, sizeof *s);
-    if (s && !(s->g = calloc(4, sizeof *s->g))) {
+    if (s && !(s->g = calloc(2, sizeof *s->g))) {
         free(s);
         return NULL;
     }
     if (!s) return NULL;
-    s->cap = 4;
+    s->cap = 2;
     s->n = 2;
     s->g[0].kind = 'u';
     s->g[1].kind = 'b';
