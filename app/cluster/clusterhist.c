@@ -18,7 +18,8 @@
 
 /* KEYS[1] the stream's hash, KEYS[2] its history (a Redis stream whose entry ids are the offsets);
  * ARGV: channel, kind, "NODE\nTARGET\n", text, TTL in seconds, the epoch for a new stream, the
- * history's length. Returns PUBLISH's reply: how many nodes the message reached. Lua writes numbers
+ * history's length (at least: trimmed approximately, see READ_SCRIPT). Returns PUBLISH's reply: how
+ * many nodes the message reached. Lua writes numbers
  * below 10^14 as integers. */
 static const char SCRIPT[] =
     "local epoch = redis.call('hget', KEYS[1], 'e')\n"
@@ -29,22 +30,25 @@ static const char SCRIPT[] =
     "end\n"
     "local offset = redis.call('hincrby', KEYS[1], 'o', 1)\n"
     "local t = redis.call('time')\n"
-    "redis.call('xadd', KEYS[2], 'MAXLEN', ARGV[7], offset .. '-0', 't', t[1] * 1000 + math.floor(t[2] / 1000), 'm', ARGV[4])\n"
+    "redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[7], offset .. '-0', 't', t[1] * 1000 + math.floor(t[2] / 1000), 'm', ARGV[4])\n"
     "redis.call('expire', KEYS[1], ARGV[5])\n"
     "redis.call('expire', KEYS[2], ARGV[5])\n"
     "return redis.call('publish', ARGV[1], ARGV[2] .. ' ' .. offset .. ' ' .. ARGV[3] .. epoch .. '\\n' .. ARGV[4])\n";
 
-/* KEYS: the hash and the history of each stream read; ARGV: TTL in seconds, then per stream the epoch
- * for a new stream, the epoch of `since` ("" for none) and its offset. Returns per stream {epoch, top
- * offset, status}: 0 no since, 1 recovered (then the texts after since, in order), 2 not recovered
- * (another epoch, a position not reached, a message trimmed or older than the TTL). */
+/* KEYS: the hash and the history of each stream read; ARGV: TTL in seconds, the history's length, then
+ * per stream the epoch for a new stream, the epoch of `since` ("" for none) and its offset. Returns per
+ * stream {epoch, top offset, status}: 0 no since, 1 recovered (then the texts after since, in order),
+ * 2 not recovered (another epoch, a position not reached, more messages than the history's length, one
+ * trimmed or older than the TTL). The positioning script trims approximately (MAXLEN ~, whole
+ * listpack nodes: a third more pairs throughput than exact trimming), so a stream may hold more than
+ * its length; the length check keeps recovery to the documented --history-size all the same. */
 static const char READ_SCRIPT[] =
     "local t = redis.call('time')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "local ttl = tonumber(ARGV[1])\n"
+    "local ttl, size = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local out = {}\n"
     "for i = 1, #KEYS / 2 do\n"
-    "  local meta, hist, a = KEYS[2 * i - 1], KEYS[2 * i], 3 * i - 1\n"
+    "  local meta, hist, a = KEYS[2 * i - 1], KEYS[2 * i], 3 * i\n"
     "  local epoch = redis.call('hget', meta, 'e')\n"
     "  local top = 0\n"
     "  if not epoch then\n"
@@ -59,7 +63,7 @@ static const char READ_SCRIPT[] =
     "  if ARGV[a + 1] ~= '' then\n"
     "    local since = tonumber(ARGV[a + 2])\n"
     "    r[3] = 2\n"
-    "    if ARGV[a + 1] == epoch and since <= top then\n"
+    "    if ARGV[a + 1] == epoch and since <= top and top - since <= size then\n"
     "      local want = top - since\n"
     "      local got = {}\n"
     "      if want > 0 then got = redis.call('xrange', hist, (since + 1) .. '-0', '+', 'COUNT', want) end\n"
@@ -223,8 +227,8 @@ static int run_read(struct cluster *c, struct item *it, int sha) {
     struct read_ask ra;
     memcpy(&ra, it->buf, sizeof ra);
     struct stream_keys k[HUB_WANTS_MAX];
-    char ttl[24], epochs[HUB_WANTS_MAX][HIST_EPOCH_LEN + 1], offsets[HUB_WANTS_MAX][24];
-    const char *argv[4 + 2 * HUB_WANTS_MAX + 3 * HUB_WANTS_MAX];
+    char ttl[24], size[24], epochs[HUB_WANTS_MAX][HIST_EPOCH_LEN + 1], offsets[HUB_WANTS_MAX][24];
+    const char *argv[5 + 2 * HUB_WANTS_MAX + 3 * HUB_WANTS_MAX];
     size_t lens[sizeof argv / sizeof *argv];
     int argc = 0;
     argv[argc] = sha ? "EVALSHA" : "EVAL", lens[argc++] = sha ? 7 : 4;
@@ -237,7 +241,9 @@ static int run_read(struct cluster *c, struct item *it, int sha) {
         argv[argc] = k[i].hist, lens[argc++] = k[i].hist_len;
     }
     snprintf(ttl, sizeof ttl, "%ld", c->history_ttl_s);
+    snprintf(size, sizeof size, "%ld", c->history_size);
     argv[argc] = ttl, lens[argc++] = strlen(ttl);
+    argv[argc] = size, lens[argc++] = strlen(size);
     for (size_t i = 0; i < ra.n; i++) {
         draw_epoch(c, epochs[i]);
         snprintf(offsets[i], sizeof offsets[i], "%llu", (unsigned long long)ra.w[i].since.offset);

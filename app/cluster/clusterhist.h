@@ -6,7 +6,7 @@
  * PREFIX.meta.KEY holds the stream's epoch ("e", drawn by the node that created the stream) and the
  * offset of its last message ("o"), and a Redis stream PREFIX.hist.KEY its last --history-size messages,
  * each entry's id its offset. The positioning script, which Redis runs atomically, reads or creates the
- * epoch, adds one to the offset, appends the message (XADD MAXLEN), renews both keys' TTL
+ * epoch, adds one to the offset, appends the message (XADD MAXLEN ~), renews both keys' TTL
  * (--history-ttl: an idle stream costs nothing after it, and its next message starts a new epoch) and
  * PUBLISHes the message with its position (clustermsg.h's kind u) on the stream's channel, to every
  * node subscribed to it, the sender's too. So every node gets one stream's messages in one order with
