@@ -3,7 +3,9 @@
  *
  * Input: byte 0 picks the parser (even: a payload, odd: a URL), the rest is its text. A payload that
  * parses must have a valid node and target, a body inside the input, and encode back to the same head
- * (cluster_msg_head), a delivery's (U, R, B) body must be UTF-8, and a D's body must give a valid close
+ * (cluster_msg_head) followed, for r and b, by the sending connection's line (empty or a name) and, for a
+ * positioned kind (u, r, b), by its epoch line, a delivery's (U, R, B, u) body must
+ * be UTF-8, and a D's body must give a valid close
  * code and a short UTF-8 reason; a URL that parses must give a non-empty host, a port in 1..65535 and fields that
  * fit their buffers. */
 #include <stdint.h>
@@ -25,7 +27,14 @@ static void check_payload(const char *p, size_t len) {
     FUZZ_CHECK(targeted ? name_valid(m.target) : m.target[0] == '\0');
     char head[CLUSTER_HEAD_MAX];
     size_t n = cluster_msg_head(head, m.kind, m.seq, m.node, targeted ? m.target : NULL);
-    FUZZ_CHECK(n == (size_t)(m.body - p) && memcmp(head, p, n) == 0); /* one spelling per payload */
+    size_t except = strchr(CLUSTER_EXCEPT_KINDS, m.kind) ? strlen(m.except) + 1 : 0;
+    FUZZ_CHECK(except ? m.except[0] == '\0' || name_valid(m.except) : m.except[0] == '\0');
+    FUZZ_CHECK(!except || (memcmp(p + n, m.except, except - 1) == 0 && p[n + except - 1] == '\n'));
+    n += except;
+    size_t epoch = strchr(CLUSTER_POSITIONED_KINDS, m.kind) ? HIST_EPOCH_LEN + 1 : 0;
+    FUZZ_CHECK(n + epoch == (size_t)(m.body - p) && memcmp(head, p, n - except) == 0); /* one spelling per payload */
+    FUZZ_CHECK(epoch ? m.seq > 0 && strlen(m.epoch) == HIST_EPOCH_LEN && memcmp(m.epoch, p + n, HIST_EPOCH_LEN) == 0
+                     : m.epoch[0] == '\0');
     if (m.kind == 'D') {
         uint16_t code;
         char reason[CLUSTER_REASON_MAX + 1], body[CLUSTER_REASON_MAX + 8];
@@ -34,7 +43,7 @@ static void check_payload(const char *p, size_t len) {
         size_t blen = cluster_close_body(body, code, reason);
         FUZZ_CHECK(blen == m.body_len && memcmp(body, m.body, blen) == 0);
     }
-    if (strchr("URB", m.kind)) FUZZ_CHECK(utf8_valid((const uint8_t *)m.body, m.body_len)); /* a text frame's */
+    if (strchr("URBurb", m.kind)) FUZZ_CHECK(utf8_valid((const uint8_t *)m.body, m.body_len)); /* a text frame's */
 }
 
 static void check_url(const char *url) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "clustercmd.h"
+#include "clusterhist.h"
 #include "clustermsg.h"
 #include "clusterpresence.h"
 #include "clusterpriv.h"
@@ -77,10 +78,7 @@ static struct item *item_new(enum item_kind kind, const char *a, size_t a_len, c
                              const char *text, size_t text_len) {
     struct item *it = malloc(sizeof *it + a_len + head_len + text_len);
     if (!it) return NULL;
-    it->kind = kind;
-    it->ask = NULL;
-    it->a_len = a_len;
-    it->b_len = head_len + text_len;
+    *it = (struct item){.kind = kind, .a_len = a_len, .b_len = head_len + text_len};
     memcpy(it->buf, a, a_len);
     if (head_len) memcpy(it->buf + a_len, head, head_len); /* head and text may be NULL when empty */
     if (text_len) memcpy(it->buf + a_len + head_len, text, text_len);
@@ -95,10 +93,15 @@ static struct item *publish_item(struct cluster *c, const char *channel, char ki
     return item_new(IT_PUBLISH, channel, strlen(channel), head, hlen, text, tlen);
 }
 
-/* Queues a PUBLISH of message kind K (about `target`, or none) to `channel`. */
-static int publish_frame(struct cluster *c, const char *channel, char kind, const char *target, const struct frame *f) {
-    struct item *it = publish_item(c, channel, kind, target, f);
-    if (it && enqueue(c, it) == 0) return 0;
+/* Queues a message's item (NULL: out of memory); *echo (when asked) says whether it is a stream's,
+ * which Redis brings back to this node with its position (clusterhist.h). 0, or -1 when dropped
+ * (counted). */
+static int queue_message(struct cluster *c, struct item *it, int *echo) {
+    int stream = it && it->stream;
+    if (it && enqueue(c, it) == 0) {
+        if (echo) *echo = stream;
+        return 0;
+    }
     metrics_add(M_CLUSTER_DROPPED, 1);
     return -1;
 }
@@ -110,17 +113,42 @@ static int engine_up(struct cluster *c) {
     return up;
 }
 
-/* A send to a user this node lists: one PUBLISH on the user's channel (userroute.h), which reaches
- * every node holding the user, including one that welcomed it a moment ago and is not in the table
- * yet; `delivered` counts the other nodes the table knows have the user. A user only here costs the
- * PUBLISH too (another node may have just welcomed it), but counts no drop while Redis is down. */
-static long hook_send_user(void *ctx, const char *user, const struct frame *f) {
+/* A message to `user` on the user's channel (userroute.h): with streams (clusterhist.h) through the
+ * script that gives it its position in the user's stream, else a plain PUBLISH. NULL: out of memory. */
+static struct item *user_item(struct cluster *c, const char *user, const struct frame *f) {
+    char channel[CLUSTER_CHANNEL_MAX];
+    uroute_channel(c, user, channel);
+    if (!c->history_ttl_s) return publish_item(c, channel, 'U', user, f);
+    char key[HIST_KEY_MAX + 1];
+    size_t tlen;
+    const char *text = frame_text(f, &tlen);
+    snprintf(key, sizeof key, "u:%s", user);
+    return chist_item(c, 'u', user, NULL, key, channel, text, tlen);
+}
+
+/* A room's message (R, room given) or a broadcast (B) on PREFIX.all from connection `except` (NULL:
+ * the HTTP API): with streams through the script (as r or b), else a plain PUBLISH. NULL: out of
+ * memory. */
+static struct item *all_item(struct cluster *c, char kind, const char *room, const char *except, const struct frame *f) {
+    if (!c->history_ttl_s) return publish_item(c, c->ch_all, kind, room, f);
+    char key[HIST_KEY_MAX + 1];
+    size_t tlen;
+    const char *text = frame_text(f, &tlen);
+    snprintf(key, sizeof key, "%s%s", room ? "r:" : "b", room ? room : "");
+    return chist_item(c, room ? 'r' : 'b', room, except ? except : "", key, c->ch_all, text, tlen);
+}
+
+/* A send to a user this node lists: one message on the user's channel, which reaches every node
+ * holding the user, including one that welcomed it a moment ago and is not in the table yet;
+ * `delivered` counts the other nodes the table knows have the user. A user only here costs it too
+ * (another node may have just welcomed it, and the stream's position is Redis's to give), but counts
+ * no drop while Redis is down. With streams, Redis brings it back to this node's protocol 2
+ * connections with its position (*echo). */
+static long hook_send_user(void *ctx, const char *user, const struct frame *f, int *echo) {
     struct cluster *c = ctx;
     long known = (long)peers_having(c->peers, 0, user, NULL, 0);
     if (!known && !engine_up(c)) return 0;
-    char channel[CLUSTER_CHANNEL_MAX];
-    uroute_channel(c, user, channel);
-    return publish_frame(c, channel, 'U', user, f) == 0 ? known : -1;
+    return queue_message(c, user_item(c, user, f), echo) == 0 ? known : -1;
 }
 
 /* A send to a user this node does not list: the PUBLISH's reply says how many nodes hold it, told to
@@ -130,9 +158,7 @@ static int hook_send_unlisted(void *ctx, const char *user, const struct frame *f
                               void *arg) {
     struct cluster *c = ctx;
     if (!engine_up(c)) return -1;
-    char channel[CLUSTER_CHANNEL_MAX];
-    uroute_channel(c, user, channel);
-    struct item *it = publish_item(c, channel, 'U', user, f);
+    struct item *it = user_item(c, user, f);
     struct uroute_ask *a = it ? uroute_ask_new(answer, arg) : NULL;
     if (!a) {
         free(it);
@@ -153,16 +179,16 @@ static int hook_user_routed(void *ctx, const char *user) { return uroute_confirm
 /* A room message goes to every node on PREFIX.all, and each delivers it to its own members, as
  * Socket.IO's adapter does: a member who joined on another node a moment ago gets it even before the
  * presence table here has heard of the join. `delivered` counts the nodes the table knows have members. */
-static long hook_publish(void *ctx, const char *room, const struct frame *f) {
+static long hook_publish(void *ctx, const char *room, const struct frame *f, const char *except, int *echo) {
     struct cluster *c = ctx;
-    if (publish_frame(c, c->ch_all, 'R', room, f) < 0) return -1;
+    if (queue_message(c, all_item(c, 'R', room, except, f), echo) < 0) return -1;
     return (long)peers_having(c->peers, 1, room, NULL, 0);
 }
 
 /* A broadcast goes to every node on one channel; it counts the other nodes with a user. */
-static long hook_broadcast(void *ctx, const struct frame *f) {
+static long hook_broadcast(void *ctx, const struct frame *f, const char *except, int *echo) {
     struct cluster *c = ctx;
-    if (publish_frame(c, c->ch_all, 'B', NULL, f) < 0) return -1;
+    if (queue_message(c, all_item(c, 'B', NULL, except, f), echo) < 0) return -1;
     return peers_with_users(c->peers);
 }
 
@@ -278,12 +304,19 @@ static void subscribe_local(struct cluster *c, const struct cluster_msg *m) {
     hub_subscribe_local_user(c->hub, m->target, room, m->kind == 'G');
 }
 
-static void deliver_message(struct cluster *c, const struct cluster_msg *m) {
+/* own: this node sent it (a stream's message, which Redis hands back with its position). */
+static void deliver_message(struct cluster *c, const struct cluster_msg *m, int own) {
     /* the body is UTF-8: cluster_msg_parse refuses a delivery whose body is not */
     struct frame *f = frame_new(WS_OP_TEXT, m->body, m->body_len); /* once per node, shared by all */
     if (!f) return;
-    metrics_add(M_CLUSTER_MESSAGES_IN, 1);
-    if (m->kind == 'U') hub_deliver_local_user(c->hub, m->target, f);
+    if (!own) metrics_add(M_CLUSTER_MESSAGES_IN, 1);
+    struct hist_pos pos = {.offset = m->seq};
+    memcpy(pos.epoch, m->epoch, sizeof pos.epoch);
+    const char *except = own ? m->except : NULL; /* "" for a send */
+    if (m->kind == 'u') hub_deliver_local_user_at(c->hub, m->target, f, &pos, except);
+    else if (m->kind == 'r') hub_deliver_local_room_at(c->hub, m->target, f, &pos, except);
+    else if (m->kind == 'b') hub_deliver_local_all_at(c->hub, f, &pos, except);
+    else if (m->kind == 'U') hub_deliver_local_user(c->hub, m->target, f);
     else if (m->kind == 'R') hub_deliver_local_room(c->hub, m->target, f);
     else hub_deliver_local_all(c->hub, f);
     frame_unref(f);
@@ -305,12 +338,13 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata) {
         log_debug("cluster: ignored a malformed message on %s", reply->element[1]->str ? reply->element[1]->str : "?");
         return;
     }
-    if (strcmp(m.node, c->node) == 0) return; /* ours: delivered locally already */
+    int own = strcmp(m.node, c->node) == 0;
+    if (own && !strchr(CLUSTER_POSITIONED_KINDS, m.kind)) return; /* ours: delivered locally already */
     if (strchr("JLEXMN", m.kind)) cpres_node_event(c, &m);
     else if (m.kind == 'S') cpres_fetch_node(c, m.node);
     else if (m.kind == 'D') close_local(c, &m);
     else if (m.kind == 'G' || m.kind == 'Q') subscribe_local(c, &m);
-    else deliver_message(c, &m);
+    else deliver_message(c, &m, own);
 }
 
 /* ---- the queue, into Redis commands (clustercmd.h) ---- */
@@ -337,6 +371,10 @@ static void drain(struct cluster *c) {
     while (take) {
         struct item *it = take;
         take = it->next;
+        if (it->stream) {
+            chist_send(c, it); /* takes it */
+            continue;
+        }
         if (it->kind == IT_PUBLISH || it->kind == IT_ASK) {
             char channel[CLUSTER_CHANNEL_MAX];
             snprintf(channel, sizeof channel, "%.*s", (int)it->a_len, it->buf);
@@ -393,6 +431,7 @@ static void on_up(struct cluster *c) {
     const char *argv[] = {"SUBSCRIBE", c->ch_all, c->ch_presence};
     size_t lens[] = {9, strlen(c->ch_all), strlen(c->ch_presence)};
     redisAsyncCommandArgv(c->sub, on_message, NULL, 3, argv, lens);
+    if (c->history_ttl_s) chist_load(c);
     uroute_all(c);
     cpres_register(c);
     cpres_tick(c);
@@ -585,11 +624,16 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     pthread_mutex_init(&c->lock, NULL);
     c->on_message = on_message;
     c->ttl_ms = o->node_ttl_s * 1000;
+    c->history_ttl_s = o->history_ttl_s;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts); /* a restarted node with the same id starts past its old states */
     c->seq = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     int ok = redis_url_parse(o->url, &c->url, err, cap) == 0 && set_names(c, o, err, cap) == 0;
+    if (ok && chist_init(c) < 0) {
+        snprintf(err, cap, "cluster: cannot set up its streams (SHA-1, getrandom)");
+        ok = 0;
+    }
     if (ok && (!(c->peers = peers_new()) || !(c->local = dict_new()) || !(c->local_rooms = dict_new()) ||
                !(c->local_members = dict_new()) || !(c->routed = dict_new()) || !(c->routes = dict_new()) || (c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
                (c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||

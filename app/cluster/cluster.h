@@ -19,6 +19,10 @@
  *     node's hash (a node whose hash expired is dead: its users leave) and applies the J/L events in
  *     between, ordered by the sequence numbers. The table is kept here and in the hub, so a `users`
  *     never waits on Redis; it also counts the nodes in `delivered`.
+ *   - streams (history on): a message goes through a Lua script (clusterhist.h) that gives it its
+ *     position in its stream (the user's, the room's, the broadcast one) and publishes it on its
+ *     channel as above, to the sender's node too, which delivers it to its protocol 2 connections
+ *     then.
  *   - ordering: one command connection publishes, one subscriber connection per node receives, and
  *     Redis keeps the order of one connection's publishes at each subscriber, so each sender's messages
  *     arrive in order at every receiver.
@@ -54,6 +58,7 @@ struct cluster_options {
     const char *prefix;   /* key and channel prefix */
     const char *node_id;  /* a name (names.h), unique in the cluster */
     long node_ttl_s;      /* a silent node's users leave within this */
+    long history_ttl_s;   /* --history-ttl; 0 (--history-size 0): messages carry no stream positions */
 };
 
 struct cluster;

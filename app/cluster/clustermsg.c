@@ -1,6 +1,7 @@
 /* clustermsg: the cluster's pub/sub payloads, channels and the Redis URL (see clustermsg.h). */
 #include "clustermsg.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,27 @@ static int take_line(const char **p, size_t n, char *out) {
     return 0;
 }
 
+/* "[NAME]\n" at *p (n bytes left): an empty line or a name. */
+static int take_except(const char **p, size_t n, char *out) {
+    if (n && **p == '\n') {
+        out[0] = '\0';
+        (*p)++;
+        return 0;
+    }
+    return take_line(p, n, out);
+}
+
+/* "EPOCH\n" at *p (n bytes left), the epoch as history hands them out, and an offset from 1. */
+static int take_epoch(const char **p, size_t n, struct cluster_msg *m) {
+    if (m->seq == 0 || n <= HIST_EPOCH_LEN || (*p)[HIST_EPOCH_LEN] != '\n') return -1;
+    for (size_t i = 0; i < HIST_EPOCH_LEN; i++)
+        if (!isalnum((unsigned char)(*p)[i])) return -1;
+    memcpy(m->epoch, *p, HIST_EPOCH_LEN);
+    m->epoch[HIST_EPOCH_LEN] = '\0';
+    *p += HIST_EPOCH_LEN + 1;
+    return 0;
+}
+
 int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
     if (len < 2 || p[0] == '\0' || !strchr(CLUSTER_KINDS, p[0]) || p[1] != ' ') return -1;
     const char *end = p + len, *q = p + 2;
@@ -37,8 +59,12 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
     m->kind = p[0];
     m->seq = seq;
     m->target[0] = '\0';
+    m->epoch[0] = '\0';
     if (take_line(&q, (size_t)(end - q), m->node) < 0) return -1;
     if (strchr(CLUSTER_TARGETED_KINDS, m->kind) && take_line(&q, (size_t)(end - q), m->target) < 0) return -1;
+    m->except[0] = '\0';
+    if (strchr(CLUSTER_EXCEPT_KINDS, m->kind) && take_except(&q, (size_t)(end - q), m->except) < 0) return -1;
+    if (strchr(CLUSTER_POSITIONED_KINDS, m->kind) && take_epoch(&q, (size_t)(end - q), m) < 0) return -1;
     m->body = q;
     m->body_len = (size_t)(end - q);
     if (strchr("JLEXS", m->kind)) return m->body_len ? -1 : 0;
@@ -51,7 +77,7 @@ int cluster_msg_parse(const char *p, size_t len, struct cluster_msg *m) {
         char reason[CLUSTER_REASON_MAX + 1];
         return cluster_close_parse(m->body, m->body_len, &code, reason);
     }
-    /* U, R, B: the body goes out as a text frame, which must be UTF-8 (RFC 6455 5.6) */
+    /* U, R, B, u, r, b: the body goes out as a text frame, which must be UTF-8 (RFC 6455 5.6) */
     return m->body_len && utf8_valid((const uint8_t *)m->body, m->body_len) ? 0 : -1;
 }
 

@@ -2,8 +2,8 @@
  *
  * The engine (cluster.h) is one structure carried out by a few files: cluster.c (the hub's hooks, the
  * queue, inbound messages, the Redis connections and the engine thread), clusterpresence.c (this
- * node's presence in Redis and the other nodes' read back into the peer table) and clustercmd.c (the
- * commands both send). Locks as cluster.h
+ * node's presence in Redis and the other nodes' read back into the peer table), clusterhist.c (streams'
+ * positions in Redis) and clustercmd.c (the commands they send). Locks as cluster.h
  * says: `lock` guards the fields marked so; the fields under "The engine thread only" are touched by
  * that thread alone, which is the one calling everything declared here. */
 #ifndef SB_CLUSTERPRIV_H
@@ -26,13 +26,17 @@ enum item_kind { IT_PUBLISH, IT_ASK, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_RO
 #define MEMBER_KEY_MAX (2 * SB_NAME_MAX + 2) /* "ROOM USER" and its NUL */
 
 /* One thing for the engine thread to tell Redis. IT_PUBLISH and IT_ASK (a PUBLISH whose reply `ask`
- * is told, userroute.h): buf holds the channel then the payload; the others: buf holds the user's or
- * room's name, or a member's "ROOM USER". */
+ * is told, userroute.h): buf holds the channel then the payload; with `stream` (a message of a
+ * stream, clusterhist.h) the channel, then its stream's key (k_len), the payload's "NODE\nTARGET\n"
+ * (h_len) and the message's text, b_len covering all three. The others: buf holds the user's or room's
+ * name, or a member's "ROOM USER". */
 struct item {
     struct item *next;
     enum item_kind kind;
     struct uroute_ask *ask;
     size_t a_len, b_len;
+    char stream;          /* 0, or the message kind its stream's script publishes (clustermsg.h's u) */
+    size_t k_len, h_len;  /* with `stream` */
     char buf[];
 };
 
@@ -44,6 +48,8 @@ struct cluster {
     char key[CLUSTER_CHANNEL_MAX], nodes_key[CLUSTER_CHANNEL_MAX];
     char ch_all[CLUSTER_CHANNEL_MAX], ch_presence[CLUSTER_CHANNEL_MAX];
     long ttl_ms;
+    long history_ttl_s;   /* 0: no streams in Redis (clusterhist.h) */
+    char script_sha[41];  /* the stream script's SHA1, hex (clusterhist.h) */
     struct redis_url url;
     int epfd, wakefd;
     pthread_t thread;
@@ -74,6 +80,7 @@ struct cluster {
     int64_t last_reply_ms;  /* when Redis last answered a command: a Redis that stops answering for
                              * --node-ttl is treated as gone (reconnect), not waited for */
     uint64_t seq;
+    uint64_t rng;         /* the epochs drawn for new streams (clusterhist.c) */
     struct outbox_batch batch;
 };
 

@@ -184,7 +184,11 @@ void uroute_on_publish(redisAsyncContext *ac, void *r, void *privdata) {
     struct uroute_ask *a = privdata;
     cluster_on_reply(ac, r, NULL);
     /* hiredis calls this once, with no reply when the connection went */
-    tell(c, a, reply && reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : UROUTE_UNANSWERED);
+    uroute_ask_done(c, a, reply && reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : UROUTE_UNANSWERED);
+}
+
+void uroute_ask_done(struct cluster *c, struct uroute_ask *a, long nodes) {
+    tell(c, a, nodes);
     free(a);
 }
 

@@ -59,6 +59,8 @@ struct uroute_ask *uroute_ask_new(void (*answer)(void *arg, long nodes), void *a
 void uroute_ask_link(struct cluster *c, struct uroute_ask *a);
 void uroute_ask_drop(struct cluster *c, struct uroute_ask *a);
 void uroute_on_publish(redisAsyncContext *ac, void *r, void *privdata);
+/* Engine thread: what uroute_on_publish does, for a PUBLISH made inside a script (clusterhist.h). */
+void uroute_ask_done(struct cluster *c, struct uroute_ask *a, long nodes);
 /* Engine thread: tells the asks older than UROUTE_ASK_WAIT_MS that Redis did not answer; returns when
  * the next one is due (INT64_MAX: none waits). */
 int64_t uroute_ask_expire(struct cluster *c, int64_t now_ms);

@@ -365,12 +365,14 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     struct user *u = dict_get(h->users, user);
     long n = u ? 0 : -1;
+    /* delivered counts each other node the engine handed it to (hub.h) */
+    int echo = 0;
+    long remote = u && h->engine ? h->engine->send_user(h->engine->ctx, user, f, &echo) : 0;
     struct hubh_msg m; /* kept for the user's recovery even when offline here (docs/PROTOCOL.md) */
     hubh_begin(h, &m, 'u', user, f);
+    m.echo = echo;
     for (size_t i = 0; u && i < u->conns.n; i++) n += hubh_deliver(h, u->conns.items[i], &m);
     hubh_end(&m);
-    /* delivered counts each other node the engine handed it to (hub.h) */
-    long remote = u && h->engine ? h->engine->send_user(h->engine->ctx, user, f) : 0;
     if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
     return !u && h->engine && h->engine->send_unlisted ? HUB_UNLISTED : n;
@@ -398,12 +400,14 @@ void hub_fill_reply(struct hub *h, const char *id, struct frame *slot, struct fr
 size_t hub_broadcast(struct hub *h, const struct conn *from, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     size_t n = 0;
+    int echo = 0;
+    long remote = h->engine ? h->engine->broadcast(h->engine->ctx, f, from ? from->id : NULL, &echo) : 0;
     struct hubh_msg m;
     hubh_begin(h, &m, 'b', NULL, f);
+    m.echo = echo;
     for (struct conn *c = h->head; c; c = c->next)
         if (c != from && !c->echo && !c->pending) n += (size_t)hubh_deliver(h, c, &m);
     hubh_end(&m);
-    long remote = h->engine ? h->engine->broadcast(h->engine->ctx, f) : 0;
     if (remote > 0) n += (size_t)remote;
     pthread_rwlock_unlock(&h->lock);
     return n;
@@ -413,12 +417,14 @@ long hub_publish(struct hub *h, const struct conn *from, const char *room, struc
     pthread_rwlock_rdlock(&h->lock);
     long i = member_index(from, room), n = 0;
     struct conn_set *m = i < 0 ? NULL : &from->rooms[i]->members;
+    int echo = 0;
+    long remote = m && h->engine ? h->engine->publish(h->engine->ctx, room, f, from->id, &echo) : 0;
     struct hubh_msg hm;
     if (m) hubh_begin(h, &hm, 'r', room, f);
+    hm.echo = echo;
     for (size_t k = 0; m && k < m->n; k++)
         if (m->items[k] != from) n += hubh_deliver(h, m->items[k], &hm);
     if (m) hubh_end(&hm);
-    long remote = m && h->engine ? h->engine->publish(h->engine->ctx, room, f) : 0;
     if (remote > 0) n += remote;
     pthread_rwlock_unlock(&h->lock);
     return i < 0 ? -1 : n;

@@ -180,9 +180,14 @@ long hub_max_user_conns(const struct hub *h);
  * when it dropped it (Redis down or the engine's queue full; the engine counts it). */
 struct hub_engine {
     void *ctx;
-    long (*send_user)(void *ctx, const char *user, const struct frame *f);
-    long (*broadcast)(void *ctx, const struct frame *f);
-    long (*publish)(void *ctx, const char *room, const struct frame *f);
+    /* With streams in Redis (clusterhist.h) it sets *echo: Redis brings the message back to this
+     * node with its stream position (hub_deliver_local_user_at), and the hub leaves this node's
+     * protocol 2 connections to that delivery. */
+    long (*send_user)(void *ctx, const char *user, const struct frame *f, int *echo);
+    /* except: the sending connection's id (NULL: the server API), which the sender's node leaves out
+     * when the message comes back with its position; *echo as send_user's. */
+    long (*broadcast)(void *ctx, const struct frame *f, const char *except, int *echo);
+    long (*publish)(void *ctx, const char *room, const struct frame *f, const char *except, int *echo);
     /* This node's first connection of `user` (up = 1) or its last (up = 0); the same for a room's
      * members. */
     void (*user_local)(void *ctx, const char *user, int up);

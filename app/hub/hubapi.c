@@ -13,11 +13,13 @@ size_t hub_publish_server(struct hub *h, const char *room, struct frame *f) {
     pthread_rwlock_rdlock(&h->lock);
     struct room *r = dict_get(h->rooms, room);
     size_t n = 0;
+    int echo = 0;
+    long remote = h->engine ? h->engine->publish(h->engine->ctx, room, f, NULL, &echo) : 0;
     struct hubh_msg m; /* kept even with nobody in the room here: members recover it on rejoining */
     hubh_begin(h, &m, 'r', room, f);
+    m.echo = echo;
     for (size_t k = 0; r && k < r->members.n; k++) n += (size_t)hubh_deliver(h, r->members.items[k], &m);
     hubh_end(&m);
-    long remote = h->engine ? h->engine->publish(h->engine->ctx, room, f) : 0;
     if (remote > 0) n += (size_t)remote;
     pthread_rwlock_unlock(&h->lock);
     return n;

@@ -27,10 +27,16 @@ void hubh_begin(struct hub *h, struct hubh_msg *m, char kind, const char *name, 
     char key[HIST_KEY_MAX + 1];
     stream_key(key, sizeof key, kind, name);
     m->s = history_append(h->hist, key, f, __atomic_load_n(&h->hist_clock_ms, __ATOMIC_RELAXED), &m->pos);
+    m->positioned = m->s != NULL;
+}
+
+void hubh_begin_at(struct hubh_msg *m, struct frame *f, const struct hist_pos *pos) {
+    *m = (struct hubh_msg){.f = f, .positioned = 1, .pos = *pos};
 }
 
 int hubh_deliver(struct hub *h, struct conn *c, struct hubh_msg *m) {
-    if (!m->s || !c->positions) return hubp_deliver(h, c, m->f);
+    if (m->echo && c->positions) return 1;
+    if (!m->positioned || !c->positions) return hubp_deliver(h, c, m->f);
     if (!m->stamped && !(m->stamped = envelope_stamp(m->f, &m->pos))) return 0;
     return hubp_deliver(h, c, m->stamped);
 }

@@ -14,13 +14,19 @@
 /* One delivery on its way: begun (the stream locked, its position given), delivered, ended. */
 struct hubh_msg {
     struct frame *f, *stamped; /* stamped: made for the first protocol 2 recipient */
-    struct hist_stream *s;     /* NULL: no history, or none could be kept */
+    struct hist_stream *s;     /* NULL: no history here, or none could be kept */
+    int positioned;            /* pos is the message's: protocol 2 recipients get it stamped */
+    int echo;                  /* the cluster brings it back with its position (hub_engine.send_user's
+                                * echo): protocol 2 recipients are counted, and left to that delivery */
     struct hist_pos pos;
 };
 
 /* kind: 'u' (name a user), 'r' (name a room) or 'b' (name NULL). Shared hub lock. */
 void hubh_begin(struct hub *h, struct hubh_msg *m, char kind, const char *name, struct frame *f);
-/* Queues m to c as its protocol wants; 1 if queued. */
+/* A message whose position the cluster's streams gave (hubremote.h): delivered as hubh_begin's, kept
+ * in no history here. */
+void hubh_begin_at(struct hubh_msg *m, struct frame *f, const struct hist_pos *pos);
+/* Queues m to c as its protocol wants; 1 if queued (or left to the cluster's echo). */
 int hubh_deliver(struct hub *h, struct conn *c, struct hubh_msg *m);
 void hubh_end(struct hubh_msg *m);
 

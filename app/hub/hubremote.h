@@ -20,6 +20,16 @@
 
 /* The engine's inbound side: deliveries from other nodes go to this node's connections only. */
 size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f);
+/* A message of `user`'s stream with the position Redis gave it (clusterhist.h): protocol 2
+ * connections get it stamped with pos. except: NULL when another node sent it; else this node did,
+ * its protocol 1 connections had it at once (hub_send_user), and only its protocol 2 ones get it now,
+ * but the one with id `except` (the sender of a publish or broadcast; "" for none). The same for a
+ * room's stream (to its members here) and the broadcast stream (to every router connection here). */
+size_t hub_deliver_local_user_at(struct hub *h, const char *user, struct frame *f, const struct hist_pos *pos,
+                                 const char *except);
+size_t hub_deliver_local_room_at(struct hub *h, const char *room, struct frame *f, const struct hist_pos *pos,
+                                 const char *except);
+size_t hub_deliver_local_all_at(struct hub *h, struct frame *f, const struct hist_pos *pos, const char *except);
 size_t hub_deliver_local_all(struct hub *h, struct frame *f);
 size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f);
 /* Another node's API disconnect: hub_close_user on this node's connections only. */

@@ -28,6 +28,41 @@ static void test_round_trip(void) {
     CHECK_EQ_STR(m.target, "");
 }
 
+/* A message with its stream position, as the stream script publishes it (clusterhist.c): the offset
+ * in the sequence number's place (from 1), the epoch on a line of its own before the text. */
+static void test_positioned(void) {
+    struct cluster_msg m;
+    CHECK_EQ_INT(parse("u 42 node-1\nbob\nAb3dE9xZ\n{\"x\":1}", &m), 0);
+    CHECK_EQ_INT(m.kind, 'u');
+    CHECK(m.seq == 42);
+    CHECK_EQ_STR(m.target, "bob");
+    CHECK_EQ_STR(m.epoch, "Ab3dE9xZ");
+    CHECK_EQ_INT((long long)m.body_len, 7);
+    CHECK(memcmp(m.body, "{\"x\":1}", 7) == 0);
+    CHECK_EQ_INT(parse("U 0 n\nbob\n1", &m), 0);
+    CHECK_EQ_STR(m.epoch, ""); /* no position */
+    CHECK_EQ_INT(parse("u 0 n\nbob\nAb3dE9xZ\n1", &m), -1);  /* offsets start at 1 */
+    CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9x\n1", &m), -1);   /* an epoch is 8 long */
+    CHECK_EQ_INT(parse("u 1 n\nbob\nAb3d-9xZ\n1", &m), -1);  /* of letters and digits */
+    CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9xZ\n", &m), -1);   /* and a text after it */
+    CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9xZ1", &m), -1);     /* on a line of its own */
+    CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9xZ\n\"a\xc3\"", &m), -1); /* UTF-8 */
+    /* a room's and the broadcast stream's: the sending connection's id (or nothing) before the epoch */
+    CHECK_EQ_INT(parse("r 3 n\nlobby\nconn-12\nAb3dE9xZ\n1", &m), 0);
+    CHECK_EQ_STR(m.target, "lobby");
+    CHECK_EQ_STR(m.except, "conn-12");
+    CHECK_EQ_STR(m.epoch, "Ab3dE9xZ");
+    CHECK(m.seq == 3 && m.body_len == 1 && m.body[0] == '1');
+    CHECK_EQ_INT(parse("b 9 n\n\nAb3dE9xZ\n1", &m), 0);
+    CHECK_EQ_STR(m.except, "");
+    CHECK_EQ_STR(m.target, "");
+    CHECK(m.seq == 9);
+    CHECK_EQ_INT(parse("u 1 n\nbob\nAb3dE9xZ\n1", &m), 0);
+    CHECK_EQ_STR(m.except, "");
+    CHECK_EQ_INT(parse("b 9 n\nAb3dE9xZ\n1", &m), -1);      /* no sender line */
+    CHECK_EQ_INT(parse("r 3 n\nlobby\nco nn\nAb3dE9xZ\n1", &m), -1); /* not a name */
+}
+
 static void test_kinds(void) {
     struct cluster_msg m;
     CHECK_EQ_INT(parse("B 0 n\n\"hi\"", &m), 0);
@@ -124,6 +159,7 @@ static void test_urls(void) {
 int main(void) {
     test_round_trip();
     test_kinds();
+    test_positioned();
     test_malformed();
     test_members_and_disconnect();
     test_urls();

@@ -55,9 +55,9 @@ static void test_alone(void) {
 
 static char hook_log[1024];
 
-static long no_send(void *ctx, const char *user, const struct frame *f) { return 0; }
-static long no_broadcast(void *ctx, const struct frame *f) { return 0; }
-static long no_publish(void *ctx, const char *room, const struct frame *f) { return 0; }
+static long no_send(void *ctx, const char *user, const struct frame *f, int *echo) { return 0; }
+static long no_broadcast(void *ctx, const struct frame *f, const char *except, int *echo) { return 0; }
+static long no_publish(void *ctx, const char *room, const struct frame *f, const char *except, int *echo) { return 0; }
 static void no_local(void *ctx, const char *name, int up) {}
 static int up(void *ctx) { return 1; }
 static void no_gauges(void *ctx, struct metrics_gauges *g) {}

@@ -79,9 +79,9 @@ static void test_local_deliveries(void) {
 
 /* A fake engine whose route to "carol" is confirmed only when `routed` says so. */
 static int routed;
-static long no_send(void *ctx, const char *user, const struct frame *f) { return 0; }
-static long no_broadcast(void *ctx, const struct frame *f) { return 0; }
-static long no_publish(void *ctx, const char *room, const struct frame *f) { return 0; }
+static long no_send(void *ctx, const char *user, const struct frame *f, int *echo) { return 0; }
+static long no_broadcast(void *ctx, const struct frame *f, const char *except, int *echo) { return 0; }
+static long no_publish(void *ctx, const char *room, const struct frame *f, const char *except, int *echo) { return 0; }
 static void no_local(void *ctx, const char *name, int up) {}
 static int is_up(void *ctx) { return 1; }
 static void no_gauges(void *ctx, struct metrics_gauges *g) {}
@@ -208,10 +208,73 @@ static void test_rooms_mode(void) {
     world_stop(&w);
 }
 
+/* A fake engine with streams in Redis: it takes every send to bring it back with its position. */
+static long echo_send(void *ctx, const char *user, const struct frame *f, int *echo) {
+    *echo = 1;
+    return 0;
+}
+
+#define PLAIN "{\"type\":\"message\",\"from\":\"a\",\"to\":\"bob\",\"data\":1}"
+#define STAMPED "{\"type\":\"message\",\"epoch\":\"Ab3dE9xZ\",\"offset\":7,\"from\":\"a\",\"to\":\"bob\",\"data\":1}"
+
+/* With streams in Redis, a send reaches this node's protocol 1 connections at once and its protocol 2
+ * ones through the cluster, with the position Redis gave it; one from another node reaches both. */
+static void test_positions_from_the_cluster(void) {
+    struct world w;
+    struct peer v2, v1;
+    world_start(&w, 0);
+    struct hub_engine e = {.send_user = echo_send, .broadcast = no_broadcast, .publish = no_publish,
+                           .user_local = no_local, .room_local = no_local, .redis_up = is_up,
+                           .gauges = no_gauges, .first_id = 1000};
+    hub_set_engine(w.hub, &e);
+    memset(&v2, 0, sizeof v2);
+    pthread_mutex_init(&v2.lock, NULL);
+    hub_conn_init(w.hub, &v2.c, "bob", 0, &v2, PEER_OUTBOX);
+    v2.c.positions = 1;
+    CHECK_EQ_INT(hub_add(w.hub, &v2.c), HUB_OK);
+    peer_open(&w, &v1, "bob");
+    drain(&v2);
+    drain(&v1);
+    struct frame *f = text(PLAIN);
+    CHECK_EQ_INT((long long)hub_send_user(w.hub, "bob", f), 2); /* both counted */
+    EXPECT(&v1, PLAIN);
+    EXPECT_NONE(&v2); /* left to the cluster */
+    struct hist_pos pos = {"Ab3dE9xZ", 7};
+    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "bob", f, &pos, ""), 1); /* its echo */
+    EXPECT(&v2, STAMPED);
+    EXPECT_NONE(&v1);
+    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "bob", f, &pos, NULL), 2); /* from another node */
+    EXPECT(&v2, STAMPED);
+    EXPECT(&v1, PLAIN);
+    CHECK_EQ_INT((long long)hub_deliver_local_user_at(w.hub, "nobody", f, &pos, NULL), 0);
+    frame_unref(f);
+    /* a room's and the broadcast stream's: the sender left out of its own node's echo */
+    hub_join(w.hub, &v2.c, "lobby", NULL);
+    hub_join(w.hub, &v1.c, "lobby", NULL);
+    drain(&v2);
+    drain(&v1);
+    f = text(PLAIN);
+    CHECK_EQ_INT((long long)hub_deliver_local_room_at(w.hub, "lobby", f, &pos, v2.c.id), 0);
+    CHECK_EQ_INT((long long)hub_deliver_local_all_at(w.hub, f, &pos, v2.c.id), 0);
+    EXPECT_NONE(&v2);
+    EXPECT_NONE(&v1);
+    CHECK_EQ_INT((long long)hub_deliver_local_room_at(w.hub, "lobby", f, &pos, ""), 1);
+    EXPECT(&v2, STAMPED);
+    CHECK_EQ_INT((long long)hub_deliver_local_all_at(w.hub, f, &pos, NULL), 2);
+    EXPECT(&v2, STAMPED);
+    EXPECT(&v1, PLAIN);
+    CHECK_EQ_INT((long long)hub_deliver_local_room_at(w.hub, "attic", f, &pos, NULL), 0);
+    frame_unref(f);
+    peer_close(&w, &v2, 1);
+    peer_close(&w, &v1, 1);
+    world_stop(&w);
+}
+
 int main(void) {
     test_rooms_mode();
     test_remote_users();
     test_local_deliveries();
+    test_positions_from_the_cluster();
     test_welcome_waits_for_route();
     return check_done();
 }

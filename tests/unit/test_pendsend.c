@@ -30,9 +30,9 @@ static struct ask asks[64];
 static size_t nasks;
 static int down;
 
-static long remote_send(void *ctx, const char *user, const struct frame *f) { return 0; }
-static long no_broadcast(void *ctx, const struct frame *f) { return 0; }
-static long no_publish(void *ctx, const char *room, const struct frame *f) { return 0; }
+static long remote_send(void *ctx, const char *user, const struct frame *f, int *echo) { return 0; }
+static long no_broadcast(void *ctx, const struct frame *f, const char *except, int *echo) { return 0; }
+static long no_publish(void *ctx, const char *room, const struct frame *f, const char *except, int *echo) { return 0; }
 static void no_local(void *ctx, const char *name, int up) {}
 static int is_up(void *ctx) { return 1; }
 static void no_gauges(void *ctx, struct metrics_gauges *g) {}

@@ -1,0 +1,39 @@
+/* clusterhist: streams in Redis (--redis with history on): the Lua script that gives each message of a
+ * stream its position, and the commands that run it.
+ *
+ * Per stream (a user's "u:NAME", a room's "r:NAME", the broadcast stream "b": history.h's keys) a hash PREFIX.meta.KEY holds the stream's epoch
+ * ("e", drawn by the node whose message created the stream) and the offset of its last message ("o").
+ * The script, which Redis runs atomically, reads or creates the epoch, adds one to the offset, renews
+ * the hash's TTL (--history-ttl: an idle stream costs nothing after it, and its next message starts a
+ * new epoch) and PUBLISHes the message with its position (clustermsg.h's kind u) on the stream's
+ * channel, to every node subscribed to it, the sender's too. So every node gets one stream's messages
+ * in one order with the same positions (two tabs of a user on two nodes see the same offsets), and
+ * live delivery is in offset order. After Centrifugo's Redis engine.
+ *
+ * The script is loaded (SCRIPT LOAD) on each new connection ahead of any EVALSHA, pipelined, so nothing
+ * waits for it; a NOSCRIPT (a SCRIPT FLUSH meanwhile) is answered by running that message again with
+ * EVAL, which loads the script again. A message Redis refuses or never answers is counted dropped.
+ *
+ * Threads: chist_item on any thread (pure); the rest on the engine thread, like clustercmd.h. */
+#ifndef SB_CLUSTERHIST_H
+#define SB_CLUSTERHIST_H
+
+#include <stddef.h>
+
+struct cluster;
+struct item;
+
+/* Fills the engine's script SHA1 (hex) and seeds its epoch generator. 0, or -1 when it cannot. */
+int chist_init(struct cluster *c);
+/* After a (re)connect: SCRIPT LOAD, ahead of every EVALSHA on the command connection. */
+void chist_load(struct cluster *c);
+/* A message of kind `kind` (u, r, b) about `target` (NULL for b), from connection `except` (r, b: ""
+ * for none; NULL for u), in stream `key`, published on `channel`, for the engine's queue (its kind
+ * IT_PUBLISH; the caller may make it an IT_ASK). NULL when out of memory. */
+struct item *chist_item(const struct cluster *c, char kind, const char *target, const char *except, const char *key,
+                        const char *channel, const char *text, size_t text_len);
+/* Runs the script for it (EVALSHA). Takes it: freed when Redis answered, or at once when it cannot be
+ * sent (an ask among it answered UROUTE_UNANSWERED, the message counted dropped). */
+void chist_send(struct cluster *c, struct item *it);
+
+#endif
