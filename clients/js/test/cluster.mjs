@@ -2,13 +2,13 @@
 // library's tests across nodes (the Node side of tests/integration/clusterkit.py, same settings).
 // Everything listens on free 127.0.0.1 ports and is started and stopped by the test; every wait is bounded.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { freePort, sleep, startServer, SLOW } from './helpers.mjs';
+import { freePort, sleep, startServer, SLOW, SRC } from './helpers.mjs';
 
 const REDIS_BIN = '/usr/bin/redis-server';
 const HAPROXY_BIN = '/usr/sbin/haproxy';
@@ -95,28 +95,14 @@ export async function startRedis() {
   };
 }
 
-/** HAProxy 2.6, roundrobin over ports with health checks on /healthz, WebSockets kept an hour. */
+/** HAProxy 2.6 over ports, configured as clusterkit.py's (tests/integration/haproxy-cluster.cfg). */
 export async function startHAProxy(ports) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-haproxy-'));
   const servers = ports.map((p, i) => `    server n${i} 127.0.0.1:${p} check inter 500ms`).join('\n');
   const cfg = path.join(dir, 'haproxy.cfg');
-  writeFileSync(cfg, `global
-    maxconn 2000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout tunnel 1h
-frontend ws
-    bind 127.0.0.1:${port}
-    default_backend nodes
-backend nodes
-    balance roundrobin
-    option httpchk GET /healthz
-${servers}
-`);
+  const template = readFileSync(path.join(SRC, 'tests', 'integration', 'haproxy-cluster.cfg'), 'utf8');
+  writeFileSync(cfg, template.replaceAll('{port}', String(port)).replaceAll('{servers}', servers));
   const d = await daemon(HAPROXY_BIN, ['-f', cfg, '-db'], port, 'haproxy');
   const stop = async () => {
     await d.stop();

@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 
 import { SLOW } from '../../../tests/e2e/server.mjs';
 
-export { startServer, freePort, SLOW } from '../../../tests/e2e/server.mjs';
+export { startServer, freePort, SLOW, SRC } from '../../../tests/e2e/server.mjs';
 export { WebSocket };
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
