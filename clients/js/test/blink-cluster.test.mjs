@@ -15,22 +15,25 @@ import {
 } from './helpers.mjs';
 
 // The cluster, the library (user tgt, in room hall) through the proxy and HAProxy, and the flooding
-// peer src (also in hall) on a node other than the library's, or on srcNode if given. Runs fn with
-// all of it, then ends everything; a failure carries the nodes' output.
-async function withCluster(historySize, fn, srcNode) {
+// peer src (also in hall) on a node other than the library's (so that killing the library's node
+// leaves the flood going). Runs fn with all of it, then ends everything; a failure carries the nodes'
+// output.
+async function withCluster(historySize, fn) {
   const cluster = await startCluster({ args: ['--history-size', String(historySize)] });
   const proxy = await startProxy(cluster.haproxy.port);
   const sb = new Switchboard(`ws://127.0.0.1:${proxy.port}/ws`, { user: 'tgt', WebSocket, minDelay: 100, maxDelay: 500 });
   let src = null;
+  let failed = true;
   try {
     const seen = record(sb);
     await sb.connect();
     await sb.join('hall');
     const first = await nodeHolding(cluster, -1);
-    srcNode ??= (first + 1) % cluster.nodes.length;
+    const srcNode = (first + 1) % cluster.nodes.length;
     src = await peer(cluster.nodes[srcNode].port, 'src');
     await src.request({ type: 'join', room: 'hall' }, 'j');
     await fn({ cluster, proxy, sb, src, srcNode, first, ...seen });
+    failed = false;
   } catch (e) {
     e.message += `\n${cluster.output()}`;
     throw e;
@@ -38,7 +41,8 @@ async function withCluster(historySize, fn, srcNode) {
     sb.close();
     src?.close();
     await proxy.close();
-    await cluster.stop();
+    const stopped = cluster.stop();
+    await (failed ? stopped.catch(() => {}) : stopped); // the first failure is the one to read
   }
 }
 
