@@ -104,13 +104,10 @@ static const char *hosts[CONFIG_MAX_HOSTS];
 static int app_start(struct app *a, const struct config *cfg) {
     config_origin_list(cfg, origins);
     config_host_list(cfg, hosts);
-    /* This node's history (history.h) is its own: with --redis a client may come back on another node,
-     * so it is off there, and the streams' positions come from Redis (clusterhist.h), without recovery in
-     * this version. */
+    /* With --redis, history lives in Redis (clusterhist.h), so that a client recovers on whichever node it
+     * lands; this node's own history (history.h) is off. */
     struct history_options history = {cfg->redis[0] ? 0 : cfg->history_size, cfg->history_ttl * 1000, (size_t)cfg->history_memory};
     struct hub_options hopt = {cfg->presence, cfg->ping_interval * 1000, cfg->max_rooms, cfg->max_user_conns, history};
-    if (cfg->redis[0] && cfg->history_size)
-        log_info("with --redis, stream positions are kept in Redis; history and recovery are not, in this version");
     struct ws_settings wset = {cfg->max_message, cfg->max_connections, cfg->outbox, cfg->rate_limit,
                                cfg->max_per_ip, origins, cfg->nallow, hosts, cfg->nhosts, NULL};
     char err[256] = "";
@@ -134,7 +131,7 @@ static int app_start(struct app *a, const struct config *cfg) {
     a->loops = a->ob ? loops_start(loop_count(cfg->threads), a->ob) : NULL;
     a->hub = a->loops ? hub_new(a->ob, &hopt) : NULL;
     struct cluster_options copt = {cfg->redis, cfg->redis_prefix, cfg->node_id, cfg->node_ttl,
-                                   cfg->history_size ? cfg->history_ttl : 0};
+                                   cfg->history_size ? cfg->history_ttl : 0, cfg->history_size};
     int clustered = !cfg->redis[0] || (a->hub && (a->cluster = cluster_start(a->hub, a->ob, &copt, err, sizeof err)));
     a->ws = a->hub && clustered ? ws_new(a->hub, a->ob, &wset) : NULL;
     a->srv = a->ws ? server_start(cfg, a->ws, a->hub, err, sizeof err) : NULL;

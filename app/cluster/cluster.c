@@ -176,6 +176,14 @@ static int hook_send_unlisted(void *ctx, const char *user, const struct frame *f
 
 static int hook_user_routed(void *ctx, const char *user) { return uroute_confirmed(ctx, user); }
 
+/* A connection's streams read from Redis (clusterhist.h), answered on this thread. */
+static int hook_read_streams(void *ctx, const char *conn_id, const struct hub_stream_want *w, size_t n) {
+    struct cluster *c = ctx;
+    if (!engine_up(c)) return -1;
+    struct item *it = chist_read_item(conn_id, w, n);
+    return it ? enqueue(c, it) : -1; /* enqueue frees what it refuses */
+}
+
 /* A room message goes to every node on PREFIX.all, and each delivers it to its own members, as
  * Socket.IO's adapter does: a member who joined on another node a moment ago gets it even before the
  * presence table here has heard of the join. `delivered` counts the nodes the table knows have members. */
@@ -361,7 +369,7 @@ static void drain(struct cluster *c) {
         c->q_bytes -= sizeof *it + it->a_len + it->b_len;
         *tail = it;
         tail = &it->next;
-        room -= it->kind == IT_PUBLISH || it->kind == IT_ASK ? 1 : 5; /* a presence change is up to 5 commands */
+        room -= it->kind == IT_PUBLISH || it->kind == IT_ASK || it->kind == IT_READ ? 1 : 5; /* a presence change is up to 5 commands */
         if (room > CLUSTER_INFLIGHT_MAX) room = 0; /* wrapped */
     }
     *tail = NULL; /* the last one taken still points at what stays queued */
@@ -373,6 +381,10 @@ static void drain(struct cluster *c) {
         take = it->next;
         if (it->stream) {
             chist_send(c, it); /* takes it */
+            continue;
+        }
+        if (it->kind == IT_READ) {
+            chist_read_send(c, it); /* takes it */
             continue;
         }
         if (it->kind == IT_PUBLISH || it->kind == IT_ASK) {
@@ -413,7 +425,8 @@ static void drop_queue(struct cluster *c) {
         q = it->next;
         if (it->kind == IT_PUBLISH) metrics_add(M_CLUSTER_DROPPED, 1);
         if (it->kind == IT_ASK) uroute_ask_drop(c, it->ask);
-        free(it);
+        if (it->kind == IT_READ) chist_read_drop(c, it); /* takes it */
+        else free(it);
     }
 }
 
@@ -625,6 +638,7 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
     c->on_message = on_message;
     c->ttl_ms = o->node_ttl_s * 1000;
     c->history_ttl_s = o->history_ttl_s;
+    c->history_size = o->history_size;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts); /* a restarted node with the same id starts past its old states */
     c->seq = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
@@ -661,7 +675,8 @@ struct cluster *cluster_start(struct hub *h, struct outbox *ob, const struct clu
                            .first_id = first_id(), .room_user_local = hook_room_user_local,
                            .close_user = hook_close_user, .room_users = hook_room_users,
                            .user_routed = hook_user_routed, .send_unlisted = hook_send_unlisted,
-                           .room_user_nodes = hook_room_user_nodes, .subscribe = hook_subscribe};
+                           .room_user_nodes = hook_room_user_nodes, .subscribe = hook_subscribe,
+                           .read_streams = o->history_ttl_s ? hook_read_streams : NULL};
     hub_set_engine(h, &e);
     return c;
 }

@@ -59,6 +59,7 @@ struct cluster_options {
     const char *node_id;  /* a name (names.h), unique in the cluster */
     long node_ttl_s;      /* a silent node's users leave within this */
     long history_ttl_s;   /* --history-ttl; 0 (--history-size 0): messages carry no stream positions */
+    long history_size;    /* --history-size: messages each stream keeps in Redis */
 };
 
 struct cluster;

@@ -20,6 +20,9 @@
 
 #include <stddef.h>
 
+#include "hub.h"
+#include "hubremote.h"
+
 struct cluster;
 struct item;
 
@@ -32,6 +35,18 @@ void chist_load(struct cluster *c);
  * IT_PUBLISH; the caller may make it an IT_ASK). NULL when out of memory. */
 struct item *chist_item(const struct cluster *c, char kind, const char *target, const char *except, const char *key,
                         const char *channel, const char *text, size_t text_len);
+/* A read of where streams stand for a connection (hub_engine.read_streams), for the engine's queue (its
+ * kind IT_READ). NULL when out of memory or n is not 1..HUB_WANTS_MAX. */
+struct item *chist_read_item(const char *conn_id, const struct hub_stream_want *w, size_t n);
+/* Runs the read script for it; the answer goes to the hub (hub_streams_read), a failure too. Takes it. */
+void chist_read_send(struct cluster *c, struct item *it);
+/* A read that will not be sent (its queue dropped): answered failed. Takes it. */
+void chist_read_drop(struct cluster *c, struct item *it);
+/* The read script's reply for wants w[0..n) into g[0..n) (outside input: fuzz/fuzz_histread.c).
+ * 0, or -1 with every g failed when the reply is not what the script returns. */
+struct redisReply;
+int chist_parse_read(const struct redisReply *r, const struct hub_stream_want *w, size_t n,
+                     struct hub_stream_got *g);
 /* Runs the script for it (EVALSHA). Takes it: freed when Redis answered, or at once when it cannot be
  * sent (an ask among it answered UROUTE_UNANSWERED, the message counted dropped). */
 void chist_send(struct cluster *c, struct item *it);

@@ -22,13 +22,14 @@
 #include "redisev.h"
 #include "userroute.h"
 
-enum item_kind { IT_PUBLISH, IT_ASK, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN, IT_MEMBER_UP, IT_MEMBER_DOWN };
+enum item_kind { IT_PUBLISH, IT_ASK, IT_USER_UP, IT_USER_DOWN, IT_ROOM_UP, IT_ROOM_DOWN, IT_MEMBER_UP, IT_MEMBER_DOWN, IT_READ };
 #define MEMBER_KEY_MAX (2 * SB_NAME_MAX + 2) /* "ROOM USER" and its NUL */
 
 /* One thing for the engine thread to tell Redis. IT_PUBLISH and IT_ASK (a PUBLISH whose reply `ask`
  * is told, userroute.h): buf holds the channel then the payload; with `stream` (a message of a
  * stream, clusterhist.h) the channel, then its stream's key (k_len), the payload's "NODE\nTARGET\n"
- * (h_len) and the message's text, b_len covering all three. The others: buf holds the user's or room's
+ * (h_len) and the message's text, b_len covering all three. IT_READ: buf holds clusterhist.c's
+ * read_ask. The others: buf holds the user's or room's
  * name, or a member's "ROOM USER". */
 struct item {
     struct item *next;
@@ -50,6 +51,8 @@ struct cluster {
     long ttl_ms;
     long history_ttl_s;   /* 0: no streams in Redis (clusterhist.h) */
     char script_sha[41];  /* the stream script's SHA1, hex (clusterhist.h) */
+    char read_sha[41];    /* the read script's */
+    long history_size;    /* messages kept per stream */
     struct redis_url url;
     int epfd, wakefd;
     pthread_t thread;

@@ -10,6 +10,7 @@
 
 #include "dict.h"
 #include "hubhist.h"
+#include "hubsync.h"
 #include "hubpriv.h"
 #include "log.h"
 
@@ -170,14 +171,14 @@ static char *index_render(const struct name_index *x, char *out) {
 
 static size_t index_text_size(const struct name_index *x) { return x->text_len + 3 * x->n; }
 
-/* Sends `head` (an unfinished JSON object), then ,"users":[...] if with_users, then }. Written
- * directly, not with cJSON: the list can be thousands of names long, and names need no escaping.
- * Called with the hub lock held. */
-static void send_with_users(struct hub *h, struct conn *c, const char *head, int with_users) {
+/* `head` (an unfinished JSON object), then ,"users":[...] if with_users, then }, as a frame (NULL when
+ * out of memory). Written directly, not with cJSON: the list can be thousands of names long, and names
+ * need no escaping. Called with the hub lock held. */
+static struct frame *with_users_frame(struct hub *h, const char *head, int with_users) {
     static const char key[] = ",\"users\":[";
     size_t hlen = strlen(head);
     char *text = malloc(hlen + sizeof key + index_text_size(&h->online) + 2), *end = text;
-    if (!text) return;
+    if (!text) return NULL;
     memcpy(end, head, hlen);
     end += hlen;
     if (with_users) {
@@ -188,21 +189,33 @@ static void send_with_users(struct hub *h, struct conn *c, const char *head, int
     *end++ = '}';
     struct frame *f = frame_new(WS_OP_TEXT, text, (size_t)(end - text));
     free(text);
+    return f;
+}
+
+static void send_with_users(struct hub *h, struct conn *c, const char *head, int with_users) {
+    struct frame *f = with_users_frame(h, head, with_users);
     if (f) hubp_deliver(h, c, f);
     frame_unref(f);
 }
 
-/* The welcome, and for a protocol 2 connection its streams' positions and what it recovers (hubhist.h). */
-static void send_welcome(struct hub *h, struct conn *c) {
-    char head[96 + HUB_ID_MAX + SB_NAME_MAX], streams[256];
-    struct hubh_resume r;
-    hubh_welcome_streams(h, c, streams, sizeof streams, &r);
+struct frame *hubp_welcome_frame(struct hub *h, const struct conn *c, const char *streams) {
+    char head[96 + HUB_ID_MAX + SB_NAME_MAX];
     int n = snprintf(head, sizeof head, "{\"type\":\"welcome\",\"id\":\"%s\",\"user\":\"%s\"", c->id, c->user);
     if (c->exp_s && n > 0 && (size_t)n < sizeof head)
         n += snprintf(head + n, sizeof head - (size_t)n, ",\"exp\":%lld", (long long)c->exp_s);
-    char full[sizeof head + sizeof streams];
+    char full[sizeof head + HUB_STREAMS_TEXT_MAX];
     snprintf(full, sizeof full, "%s%s", head, streams);
-    send_with_users(h, c, full, presence_mode(h) == PRESENCE_GLOBAL);
+    return with_users_frame(h, full, presence_mode(h) == PRESENCE_GLOBAL);
+}
+
+/* The welcome, and for a protocol 2 connection its streams' positions and what it recovers (hubhist.h). */
+static void send_welcome(struct hub *h, struct conn *c) {
+    char streams[HUB_STREAMS_TEXT_MAX];
+    struct hubh_resume r;
+    hubh_welcome_streams(h, c, streams, sizeof streams, &r);
+    struct frame *f = hubp_welcome_frame(h, c, streams);
+    if (f) hubp_deliver(h, c, f);
+    frame_unref(f);
     hubh_welcome_replay(h, c, &r);
 }
 
@@ -215,12 +228,14 @@ static void welcome(struct hub *h, struct conn *c) {
         outbox_hold(&c->out);
         c->held_ms = hub_now_ms();
     }
-    send_welcome(h, c);
+    if (hubs_on(h, c)) hubs_welcome(h, c, !c->held_ms);
+    else send_welcome(h, c);
 }
 
 void hubp_release(struct hub *h, struct conn *c) {
     c->held_ms = 0;
     outbox_release(h->ob, &c->out);
+    hubs_released(h, c);
 }
 
 /* A user online under `name`, listed in the users table and the name index; NULL when out of memory. */
@@ -358,6 +373,7 @@ void hub_remove(struct hub *h, struct conn *c) {
     dict_remove(h->ids, c->id);
     __atomic_sub_fetch(&h->count, 1, __ATOMIC_RELAXED);
     unseat(h, c);
+    hubs_free(h, c);
     pthread_rwlock_unlock(&h->lock);
 }
 
@@ -481,7 +497,8 @@ enum hub_status hub_join_from(struct hub *h, struct conn *c, const char *room, c
                               const char *ack_head) {
     pthread_rwlock_wrlock(&h->lock);
     enum hub_status s = join_locked(h, c, room);
-    if (s == HUB_OK) hubh_joined(h, c, room, since);
+    if (s == HUB_OK && hubs_on(h, c)) hubs_joined(h, c, room, since);
+    else if (s == HUB_OK) hubh_joined(h, c, room, since);
     long i = s == HUB_OK && ack_head && presence_mode(h) == PRESENCE_ROOMS ? member_index(c, room) : -1;
     if (i >= 0) presence_members_reply(h, c, c->rooms[i], ack_head);
     pthread_rwlock_unlock(&h->lock);
@@ -494,6 +511,7 @@ static enum hub_status leave_locked(struct hub *h, struct conn *c, const char *r
     struct room *r = c->rooms[i];
     c->rooms[i] = c->rooms[--c->nrooms];
     room_drop_member(h, r, c);
+    hubs_left(c, room);
     return HUB_OK;
 }
 

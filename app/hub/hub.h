@@ -77,9 +77,22 @@ struct conn {
                                    * positions; set before hub_add */
     struct hub_since since;       /* recovered by the next welcome, then cleared; set by the connection's
                                    * own thread before hub_add, hello */
+    struct hub_sync *sync;        /* hub lock: where it stands in each stream while history lives in
+                                   * Redis (hubsync.h); owned, freed by hub_remove; NULL otherwise */
     struct auth_conn *auth;       /* what the token said, NULL without a key (auth.h); set before hub_add,
                                    * then used by the connection's own thread only */
 };
+
+/* A stream whose position a connection takes, and what `since` (has_since) recovers of it, asked of
+ * the engine when history lives in Redis (hub_engine.read_streams, hubsync.h). */
+struct hub_stream_want {
+    char kind;                  /* 'u' (name: a user), 'r' (a room) or 'b' (the broadcast stream) */
+    char name[SB_NAME_MAX + 1]; /* "" for b */
+    int has_since;
+    struct hist_pos since;
+    uint32_t seq;               /* the asker's, given back with the answer */
+};
+#define HUB_WANTS_MAX 2 /* a welcome asks for the user's stream and the broadcast stream at once */
 
 struct hub_options {
     int presence;          /* enum presence_mode (presence.h) */
@@ -223,6 +236,11 @@ struct hub_engine {
     /* The server API's subscribe (join = 1) or unsubscribe: every other node joins or removes user's
      * connections there. Returns how many other nodes have the user, or -1 when dropped. */
     long (*subscribe)(void *ctx, const char *user, const char *room, int join);
+    /* With history in Redis (clusterhist.h; NULL without): reads where the n streams stand, and what
+     * their `since` recovers, for connection `conn_id`; hub_streams_read (hubremote.h) brings the
+     * answer on the engine's thread, once, always (a failure too). -1 at once, and no answer, when it
+     * cannot ask (Redis down, its queue full). Never waits. */
+    int (*read_streams)(void *ctx, const char *conn_id, const struct hub_stream_want *w, size_t n);
 };
 /* Before the first connection; e is copied. */
 void hub_set_engine(struct hub *h, const struct hub_engine *e);

@@ -85,6 +85,9 @@ char *hubp_room_users(struct hub *h, const char *room, const struct room *r, siz
 struct user *hubp_user_new(struct hub *h, const char *name);
 /* Unlists and frees u. Exclusive lock. */
 void hubp_user_free(struct hub *h, struct user *u);
+/* c's welcome with `streams` (",\"streams\":{...}" or ""), as a frame; NULL when out of memory. */
+#define HUB_STREAMS_TEXT_MAX 256
+struct frame *hubp_welcome_frame(struct hub *h, const struct conn *c, const char *streams);
 /* Lets c's held welcome (and what followed it) go out. */
 void hubp_release(struct hub *h, struct conn *c);
 /* Close `code`, `reason` to every connection of `user` here, each leaving the user and its rooms at

@@ -6,6 +6,7 @@
 
 #include "dict.h"
 #include "hubhist.h"
+#include "hubsync.h"
 #include "hubpriv.h"
 
 size_t hub_deliver_local_user(struct hub *h, const char *user, struct frame *f) {
@@ -22,14 +23,16 @@ static int gets_echo(const struct conn *c, const char *except) {
     return !except || (c->positions && strcmp(c->id, except) != 0);
 }
 
-/* To those of set s (NULL: none) that gets_echo says; hub lock held. */
-static size_t deliver_set_at(struct hub *h, const struct conn_set *s, struct frame *f, const struct hist_pos *pos,
-                             const char *except) {
+/* To those of set s (NULL: none) that gets_echo and their gate (hubsync.h) say, a message of stream
+ * (kind, name); hub lock held. */
+static size_t deliver_set_at(struct hub *h, const struct conn_set *s, char kind, const char *name, struct frame *f,
+                             const struct hist_pos *pos, const char *except) {
     size_t n = 0;
     struct hubh_msg m;
     hubh_begin_at(&m, f, pos);
     for (size_t i = 0; s && i < s->n; i++)
-        if (gets_echo(s->items[i], except)) n += (size_t)hubh_deliver(h, s->items[i], &m);
+        if (gets_echo(s->items[i], except) && hubs_pass(s->items[i], kind, name, pos))
+            n += (size_t)hubh_deliver(h, s->items[i], &m);
     hubh_end(&m);
     return n;
 }
@@ -38,7 +41,7 @@ size_t hub_deliver_local_user_at(struct hub *h, const char *user, struct frame *
                                  const char *except) {
     pthread_rwlock_rdlock(&h->lock);
     struct user *u = dict_get(h->users, user);
-    size_t n = deliver_set_at(h, u ? &u->conns : NULL, f, pos, except);
+    size_t n = deliver_set_at(h, u ? &u->conns : NULL, 'u', user, f, pos, except);
     pthread_rwlock_unlock(&h->lock);
     return n;
 }
@@ -47,7 +50,7 @@ size_t hub_deliver_local_room_at(struct hub *h, const char *room, struct frame *
                                  const char *except) {
     pthread_rwlock_rdlock(&h->lock);
     struct room *r = dict_get(h->rooms, room);
-    size_t n = deliver_set_at(h, r ? &r->members : NULL, f, pos, except);
+    size_t n = deliver_set_at(h, r ? &r->members : NULL, 'r', room, f, pos, except);
     pthread_rwlock_unlock(&h->lock);
     return n;
 }
@@ -58,7 +61,8 @@ size_t hub_deliver_local_all_at(struct hub *h, struct frame *f, const struct his
     struct hubh_msg m;
     hubh_begin_at(&m, f, pos);
     for (struct conn *c = h->head; c; c = c->next)
-        if (!c->echo && !c->pending && gets_echo(c, except)) n += (size_t)hubh_deliver(h, c, &m);
+        if (!c->echo && !c->pending && gets_echo(c, except) && hubs_pass(c, 'b', NULL, pos))
+            n += (size_t)hubh_deliver(h, c, &m);
     hubh_end(&m);
     pthread_rwlock_unlock(&h->lock);
     return n;

@@ -31,6 +31,17 @@ size_t hub_deliver_local_room_at(struct hub *h, const char *room, struct frame *
                                  const char *except);
 size_t hub_deliver_local_all_at(struct hub *h, struct frame *f, const struct hist_pos *pos, const char *except);
 size_t hub_deliver_local_all(struct hub *h, struct frame *f);
+/* The answer to hub_engine.read_streams, one per stream asked, in order: where it stands (`now`), and
+ * with a `since` whether the messages after it were all held (r: HIST_RECOVERED, with them in
+ * `replay`, texts as delivered without a position) or not; HIST_FAILED when Redis could not tell.
+ * Takes the replays. Implemented by hubsync.c. */
+struct hub_stream_got {
+    enum hist_resume r;
+    struct hist_pos now;
+    struct hist_replay replay;
+};
+void hub_streams_read(struct hub *h, const char *conn_id, const struct hub_stream_want *w, struct hub_stream_got *g,
+                      size_t n);
 size_t hub_deliver_local_room(struct hub *h, const char *room, struct frame *f);
 /* Another node's API disconnect: hub_close_user on this node's connections only. */
 size_t hub_close_local_user(struct hub *h, const char *user, uint16_t code, const char *reason);

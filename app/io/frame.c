@@ -48,6 +48,20 @@ struct frame *frame_parts(enum ws_opcode opcode, const struct frame_part *parts,
     return f;
 }
 
+struct frame *frame_concat(struct frame *const *a, size_t n) {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) len += a[i]->len;
+    struct frame *f = malloc(sizeof *f + len);
+    if (!f) return NULL;
+    f->refs = 1;
+    f->len = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(f->bytes + f->len, a[i]->bytes, a[i]->len);
+        f->len += a[i]->len;
+    }
+    return f;
+}
+
 struct frame *frame_new(enum ws_opcode opcode, const void *payload, size_t len) {
     struct frame_part one = {payload, len};
     return frame_parts(opcode, &one, 1);

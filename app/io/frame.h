@@ -36,6 +36,9 @@ struct frame_part {
     size_t len;
 };
 struct frame *frame_parts(enum ws_opcode opcode, const struct frame_part *parts, size_t n);
+/* Frames a[0..n) written one after the other, as one: what an outbox slot (outbox.h) is filled with
+ * when its answer is several messages (a welcome and its replay). NULL when out of memory. */
+struct frame *frame_concat(struct frame *const *a, size_t n);
 /* A close frame carrying `code` and a reason (cut to fit the 125-byte control limit); code 0 gives
  * an empty close, the answer to a close that carried no code. */
 struct frame *frame_close(uint16_t code, const char *reason);
