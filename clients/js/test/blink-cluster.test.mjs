@@ -17,7 +17,7 @@ import {
 // The cluster, the library (user tgt, in room hall) through the proxy and HAProxy, and the flooding
 // peer src (also in hall) on a node other than the library's (so that killing the library's node
 // leaves the flood going). Runs fn with all of it, then ends everything; a failure carries the nodes'
-// output.
+// output and counters.
 async function withCluster(historySize, fn) {
   const cluster = await startCluster({ args: ['--history-size', String(historySize)] });
   const proxy = await startProxy(cluster.haproxy.port);
@@ -35,7 +35,7 @@ async function withCluster(historySize, fn) {
     await fn({ cluster, proxy, sb, src, srcNode, first, ...seen });
     failed = false;
   } catch (e) {
-    e.message += `\n${cluster.output()}`;
+    e.message += `\n${await cluster.report()}`;
     throw e;
   } finally {
     sb.close();

@@ -175,8 +175,17 @@ export async function startCluster({ n = 3, args = [] } = {}) {
       await nodes[i].kill();
       nodes[i] = null;
     },
-    /** The nodes' output, for a failure message. */
-    output: () => nodes.map((node, i) => `--- node${i}\n${node ? node.output().slice(-3000) : '(killed)'}`).join('\n'),
+    /** For a failure message: each node's output, and its cluster and history counters not at 0
+     * (switchboard_cluster_sends_refused_total, say, is a send that never reached the user's stream). */
+    async report() {
+      const parts = await Promise.all(nodes.map(async (node, i) => {
+        if (!node) return `--- node${i} (killed)`;
+        const m = await httpGet(node.port, '/metrics');
+        const counters = (m?.body ?? '').split('\n').filter((l) => /^switchboard_(cluster|history)_\S+ [1-9]/.test(l));
+        return `--- node${i}: ${counters.join(', ')}\n${node.output().slice(-3000)}`;
+      }));
+      return parts.join('\n');
+    },
   };
 }
 

@@ -96,14 +96,25 @@ export async function blink(proxy, sb) {
   await reconnect(sb);
 }
 
-/** Every stream got exactly 0..total-1, in order, nothing twice (after waiting, bounded, for the last). */
+/** Every stream got exactly 0..total-1, in order, nothing twice (after waiting, bounded, for the last);
+ * a failure names what is missing, doubled or out of place. */
 export async function assertEveryMessageOnce(got, total) {
-  for (const k of STREAMS)
-    await until(() => got[k].length >= total, 20000 * SLOW, `${k}: ${got[k].length} of ${total}`);
+  const complete = () => STREAMS.every((k) => got[k].length >= total);
+  const end = Date.now() + 20000 * SLOW;
+  while (!complete() && Date.now() < end) await sleep(20);
   await sleep(200); // anything more would be a duplicate
   for (const k of STREAMS) {
-    assert.equal(got[k].length, total, `${k}: ${got[k].length} received, ${total} sent`);
-    assert.ok(got[k].every((v, i) => v === i), `${k} in order, no gap, no duplicate`);
+    const list = got[k];
+    if (list.length === total && list.every((v, i) => v === i)) continue;
+    const counts = new Map();
+    for (const v of list) counts.set(v, (counts.get(v) || 0) + 1);
+    const missing = [];
+    for (let v = 0; v < total; v++) if (!counts.has(v)) missing.push(v);
+    const twice = [...counts].filter(([, c]) => c > 1).map(([v]) => v);
+    const misplaced = list.findIndex((v, i) => v !== i);
+    assert.fail(`${k}: ${list.length} received, ${total} sent; missing ${missing.slice(0, 20)}` +
+      `${missing.length > 20 ? ` (${missing.length})` : ''}; twice ${twice.slice(0, 20)}; first out of place at ` +
+      `${misplaced}: ${JSON.stringify(list.slice(Math.max(0, misplaced - 3), misplaced + 3))}`);
   }
 }
 
