@@ -483,6 +483,8 @@ static redisAsyncContext *open_connection(struct cluster *c, struct redis_ev *ev
     else if (c->url.password[0])
         redisAsyncCommand(ac, NULL, NULL, "AUTH %s", c->url.password);
     if (select_db && c->url.db) redisAsyncCommand(ac, NULL, NULL, "SELECT %d", c->url.db);
+    /* so that CLIENT LIST tells an operator (and the tests) which node and which connection is which */
+    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME switchboard-%s-%s", c->node, select_db ? "cmd" : "sub");
     return ac;
 }
 

@@ -1,18 +1,25 @@
-/* clusterhist: streams in Redis (--redis with history on): the Lua script that gives each message of a
- * stream its position, and the commands that run it.
+/* clusterhist: streams and their history in Redis (--redis with history on): the Lua scripts that give
+ * each message of a stream its position and keep it, and that read where a connection's streams stand
+ * and what it recovers; the commands that run them.
  *
- * Per stream (a user's "u:NAME", a room's "r:NAME", the broadcast stream "b": history.h's keys) a hash PREFIX.meta.KEY holds the stream's epoch
- * ("e", drawn by the node whose message created the stream) and the offset of its last message ("o").
- * The script, which Redis runs atomically, reads or creates the epoch, adds one to the offset, renews
- * the hash's TTL (--history-ttl: an idle stream costs nothing after it, and its next message starts a
- * new epoch) and PUBLISHes the message with its position (clustermsg.h's kind u) on the stream's
- * channel, to every node subscribed to it, the sender's too. So every node gets one stream's messages
- * in one order with the same positions (two tabs of a user on two nodes see the same offsets), and
- * live delivery is in offset order. After Centrifugo's Redis engine.
+ * Per stream (a user's "u:NAME", a room's "r:NAME", the broadcast stream "b": history.h's keys) a hash
+ * PREFIX.meta.KEY holds the stream's epoch ("e", drawn by the node that created the stream) and the
+ * offset of its last message ("o"), and a Redis stream PREFIX.hist.KEY its last --history-size messages,
+ * each entry's id its offset. The positioning script, which Redis runs atomically, reads or creates the
+ * epoch, adds one to the offset, appends the message (XADD MAXLEN), renews both keys' TTL
+ * (--history-ttl: an idle stream costs nothing after it, and its next message starts a new epoch) and
+ * PUBLISHes the message with its position (clustermsg.h's kind u) on the stream's channel, to every
+ * node subscribed to it, the sender's too. So every node gets one stream's messages in one order with
+ * the same positions (two tabs of a user on two nodes see the same offsets), live delivery is in
+ * offset order, and whatever a read finds in the history was published before it, whatever it does
+ * not find after it (hubsync.h builds on that). The read script gives, per stream, the epoch (created
+ * if need be), the last offset and, for a `since`, every message after it or "not recovered": all or
+ * nothing, as history.h. After Centrifugo's Redis engine.
  *
- * The script is loaded (SCRIPT LOAD) on each new connection ahead of any EVALSHA, pipelined, so nothing
- * waits for it; a NOSCRIPT (a SCRIPT FLUSH meanwhile) is answered by running that message again with
- * EVAL, which loads the script again. A message Redis refuses or never answers is counted dropped.
+ * The scripts are loaded (SCRIPT LOAD) on each new connection ahead of any EVALSHA, pipelined, so
+ * nothing waits for them; a NOSCRIPT (a SCRIPT FLUSH meanwhile) is answered by running that command
+ * again with EVAL, which loads the script again. A message Redis refuses or never answers is counted
+ * dropped; a read it cannot answer is answered failed to the hub, always once.
  *
  * Threads: chist_item on any thread (pure); the rest on the engine thread, like clustercmd.h. */
 #ifndef SB_CLUSTERHIST_H

@@ -59,6 +59,8 @@ static const struct {
                                    "Sends to a user not listed here that Redis did not answer in time or at all"},
     [M_CLUSTER_READS_FAILED] = {"switchboard_cluster_history_reads_failed_total",
                                 "Stream positions and recoveries Redis could not read (the answer: not recovered)"},
+    [M_CLUSTER_GAPS_READ] = {"switchboard_cluster_gaps_read_total",
+                             "Holes in a stream's live offsets (messages lost between Redis and this node), read from Redis"},
     [M_CLUSTER_SENDS_REFUSED] = {"switchboard_cluster_sends_refused_total",
                                  "Sends to a user not listed here answered not_found at once: too many sends waited for Redis's answer"},
     [M_CLUSTER_RECONNECTS] = {"switchboard_cluster_reconnects_total", "Attempts to connect to Redis after the first"},

@@ -38,6 +38,7 @@ enum metric {
     M_CLUSTER_WELCOMES_UNROUTED,
     M_CLUSTER_ASKS_UNANSWERED,
     M_CLUSTER_READS_FAILED,  /* clusterhist.h: a connection's streams Redis could not read */
+    M_CLUSTER_GAPS_READ,     /* hubsync.h: holes in a stream's live offsets, read from Redis */
     M_CLUSTER_SENDS_REFUSED, /* pendsend.h: a send to an unlisted user past the bound of waiting ones */
     M_CLUSTER_RECONNECTS,
     M__COUNT

@@ -31,7 +31,7 @@ static size_t deliver_set_at(struct hub *h, const struct conn_set *s, char kind,
     struct hubh_msg m;
     hubh_begin_at(&m, f, pos);
     for (size_t i = 0; s && i < s->n; i++)
-        if (gets_echo(s->items[i], except) && hubs_pass(s->items[i], kind, name, pos))
+        if (hubs_pass(h, s->items[i], kind, name, pos) && gets_echo(s->items[i], except))
             n += (size_t)hubh_deliver(h, s->items[i], &m);
     hubh_end(&m);
     return n;
@@ -61,7 +61,7 @@ size_t hub_deliver_local_all_at(struct hub *h, struct frame *f, const struct his
     struct hubh_msg m;
     hubh_begin_at(&m, f, pos);
     for (struct conn *c = h->head; c; c = c->next)
-        if (!c->echo && !c->pending && gets_echo(c, except) && hubs_pass(c, 'b', NULL, pos))
+        if (!c->echo && !c->pending && hubs_pass(h, c, 'b', NULL, pos) && gets_echo(c, except))
             n += (size_t)hubh_deliver(h, c, &m);
     hubh_end(&m);
     pthread_rwlock_unlock(&h->lock);

@@ -99,12 +99,12 @@ static void ask(struct hub *h, struct conn *c, struct gate *const *gs, size_t n)
 /* With the user's and the broadcast stream's gates, 0 and 1; NULL when out of memory. */
 static struct hub_sync *sync_new(void) {
     struct hub_sync *s = calloc(1, sizeof *s);
-    if (s && !(s->g = calloc(4, sizeof *s->g))) {
+    if (s && !(s->g = calloc(2, sizeof *s->g))) {
         free(s);
         return NULL;
     }
     if (!s) return NULL;
-    s->cap = 4;
+    s->cap = 2;
     s->n = 2;
     s->g[0].kind = 'u';
     s->g[1].kind = 'b';
@@ -152,14 +152,23 @@ void hubs_left(struct conn *c, const char *room) {
     else *g = c->sync->g[--c->sync->n];
 }
 
-int hubs_pass(struct conn *c, char kind, const char *name, const struct hist_pos *pos) {
+int hubs_pass(struct hub *h, struct conn *c, char kind, const char *name, const struct hist_pos *pos) {
     struct gate *g = find(c->sync, kind, name ? name : "");
     if (!g) return 1;
     if (g->shut) {
         if (pos->offset > g->skipped.offset || strcmp(pos->epoch, g->skipped.epoch) != 0) g->skipped = *pos;
         return 0;
     }
-    if (g->at.epoch[0] && strcmp(g->at.epoch, pos->epoch) == 0 && pos->offset <= g->at.offset) return 0;
+    int same = g->at.epoch[0] && strcmp(g->at.epoch, pos->epoch) == 0;
+    if (same && pos->offset <= g->at.offset) return 0;
+    if (same && pos->offset > g->at.offset + 1) { /* a hole: read it, and leave this one to the read */
+        metrics_add(M_CLUSTER_GAPS_READ, 1);
+        struct hist_pos at = g->at;
+        gate_shut(c->sync, g, &at);
+        g->skipped = *pos;
+        ask(h, c, &g, 1);
+        return 0;
+    }
     g->at = *pos;
     return 1;
 }
@@ -216,8 +225,16 @@ static size_t add_replay(struct frame **out, size_t k, struct hist_replay *r) {
     return k;
 }
 
-/* After an answer: g opens at the position read, or reads again if it left out a later message. */
-static void settle(struct hub *h, struct conn *c, struct gate *g, const struct hub_stream_got *got) {
+/* After an answer: g opens at the position read, or reads again if it left out a later message. A
+ * read of what the connection missed while live (reread: a hole, or what its gate left out) that Redis
+ * no longer holds, or cannot tell, would be a silent hole: the connection is closed instead, and its
+ * client, coming back from its position, is told `recovered: false`. */
+static void settle(struct hub *h, struct conn *c, struct gate *g, const struct hub_stream_got *got, int reread) {
+    if (reread && got->r != HIST_RECOVERED) {
+        g->shut = 0;
+        outbox_close(h->ob, &c->out, 1013, "messages lost on their way: reconnect to recover");
+        return;
+    }
     if (got->r == HIST_FAILED) { /* Redis could not tell: live messages go through as they come */
         g->at = (struct hist_pos){0};
         g->shut = 0;
@@ -273,7 +290,7 @@ static void answer_locked(struct hub *h, struct conn *c, const struct hub_stream
     frame_unref(all);
     free(out);
     for (size_t i = n; i-- > 0;) { /* backwards: dropping a left room's gate moves the last one */
-        settle(h, c, gs[i], &got[i]);
+        settle(h, c, gs[i], &got[i], slot == NULL);
         if (gs[i]->left && !gs[i]->shut) gate_drop(h, c, gs[i]);
     }
 }

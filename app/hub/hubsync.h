@@ -13,7 +13,8 @@
  * stores it), so only messages past the read's position can have been left out: if one was, the gate
  * reads again from there (at most HUBS_REREADS_MAX times, then the connection is closed 1013 and comes
  * back), else it opens at that position and lets through only later offsets, so a live message read
- * already is never delivered twice. The user's stream is read only once this node's route to the user
+ * already is never delivered twice; and an open gate that sees an offset jump (a message lost between
+ * Redis and this node: its subscriber connection dropped and came back) reads the hole the same way. The user's stream is read only once this node's route to the user
  * is confirmed (hub.c's held welcome): from then on every later message of the user reaches this node.
  *
  * Threads and locks: all of it runs under the hub lock: exclusive for the welcome, joins, leaves,
@@ -39,8 +40,11 @@ void hubs_released(struct hub *h, struct conn *c);
 void hubs_joined(struct hub *h, struct conn *c, const char *room, const struct hist_pos *since);
 /* c left `room`. Exclusive lock. */
 void hubs_left(struct conn *c, const char *room);
-/* Whether a message of stream (kind, name) at `pos` goes to c now. Shared lock, engine thread. */
-int hubs_pass(struct conn *c, char kind, const char *name, const struct hist_pos *pos);
+/* Whether a message of stream (kind, name) at `pos` goes to c now (its own publish and broadcast too,
+ * which the caller then leaves out: the gate sees every offset). A hole (an offset past the next, which
+ * only a message lost on its way from Redis makes: Redis hands every node every message of the streams
+ * it serves) is read from Redis like a recovery. Shared lock, engine thread. */
+int hubs_pass(struct hub *h, struct conn *c, char kind, const char *name, const struct hist_pos *pos);
 /* Frees c's gates, letting go of the places they reserved. Exclusive lock. */
 void hubs_free(struct hub *h, struct conn *c);
 

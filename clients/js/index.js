@@ -262,7 +262,8 @@ export class Switchboard {
       this.emit('recovery', event);
     }
     if (s.recovered === true) return;
-    this.positions.set(key, { epoch: s.epoch, offset: s.offset });
+    if (s.epoch === '') this.positions.delete(key); // unknown (a cluster whose Redis is down): the next message says
+    else this.positions.set(key, { epoch: s.epoch, offset: s.offset });
   }
 
   delivered(msg) {

@@ -44,6 +44,12 @@ def wait_port(port, timeout):
     raise AssertionError("nothing listens on 127.0.0.1:%d after %.0f s" % (port, timeout))
 
 
+def bulk_end(data):
+    """Where a RESP bulk string that data starts with ends."""
+    head = data.split(b"\r\n", 1)[0]
+    return len(head) + 2 + int(head[1:]) + 2
+
+
 class Redis:
     """redis-server on a free port, no persistence. stop()/start() keep the port."""
 
@@ -71,6 +77,27 @@ class Redis:
             self.proc.send_signal(signal.SIGCONT)
             end_process(self.proc)
         self.proc = None
+
+    def command(self, *args):
+        """One command on a connection of its own; the reply, undecoded (a bulk string's bytes)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10 * SLOW) as s:
+            s.sendall(("*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args)).encode())
+            data = b""
+            while b"\r\n" not in data or (data.startswith(b"$") and len(data) < bulk_end(data)):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise AssertionError("Redis closed the connection: %r" % data)
+                data += chunk
+            head, _, rest = data.partition(b"\r\n")
+            return rest[:int(head[1:])] if head.startswith(b"$") else head
+
+    def kill_client(self, name):
+        """Closes the connection CLIENT SETNAME called `name` (a node's: switchboard-NODE-cmd or -sub)."""
+        for line in self.command("CLIENT", "LIST").decode().splitlines():
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            if fields.get("name") == name:
+                return self.command("CLIENT", "KILL", "ID", fields["id"])
+        raise AssertionError("no Redis client named %s" % name)
 
     def pause(self):
         self.proc.send_signal(signal.SIGSTOP)

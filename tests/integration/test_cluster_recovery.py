@@ -16,6 +16,7 @@ import time
 import unittest
 
 import harness
+import websockets
 from clusterkit import Cluster, ClusterTestCase, wait_users
 from harness import SLOW, open_router, recv_json, recv_until, run_async, send_json
 
@@ -44,6 +45,7 @@ async def acked(ws, i):
 
 class ClusterRecoveryTest(ClusterTestCase):
     NODES = 2
+    EXTRA_ARGS = ("--history-size", "1000")  # more than a flood sends while a node reconnects to Redis
 
     def test_a_client_recovers_on_another_node(self):
         async def go():
@@ -138,6 +140,43 @@ class ClusterRecoveryTest(ClusterTestCase):
         run_async(go(), timeout=120 * SLOW)
 
 
+    def test_messages_lost_on_their_way_to_a_node_are_read_from_history(self):
+        """Node B's subscriber connection is cut while messages to its client flow from node A: those
+        published before B subscribed again never reach B live; the next one shows the hole, which B
+        reads from the history, so the client still gets every offset once, in order."""
+        async def go():
+            a, b = self.ports
+            sender, _ = await open_router(a, "cg_sender")
+            tgt, welcome = await open_v2(b, "cg_tgt")
+            for p in self.ports:
+                await wait_users(p, ["cg_sender", "cg_tgt"])
+            before = self.cluster.nodes[1].metrics().get("switchboard_cluster_gaps_read_total", 0)
+            total, seen = 300, []
+            for i in range(total):
+                if i == 100:
+                    self.cluster.redis.kill_client("switchboard-node1-sub")
+                await send_json(sender, {"type": "send", "to": "cg_tgt", "data": i})
+                if i % 10 == 9:
+                    await asyncio.sleep(0.01)
+            self.cluster.wait_redis_up()
+            for p in self.ports:  # B lists the user again, so sends keep coming to it
+                await wait_users(p, ["cg_sender", "cg_tgt"])
+            await send_json(sender, {"type": "send", "to": "cg_tgt", "data": total, "id": "last"})
+            await acked(sender, "last")
+            while len(seen) < total + 1:
+                m, _ = await recv_until(tgt, is_message)
+                seen.append(m)
+            lost = [i for i in range(total + 1) if i not in {m["data"] for m in seen}]
+            self.assertEqual(lost, [])
+            self.assertEqual([m["data"] for m in seen], list(range(total + 1)))
+            first = seen[0]["offset"]
+            self.assertEqual([m["offset"] for m in seen], list(range(first, first + total + 1)))
+            self.assertGreater(self.cluster.nodes[1].metrics().get("switchboard_cluster_gaps_read_total", 0), before)
+            for ws in (sender, tgt):
+                await ws.close()
+        run_async(go(), timeout=120 * SLOW)
+
+
 class ClusterRecoveryTooOldTest(ClusterTestCase):
     NODES = 2
     EXTRA_ARGS = ("--history-size", "2")
@@ -160,6 +199,45 @@ class ClusterRecoveryTooOldTest(ClusterTestCase):
             self.assertEqual((m["data"], m["offset"]), ("live", pos["user"]["offset"] + 4))
             self.assertFalse([x for x in skipped if is_message(x)])
             for ws in (tgt, bob):
+                await ws.close()
+        run_async(go(), timeout=60 * SLOW)
+
+
+    def test_a_live_hole_past_the_history_closes_the_connection(self):
+        """Node B loses more of its client's messages on their way from Redis than the history holds:
+        rather than a silent hole, B closes the connection 1013, and the client, back from its
+        position, is told recovered: false."""
+        async def go():
+            a, b = self.ports
+            sender, _ = await open_router(a, "ch_sender")
+            tgt, welcome = await open_v2(b, "ch_tgt")
+            for p in self.ports:
+                await wait_users(p, ["ch_sender", "ch_tgt"])
+            await send_json(sender, {"type": "send", "to": "ch_tgt", "data": "first", "id": 0})
+            first, _ = await recv_until(tgt, is_message)
+            self.cluster.redis.kill_client("switchboard-node1-sub")
+            for i in range(1, 6):  # sent at once: B is still reconnecting when they are published
+                await send_json(sender, {"type": "send", "to": "ch_tgt", "data": i})
+            self.cluster.wait_redis_up()
+            for p in self.ports:
+                await wait_users(p, ["ch_sender", "ch_tgt"])
+            await send_json(sender, {"type": "send", "to": "ch_tgt", "data": "after", "id": "a"})
+            await acked(sender, "a")
+            got = []
+            try:
+                for _ in range(10):
+                    got.append(await recv_json(tgt))
+            except websockets.ConnectionClosed as e:
+                self.assertEqual(e.rcvd.code, 1013, got)
+            else:
+                self.fail("not closed: %r" % got)
+            msgs = [m for m in got if is_message(m)]  # before the hole only: nothing past it, no gap
+            self.assertNotIn("after", [m["data"] for m in msgs])
+            self.assertEqual([m["offset"] for m in msgs], list(range(first["offset"] + 1, first["offset"] + 1 + len(msgs))))
+            at = {"user": {"epoch": first["epoch"], "offset": first["offset"]}, "broadcast": welcome["streams"]["broadcast"]}
+            tgt, welcome = await open_v2(a, "ch_tgt", since_query(at))
+            self.assertIs(welcome["streams"]["user"]["recovered"], False)
+            for ws in (tgt, sender):
                 await ws.close()
         run_async(go(), timeout=60 * SLOW)
 
