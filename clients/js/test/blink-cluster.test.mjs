@@ -2,16 +2,17 @@
 // (roundrobin), the library reaching HAProxy through the test's proxy (proxy.mjs) and the flooding
 // peer connected to one node directly. History lives in Redis (docs/PROTOCOL.md, "Recovery
 // (protocol 2)"), so a reconnect that lands on another node recovers the same: every message once and
-// in order per stream after two blinks, and after the library's node is SIGKILLed; a gap older than the
-// history says recovered: false per stream, never a silent hole.
+// in order per stream after two blinks, after the library's node is SIGKILLed, and when Redis stalls
+// while the library is away; a gap older than the history says recovered: false per stream, never a
+// silent hole.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Switchboard } from '../index.js';
-import { nodeHolding, startCluster } from './cluster.mjs';
+import { httpGet, nodeHolding, startCluster } from './cluster.mjs';
 import { startProxy } from './proxy.mjs';
 import {
-  assertEveryMessageOnce, assertHoleAnnounced, blink, flood, peer, reconnect, record, sleep, RATE, WebSocket,
+  assertEveryMessageOnce, assertHoleAnnounced, blink, flood, peer, reconnect, record, sleep, BLINK_MS, RATE, WebSocket,
 } from './helpers.mjs';
 
 // The cluster, the library (user tgt, in room hall) through the proxy and HAProxy, and the flooding
@@ -81,6 +82,28 @@ test("the library's node SIGKILLed under the flood: back on another node, every 
     await assertEveryMessageOnce(s.got, total);
     assert.equal(s.recoveries.length, 3, JSON.stringify(s.recoveries));
     assert.ok(s.recoveries.every((r) => r.recovered), JSON.stringify(s.recoveries));
+  });
+});
+
+// While the library is away its user is listed on no node, so each send to it waits for Redis to say
+// which nodes took it; past 32 waiting per connection, a send is answered not_found at once, but its
+// message must still reach the user's stream.
+test('Redis stalls 300 ms while the library is away: sends that could not wait for it are recovered too', async () => {
+  await withCluster(5000, async (s) => {
+    const f = flood(s.src);
+    await sleep(1000);
+    s.proxy.blink(BLINK_MS);
+    await sleep(1000);
+    s.cluster.redis.pause();
+    await sleep(300);
+    s.cluster.redis.resume();
+    await reconnect(s.sb);
+    await sleep(1000);
+    f.stop();
+    await assertEveryMessageOnce(s.got, f.sent.user);
+    assert.ok(s.recoveries.length === 3 && s.recoveries.every((r) => r.recovered), JSON.stringify(s.recoveries));
+    const m = await httpGet(s.cluster.nodes[s.srcNode].port, '/metrics');
+    assert.match(m.body, /^switchboard_cluster_sends_refused_total [1-9]/m, 'no send was refused: the test tested nothing');
   });
 });
 

@@ -70,7 +70,9 @@ async function daemon(bin, args, port, what) {
   }
   return {
     output: () => output,
+    signal: (sig) => proc.kill(sig),
     async stop() {
+      proc.kill('SIGCONT');
       proc.kill('SIGTERM');
       if (!(await Promise.race([exited.then(() => true), sleep(10000 * SLOW)]))) {
         proc.kill('SIGKILL');
@@ -80,7 +82,7 @@ async function daemon(bin, args, port, what) {
   };
 }
 
-/** redis-server on a free port, no persistence. */
+/** redis-server on a free port, no persistence; pause() stops it (SIGSTOP) until resume(). */
 export async function startRedis() {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-redis-'));
@@ -88,6 +90,8 @@ export async function startRedis() {
     '--dir', dir], port, 'redis-server');
   return {
     url: `redis://127.0.0.1:${port}`,
+    pause: () => d.signal('SIGSTOP'),
+    resume: () => d.signal('SIGCONT'),
     async stop() {
       await d.stop();
       rmSync(dir, { recursive: true, force: true });
