@@ -169,14 +169,19 @@ static void done(struct cluster *c, struct item *it, long nodes) {
     free(it);
 }
 
-static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata) {
-    struct cluster *c = ac->data;
-    struct item *it = privdata;
-    redisReply *reply = r;
+/* A script's reply taken (counted in flight); 1 when it was NOSCRIPT and `again` (the EVAL, which loads
+ * the script anew) went out in its place, so there is nothing more to do with it. */
+static int reply_taken(redisAsyncContext *ac, redisReply *reply, struct item *it,
+                       int (*again)(struct cluster *c, struct item *it, int sha)) {
     int noscript = reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
-    cluster_on_reply(ac, noscript ? NULL : r, NULL);
-    if (noscript && run(c, it, 0) == 0) return;
-    done(c, it, reply && reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : UROUTE_UNANSWERED);
+    cluster_on_reply(ac, noscript ? NULL : reply, NULL);
+    return noscript && again(ac->data, it, 0) == 0;
+}
+
+static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata) {
+    redisReply *reply = r;
+    if (reply_taken(ac, reply, privdata, run)) return;
+    done(ac->data, privdata, reply && reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : UROUTE_UNANSWERED);
 }
 
 void chist_send(struct cluster *c, struct item *it) {
@@ -256,9 +261,7 @@ static void on_read_reply(redisAsyncContext *ac, void *r, void *privdata) {
     struct cluster *c = ac->data;
     struct item *it = privdata;
     redisReply *reply = r;
-    int noscript = reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
-    cluster_on_reply(ac, noscript ? NULL : r, NULL);
-    if (noscript && run_read(c, it, 0) == 0) return;
+    if (reply_taken(ac, reply, it, run_read)) return;
     struct read_ask ra;
     memcpy(&ra, it->buf, sizeof ra);
     struct hub_stream_got g[HUB_WANTS_MAX];

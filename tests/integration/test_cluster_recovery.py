@@ -3,8 +3,12 @@ protocol 2 client that leaves one node recovers on another, and what it recovers
 add up to every message once (app/hub/hubsync.c).
 
   another node      alice leaves node A; what was sent to her, to everyone and to her room meanwhile
-                    (from either node, while she had no connection at all) comes back on node B: the
-                    welcome and `joined` say recovered, the replay follows in order, before the join's ack
+                    (from either node, while she had no connection at all, and Redis's scripts
+                    flushed) comes back on node B: the welcome and `joined` say recovered, the replay
+                    follows in order, before the join's ack
+  lost on the way   a node's subscriber connection cut mid-flood: the hole is read from the history
+                    (every offset once, in order), or, past the history, the connection closed 1013
+                    and its client told recovered: false when it comes back
   too old           a position older than --history-size gives recovered: false and no replay
   under a flood     while messages to her stream go on from the other node, she reconnects with her
                     position again and again: every offset exactly once, in order
@@ -68,6 +72,8 @@ class ClusterRecoveryTest(ClusterTestCase):
             await alice.close()
             for p in self.ports:
                 await wait_users(p, ["cr_bob", "cr_carol"], absent=["cr_alice"])
+            # The scripts forgotten (SCRIPT FLUSH): the nodes run them again with EVAL, which loads them.
+            self.assertEqual(self.cluster.redis.command("SCRIPT", "FLUSH"), b"+OK")
             # Sent while alice has no connection anywhere, from both nodes.
             await send_json(bob, {"type": "send", "to": "cr_alice", "data": "two", "id": 2})
             self.assertEqual((await acked(bob, 2))[0]["code"], "not_found")
