@@ -109,11 +109,6 @@ test('Redis stalls 300 ms while the library is away: sends that could not wait f
 
 test('a gap older than the history, across nodes: recovered false per stream, never a silent hole', async () => {
   await withCluster(5, async (s) => { // 3 s at 500/s is 1500 messages per stream
-    const f = flood(s.src);
-    await sleep(500);
-    await blink(s.proxy, s.sb);
-    await sleep(500);
-    f.stop();
-    await assertHoleAnnounced(s, f.sent.user);
+    await assertHoleAnnounced(s);
   });
 });

@@ -50,11 +50,6 @@ test('two 3 s blinks under 500 msg/s per stream: every message once, in order, e
 
 test('a gap older than history: recovered false per stream, never a silent hole', async () => {
   const s = await setup(100); // 3 s at 500/s is 1500 messages per stream
-  const f = flood(s.src);
-  await sleep(500);
-  await blink(s.proxy, s.sb);
-  await sleep(500);
-  f.stop();
-  await assertHoleAnnounced(s, f.sent.user);
+  await assertHoleAnnounced(s);
   await teardown(s);
 });

@@ -118,9 +118,15 @@ export async function assertEveryMessageOnce(got, total) {
   }
 }
 
-/** A gap too old for the history: each stream said recovered: false, and what it got (up to the last
- * message, total - 1) is increasing with the hole in it. */
-export async function assertHoleAnnounced({ got, recoveries }, total) {
+/** A blink under the flood from s.src, too long for the history: each stream says recovered: false,
+ * and what it got (up to the last message) is increasing with the hole in it. */
+export async function assertHoleAnnounced({ proxy, sb, src, got, recoveries }) {
+  const f = flood(src);
+  await sleep(500);
+  await blink(proxy, sb);
+  await sleep(500);
+  f.stop();
+  const total = f.sent.user;
   await until(() => STREAMS.every((k) => got[k].at(-1) === total - 1), 20000 * SLOW, 'the last messages');
   const streams = recoveries.map((r) => `${r.stream}=${r.recovered}`).sort();
   assert.deepEqual(streams, ['broadcast=false', 'room=false', 'user=false']);
