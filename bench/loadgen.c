@@ -725,7 +725,7 @@ static void on_text(struct ws *c, const char *msg, size_t len, int64_t now) {
 
 /* plain: a text frame is one protocol message (switchboard, the ws and websocket peers).
  * socketio: Engine.IO v4 and Socket.IO v5 packets over the WebSocket transport (the Socket.IO peer,
- * bench/peers/socketio-redis-server.js). The server opens with `0{"sid":..}` (Engine.IO open), the
+ * bench/peers/socketio-redis-server.js, either adapter). The server opens with `0{"sid":..}` (Engine.IO open), the
  * client answers `40` (Socket.IO CONNECT to the namespace "/") and the server acknowledges with
  * `40{"sid":..}`; a protocol message is the event `42["msg",{..}]` in either direction; the server's
  * Engine.IO ping `2` must get a pong `3` within its pingTimeout. The peer's welcome arrives as such an
@@ -743,12 +743,22 @@ static void app_send(struct ws *c, const char *json, size_t len) {
     ws_send_pieces(c, 0x1, event, 3);
 }
 
+/* The length of an event's argument list `{..}` or `{..},"OFFSET"` without the offset: with connection
+ * state recovery on, the server appends each broadcast's stream offset (`1700000000000-0`) as a last
+ * argument, which is no part of the protocol message. */
+static size_t sio_strip_offset(const char *a, size_t len) {
+    if (len < 4 || a[len - 1] != '"') return len;
+    size_t i = len - 1;
+    while (i > 0 && a[i - 1] != '"') i--;
+    return i >= 3 && a[i - 2] == ',' && a[i - 3] == '}' ? i - 2 : len;
+}
+
 /* A Socket.IO packet (after the Engine.IO message type `4`) from the server. */
 static void sio_packet(struct ws *c, const char *p, size_t len, int64_t now) {
     const char *args = sio_event_head + 2; /* `["msg",`: what follows the EVENT packet type 2 */
     size_t head = strlen(args);
     if (len > 1 + head + 1 && p[0] == '2' && memcmp(p + 1, args, head) == 0 && p[len - 1] == ']') {
-        on_text(c, p + 1 + head, len - 1 - head - 1, now);
+        on_text(c, p + 1 + head, sio_strip_offset(p + 1 + head, len - 1 - head - 1), now);
     } else if (len >= 1 && (p[0] == '1' || p[0] == '4')) { /* DISCONNECT, CONNECT_ERROR: the session is over */
         if (++G.st.errors <= 5) say("%s: Socket.IO %s: %.*s", c->name, p[0] == '1' ? "disconnect" : "connect error",
                                     (int)(len < 200 ? len : 200), p);

@@ -6,12 +6,16 @@ import net from 'node:net';
 export async function startProxy(upstreamPort) {
   const sockets = new Set();
   let refuseUntil = 0;
+  let lastAccepted = 0;
   const server = net.createServer((client) => {
     if (Date.now() < refuseUntil) {
       client.resetAndDestroy();
       return;
     }
-    const up = net.connect(upstreamPort, '127.0.0.1');
+    lastAccepted = Date.now();
+    // no Nagle on either side: a relay must not hold back the small frames of a handshake
+    const up = net.connect({ port: upstreamPort, host: '127.0.0.1', noDelay: true });
+    client.setNoDelay(true);
     sockets.add(client);
     sockets.add(up);
     const end = () => {
@@ -28,6 +32,10 @@ export async function startProxy(upstreamPort) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: server.address().port,
+    /** When the last connection was let through (Date.now()), 0 if none was. */
+    get lastAccepted() {
+      return lastAccepted;
+    },
     /** Cuts every connection and refuses new ones for ms. */
     blink(ms) {
       refuseUntil = Date.now() + ms;
