@@ -153,11 +153,13 @@ static long hook_send_user(void *ctx, const char *user, const struct frame *f, i
 
 /* A send to a user this node does not list: the PUBLISH's reply says how many nodes hold it, told to
  * `answer` on the engine thread (userroute.h: within UROUTE_ASK_WAIT_MS); nobody waits for it. -1 at
- * once (no answer follows) while Redis is known to be down or the queue is full. */
+ * once (no answer follows) while Redis is known to be down or the queue is full. Without `answer`, a
+ * plain message to the user (as hook_send_user's). */
 static int hook_send_unlisted(void *ctx, const char *user, const struct frame *f, void (*answer)(void *arg, long nodes),
                               void *arg) {
     struct cluster *c = ctx;
     if (!engine_up(c)) return -1;
+    if (!answer) return queue_message(c, user_item(c, user, f), NULL);
     struct item *it = user_item(c, user, f);
     struct uroute_ask *a = it ? uroute_ask_new(answer, arg) : NULL;
     if (!a) {

@@ -136,7 +136,8 @@ long hub_send_user(struct hub *h, const char *user, struct frame *f);
 /* After HUB_UNLISTED: hands f to whichever nodes hold `user` (hub_engine.send_unlisted). 0, and
  * answer(arg, nodes) comes once, later, on the engine's thread: the nodes that took it, or -1 (none, or
  * Redis did not tell in time, counted); or -1 at once, and no answer, when it could not be handed over
- * (no engine, Redis down, the engine's queue full). Never waits. */
+ * (no engine, Redis down, the engine's queue full). Never waits. answer NULL: handed over the same,
+ * nobody told how it went. */
 int hub_ask_user(struct hub *h, const char *user, struct frame *f, void (*answer)(void *arg, long nodes), void *arg);
 /* A reply to c that is not known yet keeps its place among c's replies: a slot reserved now in c's
  * outbox (outbox_reserve), filled later by hub_fill_reply. c's own thread; NULL when c is closing or

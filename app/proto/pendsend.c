@@ -159,6 +159,7 @@ void pendsend_to(struct pendsend *ps, const char *user, struct frame *f) {
     }
     if (!ps->api && !ps->counted && !(ps->counted = table_take(ps->conn_id))) {
         metrics_add(M_CLUSTER_SENDS_REFUSED, 1); /* counts as found nowhere, as when Redis is slow */
+        hub_ask_user(ps->h, user, f, NULL, NULL); /* but still goes: its user's stream keeps it */
         return;
     }
     __atomic_add_fetch(&ps->shares, 1, __ATOMIC_ACQ_REL);

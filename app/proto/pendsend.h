@@ -11,8 +11,10 @@
  *
  * The sends waiting are a queue: at most PENDSEND_PER_CONN per connection and PENDSEND_MAX in all
  * (each holds its sender's later replies, and a few hundred bytes). Past either bound a target this
- * node does not list is not handed over and counts as not found, at once, counted in
- * switchboard_cluster_sends_refused_total; switchboard_cluster_sends_waiting is their number.
+ * node does not list counts as not found, at once, counted in switchboard_cluster_sends_refused_total,
+ * and the message is handed over all the same, nobody waiting for its answer: the user's stream keeps
+ * it for recovery (a reconnecting user would otherwise be told recovered: true over a hole).
+ * switchboard_cluster_sends_waiting is the number of sends waiting.
  *
  * Threads and ownership: the sender's thread makes a pendsend, sends through it and ends it (reply or
  * wait); from pendsend_reply on, it belongs to the answers: the thread that brings the last one fills

@@ -1,7 +1,8 @@
 // server.mjs: starts and stops the real switchboard binary for the browser tests.
 // startServer() runs $SWITCHBOARD_BIN (default: build/switchboard) on 127.0.0.1 (a free port, or the one given, so a test can
 // restart the server on the same port) with --root $SWITCHBOARD_SRC/www and any extra `args`, and waits, bounded, for
-// GET /healthz to answer 200. server.stop() sends SIGTERM and asserts the process exits 0 in time.
+// GET /healthz to answer 200. server.stop() sends SIGTERM and asserts the process exits 0 in time;
+// server.kill() ends it with SIGKILL (a node dying), after which stop() has nothing left to do.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -80,11 +81,19 @@ export async function startServer({ port, args: extra = [] } = {}) {
     await sleep(50);
   }
 
+  let killed = false;
   return {
     port,
     url: `http://127.0.0.1:${port}/`,
     output: () => output,
+    /** SIGKILL, as a crash or the OOM killer would; resolves once the process is gone. */
+    async kill() {
+      killed = true;
+      if (!exit) proc.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
+      if (killed) return;
       if (!exit) proc.kill('SIGTERM');
       const result = await Promise.race([exited, deadline(10_000 * SLOW)]);
       if (!result) {

@@ -19,6 +19,7 @@ from harness import (RECV_TIMEOUT, SLOW, Server, free_port, http_get, open_route
 
 REDIS_BIN = "/usr/bin/redis-server"
 HAPROXY_BIN = "/usr/sbin/haproxy"
+HAPROXY_CFG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "haproxy-cluster.cfg")
 NODE_TTL = 3  # seconds: --node-ttl of the test nodes
 
 
@@ -231,7 +232,7 @@ async def wait_users(port, want, absent=(), timeout=None):
 
 
 class HAProxy:
-    """haproxy 2.6, roundrobin over the given ports, its config in a temp dir."""
+    """haproxy 2.6, roundrobin over the given ports (haproxy-cluster.cfg), its config in a temp dir."""
 
     def __init__(self, ports):
         if not os.access(HAPROXY_BIN, os.X_OK):
@@ -239,22 +240,8 @@ class HAProxy:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="sb-haproxy-")
         servers = "\n".join("    server n%d 127.0.0.1:%d check inter 500ms" % (i, p) for i, p in enumerate(ports))
-        cfg = """global
-    maxconn 2000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout tunnel 1h
-frontend ws
-    bind 127.0.0.1:%d
-    default_backend nodes
-backend nodes
-    balance roundrobin
-    option httpchk GET /healthz
-%s
-""" % (self.port, servers)
+        with open(HAPROXY_CFG) as f:
+            cfg = f.read().format(port=self.port, servers=servers)
         self.cfg_path = os.path.join(self.dir, "haproxy.cfg")
         with open(self.cfg_path, "w") as f:
             f.write(cfg)

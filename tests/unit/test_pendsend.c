@@ -5,8 +5,9 @@
  * answer comes, in its place among the sender's replies (what followed it waits behind it); the
  * answers of several targets add up to one reply, `not_found` naming the missing ones in the order
  * they were sent to; a sender gone before the answer loses it and nothing else; past the bound of
- * sends waiting per connection, a further one is refused at once, counted; the server API waits for
- * the same answers. */
+ * sends waiting per connection, a further one is refused at once, counted, and handed over all the
+ * same (its user's stream keeps it) with nobody waiting for its answer; the server API waits for the
+ * same answers. */
 #include <pthread.h>
 #include <stdio.h>
 
@@ -156,8 +157,8 @@ static void test_sender_gone(void) {
     world_stop(&w);
 }
 
-/* PENDSEND_PER_CONN sends wait; the next is refused at once, counted, and not handed over; another
- * connection still has its own share. */
+/* PENDSEND_PER_CONN sends wait; the next is refused at once, counted, and handed over without an
+ * answer to wait for; another connection still has its own share. */
 static void test_bound(void) {
     struct world w;
     struct peer a, b;
@@ -167,11 +168,13 @@ static void test_bound(void) {
     CHECK_EQ_INT(nasks, PENDSEND_PER_CONN);
     CHECK_EQ_INT(pendsend_waiting(), PENDSEND_PER_CONN);
     say(&w, &a, "{\"type\":\"send\",\"to\":\"zoe\",\"data\":1,\"id\":9}");
-    CHECK_EQ_INT(nasks, PENDSEND_PER_CONN);
+    CHECK_EQ_INT(nasks, PENDSEND_PER_CONN + 1);
+    CHECK(asks[PENDSEND_PER_CONN].answer == NULL);
+    CHECK_EQ_INT(pendsend_waiting(), PENDSEND_PER_CONN);
     CHECK_EQ_INT(metrics_get(M_CLUSTER_SENDS_REFUSED), refused + 1);
     say(&w, &b, "{\"type\":\"send\",\"to\":\"zoe\",\"data\":1,\"id\":1}");
-    CHECK_EQ_INT(nasks, PENDSEND_PER_CONN + 1);
-    engine_answers(PENDSEND_PER_CONN, 1);
+    CHECK_EQ_INT(nasks, PENDSEND_PER_CONN + 2);
+    engine_answers(PENDSEND_PER_CONN + 1, 1);
     EXPECT(&b, "{\"type\":\"ack\",\"id\":1,\"delivered\":1}");
     EXPECT_NONE(&a); /* the refusal waits behind the sends before it */
     for (int i = 0; i < PENDSEND_PER_CONN; i++) engine_answers((size_t)i, 1);
